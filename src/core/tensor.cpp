@@ -5,6 +5,8 @@
 
 #include <vector>
 
+#include "fdpp/status.h"
+
 namespace fdpp {
 
 TensorView TensorView::contiguous(void* data, DType dtype, std::initializer_list<int64_t> shape,
@@ -37,6 +39,21 @@ bool TensorView::is_contiguous() const {
     s *= shape[static_cast<size_t>(d)];
   }
   return true;
+}
+
+TensorView TensorView::reshape(std::initializer_list<int64_t> new_shape) const {
+  TensorView t = contiguous(data, dtype, new_shape, device);
+  if (!is_contiguous() || t.numel() != numel())
+    throw Error(ErrorCode::kInternal, fmt::format("cannot reshape {} to {}", shape_string(), t.shape_string()));
+  return t;
+}
+
+TensorView TensorView::first_rows(int64_t n) const {
+  if (rank == 0 || n > shape[0])
+    throw Error(ErrorCode::kInternal, fmt::format("first_rows({}) of {}", n, shape_string()));
+  TensorView t = *this;
+  t.shape[0] = n;
+  return t;
 }
 
 std::string TensorView::shape_string() const {

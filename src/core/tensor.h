@@ -34,6 +34,11 @@ struct TensorView {
   bool is_contiguous() const;
   std::string shape_string() const;  // "[512, 64]"
 
+  // The same contiguous data seen with another shape of equal element count.
+  TensorView reshape(std::initializer_list<int64_t> new_shape) const;
+  // The first n entries along dim 0 (a contiguous prefix of a buffer sized for the maximum).
+  TensorView first_rows(int64_t n) const;
+
   // Row r of a rank-2 contiguous view, as a pointer to its first element.
   const void* row(int64_t r) const {
     return static_cast<const char*>(data) + static_cast<size_t>(r * stride[0]) * dtype_size(dtype);

@@ -1,0 +1,109 @@
+// Backend: the device-specific half of a forward pass. The model's forward is written once
+// (model/llama_model.cpp) against this interface; the CPU backend is the reference, the CUDA
+// backend the fast path. A backend executes ops on TensorViews it allocated itself; the metadata of
+// one step (which tokens, which cache slots) is handed over once per step by begin_step().
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace fdpp {
+
+// Geometry of the paged KV cache: per layer, K and V of [num_blocks, block_size, Hkv, hd].
+struct KvCacheShape {
+  int64_t num_layers = 0;
+  int64_t num_blocks = 0;
+  int64_t block_size = 0;
+  int64_t num_kv_heads = 0;
+  int64_t head_dim = 0;
+};
+
+// One forward step: the new tokens of S sequences, concatenated (prefill chunks and single
+// decode tokens mixed). T = tokens.size().
+struct StepBatch {
+  std::vector<int32_t> tokens;        // [T] token ids
+  std::vector<int32_t> positions;     // [T] position of each token in its sequence
+  std::vector<int32_t> token_seq;     // [T] sequence index (0..S-1) of each token
+  std::vector<int32_t> block_tables;  // [S, max_blocks_per_seq] cache block ids, -1 = unused
+  int32_t max_blocks_per_seq = 0;
+  std::vector<int32_t> logit_rows;    // [R] rows of T whose logits are wanted (last of each seq)
+
+  int64_t num_tokens() const { return static_cast<int64_t>(tokens.size()); }
+};
+
+// A device allocation with its view; freed by the backend that made it.
+class DeviceTensor {
+ public:
+  DeviceTensor() = default;
+  DeviceTensor(TensorView view, std::shared_ptr<void> owner) : view_(view), owner_(std::move(owner)) {}
+  const TensorView& view() const { return view_; }
+  TensorView& view() { return view_; }
+  bool empty() const { return view_.empty(); }
+
+ private:
+  TensorView view_;
+  std::shared_ptr<void> owner_;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual std::string name() const = 0;          // "cpu", "cuda:0 (NVIDIA H100 80GB HBM3)"
+  virtual DType activation_dtype() const = 0;    // dtype of activations and of the KV cache
+  // Read bandwidth ceiling in bytes/s for speed reports, 0 when not measured for this device.
+  virtual double read_bandwidth_ceiling() const { return 0.0; }
+
+  // ---- memory ----
+  // A contiguous buffer of `shape` on this backend (contents undefined).
+  virtual DeviceTensor allocate(DType dtype, std::initializer_list<int64_t> shape) = 0;
+  // A weight usable by the ops: the CPU backend returns `host` itself (it reads the mapped file);
+  // the CUDA backend uploads it once, converting F32 to its activation dtype.
+  virtual TensorView adopt_weight(const TensorView& host) = 0;
+  // An exact copy of a host table on this backend, dtype kept (CPU: `host` itself).
+  virtual TensorView upload(const TensorView& host) = 0;
+  // (Re)creates the KV cache; all previous contents are dropped.
+  virtual void init_kv_cache(const KvCacheShape& shape) = 0;
+
+  // ---- one step ----
+  // Hands over the step's metadata; ops below refer to it until the next begin_step().
+  virtual void begin_step(const StepBatch& batch) = 0;
+
+  // out [T, D] = table[tokens] for table [V, D]
+  virtual void embed(const TensorView& table, TensorView& out) = 0;
+  // out [R, D] = rmsnorm(x [R, D]) * weight [D]
+  virtual void rmsnorm(const TensorView& x, const TensorView& weight, float eps, TensorView& out) = 0;
+  // x [R, D] += residual [R, D]; then out [R, D] = rmsnorm(x) * weight. Fused on fast backends.
+  virtual void add_rmsnorm(TensorView& x, const TensorView& residual, const TensorView& weight,
+                           float eps, TensorView& out) = 0;
+  // out [M, N] = x [M, K] . w [N, K]^T (+ bias [N])
+  virtual void linear(const TensorView& x, const TensorView& w, const TensorView& bias, TensorView& out) = 0;
+  // x [T, H, hd] rotated in place by the step's positions; inv_freq [hd/2] fp32 (an adopted weight)
+  virtual void rope(TensorView& x, const TensorView& inv_freq) = 0;
+  // out [R, F] = silu(gate [R, F]) * up [R, F]
+  virtual void silu_mul(const TensorView& gate, const TensorView& up, TensorView& out) = 0;
+  // x [R, D] += y [R, D]
+  virtual void add(TensorView& x, const TensorView& y) = 0;
+  // Stores k, v [T, Hkv, hd] of layer `layer` into the step's cache slots.
+  virtual void kv_write(int64_t layer, const TensorView& k, const TensorView& v) = 0;
+  // Causal attention of q [T, Hq, hd] over the cache of `layer`; out [T, Hq, hd].
+  virtual void attention(int64_t layer, const TensorView& q, float scale, TensorView& out) = 0;
+  // out [R, D] = x [T, D] rows at the step's logit_rows
+  virtual void gather_rows(const TensorView& x, TensorView& out) = 0;
+  // Copies logits [R, V] to host fp32 (waits for the step to finish).
+  virtual void logits_to_host(const TensorView& logits, std::span<float> out) = 0;
+};
+
+enum class BackendKind { kAuto, kCpu, kCuda };
+
+// kAuto: CUDA when built with it and a device is present, else CPU. Throws fdpp::Error when the
+// kind asked for is not available, saying why.
+std::unique_ptr<Backend> create_backend(BackendKind kind);
+BackendKind parse_backend_kind(const std::string& name);  // "auto" | "cpu" | "cuda"
+
+}  // namespace fdpp

@@ -1,0 +1,131 @@
+#include "backend/cpu/cpu_backend.h"
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "fdpp/status.h"
+
+namespace fdpp {
+namespace {
+
+float* f32(TensorView& t) { return static_cast<float*>(t.data); }
+const float* f32(const TensorView& t) { return static_cast<const float*>(t.data); }
+
+void require_f32(const TensorView& t, const char* what) {
+  if (t.dtype != DType::kF32 || t.device != Device::kCpu || !t.is_contiguous())
+    throw Error(ErrorCode::kInternal,
+                fmt::format("cpu backend: {} must be a contiguous fp32 host tensor", what));
+}
+
+// Rows of a [rows, cols] activation (any rank: all but the last dim are rows).
+int64_t rows_of(const TensorView& t) { return t.numel() / t.dim(t.rank - 1); }
+
+}  // namespace
+
+DeviceTensor CpuBackend::allocate(DType dtype, std::initializer_list<int64_t> shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  const size_t bytes = static_cast<size_t>(n) * dtype_size(dtype);
+  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
+  if (p == nullptr)
+    throw Error(ErrorCode::kOutOfMemory, fmt::format("cpu backend: cannot allocate {} bytes", bytes));
+  std::shared_ptr<void> owner(p, [](void* q) { std::free(q); });
+  return DeviceTensor(TensorView::contiguous(p, dtype, shape), owner);
+}
+
+void CpuBackend::init_kv_cache(const KvCacheShape& shape) {
+  kv_shape_ = shape;
+  k_cache_.clear();
+  v_cache_.clear();
+  for (int64_t l = 0; l < shape.num_layers; ++l) {
+    k_cache_.push_back(allocate(DType::kF32, {shape.num_blocks, shape.block_size, shape.num_kv_heads, shape.head_dim}));
+    v_cache_.push_back(allocate(DType::kF32, {shape.num_blocks, shape.block_size, shape.num_kv_heads, shape.head_dim}));
+  }
+}
+
+cpu::PagedKv CpuBackend::layer_kv(int64_t layer) {
+  cpu::PagedKv kv;
+  kv.k = static_cast<float*>(k_cache_.at(static_cast<size_t>(layer)).view().data);
+  kv.v = static_cast<float*>(v_cache_.at(static_cast<size_t>(layer)).view().data);
+  kv.num_blocks = static_cast<int32_t>(kv_shape_.num_blocks);
+  kv.block_size = static_cast<int32_t>(kv_shape_.block_size);
+  kv.num_kv_heads = static_cast<int32_t>(kv_shape_.num_kv_heads);
+  kv.head_dim = static_cast<int32_t>(kv_shape_.head_dim);
+  return kv;
+}
+
+cpu::AttentionBatch CpuBackend::attention_batch() const {
+  cpu::AttentionBatch b;
+  b.positions = step_.positions;
+  b.token_seq = step_.token_seq;
+  b.block_tables = step_.block_tables;
+  b.max_blocks_per_seq = step_.max_blocks_per_seq;
+  return b;
+}
+
+void CpuBackend::begin_step(const StepBatch& batch) { step_ = batch; }
+
+void CpuBackend::embed(const TensorView& table, TensorView& out) {
+  require_f32(out, "embed output");
+  cpu::embed(table, step_.tokens, f32(out));
+}
+
+void CpuBackend::rmsnorm(const TensorView& x, const TensorView& weight, float eps, TensorView& out) {
+  require_f32(x, "rmsnorm input");
+  require_f32(out, "rmsnorm output");
+  cpu::rmsnorm(f32(x), weight, eps, rows_of(x), f32(out));
+}
+
+void CpuBackend::add_rmsnorm(TensorView& x, const TensorView& residual, const TensorView& weight,
+                             float eps, TensorView& out) {
+  add(x, residual);
+  rmsnorm(x, weight, eps, out);
+}
+
+void CpuBackend::linear(const TensorView& x, const TensorView& w, const TensorView& bias, TensorView& out) {
+  require_f32(x, "linear input");
+  require_f32(out, "linear output");
+  cpu::linear(f32(x), rows_of(x), w, bias, f32(out));
+}
+
+void CpuBackend::rope(TensorView& x, const TensorView& inv_freq) {
+  require_f32(x, "rope input");
+  require_f32(inv_freq, "rope inv_freq");
+  const std::span<const float> freqs(f32(inv_freq), static_cast<size_t>(inv_freq.numel()));
+  cpu::rope_rotate_half(f32(x), x.dim(0), x.dim(1), x.dim(2), step_.positions, freqs);
+}
+
+void CpuBackend::silu_mul(const TensorView& gate, const TensorView& up, TensorView& out) {
+  cpu::silu_mul(f32(gate), f32(up), gate.numel(), f32(out));
+}
+
+void CpuBackend::add(TensorView& x, const TensorView& y) {
+  require_f32(x, "add input");
+  require_f32(y, "add input");
+  cpu::add_inplace(f32(x), f32(y), x.numel());
+}
+
+void CpuBackend::kv_write(int64_t layer, const TensorView& k, const TensorView& v) {
+  cpu::kv_write(layer_kv(layer), f32(k), f32(v), attention_batch());
+}
+
+void CpuBackend::attention(int64_t layer, const TensorView& q, float scale, TensorView& out) {
+  cpu::attention(f32(q), q.dim(1), layer_kv(layer), attention_batch(), scale, f32(out));
+}
+
+void CpuBackend::gather_rows(const TensorView& x, TensorView& out) {
+  const int64_t cols = x.dim(x.rank - 1);
+  for (size_t r = 0; r < step_.logit_rows.size(); ++r) {
+    std::memcpy(f32(out) + static_cast<int64_t>(r) * cols,
+                f32(x) + static_cast<int64_t>(step_.logit_rows[r]) * cols,
+                static_cast<size_t>(cols) * sizeof(float));
+  }
+}
+
+void CpuBackend::logits_to_host(const TensorView& logits, std::span<float> out) {
+  std::memcpy(out.data(), logits.data, std::min(out.size_bytes(), logits.nbytes()));
+}
+
+}  // namespace fdpp

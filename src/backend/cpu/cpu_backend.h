@@ -1,0 +1,49 @@
+// CpuBackend: the reference backend. fp32 activations and KV cache; weights read in place from
+// the mapped checkpoint in their stored dtype (F32/F16/BF16). Every op is a cpu_ops.h call.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/cpu/cpu_ops.h"
+
+namespace fdpp {
+
+class CpuBackend final : public Backend {
+ public:
+  std::string name() const override { return "cpu"; }
+  DType activation_dtype() const override { return DType::kF32; }
+
+  DeviceTensor allocate(DType dtype, std::initializer_list<int64_t> shape) override;
+  TensorView adopt_weight(const TensorView& host) override { return host; }
+  TensorView upload(const TensorView& host) override { return host; }
+  void init_kv_cache(const KvCacheShape& shape) override;
+
+  void begin_step(const StepBatch& batch) override;
+  void embed(const TensorView& table, TensorView& out) override;
+  void rmsnorm(const TensorView& x, const TensorView& weight, float eps, TensorView& out) override;
+  void add_rmsnorm(TensorView& x, const TensorView& residual, const TensorView& weight, float eps,
+                   TensorView& out) override;
+  void linear(const TensorView& x, const TensorView& w, const TensorView& bias, TensorView& out) override;
+  void rope(TensorView& x, const TensorView& inv_freq) override;
+  void silu_mul(const TensorView& gate, const TensorView& up, TensorView& out) override;
+  void add(TensorView& x, const TensorView& y) override;
+  void kv_write(int64_t layer, const TensorView& k, const TensorView& v) override;
+  void attention(int64_t layer, const TensorView& q, float scale, TensorView& out) override;
+  void gather_rows(const TensorView& x, TensorView& out) override;
+  void logits_to_host(const TensorView& logits, std::span<float> out) override;
+
+ private:
+  cpu::PagedKv layer_kv(int64_t layer);
+  cpu::AttentionBatch attention_batch() const;
+
+  KvCacheShape kv_shape_;
+  // Per layer [num_blocks, block_size, Hkv, hd] fp32, left uninitialised: pages are touched only
+  // as sequences fill them, and attention reads only slots that were written.
+  std::vector<DeviceTensor> k_cache_;
+  std::vector<DeviceTensor> v_cache_;
+  StepBatch step_;
+};
+
+}  // namespace fdpp

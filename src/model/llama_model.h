@@ -1,0 +1,63 @@
+// LlamaModel: the Llama-family forward pass, written once against the Backend interface.
+// One call of forward() runs a StepBatch (prefill chunks and decode tokens of many sequences
+// together) and returns the logits of the rows the batch asks for.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "backend/backend.h"
+#include "model/config.h"
+#include "model/weights.h"
+
+namespace fdpp {
+
+class LlamaModel {
+ public:
+  // host_weights: views into the checkpoint; each is adopted by the backend (uploaded on GPU).
+  LlamaModel(const ModelConfig& config, const LlamaWeights& host_weights, Backend& backend);
+
+  const ModelConfig& config() const { return config_; }
+  Backend& backend() { return backend_; }
+
+  // Runs one step. The batch's tokens must already have cache blocks in its block tables.
+  // logits: resized to [R, V] fp32, R = batch.logit_rows.size().
+  void forward(const StepBatch& batch, std::vector<float>& logits);
+
+  // Bytes of weights one decode step streams (all but the embedding table, which is gathered;
+  // the LM head counts even when tied): the numerator of the bandwidth figure.
+  size_t weight_bytes_per_step() const { return weight_bytes_per_step_; }
+  // KV-cache bytes per token of context per decode step (K and V, all layers).
+  size_t kv_bytes_per_token() const;
+
+ private:
+  // Activation buffers sized for `tokens` rows and `logit_rows` logit rows (grown on demand).
+  struct Activations {
+    int64_t capacity_tokens = 0;
+    int64_t capacity_rows = 0;
+    DeviceTensor x;        // [T, D]   residual stream
+    DeviceTensor h;        // [T, D]   normalised input of a block
+    DeviceTensor q;        // [T, Hq*hd]
+    DeviceTensor k;        // [T, Hkv*hd]
+    DeviceTensor v;        // [T, Hkv*hd]
+    DeviceTensor attn;     // [T, Hq*hd] attention output
+    DeviceTensor out;      // [T, D]   o_proj / down_proj output, added to x
+    DeviceTensor gate;     // [T, F]
+    DeviceTensor up;       // [T, F]
+    DeviceTensor last;     // [R, D]   rows whose logits are wanted
+    DeviceTensor last_n;   // [R, D]   the same after the final norm
+    DeviceTensor logits;   // [R, V]
+  };
+  void reserve(int64_t tokens, int64_t rows);
+
+  ModelConfig config_;
+  Backend& backend_;
+  LlamaWeights weights_;     // adopted by the backend
+  std::vector<float> inv_freq_host_;  // [hd/2] fp32 RoPE frequencies (host copy; the CPU reads it)
+  TensorView inv_freq_;               // the same, adopted by the backend
+  Activations act_;
+  size_t weight_bytes_per_step_ = 0;
+};
+
+}  // namespace fdpp

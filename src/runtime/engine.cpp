@@ -1,0 +1,349 @@
+// EngineImpl: requests -> sequences -> one StepBatch per step -> LlamaModel::forward -> sampling.
+// Scheduling: every running sequence gets its decode token each step; prompt tokens fill the rest
+// of the step's token budget in chunks; waiting requests are admitted while the batch has room
+// and the KV cache has blocks for the whole request (prompt + max_tokens), so none is preempted.
+#include "fdpp/engine.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <map>
+#include <optional>
+
+#include "backend/backend.h"
+#include "core/progress.h"
+#include "model/config.h"
+#include "model/llama_model.h"
+#include "model/weight_store.h"
+#include "model/weights.h"
+#include "runtime/kv_blocks.h"
+#include "runtime/sampler.h"
+#include "runtime/stop_matcher.h"
+#include "tokenizer/tokenizer.h"
+
+namespace fdpp {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+struct Sequence {
+  uint64_t id = 0;
+  GenerationRequest request;
+  TokenCallback callback;
+  std::vector<int32_t> tokens;        // prompt + generated
+  int64_t num_cached = 0;             // tokens whose K/V are in the cache
+  std::vector<int32_t> blocks;        // block table
+  Sampler sampler;
+  std::optional<StreamDecoder> decoder;
+  StopMatcher stop_matcher;
+  FinishReason finish = FinishReason::kNone;
+  Clock::time_point submitted, first_token, last_token;
+
+  Sequence(uint64_t id_, GenerationRequest req, TokenCallback cb, const Tokenizer& tok)
+      : id(id_),
+        request(std::move(req)),
+        callback(std::move(cb)),
+        tokens(request.prompt),
+        sampler(request.sampling),
+        stop_matcher(request.stop.stop_strings),
+        submitted(Clock::now()) {
+    decoder.emplace(tok, request.prompt);
+  }
+  int64_t generated() const { return static_cast<int64_t>(tokens.size() - request.prompt.size()); }
+};
+
+class EngineImpl final : public Engine {
+ public:
+  explicit EngineImpl(const EngineOptions& options);
+
+  const Tokenizer& tokenizer() const override { return tokenizer_; }
+  const ModelConfig& config() const override { return config_; }
+  std::string backend_name() const override { return backend_->name(); }
+  int64_t max_context() const override { return max_context_; }
+
+  uint64_t submit(GenerationRequest request, TokenCallback callback) override;
+  void cancel(uint64_t request_id) override;
+  bool step() override;
+  bool idle() const override { return running_.empty() && waiting_.empty(); }
+  RequestStats stats(uint64_t request_id) const override;
+
+  size_t weight_bytes_per_step() const override { return model_->weight_bytes_per_step(); }
+  size_t kv_bytes_per_token() const override { return model_->kv_bytes_per_token(); }
+  double read_bandwidth_ceiling() const override { return backend_->read_bandwidth_ceiling(); }
+
+ private:
+  void admit_waiting();
+  StepBatch build_step(std::vector<Sequence*>& with_logits);
+  void on_logits(Sequence& seq, std::span<float> logits);
+  void emit(Sequence& seq, int32_t token, std::string text, FinishReason finish);
+  void retire_finished();
+  RequestStats stats_of(const Sequence& seq) const;
+
+  EngineOptions options_;
+  ModelConfig config_;
+  Tokenizer tokenizer_;
+  WeightStore store_;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<LlamaModel> model_;
+  std::optional<KvBlockAllocator> blocks_;
+  int64_t max_context_ = 0;
+  std::vector<int64_t> model_eos_;
+
+  uint64_t next_id_ = 1;
+  std::deque<std::unique_ptr<Sequence>> waiting_;
+  std::vector<std::unique_ptr<Sequence>> running_;
+  std::map<uint64_t, RequestStats> finished_stats_;
+  std::vector<float> logits_;
+};
+
+ModelConfig load_config_checked(const EngineOptions& options) {
+  if (!std::filesystem::is_directory(options.model_dir))
+    throw Error(ErrorCode::kNotFound,
+                fmt::format("model directory '{}' does not exist", options.model_dir.string()));
+  return load_model_config(options.model_dir);
+}
+
+EngineImpl::EngineImpl(const EngineOptions& options)
+    : options_(options),
+      config_(load_config_checked(options)),
+      tokenizer_(Tokenizer::load(options.model_dir)),
+      store_(WeightStore::open(options.model_dir)) {
+  if (options.max_batch_size <= 0 || options.max_step_tokens <= 0 || options.kv_block_size <= 0)
+    throw Error(ErrorCode::kInvalidArgument,
+                "engine: max_batch_size, max_step_tokens and kv_block_size must be positive");
+  const LlamaWeights host_weights = bind_llama_weights(store_, config_);
+  if (options.show_progress) {
+    ProgressBar bar("loading " + options.model_dir.filename().string(), store_.total_bytes());
+    store_.prefetch([&](size_t done, size_t) { bar.update(done); });
+    bar.finish();
+  }
+  backend_ = create_backend(parse_backend_kind(options.backend));
+  model_ = std::make_unique<LlamaModel>(config_, host_weights, *backend_);
+
+  max_context_ = config_.context_limit();
+  if (options.max_context > 0) max_context_ = std::min(max_context_, options.max_context);
+  const int64_t kv_tokens =
+      options.kv_cache_tokens > 0 ? options.kv_cache_tokens : options.max_batch_size * max_context_;
+  const int64_t num_blocks = (kv_tokens + options.kv_block_size - 1) / options.kv_block_size;
+  blocks_.emplace(num_blocks, options.kv_block_size);
+  KvCacheShape kv;
+  kv.num_layers = config_.num_hidden_layers;
+  kv.num_blocks = num_blocks;
+  kv.block_size = options.kv_block_size;
+  kv.num_kv_heads = config_.num_key_value_heads;
+  kv.head_dim = config_.head_dim;
+  backend_->init_kv_cache(kv);
+
+  model_eos_ = config_.eos_token_ids;
+  for (int32_t id : tokenizer_.eos_ids())
+    if (std::find(model_eos_.begin(), model_eos_.end(), id) == model_eos_.end()) model_eos_.push_back(id);
+}
+
+uint64_t EngineImpl::submit(GenerationRequest request, TokenCallback callback) {
+  const auto n_prompt = static_cast<int64_t>(request.prompt.size());
+  if (n_prompt == 0) throw Error(ErrorCode::kInvalidArgument, "the prompt is empty (0 tokens)");
+  if (request.stop.max_tokens <= 0)
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("max_tokens must be at least 1, found {}", request.stop.max_tokens));
+  if (n_prompt >= max_context_)
+    throw Error(ErrorCode::kOutOfRange,
+                fmt::format("the prompt has {} tokens; the context holds {} (prompt + at least one "
+                            "generated token must fit)", n_prompt, max_context_));
+  if (n_prompt + request.stop.max_tokens > max_context_)
+    throw Error(ErrorCode::kOutOfRange,
+                fmt::format("prompt ({} tokens) + max_tokens ({}) = {} exceeds the context of {} tokens",
+                            n_prompt, request.stop.max_tokens, n_prompt + request.stop.max_tokens,
+                            max_context_));
+  const int64_t vocab = config_.vocab_size;
+  for (size_t i = 0; i < request.prompt.size(); ++i)
+    if (request.prompt[i] < 0 || request.prompt[i] >= vocab)
+      throw Error(ErrorCode::kOutOfRange, fmt::format("prompt token {} at index {} is outside the "
+                                                      "vocabulary [0, {})", request.prompt[i], i, vocab));
+  if (blocks_->blocks_for_tokens(n_prompt + request.stop.max_tokens) > blocks_->num_blocks())
+    throw Error(ErrorCode::kOutOfRange,
+                fmt::format("the request needs {} KV-cache tokens; the cache holds {}",
+                            n_prompt + request.stop.max_tokens,
+                            blocks_->num_blocks() * blocks_->block_size()));
+  validate(request.sampling);
+  if (request.stop.eos_ids.empty()) request.stop.eos_ids = model_eos_;
+  const uint64_t id = next_id_++;
+  waiting_.push_back(std::make_unique<Sequence>(id, std::move(request), std::move(callback), tokenizer_));
+  return id;
+}
+
+void EngineImpl::cancel(uint64_t request_id) {
+  for (auto& s : running_)
+    if (s->id == request_id && s->finish == FinishReason::kNone) emit(*s, -1, {}, FinishReason::kCancelled);
+  for (auto& s : waiting_)
+    if (s->id == request_id && s->finish == FinishReason::kNone) emit(*s, -1, {}, FinishReason::kCancelled);
+  std::erase_if(waiting_, [](const auto& s) { return s->finish != FinishReason::kNone; });
+  retire_finished();
+}
+
+void EngineImpl::admit_waiting() {
+  while (!waiting_.empty() && static_cast<int64_t>(running_.size()) < options_.max_batch_size) {
+    Sequence& s = *waiting_.front();
+    const int64_t need = blocks_->blocks_for_tokens(static_cast<int64_t>(s.tokens.size()) +
+                                                    s.request.stop.max_tokens);
+    if (!blocks_->allocate(need, s.blocks)) break;  // wait for running sequences to free blocks
+    running_.push_back(std::move(waiting_.front()));
+    waiting_.pop_front();
+  }
+}
+
+StepBatch EngineImpl::build_step(std::vector<Sequence*>& with_logits) {
+  StepBatch b;
+  int32_t max_blocks = 0;
+  for (auto& s : running_) max_blocks = std::max(max_blocks, static_cast<int32_t>(s->blocks.size()));
+  b.max_blocks_per_seq = max_blocks;
+  // Decode tokens first (one per sequence, always), then prompt chunks in arrival order within
+  // what is left of the step's token budget.
+  std::vector<Sequence*> order;
+  auto pending = [](const Sequence* s) { return static_cast<int64_t>(s->tokens.size()) - s->num_cached; };
+  for (auto& s : running_) if (pending(s.get()) == 1) order.push_back(s.get());
+  int64_t budget = options_.max_step_tokens - static_cast<int64_t>(order.size());
+  for (auto& s : running_) if (pending(s.get()) > 1) order.push_back(s.get());
+  int32_t seq_index = 0;
+  for (Sequence* s : order) {
+    int64_t take = pending(s);
+    if (take > 1) {
+      take = std::min(take, budget);
+      if (take <= 0) continue;
+      budget -= take;
+    }
+    for (int64_t i = 0; i < take; ++i) {
+      const int64_t pos = s->num_cached + i;
+      b.tokens.push_back(s->tokens[static_cast<size_t>(pos)]);
+      b.positions.push_back(static_cast<int32_t>(pos));
+      b.token_seq.push_back(seq_index);
+    }
+    std::vector<int32_t> row(static_cast<size_t>(max_blocks), -1);
+    std::copy(s->blocks.begin(), s->blocks.end(), row.begin());
+    b.block_tables.insert(b.block_tables.end(), row.begin(), row.end());
+    s->num_cached += take;
+    if (s->num_cached == static_cast<int64_t>(s->tokens.size())) {
+      b.logit_rows.push_back(static_cast<int32_t>(b.tokens.size() - 1));
+      with_logits.push_back(s);
+    }
+    ++seq_index;
+  }
+  return b;
+}
+
+bool EngineImpl::step() {
+  admit_waiting();
+  if (running_.empty()) return !waiting_.empty();
+  std::vector<Sequence*> with_logits;
+  const StepBatch batch = build_step(with_logits);
+  model_->forward(batch, logits_);
+  const auto V = static_cast<size_t>(config_.vocab_size);
+  for (size_t r = 0; r < with_logits.size(); ++r)
+    on_logits(*with_logits[r], std::span<float>(logits_.data() + r * V, V));
+  retire_finished();
+  return !idle();
+}
+
+void EngineImpl::on_logits(Sequence& seq, std::span<float> logits) {
+  const int32_t token = seq.sampler.sample(logits, seq.tokens);
+  const auto now = Clock::now();
+  if (seq.generated() == 0) seq.first_token = now;
+  seq.last_token = now;
+  const auto& eos = seq.request.stop.eos_ids;
+  if (!seq.request.stop.ignore_eos && std::find(eos.begin(), eos.end(), token) != eos.end()) {
+    emit(seq, token, {}, FinishReason::kEos);
+    return;
+  }
+  seq.tokens.push_back(token);
+  std::string text = seq.stop_matcher.push(seq.decoder->push(token));
+  if (seq.stop_matcher.stopped()) {
+    emit(seq, token, std::move(text), FinishReason::kStopString);
+  } else if (seq.generated() >= seq.request.stop.max_tokens) {
+    emit(seq, token, std::move(text), FinishReason::kLength);
+  } else {
+    emit(seq, token, std::move(text), FinishReason::kNone);
+  }
+}
+
+void EngineImpl::emit(Sequence& seq, int32_t token, std::string text, FinishReason finish) {
+  if (finish != FinishReason::kNone && finish != FinishReason::kStopString &&
+      !seq.stop_matcher.stopped())
+    text += seq.stop_matcher.push(seq.decoder->flush()) + seq.stop_matcher.flush();
+  seq.finish = finish;
+  TokenEvent ev;
+  ev.request_id = seq.id;
+  ev.token = token;
+  ev.text = std::move(text);
+  ev.finish = finish;
+  if (seq.callback && !seq.callback(ev) && finish == FinishReason::kNone) {
+    seq.finish = FinishReason::kCancelled;
+    TokenEvent last;
+    last.request_id = seq.id;
+    last.finish = FinishReason::kCancelled;
+    seq.callback(last);
+  }
+}
+
+void EngineImpl::retire_finished() {
+  for (auto& s : running_) {
+    if (s->finish == FinishReason::kNone) continue;
+    blocks_->release(s->blocks);
+    finished_stats_[s->id] = stats_of(*s);
+  }
+  std::erase_if(running_, [](const auto& s) { return s->finish != FinishReason::kNone; });
+}
+
+RequestStats EngineImpl::stats_of(const Sequence& s) const {
+  RequestStats st;
+  st.prompt_tokens = static_cast<int64_t>(s.request.prompt.size());
+  st.generated_tokens = s.generated() + (s.finish == FinishReason::kEos ? 1 : 0);
+  if (st.generated_tokens > 0) {
+    st.prefill_seconds = seconds_between(s.submitted, s.first_token);
+    st.decode_seconds = seconds_between(s.first_token, s.last_token);
+  }
+  return st;
+}
+
+RequestStats EngineImpl::stats(uint64_t request_id) const {
+  if (auto it = finished_stats_.find(request_id); it != finished_stats_.end()) return it->second;
+  for (const auto& s : running_) if (s->id == request_id) return stats_of(*s);
+  return {};
+}
+
+}  // namespace
+
+const char* finish_reason_name(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kNone: return "none";
+    case FinishReason::kEos: return "stop";
+    case FinishReason::kStopString: return "stop";
+    case FinishReason::kLength: return "length";
+    case FinishReason::kCancelled: return "cancelled";
+  }
+  return "none";
+}
+
+std::unique_ptr<Engine> Engine::create(const EngineOptions& options) {
+  return std::make_unique<EngineImpl>(options);
+}
+
+GenerationResult Engine::generate(GenerationRequest request, const TokenCallback& on_token) {
+  GenerationResult result;
+  const uint64_t id = submit(std::move(request), [&](const TokenEvent& ev) {
+    if (ev.token >= 0 && ev.finish != FinishReason::kEos) result.tokens.push_back(ev.token);
+    result.text += ev.text;
+    if (ev.finish != FinishReason::kNone) result.finish = ev.finish;
+    return on_token ? on_token(ev) : true;
+  });
+  while (result.finish == FinishReason::kNone && step()) {
+  }
+  result.stats = stats(id);
+  return result;
+}
+
+}  // namespace fdpp
