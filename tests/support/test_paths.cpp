@@ -39,10 +39,14 @@ std::string read_file(const std::filesystem::path& path) {
 }
 
 CommandResult run_command(const std::string& command_line) {
+  // The command goes through a bash script file, so tests may use bash quoting ($'\xff') freely.
   TempDir tmp;
+  const auto script = tmp / "cmd.sh";
+  write_file(script, command_line + "\n");
   const auto out_path = tmp / "stdout";
   const auto err_path = tmp / "stderr";
-  const std::string full = command_line + " >'" + out_path.string() + "' 2>'" + err_path.string() + "' </dev/null";
+  const std::string full = "bash '" + script.string() + "' >'" + out_path.string() + "' 2>'" +
+                           err_path.string() + "' </dev/null";
   const int status = std::system(full.c_str());
   CommandResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;

@@ -31,7 +31,7 @@ class TempDir {
 void write_file(const std::filesystem::path& path, const std::string& bytes);
 std::string read_file(const std::filesystem::path& path);
 
-// Result of running a command line through /bin/sh: exit status and captured streams.
+// Result of running a command line through bash: exit status and captured streams.
 struct CommandResult {
   int exit_code = -1;
   std::string out;
