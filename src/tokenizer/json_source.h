@@ -21,6 +21,8 @@ class JsonSource {
  public:
   // Reads and parses path; throws kNotFound (missing), kIo (unreadable) or kParse (bad JSON).
   static JsonSource read(const std::filesystem::path& path);
+  // An already-parsed document (tests, generated configs); `name` stands for the file in messages.
+  static JsonSource from_json(std::string name, json root) { return JsonSource(std::move(name), std::move(root)); }
 
   const json& root() const { return root_; }
   const std::string& name() const { return name_; }
