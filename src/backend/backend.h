@@ -58,6 +58,9 @@ class Backend {
   virtual DType activation_dtype() const = 0;    // dtype of activations and of the KV cache
   // Read bandwidth ceiling in bytes/s for speed reports, 0 when not measured for this device.
   virtual double read_bandwidth_ceiling() const { return 0.0; }
+  // Attention rows recomputed by the online-softmax fallback since start (FlashDecoding++'s
+  // unified max value did not cover them). Always 0 on backends without the async softmax.
+  virtual uint64_t softmax_fallback_rows() const { return 0; }
 
   // ---- memory ----
   // A contiguous buffer of `shape` on this backend (contents undefined).
@@ -103,7 +106,8 @@ enum class BackendKind { kAuto, kCpu, kCuda };
 
 // kAuto: CUDA when built with it and a device is present, else CPU. Throws fdpp::Error when the
 // kind asked for is not available, saying why.
-std::unique_ptr<Backend> create_backend(BackendKind kind);
+// weight_dtype: the checkpoint's dtype, which picks the GPU activation dtype (bf16 stays bf16).
+std::unique_ptr<Backend> create_backend(BackendKind kind, DType weight_dtype = DType::kF16);
 BackendKind parse_backend_kind(const std::string& name);  // "auto" | "cpu" | "cuda"
 
 }  // namespace fdpp

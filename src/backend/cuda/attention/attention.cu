@@ -1,0 +1,316 @@
+// Split-KV attention with the asynchronized softmax (see attention.cuh), and its merge kernel,
+// which also recomputes out-of-range rows with the online softmax.
+#include <algorithm>
+#include <cmath>
+
+#include "backend/cuda/attention/attention.cuh"
+#include "backend/cuda/attention/attention_traits.h"
+#include "backend/cuda/cuda_utils.cuh"
+
+namespace fdpp::cuda {
+namespace {
+
+constexpr float kLog2e = 1.4426950408889634f;
+
+// Workspace layout: partial_acc [T, Hq, splits, hd] f32 | partial_sum [T, Hq, splits] f32 |
+// row_flags [T, Hq] i32 (1 = a score left the range, or the fast path did not run).
+struct Workspace {
+  float* acc;
+  float* sum;
+  int32_t* flags;
+};
+__host__ __device__ inline Workspace carve(void* base, int64_t tokens, int64_t hq, int64_t splits, int64_t hd) {
+  Workspace w;
+  w.acc = static_cast<float*>(base);
+  w.sum = w.acc + tokens * hq * splits * hd;
+  w.flags = reinterpret_cast<int32_t*>(w.sum + tokens * hq * splits);
+  return w;
+}
+
+__device__ __forceinline__ int64_t slot_offset(const int32_t* table, int32_t pos, int32_t block_size,
+                                               int64_t row_elems) {
+  return (int64_t{table[pos / block_size]} * block_size + pos % block_size) * row_elems;
+}
+
+// Grid (splits, Hkv, T). Each block handles the GQA group of query heads sharing one KV head,
+// for positions [split * split_size, ...) of its token's row. Lanes split a K/V row into 16-byte
+// pieces (kLanesPerRow lanes per row), so one warp reads kRowsPerWarp rows per iteration.
+template <typename T, int kHeadDim, int kMaxGroup>
+__global__ void __launch_bounds__(SplitKvTraits::kThreads)
+split_kv_kernel(const AttentionParams<T> p) {
+  using Tr = SplitKvTraits;
+  constexpr int kLanesPerRow = kHeadDim / 8;
+  constexpr int kRowsPerWarp = 32 / kLanesPerRow;
+  constexpr int kRowsPerIter = kRowsPerWarp * Tr::kWarps;
+
+  const int split = blockIdx.x, kv_head = blockIdx.y;
+  const int64_t t = blockIdx.z;
+  const int group = p.num_q_heads / p.kv.num_kv_heads;
+  const int kv_len = p.slots.positions[t] + 1;
+  const int begin = split * p.plan.split_size;
+  const int end = min(kv_len, begin + p.plan.split_size);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int row_lane = lane % kLanesPerRow, row_in_warp = lane / kLanesPerRow;
+  const int64_t row_elems = int64_t{p.kv.num_kv_heads} * kHeadDim;
+  const int32_t* table = p.slots.block_tables + int64_t{p.slots.token_seq[t]} * p.slots.max_blocks_per_seq;
+  const Workspace ws = carve(p.workspace, p.slots.tokens, p.num_q_heads, p.plan.num_splits, kHeadDim);
+
+  // q pre-scaled so that exp2(q.k - phi*log2e) = e^(s - phi)
+  float qf[kMaxGroup][8];
+  const float q_scale = p.scale * kLog2e;
+#pragma unroll
+  for (int g = 0; g < kMaxGroup; ++g) {
+    if (g < group) {
+      const T* q = p.q + (t * p.num_q_heads + kv_head * group + g) * kHeadDim + row_lane * 8;
+      unpack8<T>(*reinterpret_cast<const uint4*>(q), qf[g]);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) qf[g][i] *= q_scale;
+    }
+  }
+  const float phi2 = p.range.phi * kLog2e, lo2 = p.range.lo * kLog2e, hi2 = p.range.hi * kLog2e;
+  float acc[kMaxGroup][8] = {};
+  float sum[kMaxGroup] = {};
+  bool out_of_range = false;
+
+  const T* k_base = p.kv.k + int64_t{kv_head} * kHeadDim + row_lane * 8;
+  const T* v_base = p.kv.v + int64_t{kv_head} * kHeadDim + row_lane * 8;
+  // The loop bound is uniform across the warp, so every lane joins every shuffle.
+  for (int base = begin + warp * kRowsPerWarp; base < end; base += kRowsPerIter * Tr::kUnroll) {
+    uint4 kr[Tr::kUnroll], vr[Tr::kUnroll];
+    bool valid[Tr::kUnroll];
+#pragma unroll
+    for (int u = 0; u < Tr::kUnroll; ++u) {
+      const int pos = base + u * kRowsPerIter + row_in_warp;
+      valid[u] = pos < end;
+      if (valid[u]) {
+        const int64_t off = slot_offset(table, pos, p.kv.block_size, row_elems);
+        kr[u] = *reinterpret_cast<const uint4*>(k_base + off);
+        vr[u] = *reinterpret_cast<const uint4*>(v_base + off);
+      } else {
+        kr[u] = make_uint4(0, 0, 0, 0);
+        vr[u] = make_uint4(0, 0, 0, 0);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < Tr::kUnroll; ++u) {
+      float kf[8], vf[8];
+      unpack8<T>(kr[u], kf);
+      unpack8<T>(vr[u], vf);
+#pragma unroll
+      for (int g = 0; g < kMaxGroup; ++g) {
+        float s = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) s += qf[g][i] * kf[i];
+#pragma unroll
+        for (int off = kLanesPerRow / 2; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+        if (valid[u] && g < group) {
+          out_of_range |= (s < lo2) | (s > hi2);
+          const float e = exp2f(s - phi2);
+          sum[g] += e;
+#pragma unroll
+          for (int i = 0; i < 8; ++i) acc[g][i] += e * vf[i];
+        }
+      }
+    }
+  }
+
+  // Reduce over the rows a warp holds (lanes with the same row_lane), then over warps.
+#pragma unroll
+  for (int off = kLanesPerRow; off < 32; off <<= 1) {
+#pragma unroll
+    for (int g = 0; g < kMaxGroup; ++g) {
+      sum[g] += __shfl_xor_sync(0xffffffffu, sum[g], off);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) acc[g][i] += __shfl_xor_sync(0xffffffffu, acc[g][i], off);
+    }
+  }
+  __shared__ float smem_acc[Tr::kWarps][kMaxGroup][kHeadDim];
+  __shared__ float smem_sum[Tr::kWarps][kMaxGroup];
+  __shared__ int smem_oor;
+  if (threadIdx.x == 0) smem_oor = 0;
+  __syncthreads();
+  if (out_of_range) smem_oor = 1;
+  if (row_in_warp == 0) {
+#pragma unroll
+    for (int g = 0; g < kMaxGroup; ++g) {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) smem_acc[warp][g][row_lane * 8 + i] = acc[g][i];
+      if (row_lane == 0) smem_sum[warp][g] = sum[g];
+    }
+  }
+  __syncthreads();
+  for (int j = threadIdx.x; j < group * kHeadDim; j += Tr::kThreads) {
+    const int g = j / kHeadDim, d = j % kHeadDim;
+    float a = 0.0f;
+#pragma unroll
+    for (int w = 0; w < Tr::kWarps; ++w) a += smem_acc[w][g][d];
+    const int64_t row = t * p.num_q_heads + kv_head * group + g;
+    ws.acc[(row * p.plan.num_splits + split) * kHeadDim + d] = a;
+    if (d == 0) {
+      float s = 0.0f;
+#pragma unroll
+      for (int w = 0; w < Tr::kWarps; ++w) s += smem_sum[w][g];
+      ws.sum[row * p.plan.num_splits + split] = s;
+      if (smem_oor) ws.flags[row] = 1;
+    }
+  }
+}
+
+__device__ float merge_block_max(float v, float* scratch) {
+  for (int off = 16; off > 0; off >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
+  if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = v;
+  __syncthreads();
+  float m = scratch[0];
+  for (int w = 1; w < MergeTraits::kThreads / 32; ++w) m = fmaxf(m, scratch[w]);
+  __syncthreads();
+  return m;
+}
+
+// Grid (Hq, T). Sums the splits of one row; a flagged row (or any row when the fast path did not
+// run) is recomputed from the cache with the ordinary online softmax.
+template <typename T>
+__global__ void __launch_bounds__(MergeTraits::kThreads) merge_kernel(const AttentionParams<T> p) {
+  constexpr int kThreads = MergeTraits::kThreads;
+  const int h = blockIdx.x;
+  const int64_t t = blockIdx.y;
+  const int64_t row = t * p.num_q_heads + h;
+  const int hd = p.kv.head_dim;
+  const Workspace ws = carve(p.workspace, p.slots.tokens, p.num_q_heads, p.plan.num_splits, hd);
+  T* out = p.out + row * hd;
+
+  if (p.plan.fast_path && ws.flags[row] == 0) {
+    float total = 0.0f;
+    for (int s = 0; s < p.plan.num_splits; ++s) total += ws.sum[row * p.plan.num_splits + s];
+    const float inv = 1.0f / total;
+    for (int d = threadIdx.x; d < hd; d += kThreads) {
+      float a = 0.0f;
+      for (int s = 0; s < p.plan.num_splits; ++s) a += ws.acc[(row * p.plan.num_splits + s) * hd + d];
+      out[d] = from_float<T>(a * inv);
+    }
+    return;
+  }
+  if (p.plan.fast_path && threadIdx.x == 0 && p.fallback_rows != nullptr) atomicAdd(p.fallback_rows, 1ull);
+
+  // Online softmax: chunks of kThreads positions, one score per thread, running max m.
+  __shared__ float e_chunk[MergeTraits::kChunk];
+  __shared__ float scratch[kThreads / 32];
+  constexpr int kMaxDimsPerThread = 2;  // head_dim <= 256
+  float acc[kMaxDimsPerThread] = {};
+  float m = -INFINITY, total = 0.0f;
+  const int group = p.num_q_heads / p.kv.num_kv_heads;
+  const int kv_head = h / group;
+  const int kv_len = p.slots.positions[t] + 1;
+  const int64_t row_elems = int64_t{p.kv.num_kv_heads} * hd;
+  const int32_t* table = p.slots.block_tables + int64_t{p.slots.token_seq[t]} * p.slots.max_blocks_per_seq;
+  const T* q = p.q + row * hd;
+  for (int base = 0; base < kv_len; base += kThreads) {
+    const int pos = base + threadIdx.x;
+    float s = -INFINITY;
+    if (pos < kv_len) {
+      const T* k = p.kv.k + slot_offset(table, pos, p.kv.block_size, row_elems) + int64_t{kv_head} * hd;
+      s = 0.0f;
+      for (int d = 0; d < hd; ++d) s += to_float(q[d]) * to_float(k[d]);
+      s *= p.scale;
+    }
+    const float m_new = fmaxf(m, merge_block_max(s, scratch));
+    const float rescale = __expf(m - m_new);  // 0 on the first chunk (m = -inf)
+    const float e = pos < kv_len ? __expf(s - m_new) : 0.0f;
+    e_chunk[threadIdx.x] = e;
+    __syncthreads();
+    float chunk_sum = 0.0f;
+    const int n = min(kThreads, kv_len - base);
+    for (int j = 0; j < n; ++j) chunk_sum += e_chunk[j];
+    total = total * rescale + chunk_sum;
+#pragma unroll
+    for (int r = 0; r < kMaxDimsPerThread; ++r) {
+      const int d = threadIdx.x + r * kThreads;
+      if (d >= hd) break;
+      float a = acc[r] * rescale;
+      for (int j = 0; j < n; ++j) {
+        const T* v = p.kv.v + slot_offset(table, base + j, p.kv.block_size, row_elems) + int64_t{kv_head} * hd;
+        a += e_chunk[j] * to_float(v[d]);
+      }
+      acc[r] = a;
+    }
+    m = m_new;
+    __syncthreads();
+  }
+#pragma unroll
+  for (int r = 0; r < kMaxDimsPerThread; ++r) {
+    const int d = threadIdx.x + r * kThreads;
+    if (d < hd) out[d] = from_float<T>(acc[r] / total);
+  }
+}
+
+template <typename T, int kHeadDim>
+void launch_split(const AttentionParams<T>& p, int group, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>(p.plan.num_splits), static_cast<unsigned>(p.kv.num_kv_heads),
+                  static_cast<unsigned>(p.slots.tokens));
+  constexpr int kThreads = SplitKvTraits::kThreads;
+  if (group <= 1) split_kv_kernel<T, kHeadDim, 1><<<grid, kThreads, 0, stream>>>(p);
+  else if (group <= 2) split_kv_kernel<T, kHeadDim, 2><<<grid, kThreads, 0, stream>>>(p);
+  else if (group <= 4) split_kv_kernel<T, kHeadDim, 4><<<grid, kThreads, 0, stream>>>(p);
+  else split_kv_kernel<T, kHeadDim, 8><<<grid, kThreads, 0, stream>>>(p);
+}
+
+}  // namespace
+
+Status validate_softmax_range(const SoftmaxRange& r, int64_t max_context) {
+  // e^(hi - phi) * context * |v| must stay below fp32 max (~e^88.7); leave room for |v| up to e^8.
+  const double headroom = 88.0 - 8.0 - std::log(static_cast<double>(std::max<int64_t>(max_context, 1)));
+  if (!(r.lo < r.hi) || !(r.lo <= r.phi) || !(r.phi <= r.hi))
+    return {ErrorCode::kInvalidArgument, "softmax range: need lo <= phi <= hi with lo < hi"};
+  if (r.hi - r.phi > headroom)
+    return {ErrorCode::kInvalidArgument, "softmax range: hi - phi too large: e^(hi-phi) could overflow fp32"};
+  if (r.phi - r.lo > 80.0f)
+    return {ErrorCode::kInvalidArgument, "softmax range: phi - lo > 80: e^(lo-phi) would underflow fp32"};
+  return Status::ok();
+}
+
+AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
+                             int64_t max_kv_len, int sm_count) {
+  AttentionPlan plan;
+  const int64_t group = num_q_heads / num_kv_heads;
+  plan.fast_path = (head_dim == 64 || head_dim == 128) && group >= 1 && group <= 8;
+  if (plan.fast_path) {
+    const int64_t blocks_per_split = tokens * num_kv_heads;
+    const int64_t want = (int64_t{sm_count} * SplitKvTraits::kWavesTarget + blocks_per_split - 1) / blocks_per_split;
+    const int64_t max_splits = std::max<int64_t>(1, (max_kv_len + SplitKvTraits::kMinSplitPositions - 1) /
+                                                        SplitKvTraits::kMinSplitPositions);
+    plan.num_splits = static_cast<int32_t>(std::clamp<int64_t>(want, 1, max_splits));
+    const int64_t granule = 64;  // keeps every split a whole number of warp iterations
+    const int64_t size = (max_kv_len + plan.num_splits - 1) / plan.num_splits;
+    plan.split_size = static_cast<int32_t>((size + granule - 1) / granule * granule);
+    plan.num_splits = static_cast<int32_t>((max_kv_len + plan.split_size - 1) / plan.split_size);
+  }
+  const int64_t rows = tokens * num_q_heads;
+  plan.workspace_bytes = static_cast<size_t>(rows * plan.num_splits * (head_dim + 1)) * sizeof(float) +
+                         static_cast<size_t>(rows) * sizeof(int32_t);
+  return plan;
+}
+
+template <typename T>
+Status launch_attention(const AttentionParams<T>& p, cudaStream_t stream) {
+  if (p.slots.tokens <= 0) return Status::ok();
+  if (p.kv.head_dim > 2 * MergeTraits::kThreads)
+    return {ErrorCode::kUnsupported, "attention: head_dim above 256 is not supported"};
+  const int group = p.num_q_heads / p.kv.num_kv_heads;
+  const Workspace ws = carve(p.workspace, p.slots.tokens, p.num_q_heads, p.plan.num_splits, p.kv.head_dim);
+  if (p.plan.fast_path) {
+    if (cudaMemsetAsync(ws.flags, 0, static_cast<size_t>(p.slots.tokens * p.num_q_heads) * sizeof(int32_t),
+                        stream) != cudaSuccess)
+      return last_launch_status("attention flags");
+    if (p.kv.head_dim == 128) launch_split<T, 128>(p, group, stream);
+    else launch_split<T, 64>(p, group, stream);
+    const Status st = last_launch_status("attention split-kv");
+    if (!st.is_ok()) return st;
+  }
+  const dim3 grid(static_cast<unsigned>(p.num_q_heads), static_cast<unsigned>(p.slots.tokens));
+  merge_kernel<T><<<grid, MergeTraits::kThreads, 0, stream>>>(p);
+  return last_launch_status("attention merge");
+}
+
+template Status launch_attention<__half>(const AttentionParams<__half>&, cudaStream_t);
+template Status launch_attention<__nv_bfloat16>(const AttentionParams<__nv_bfloat16>&, cudaStream_t);
+
+}  // namespace fdpp::cuda

@@ -1,0 +1,296 @@
+#include "backend/cuda/cuda_backend.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/device_ceilings.h"
+#include "backend/cuda/pointwise/pointwise.cuh"
+
+namespace fdpp::cuda {
+namespace {
+
+// Calls f with a value of the C++ type of an activation dtype.
+template <typename F>
+void dispatch(DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::kF16: f(__half{}); return;
+    case DType::kBF16: f(__nv_bfloat16{}); return;
+    default: throw Error(ErrorCode::kInternal, fmt::format("cuda backend: activation dtype {}", dtype_name(dtype)));
+  }
+}
+
+template <typename T>
+T* ptr(const TensorView& t) {
+  return static_cast<T*>(t.data);
+}
+
+int64_t rows_of(const TensorView& t) { return t.numel() / t.dim(t.rank - 1); }
+
+}  // namespace
+
+CudaBackend::CudaBackend(int device, DType activation_dtype) : device_(device), dtype_(activation_dtype) {
+  if (dtype_ != DType::kF16 && dtype_ != DType::kBF16)
+    throw Error(ErrorCode::kUnsupported, fmt::format("cuda backend: activations must be F16 or BF16, not {}",
+                                                     dtype_name(dtype_)));
+  check(cudaSetDevice(device_), "cudaSetDevice");
+  cudaDeviceProp prop{};
+  check(cudaGetDeviceProperties(&prop, device_), "cudaGetDeviceProperties");
+  name_ = fmt::format("cuda:{} ({})", device_, prop.name);
+  ceiling_ = cuda::read_bandwidth_ceiling(prop.name);
+  sm_count_ = prop.multiProcessorCount;
+  check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+  gemm_ = std::make_unique<CublasLtLinear>(stream_);
+  fallback_counter_ = allocate_bytes(sizeof(unsigned long long), "fallback counter");
+  check(cudaMemsetAsync(fallback_counter_.view().data, 0, sizeof(unsigned long long), stream_), "memset");
+}
+
+CudaBackend::~CudaBackend() {
+  if (stream_ != nullptr) cudaStreamSynchronize(stream_);
+  gemm_.reset();
+  if (stream_ != nullptr) cudaStreamDestroy(stream_);
+}
+
+DeviceTensor CudaBackend::allocate_bytes(size_t bytes, const char* what) {
+  void* p = nullptr;
+  const cudaError_t err = cudaMalloc(&p, std::max<size_t>(bytes, 16));
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    size_t free_bytes = 0, total_bytes = 0;
+    cudaMemGetInfo(&free_bytes, &total_bytes);
+    throw Error(ErrorCode::kOutOfMemory,
+                fmt::format("{}: out of GPU memory: needs {} bytes ({:.2f} GiB), {} bytes ({:.2f} GiB) free of {:.2f} GiB",
+                            what, bytes, bytes / 1073741824.0, free_bytes, free_bytes / 1073741824.0,
+                            total_bytes / 1073741824.0));
+  }
+  std::shared_ptr<void> owner(p, [](void* q) { cudaFree(q); });
+  return DeviceTensor(TensorView::contiguous(p, DType::kI32, {static_cast<int64_t>(bytes / 4)}, Device::kCuda),
+                      owner);
+}
+
+DeviceTensor CudaBackend::allocate(DType dtype, std::initializer_list<int64_t> shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  DeviceTensor t = allocate_bytes(static_cast<size_t>(n) * dtype_size(dtype), "activation buffer");
+  t.view() = TensorView::contiguous(t.view().data, dtype, shape, Device::kCuda);
+  return t;
+}
+
+TensorView CudaBackend::upload(const TensorView& host) {
+  DeviceTensor d = allocate_bytes(host.nbytes(), "weight upload");
+  TensorView view = host;
+  view.data = d.view().data;
+  view.device = Device::kCuda;
+  check(cudaMemcpy(view.data, host.data, host.nbytes(), cudaMemcpyHostToDevice), "weight upload");
+  weights_.push_back(std::move(d));
+  return view;
+}
+
+TensorView CudaBackend::adopt_weight(const TensorView& host) {
+  if (host.dtype == dtype_) return upload(host);
+  // Another float dtype: widen to fp32 on the host, narrow to the activation dtype on the GPU.
+  std::vector<float> wide(static_cast<size_t>(host.numel()));
+  convert_to_float(host.data, host.dtype, wide.size(), wide.data());
+  DeviceTensor staging = allocate_bytes(wide.size() * sizeof(float), "weight conversion");
+  check(cudaMemcpy(staging.view().data, wide.data(), wide.size() * sizeof(float), cudaMemcpyHostToDevice),
+        "weight upload");
+  DeviceTensor d = allocate_bytes(static_cast<size_t>(host.numel()) * dtype_size(dtype_), "weight upload");
+  TensorView view = host;
+  view.data = d.view().data;
+  view.dtype = dtype_;
+  view.device = Device::kCuda;
+  dispatch(dtype_, [&](auto tag) {
+    using T = decltype(tag);
+    throw_if_error(launch_convert_from_f32<T>(static_cast<const float*>(staging.view().data), ptr<T>(view),
+                                              host.numel(), stream_));
+  });
+  check(cudaStreamSynchronize(stream_), "weight conversion");
+  weights_.push_back(std::move(d));
+  return view;
+}
+
+void CudaBackend::init_kv_cache(const KvCacheShape& shape) {
+  kv_shape_ = shape;
+  k_cache_.clear();
+  v_cache_.clear();
+  const size_t per_layer = static_cast<size_t>(shape.num_blocks * shape.block_size * shape.num_kv_heads *
+                                               shape.head_dim) * dtype_size(dtype_);
+  size_t free_bytes = 0, total_bytes = 0;
+  cudaMemGetInfo(&free_bytes, &total_bytes);
+  const size_t need = 2 * per_layer * static_cast<size_t>(shape.num_layers);
+  if (need > free_bytes)
+    throw Error(ErrorCode::kOutOfMemory,
+                fmt::format("KV cache of {} blocks x {} tokens does not fit: needs {} bytes ({:.2f} GiB), "
+                            "{} bytes ({:.2f} GiB) free; lower --kv-cache-tokens or the batch size",
+                            shape.num_blocks, shape.block_size, need, need / 1073741824.0, free_bytes,
+                            free_bytes / 1073741824.0));
+  for (int64_t l = 0; l < shape.num_layers; ++l) {
+    k_cache_.push_back(allocate(dtype_, {shape.num_blocks, shape.block_size, shape.num_kv_heads, shape.head_dim}));
+    v_cache_.push_back(allocate(dtype_, {shape.num_blocks, shape.block_size, shape.num_kv_heads, shape.head_dim}));
+  }
+  const Status st = validate_softmax_range(range_, shape.num_blocks * shape.block_size);
+  throw_if_error(st);
+}
+
+void CudaBackend::begin_step(const StepBatch& b) {
+  tokens_ = b.num_tokens();
+  rows_ = static_cast<int64_t>(b.logit_rows.size());
+  max_blocks_ = b.max_blocks_per_seq;
+  staging_.clear();
+  staging_.insert(staging_.end(), b.tokens.begin(), b.tokens.end());
+  staging_.insert(staging_.end(), b.positions.begin(), b.positions.end());
+  staging_.insert(staging_.end(), b.token_seq.begin(), b.token_seq.end());
+  staging_.insert(staging_.end(), b.logit_rows.begin(), b.logit_rows.end());
+  staging_.insert(staging_.end(), b.block_tables.begin(), b.block_tables.end());
+  const auto n = static_cast<int64_t>(staging_.size());
+  if (n > step_meta_capacity_) {
+    step_meta_capacity_ = std::max<int64_t>(n, 2 * step_meta_capacity_);
+    step_meta_ = allocate(DType::kI32, {step_meta_capacity_});
+  }
+  check(cudaMemcpyAsync(step_meta_.view().data, staging_.data(), static_cast<size_t>(n) * sizeof(int32_t),
+                        cudaMemcpyHostToDevice, stream_),
+        "step metadata");
+  // The same copy must finish before staging_ is reused by the next step.
+  check(cudaStreamSynchronize(stream_), "step metadata");
+
+  step_max_kv_len_ = 0;
+  for (int32_t p : b.positions) step_max_kv_len_ = std::max<int64_t>(step_max_kv_len_, p + 1);
+  attn_plan_valid_ = false;  // planned at the first attention call, which knows the head count
+}
+
+TokenSlots CudaBackend::slots() const {
+  const auto* base = static_cast<const int32_t*>(step_meta_.view().data);
+  TokenSlots s;
+  s.positions = base + tokens_;
+  s.token_seq = base + 2 * tokens_;
+  s.block_tables = base + 3 * tokens_ + rows_;
+  s.max_blocks_per_seq = max_blocks_;
+  s.tokens = tokens_;
+  return s;
+}
+
+void CudaBackend::embed(const TensorView& table, TensorView& out) {
+  dispatch(dtype_, [&](auto tag) {
+    using T = decltype(tag);
+    GatherRowsParams<T> p{ptr<T>(table), static_cast<const int32_t*>(step_meta_.view().data), ptr<T>(out),
+                          tokens_, table.dim(1)};
+    throw_if_error(launch_gather_rows(p, stream_));
+  });
+}
+
+void CudaBackend::gather_rows(const TensorView& x, TensorView& out) {
+  dispatch(dtype_, [&](auto tag) {
+    using T = decltype(tag);
+    GatherRowsParams<T> p{ptr<T>(x), static_cast<const int32_t*>(step_meta_.view().data) + 3 * tokens_,
+                          ptr<T>(out), rows_, x.dim(x.rank - 1)};
+    throw_if_error(launch_gather_rows(p, stream_));
+  });
+}
+
+void CudaBackend::rmsnorm(const TensorView& x, const TensorView& weight, float eps, TensorView& out) {
+  dispatch(dtype_, [&](auto tag) {
+    using T = decltype(tag);
+    RmsNormParams<T> p{ptr<T>(x), nullptr, ptr<T>(weight), ptr<T>(out), rows_of(x), x.dim(x.rank - 1), eps};
+    throw_if_error(launch_rmsnorm(p, stream_));
+  });
+}
+
+void CudaBackend::add_rmsnorm(TensorView& x, const TensorView& residual, const TensorView& weight, float eps,
+                              TensorView& out) {
+  dispatch(dtype_, [&](auto tag) {
+    using T = decltype(tag);
+    RmsNormParams<T> p{ptr<T>(x), ptr<T>(residual), ptr<T>(weight), ptr<T>(out), rows_of(x), x.dim(x.rank - 1),
+                       eps};
+    throw_if_error(launch_rmsnorm(p, stream_));
+  });
+}
+
+void CudaBackend::linear(const TensorView& x, const TensorView& w, const TensorView& bias, TensorView& out) {
+  gemm_->run(x, w, bias, out);
+}
+
+void CudaBackend::rope(TensorView& x, const TensorView& inv_freq) {
+  dispatch(dtype_, [&](auto tag) {
+    using T = decltype(tag);
+    RopeParams<T> p{ptr<T>(x), slots().positions, static_cast<const float*>(inv_freq.data), x.dim(0), x.dim(1),
+                    x.dim(2)};
+    throw_if_error(launch_rope(p, stream_));
+  });
+}
+
+void CudaBackend::silu_mul(const TensorView& gate, const TensorView& up, TensorView& out) {
+  dispatch(dtype_, [&](auto tag) {
+    using T = decltype(tag);
+    throw_if_error(launch_silu_mul(SiluMulParams<T>{ptr<T>(gate), ptr<T>(up), ptr<T>(out), gate.numel()}, stream_));
+  });
+}
+
+void CudaBackend::add(TensorView& x, const TensorView& y) {
+  dispatch(dtype_, [&](auto tag) {
+    using T = decltype(tag);
+    throw_if_error(launch_add(AddParams<T>{ptr<T>(x), ptr<T>(y), x.numel()}, stream_));
+  });
+}
+
+void CudaBackend::kv_write(int64_t layer, const TensorView& k, const TensorView& v) {
+  dispatch(dtype_, [&](auto tag) {
+    using T = decltype(tag);
+    KvWriteParams<T> p;
+    p.kv = {ptr<T>(k_cache_.at(static_cast<size_t>(layer)).view()), ptr<T>(v_cache_.at(static_cast<size_t>(layer)).view()),
+            static_cast<int32_t>(kv_shape_.num_blocks), static_cast<int32_t>(kv_shape_.block_size),
+            static_cast<int32_t>(kv_shape_.num_kv_heads), static_cast<int32_t>(kv_shape_.head_dim)};
+    p.slots = slots();
+    p.k = ptr<T>(k);
+    p.v = ptr<T>(v);
+    throw_if_error(launch_kv_write(p, stream_));
+  });
+}
+
+void CudaBackend::attention(int64_t layer, const TensorView& q, float scale, TensorView& out) {
+  const int64_t hq = q.dim(1);
+  if (!attn_plan_valid_) {
+    attn_plan_ = plan_attention(tokens_, hq, kv_shape_.num_kv_heads, kv_shape_.head_dim, step_max_kv_len_, sm_count_);
+    attn_plan_valid_ = true;
+    if (attn_plan_.workspace_bytes > attn_workspace_bytes_) {
+      attn_workspace_ = allocate_bytes(attn_plan_.workspace_bytes, "attention workspace");
+      attn_workspace_bytes_ = attn_plan_.workspace_bytes;
+    }
+  }
+  dispatch(dtype_, [&](auto tag) {
+    using T = decltype(tag);
+    AttentionParams<T> p;
+    p.q = ptr<T>(q);
+    p.out = ptr<T>(out);
+    p.kv = {ptr<T>(k_cache_.at(static_cast<size_t>(layer)).view()), ptr<T>(v_cache_.at(static_cast<size_t>(layer)).view()),
+            static_cast<int32_t>(kv_shape_.num_blocks), static_cast<int32_t>(kv_shape_.block_size),
+            static_cast<int32_t>(kv_shape_.num_kv_heads), static_cast<int32_t>(kv_shape_.head_dim)};
+    p.slots = slots();
+    p.num_q_heads = static_cast<int32_t>(hq);
+    p.scale = scale;
+    p.range = range_;
+    p.plan = attn_plan_;
+    p.workspace = attn_workspace_.view().data;
+    p.fallback_rows = static_cast<unsigned long long*>(fallback_counter_.view().data);
+    throw_if_error(launch_attention(p, stream_));
+  });
+}
+
+void CudaBackend::logits_to_host(const TensorView& logits, std::span<float> out) {
+  if (logits.dtype != DType::kF32) throw Error(ErrorCode::kInternal, "cuda backend: logits must be F32");
+  check(cudaMemcpyAsync(out.data(), logits.data, std::min(out.size_bytes(), logits.nbytes()),
+                        cudaMemcpyDeviceToHost, stream_),
+        "logits to host");
+  check(cudaStreamSynchronize(stream_), "forward step");
+}
+
+uint64_t CudaBackend::softmax_fallback_rows() const {
+  unsigned long long n = 0;
+  check(cudaMemcpy(&n, fallback_counter_.view().data, sizeof(n), cudaMemcpyDeviceToHost), "fallback counter");
+  return n;
+}
+
+}  // namespace fdpp::cuda

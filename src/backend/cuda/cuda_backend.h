@@ -1,0 +1,79 @@
+// CudaBackend: the GPU half of the forward pass. fp16 or bf16 activations and KV cache, weights
+// uploaded once, one stream, no synchronisation until the logits are copied out.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <memory>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/cuda/attention/attention.cuh"
+#include "backend/cuda/gemm/cublaslt_linear.h"
+
+namespace fdpp::cuda {
+
+class CudaBackend final : public Backend {
+ public:
+  // activation_dtype: kF16 or kBF16.
+  CudaBackend(int device, DType activation_dtype);
+  ~CudaBackend() override;
+
+  std::string name() const override { return name_; }
+  DType activation_dtype() const override { return dtype_; }
+  double read_bandwidth_ceiling() const override { return ceiling_; }
+  uint64_t softmax_fallback_rows() const override;
+  void set_softmax_range(const SoftmaxRange& range) { range_ = range; }
+
+  DeviceTensor allocate(DType dtype, std::initializer_list<int64_t> shape) override;
+  TensorView adopt_weight(const TensorView& host) override;
+  TensorView upload(const TensorView& host) override;
+  void init_kv_cache(const KvCacheShape& shape) override;
+
+  void begin_step(const StepBatch& batch) override;
+  void embed(const TensorView& table, TensorView& out) override;
+  void rmsnorm(const TensorView& x, const TensorView& weight, float eps, TensorView& out) override;
+  void add_rmsnorm(TensorView& x, const TensorView& residual, const TensorView& weight, float eps,
+                   TensorView& out) override;
+  void linear(const TensorView& x, const TensorView& w, const TensorView& bias, TensorView& out) override;
+  void rope(TensorView& x, const TensorView& inv_freq) override;
+  void silu_mul(const TensorView& gate, const TensorView& up, TensorView& out) override;
+  void add(TensorView& x, const TensorView& y) override;
+  void kv_write(int64_t layer, const TensorView& k, const TensorView& v) override;
+  void attention(int64_t layer, const TensorView& q, float scale, TensorView& out) override;
+  void gather_rows(const TensorView& x, TensorView& out) override;
+  void logits_to_host(const TensorView& logits, std::span<float> out) override;
+
+ private:
+  DeviceTensor allocate_bytes(size_t bytes, const char* what);
+  TokenSlots slots() const;
+
+  int device_;
+  DType dtype_;
+  std::string name_;
+  double ceiling_ = 0;
+  int sm_count_ = 0;
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<CublasLtLinear> gemm_;
+  std::vector<DeviceTensor> weights_;        // owned uploads
+
+  KvCacheShape kv_shape_;
+  std::vector<DeviceTensor> k_cache_, v_cache_;  // per layer [num_blocks, block_size, Hkv, hd]
+  SoftmaxRange range_;
+  DeviceTensor fallback_counter_;            // one unsigned long long
+
+  // Step metadata: one pinned host staging buffer and its device copy, laid out as
+  // tokens [T] | positions [T] | token_seq [T] | logit_rows [R] | block_tables [S, max_blocks].
+  std::vector<int32_t> staging_;
+  DeviceTensor step_meta_;
+  int64_t step_meta_capacity_ = 0;
+  int64_t tokens_ = 0, rows_ = 0;
+  int32_t max_blocks_ = 0;
+  int64_t step_max_kv_len_ = 0;
+  AttentionPlan attn_plan_;               // this step's split-KV partitioning
+  bool attn_plan_valid_ = false;
+  DeviceTensor attn_workspace_;
+  size_t attn_workspace_bytes_ = 0;
+};
+
+}  // namespace fdpp::cuda

@@ -1,0 +1,63 @@
+#include "backend/cuda/cuda_utils.cuh"
+#include "backend/cuda/pointwise/pointwise.cuh"
+
+namespace fdpp::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+template <typename T>
+__global__ void silu_mul_kernel(const SiluMulParams<T> p) {
+  for (int64_t i = blockIdx.x * int64_t{kThreads} + threadIdx.x; i < p.n; i += int64_t{gridDim.x} * kThreads) {
+    const float g = to_float(p.gate[i]);
+    p.out[i] = from_float<T>(g / (1.0f + __expf(-g)) * to_float(p.up[i]));
+  }
+}
+
+template <typename T>
+__global__ void add_kernel(const AddParams<T> p) {
+  for (int64_t i = blockIdx.x * int64_t{kThreads} + threadIdx.x; i < p.n; i += int64_t{gridDim.x} * kThreads)
+    p.x[i] = from_float<T>(to_float(p.x[i]) + to_float(p.y[i]));
+}
+
+template <typename T>
+__global__ void convert_kernel(const float* src, T* dst, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t{kThreads} + threadIdx.x; i < n; i += int64_t{gridDim.x} * kThreads)
+    dst[i] = from_float<T>(src[i]);
+}
+
+unsigned grid_for(int64_t n) { return std::min<unsigned>(ceil_div(n, kThreads), 65535u); }
+
+}  // namespace
+
+template <typename T>
+Status launch_silu_mul(const SiluMulParams<T>& p, cudaStream_t stream) {
+  if (p.n <= 0) return Status::ok();
+  silu_mul_kernel<T><<<grid_for(p.n), kThreads, 0, stream>>>(p);
+  return last_launch_status("silu_mul");
+}
+
+template <typename T>
+Status launch_add(const AddParams<T>& p, cudaStream_t stream) {
+  if (p.n <= 0) return Status::ok();
+  add_kernel<T><<<grid_for(p.n), kThreads, 0, stream>>>(p);
+  return last_launch_status("add");
+}
+
+template <typename T>
+Status launch_convert_from_f32(const float* src, T* dst, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return Status::ok();
+  convert_kernel<T><<<grid_for(n), kThreads, 0, stream>>>(src, dst, n);
+  return last_launch_status("convert_from_f32");
+}
+
+#define FDPP_INSTANTIATE(T)                                                       \
+  template Status launch_silu_mul<T>(const SiluMulParams<T>&, cudaStream_t);      \
+  template Status launch_add<T>(const AddParams<T>&, cudaStream_t);               \
+  template Status launch_convert_from_f32<T>(const float*, T*, int64_t, cudaStream_t);
+FDPP_INSTANTIATE(__half)
+FDPP_INSTANTIATE(__nv_bfloat16)
+FDPP_INSTANTIATE(float)
+#undef FDPP_INSTANTIATE
+
+}  // namespace fdpp::cuda

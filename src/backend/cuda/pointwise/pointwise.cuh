@@ -1,0 +1,73 @@
+// Pointwise and row-wise kernels of the forward pass. Each launcher enqueues on `stream`, returns
+// a Status and never synchronises. T is __half or __nv_bfloat16 (float where noted).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "fdpp/status.h"
+
+namespace fdpp::cuda {
+
+// out[r, :] = src[index[r], :]  — embedding lookup (index = token ids) and logit-row gather.
+template <typename T>
+struct GatherRowsParams {
+  const T* src = nullptr;          // [src_rows, dim]
+  const int32_t* index = nullptr;  // [rows] device, each in [0, src_rows)
+  T* out = nullptr;                // [rows, dim]
+  int64_t rows = 0;
+  int64_t dim = 0;
+};
+template <typename T> Status launch_gather_rows(const GatherRowsParams<T>& p, cudaStream_t stream);
+
+// out[r, :] = x[r, :] * rsqrt(mean(x[r, :]^2) + eps) * weight   (fp32 math)
+// With residual: x[r, :] += residual[r, :] first (written back to x), then the norm.
+template <typename T>
+struct RmsNormParams {
+  T* x = nullptr;                  // [rows, dim]
+  const T* residual = nullptr;     // [rows, dim] or nullptr
+  const T* weight = nullptr;       // [dim]
+  T* out = nullptr;                // [rows, dim] (may alias x when residual is nullptr)
+  int64_t rows = 0;
+  int64_t dim = 0;
+  float eps = 1e-6f;
+};
+template <typename T> Status launch_rmsnorm(const RmsNormParams<T>& p, cudaStream_t stream);
+
+// HF rotate-half RoPE in place: pairs (i, i + hd/2) of every head rotate by positions[t]*inv_freq[i].
+template <typename T>
+struct RopeParams {
+  T* x = nullptr;                  // [tokens, heads, head_dim]
+  const int32_t* positions = nullptr;  // [tokens] device
+  const float* inv_freq = nullptr; // [head_dim / 2] device
+  int64_t tokens = 0;
+  int64_t heads = 0;
+  int64_t head_dim = 0;            // even
+};
+template <typename T> Status launch_rope(const RopeParams<T>& p, cudaStream_t stream);
+
+// out[i] = silu(gate[i]) * up[i]
+template <typename T>
+struct SiluMulParams {
+  const T* gate = nullptr;         // [n]
+  const T* up = nullptr;           // [n]
+  T* out = nullptr;                // [n] (may alias gate)
+  int64_t n = 0;
+};
+template <typename T> Status launch_silu_mul(const SiluMulParams<T>& p, cudaStream_t stream);
+
+// x[i] += y[i]
+template <typename T>
+struct AddParams {
+  T* x = nullptr;                  // [n]
+  const T* y = nullptr;            // [n]
+  int64_t n = 0;
+};
+template <typename T> Status launch_add(const AddParams<T>& p, cudaStream_t stream);
+
+// dst[i] = (T) src[i] from fp32 — used once at load time for F32 checkpoints.
+template <typename T>
+Status launch_convert_from_f32(const float* src, T* dst, int64_t n, cudaStream_t stream);
+
+}  // namespace fdpp::cuda

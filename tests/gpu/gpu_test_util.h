@@ -1,0 +1,92 @@
+// Helpers for GPU tests: device buffers, random inputs rounded to the device dtype, skipping
+// cleanly when no GPU is present.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "backend/cuda/cuda_device.h"
+#include "core/dtype.h"
+
+#define FDPP_REQUIRE_GPU() \
+  if (::fdpp::cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device"
+
+namespace fdpp::test {
+
+template <typename T> constexpr DType dtype_of();
+template <> constexpr DType dtype_of<__half>() { return DType::kF16; }
+template <> constexpr DType dtype_of<__nv_bfloat16>() { return DType::kBF16; }
+
+template <typename T>
+T to_device_type(float v) {
+  const uint16_t bits = dtype_of<T>() == DType::kF16 ? float_to_half(v) : float_to_bf16(v);
+  T out;
+  std::memcpy(&out, &bits, 2);
+  return out;
+}
+template <typename T>
+float from_device_type(T v) {
+  uint16_t bits;
+  std::memcpy(&bits, &v, 2);
+  return dtype_of<T>() == DType::kF16 ? half_to_float(bits) : bf16_to_float(bits);
+}
+
+// Host values (already rounded to T, kept as float for references) and their device copy.
+template <typename T>
+struct DeviceArray {
+  std::vector<float> host;
+  T* dev = nullptr;
+  explicit DeviceArray(size_t n) : host(n) { EXPECT_EQ(cudaMalloc(&dev, std::max<size_t>(n, 1) * sizeof(T)), cudaSuccess); }
+  ~DeviceArray() { cudaFree(dev); }
+  DeviceArray(const DeviceArray&) = delete;
+  DeviceArray& operator=(const DeviceArray&) = delete;
+  size_t size() const { return host.size(); }
+  void fill_normal(std::mt19937& rng, float stddev, float mean = 0.0f) {
+    std::normal_distribution<float> d(mean, stddev);
+    for (float& v : host) v = from_device_type(to_device_type<T>(d(rng)));
+    upload();
+  }
+  void upload() {
+    std::vector<T> tmp(host.size());
+    for (size_t i = 0; i < host.size(); ++i) tmp[i] = to_device_type<T>(host[i]);
+    EXPECT_EQ(cudaMemcpy(dev, tmp.data(), tmp.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
+  }
+  void poison() { EXPECT_EQ(cudaMemset(dev, 0xff, host.size() * sizeof(T)), cudaSuccess); }  // NaN pattern
+  std::vector<float> download() const {
+    std::vector<T> tmp(host.size());
+    EXPECT_EQ(cudaMemcpy(tmp.data(), dev, tmp.size() * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
+    std::vector<float> out(tmp.size());
+    for (size_t i = 0; i < tmp.size(); ++i) out[i] = from_device_type(tmp[i]);
+    return out;
+  }
+};
+
+// Device copy of host int32 data.
+struct DeviceInts {
+  int32_t* dev = nullptr;
+  explicit DeviceInts(const std::vector<int32_t>& v) {
+    EXPECT_EQ(cudaMalloc(&dev, std::max<size_t>(v.size(), 1) * 4), cudaSuccess);
+    EXPECT_EQ(cudaMemcpy(dev, v.data(), v.size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
+  }
+  ~DeviceInts() { cudaFree(dev); }
+  DeviceInts(const DeviceInts&) = delete;
+  DeviceInts& operator=(const DeviceInts&) = delete;
+};
+
+// max |got - want| / max |want|: the error relative to the tensor's scale.
+inline double scaled_max_error(const std::vector<float>& got, const std::vector<double>& want) {
+  double max_err = 0, max_ref = 1e-30;
+  for (size_t i = 0; i < want.size(); ++i) {
+    max_err = std::max(max_err, std::abs(double(got[i]) - want[i]));
+    max_ref = std::max(max_ref, std::abs(want[i]));
+  }
+  return max_err / max_ref;
+}
+
+}  // namespace fdpp::test

@@ -1,0 +1,232 @@
+// GPU attention (split-KV asynchronized softmax + merge + online-softmax fallback) against a
+// float64 reference and the CPU backend, on fresh random inputs through a shuffled paged cache.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "backend/cpu/cpu_ops.h"
+#include "backend/cuda/attention/attention.cuh"
+#include "gpu/gpu_test_util.h"
+
+namespace fdpp {
+namespace {
+
+struct Case {
+  std::vector<int32_t> kv_lens;  // one sequence per entry; each contributes `queries` tokens
+  int queries = 1;               // query tokens per sequence (the last positions): 1 = decode
+  int hq = 32, hkv = 8, hd = 128;
+  cuda::SoftmaxRange range{};
+  float k_scale = 1.0f;          // spread of K: larger means larger scores
+  int planted_rows = 0;          // K rows multiplied by 400 to push scores out of range
+};
+
+struct Result {
+  double err_vs_f64 = 0, err_vs_cpu = 0;
+  uint64_t fallback_rows = 0;
+};
+
+template <typename T>
+Result run_case(const Case& c, uint32_t seed) {
+  std::mt19937 rng(seed);
+  constexpr int kBlock = 16;
+  const int S = static_cast<int>(c.kv_lens.size());
+  int max_blocks = 0, total_blocks = 0;
+  for (int len : c.kv_lens) {
+    max_blocks = std::max(max_blocks, (len + kBlock - 1) / kBlock);
+    total_blocks += (len + kBlock - 1) / kBlock;
+  }
+  // Block tables: a random permutation of all blocks, -1 past each sequence's end.
+  std::vector<int32_t> perm(static_cast<size_t>(total_blocks));
+  std::iota(perm.begin(), perm.end(), 0);
+  std::shuffle(perm.begin(), perm.end(), rng);
+  std::vector<int32_t> tables(static_cast<size_t>(S * max_blocks), -1);
+  size_t next = 0;
+  for (int s = 0; s < S; ++s)
+    for (int b = 0; b < (c.kv_lens[s] + kBlock - 1) / kBlock; ++b) tables[static_cast<size_t>(s * max_blocks + b)] = perm[next++];
+
+  std::vector<int32_t> positions, token_seq;
+  for (int s = 0; s < S; ++s)
+    for (int i = std::max(0, c.kv_lens[s] - c.queries); i < c.kv_lens[s]; ++i) {
+      positions.push_back(i);
+      token_seq.push_back(s);
+    }
+  const int n_tokens = static_cast<int>(positions.size());
+  const size_t row = static_cast<size_t>(c.hkv * c.hd);
+  test::DeviceArray<T> q(static_cast<size_t>(n_tokens * c.hq * c.hd)), out(q.size());
+  test::DeviceArray<T> k(static_cast<size_t>(total_blocks * kBlock) * row), v(k.size());
+  q.fill_normal(rng, 1.0f);
+  k.fill_normal(rng, c.k_scale);
+  v.fill_normal(rng, 1.0f);
+  for (int i = 0; i < c.planted_rows; ++i) {  // a few huge keys: their scores leave any sane range
+    const size_t slot = rng() % (static_cast<size_t>(total_blocks) * kBlock);
+    for (size_t j = 0; j < row; ++j) k.host[slot * row + j] = test::from_device_type(test::to_device_type<T>(k.host[slot * row + j] * 400.0f));
+  }
+  k.upload();
+  out.poison();
+  test::DeviceInts d_pos(positions), d_seq(token_seq), d_tables(tables);
+
+  cuda::AttentionParams<T> p;
+  p.q = q.dev;
+  p.out = out.dev;
+  p.kv = {k.dev, v.dev, total_blocks, kBlock, c.hkv, c.hd};
+  p.slots = {d_pos.dev, d_seq.dev, d_tables.dev, max_blocks, n_tokens};
+  p.num_q_heads = c.hq;
+  p.scale = 1.0f / std::sqrt(static_cast<float>(c.hd));
+  p.range = c.range;
+  const int max_len = *std::max_element(c.kv_lens.begin(), c.kv_lens.end());
+  int sms = 0;
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
+  p.plan = cuda::plan_attention(n_tokens, c.hq, c.hkv, c.hd, max_len, sms);
+  void* ws = nullptr;
+  unsigned long long* counter = nullptr;
+  EXPECT_EQ(cudaMalloc(&ws, p.plan.workspace_bytes), cudaSuccess);
+  EXPECT_EQ(cudaMalloc(&counter, sizeof(*counter)), cudaSuccess);
+  cudaMemset(counter, 0, sizeof(*counter));
+  p.workspace = ws;
+  p.fallback_rows = counter;
+  EXPECT_TRUE(cuda::launch_attention(p, nullptr).is_ok());
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const std::vector<float> got = out.download();
+  Result r;
+  cudaMemcpy(&r.fallback_rows, counter, sizeof(*counter), cudaMemcpyDeviceToHost);
+  cudaFree(ws);
+  cudaFree(counter);
+
+  // float64 reference on the same (rounded) values.
+  std::vector<double> want(got.size());
+  const int group = c.hq / c.hkv;
+  for (int t = 0; t < n_tokens; ++t) {
+    const int s = token_seq[static_cast<size_t>(t)], len = positions[static_cast<size_t>(t)] + 1;
+    for (int h = 0; h < c.hq; ++h) {
+      const float* qh = &q.host[(static_cast<size_t>(t) * c.hq + h) * c.hd];
+      std::vector<double> scores(static_cast<size_t>(len));
+      double m = -1e300;
+      for (int pos = 0; pos < len; ++pos) {
+        const size_t slot = static_cast<size_t>(tables[static_cast<size_t>(s * max_blocks + pos / kBlock)]) * kBlock + pos % kBlock;
+        const float* kh = &k.host[slot * row + static_cast<size_t>(h / group) * c.hd];
+        double dot = 0;
+        for (int d = 0; d < c.hd; ++d) dot += double(qh[d]) * kh[d];
+        scores[static_cast<size_t>(pos)] = dot / std::sqrt(double(c.hd));
+        m = std::max(m, scores[static_cast<size_t>(pos)]);
+      }
+      double denom = 0;
+      std::vector<double> o(static_cast<size_t>(c.hd), 0.0);
+      for (int pos = 0; pos < len; ++pos) {
+        const double e = std::exp(scores[static_cast<size_t>(pos)] - m);
+        denom += e;
+        const size_t slot = static_cast<size_t>(tables[static_cast<size_t>(s * max_blocks + pos / kBlock)]) * kBlock + pos % kBlock;
+        const float* vh = &v.host[slot * row + static_cast<size_t>(h / group) * c.hd];
+        for (int d = 0; d < c.hd; ++d) o[static_cast<size_t>(d)] += e * vh[d];
+      }
+      for (int d = 0; d < c.hd; ++d) want[(static_cast<size_t>(t) * c.hq + h) * c.hd + d] = o[static_cast<size_t>(d)] / denom;
+    }
+  }
+  r.err_vs_f64 = test::scaled_max_error(got, want);
+
+  // The CPU backend on the same inputs (fp32).
+  std::vector<float> cpu_out(got.size());
+  cpu::PagedKv kv{k.host.data(), v.host.data(), total_blocks, kBlock, c.hkv, c.hd};
+  cpu::AttentionBatch batch{positions, token_seq, tables, max_blocks};
+  cpu::attention(q.host.data(), c.hq, kv, batch, p.scale, cpu_out.data());
+  std::vector<double> cpu_d(cpu_out.begin(), cpu_out.end());
+  r.err_vs_cpu = test::scaled_max_error(got, cpu_d);
+  return r;
+}
+
+template <typename T>
+void expect_close(const Case& c, uint32_t seed, const char* what) {
+  const Result r = run_case<T>(c, seed);
+  const double tol = test::dtype_of<T>() == DType::kF16 ? 4e-3 : 2.5e-2;
+  EXPECT_LT(r.err_vs_f64, tol) << what;
+  EXPECT_LT(r.err_vs_cpu, tol) << what;
+}
+
+TEST(GpuAttention, DecodeMatchesFloat64AcrossBatchesAndContexts) {
+  FDPP_REQUIRE_GPU();
+  const std::vector<std::vector<int32_t>> batches = {
+      {1}, {7}, {1000}, {4097}, {32768},                // batch 1, lengths off the tile grid
+      {1, 17, 300, 1024, 2049, 5, 64, 999},             // mixed lengths
+  };
+  uint32_t seed = 1;
+  for (const auto& lens : batches) {
+    for (int hkv : {32, 8}) {
+      Case c;
+      c.kv_lens = lens;
+      c.hkv = hkv;
+      expect_close<__half>(c, seed++, "fp16");
+      expect_close<__nv_bfloat16>(c, seed++, "bf16");
+    }
+  }
+  Case wide;  // batch 64 at 1K
+  wide.kv_lens.assign(64, 1024);
+  for (size_t i = 0; i < wide.kv_lens.size(); ++i) wide.kv_lens[i] -= static_cast<int32_t>(i * 13);
+  expect_close<__half>(wide, seed++, "batch 64");
+}
+
+TEST(GpuAttention, GqaRatiosAndHeadDims) {
+  FDPP_REQUIRE_GPU();
+  uint32_t seed = 100;
+  for (int hkv : {32, 16, 8, 4}) {       // ratios 1, 2, 4, 8
+    for (int hd : {64, 128}) {
+      Case c;
+      c.kv_lens = {3, 777, 2100};
+      c.hkv = hkv;
+      c.hd = hd;
+      expect_close<__half>(c, seed++, "gqa");
+    }
+  }
+  Case odd;  // ratio 3 rounds up to the 4-wide kernel
+  odd.hq = 24;
+  odd.hkv = 8;
+  odd.kv_lens = {500, 31};
+  expect_close<__nv_bfloat16>(odd, seed++, "ratio 3");
+  for (int hd : {8, 96}) {  // generic path
+    Case g;
+    g.hq = 8;
+    g.hkv = 4;
+    g.hd = hd;
+    g.kv_lens = {1, 129, 600};
+    expect_close<__half>(g, seed++, "generic head dim");
+  }
+}
+
+TEST(GpuAttention, PrefillRowsAreCausal) {
+  FDPP_REQUIRE_GPU();
+  Case c;
+  c.kv_lens = {300, 77};
+  c.queries = 300;  // every position of each sequence is a query
+  expect_close<__half>(c, 7, "prefill");
+  expect_close<__nv_bfloat16>(c, 8, "prefill");
+}
+
+TEST(GpuAttention, FallbackRecomputesOutOfRangeRows) {
+  FDPP_REQUIRE_GPU();
+  Case c;
+  c.kv_lens = {4096, 1000};
+  c.planted_rows = 3;  // keys 400x larger: scores far outside [-60, 60]
+  c.k_scale = 1.0f;
+  const Result r = run_case<__half>(c, 9);
+  EXPECT_LT(r.err_vs_f64, 4e-3);
+  EXPECT_GT(r.fallback_rows, 0u);
+
+  Case narrow;  // a range nothing fits: every row falls back and is still right
+  narrow.kv_lens = {513, 64};
+  narrow.range = {0.0f, -0.01f, 0.01f};
+  const Result all = run_case<__nv_bfloat16>(narrow, 10);
+  EXPECT_LT(all.err_vs_f64, 2.5e-2);
+  EXPECT_EQ(all.fallback_rows, static_cast<uint64_t>(2 * narrow.hq));
+
+  Case none;  // ordinary inputs never fall back with the default range
+  none.kv_lens = {2048};
+  EXPECT_EQ(run_case<__half>(none, 11).fallback_rows, 0u);
+}
+
+TEST(GpuAttention, SoftmaxRangeValidation) {
+  EXPECT_TRUE(cuda::validate_softmax_range({0, -60, 60}, 32768).is_ok());
+  EXPECT_FALSE(cuda::validate_softmax_range({0, -60, 85}, 32768).is_ok());
+  EXPECT_FALSE(cuda::validate_softmax_range({0, -90, 10}, 32768).is_ok());
+  EXPECT_FALSE(cuda::validate_softmax_range({5, 6, 10}, 32768).is_ok());
+}
+
+}  // namespace
+}  // namespace fdpp

@@ -1,0 +1,92 @@
+// The whole model on the GPU: stories260K-hf logits against the CPU backend, and the same
+// greedy text as Hugging Face.
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <fstream>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cuda/cuda_backend.h"
+#include "fdpp/engine.h"
+#include "gpu/gpu_test_util.h"
+#include "model/config.h"
+#include "model/llama_model.h"
+#include "model/weight_store.h"
+#include "model/weights.h"
+#include "tokenizer/tokenizer.h"
+
+namespace fdpp {
+namespace {
+
+std::filesystem::path model_dir() { return std::filesystem::path(FDPP_SHARED_DIR) / "models" / "stories260K-hf"; }
+std::filesystem::path golden_path() {
+  return std::filesystem::path(FDPP_TEST_DATA_DIR) / "model" / "golden" / "stories260k_once_upon_a_time.json";
+}
+
+std::vector<float> prefill_logits(Backend& backend, const std::vector<int32_t>& prompt) {
+  const ModelConfig config = load_model_config(model_dir());
+  const WeightStore store = WeightStore::open(model_dir());
+  LlamaModel model(config, bind_llama_weights(store, config), backend);
+  backend.init_kv_cache({config.num_hidden_layers, 8, 16, config.num_key_value_heads, config.head_dim});
+  StepBatch b;
+  b.tokens = prompt;
+  for (size_t i = 0; i < prompt.size(); ++i) {
+    b.positions.push_back(static_cast<int32_t>(i));
+    b.token_seq.push_back(0);
+    b.logit_rows.push_back(static_cast<int32_t>(i));  // every row: all positions are compared
+  }
+  b.block_tables = {5, 2, 7, 0};
+  b.max_blocks_per_seq = 4;
+  std::vector<float> logits;
+  model.forward(b, logits);
+  return logits;
+}
+
+TEST(GpuModel, StoriesLogitsMatchCpuBackend) {
+  FDPP_REQUIRE_GPU();
+  if (!std::filesystem::exists(model_dir())) GTEST_SKIP() << "missing " << model_dir();
+  const std::vector<int32_t> prompt = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317,
+                                       426, 338, 401, 396, 267, 337};
+  CpuBackend cpu;
+  const auto want = prefill_logits(cpu, prompt);
+  for (DType dt : {DType::kF16, DType::kBF16}) {
+    cuda::CudaBackend gpu(0, dt);
+    const auto got = prefill_logits(gpu, prompt);
+    ASSERT_EQ(got.size(), want.size());
+    std::vector<double> want_d(want.begin(), want.end());
+    const double err = test::scaled_max_error(got, want_d);
+    EXPECT_LT(err, dt == DType::kF16 ? 1e-2 : 4e-2) << dtype_name(dt);
+    // Top-1 agrees at every position.
+    const size_t V = 512;
+    for (size_t r = 0; r < prompt.size(); ++r) {
+      const auto top = [&](const std::vector<float>& l) {
+        return std::max_element(l.begin() + r * V, l.begin() + (r + 1) * V) - (l.begin() + r * V);
+      };
+      EXPECT_EQ(top(got), top(want)) << "row " << r << " " << dtype_name(dt);
+    }
+  }
+}
+
+TEST(GpuModel, StoriesGreedyTextMatchesHuggingFace) {
+  FDPP_REQUIRE_GPU();
+  if (!std::filesystem::exists(model_dir())) GTEST_SKIP() << "missing " << model_dir();
+  std::ifstream f(golden_path());
+  const auto golden = nlohmann::json::parse(f);
+  EngineOptions options;
+  options.model_dir = model_dir();
+  options.backend = "cuda";
+  options.show_progress = false;
+  options.max_batch_size = 4;
+  auto engine = Engine::create(options);
+  EXPECT_NE(engine->backend_name().find("cuda"), std::string::npos);
+  GenerationRequest r;
+  r.prompt = golden["prompt_ids"].get<std::vector<int32_t>>();
+  r.sampling.temperature = 0;
+  r.stop.max_tokens = 60;
+  const GenerationResult res = engine->generate(r);
+  EXPECT_EQ(res.tokens, golden["greedy_ids"].get<std::vector<int32_t>>());
+  EXPECT_EQ(res.text, golden["text"].get<std::string>());
+}
+
+}  // namespace
+}  // namespace fdpp
