@@ -197,8 +197,7 @@ class MetaspacePreTokenizer final : public PreTokenizer {
 
 class DigitsPreTokenizer final : public PreTokenizer {
  public:
-  explicit DigitsPreTokenizer(bool individual)
-      : individual_(individual), regex_(individual ? R"(\p{N})" : R"(\p{N}+)") {}
+  explicit DigitsPreTokenizer(bool individual) : regex_(individual ? R"(\p{N})" : R"(\p{N}+)") {}
   void pre_tokenize(std::vector<Piece>& pieces) const override {
     std::vector<Piece> out;
     for (const Piece& p : pieces) {
@@ -209,7 +208,6 @@ class DigitsPreTokenizer final : public PreTokenizer {
   }
 
  private:
-  bool individual_;
   Regex regex_;
 };
 

@@ -93,11 +93,14 @@ void Tokenizer::Impl::encode_segment(std::string_view text, bool at_start, std::
 
 Tokenizer Tokenizer::load(const std::filesystem::path& model_dir) {
   std::error_code ec;
-  if (!std::filesystem::is_directory(model_dir, ec)) {
+  // A path to the tokenizer.json itself is accepted too; the config is then looked for beside it.
+  const bool is_file = std::filesystem::is_regular_file(model_dir, ec);
+  if (!is_file && !std::filesystem::is_directory(model_dir, ec)) {
     throw Error(ErrorCode::kNotFound, fmt::format("{}: tokenizer directory not found", model_dir.string()));
   }
-  const auto config = model_dir / "tokenizer_config.json";
-  return from_files(model_dir / "tokenizer.json",
+  const auto dir = is_file ? model_dir.parent_path() : model_dir;
+  const auto config = dir / "tokenizer_config.json";
+  return from_files(is_file ? model_dir : dir / "tokenizer.json",
                     std::filesystem::exists(config, ec) ? std::optional(config) : std::nullopt);
 }
 

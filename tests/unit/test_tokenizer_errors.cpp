@@ -41,6 +41,8 @@ TEST(TokenizerErrors, TinyTokenizerLoads) {
   const Tokenizer tok = Tokenizer::load(dir.path());
   EXPECT_EQ(tok.encode("abcab"), (std::vector<int32_t>{3, 2, 3}));
   EXPECT_EQ(tok.decode(std::vector<int32_t>{3, 2}), "ab c");  // no decoder: tokens joined by spaces
+  // The tokenizer.json path itself is accepted as well as its directory.
+  EXPECT_EQ(Tokenizer::load(dir / "tokenizer.json").encode("ab"), (std::vector<int32_t>{3}));
 }
 
 TEST(TokenizerErrors, UnsupportedModelType) {
