@@ -108,6 +108,8 @@ Tokenizer Tokenizer::from_files(const std::filesystem::path& tokenizer_json,
                                 const std::optional<std::filesystem::path>& tokenizer_config) {
   const JsonSource src = JsonSource::read(tokenizer_json);
   const json& root = src.root();
+  std::optional<JsonSource> config;
+  if (tokenizer_config) config = JsonSource::read(*tokenizer_config);
   auto impl = std::make_unique<Impl>();
   impl->model = tok::BpeModel::from_json(src.at(root, "", "model"), src);
   impl->vocab_size = impl->model.size();
@@ -131,9 +133,12 @@ Tokenizer Tokenizer::from_files(const std::filesystem::path& tokenizer_json,
   impl->post_processor = tok::PostProcessor::from_json(member("post_processor"), src, "post_processor");
 
   // Added tokens are found in the raw input (normalized=false) or in each normalized piece,
-  // against their normalized content (as HF does).
+  // against their normalized content (as HF does). With split_special_tokens (tokenizer_config),
+  // special tokens are not recognised in the input: their text is encoded like any other.
+  const bool split_special = config && config->bool_or(config->root(), "", "split_special_tokens", false);
   for (size_t i = 0; i < impl->added.size(); ++i) {
     const tok::AddedToken& t = impl->added[i];
+    if (split_special && t.special) continue;
     if (!t.normalized) {
       impl->raw_matcher.add(t.content, static_cast<int32_t>(i));
     } else {
@@ -148,8 +153,8 @@ Tokenizer Tokenizer::from_files(const std::filesystem::path& tokenizer_json,
   std::vector<int32_t> before = impl->post_processor.prefix();
   std::vector<int32_t> after = impl->post_processor.suffix();
   if (!before.empty()) impl->bos = before.front();
-  if (tokenizer_config) {
-    const JsonSource cfg = JsonSource::read(*tokenizer_config);
+  if (config) {
+    const JsonSource& cfg = *config;
     auto resolve = [&](const char* key) -> std::optional<int32_t> {
       auto text = config_token(cfg, key);
       if (!text) return std::nullopt;

@@ -206,6 +206,10 @@ TEST(TokenizerComponents, ConfigOverridesBosAndEos) {
   EXPECT_EQ(tok.encode("ab", false), (std::vector<int32_t>{3}));
   EXPECT_EQ(tok.eos_ids(), (std::vector<int32_t>{10}));
 
+  fdpp::test::write_file(dir / "tokenizer_config.json", R"({"split_special_tokens": true})");
+  tok = fdpp::Tokenizer::load(dir.path());
+  // "</s>" is plain text now: '<', '/', 's', '>' are unknown characters.
+  EXPECT_EQ(tok.encode("a</s>", false), (std::vector<int32_t>{0, 6, 6, 6, 6}));
   fdpp::test::write_file(dir / "tokenizer_config.json", R"({"bos_token": "<nope>"})");
   try {
     fdpp::Tokenizer::load(dir.path());
