@@ -14,6 +14,7 @@
 namespace fdpp::cpu {
 
 using detail::dot_f32;
+using detail::kParallelMinWork;
 
 namespace {
 
@@ -121,7 +122,7 @@ void attention(const float* q, int64_t num_q_heads, const PagedKv& kv, const Att
   int64_t max_len = 0;
   for (int32_t p : batch.positions) max_len = std::max<int64_t>(max_len, int64_t{p} + 1);
 
-#pragma omp parallel
+#pragma omp parallel if (T * Hq * max_len * hd >= kParallelMinWork * 16)
   {
     std::vector<float> scores(static_cast<size_t>(max_len));
     std::vector<float> acc(static_cast<size_t>(hd));

@@ -6,6 +6,11 @@
 
 namespace fdpp::cpu::detail {
 
+// Below this many multiply-adds an op runs on one thread: waking a thread team costs more than
+// the work, and much more when the cores are shared (ctest -j, a busy server).
+inline constexpr int64_t kParallelMinWork = int64_t{1} << 16;
+
+
 // sum_i a[i] * b[i] in fp32 with a fixed order: eight interleaved partial sums (lane l takes
 // i = l, l+8, l+16, ...), combined pairwise, then the tail (n % 8 elements) added in order.
 // The order depends only on n, so results do not depend on the thread count; the eight lanes

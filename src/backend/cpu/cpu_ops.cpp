@@ -14,6 +14,7 @@
 namespace fdpp::cpu {
 
 using detail::dot_f32;
+using detail::kParallelMinWork;
 
 namespace {
 
@@ -62,7 +63,7 @@ void embed(const TensorView& table, std::span<const int32_t> tokens, float* out)
     }
   }
   const auto T = static_cast<int64_t>(tokens.size());
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (T * D >= kParallelMinWork)
   for (int64_t t = 0; t < T; ++t) {
     convert_to_float(table.row(tokens[static_cast<size_t>(t)]), table.dtype,
                      static_cast<size_t>(D), out + t * D);
@@ -73,7 +74,7 @@ void rmsnorm(const float* x, const TensorView& weight, float eps, int64_t rows, 
   const int64_t D = weight.numel();
   check_float_vector(weight, D, "rmsnorm", "weight");
   const std::vector<float> w = to_float_vector(weight);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * D >= kParallelMinWork)
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * D;
     float* outr = out + r * D;
@@ -96,7 +97,7 @@ void linear(const float* x, int64_t M, const TensorView& w, const TensorView& bi
   constexpr int64_t kTileN = 8;
   const int64_t tiles = (N + kTileN - 1) / kTileN;
   const bool weight_is_f32 = w.dtype == DType::kF32;
-#pragma omp parallel
+#pragma omp parallel if (M * N * K >= kParallelMinWork * 16)
   {
     std::vector<float> buf(weight_is_f32 ? 0 : static_cast<size_t>(kTileN * K));
     const float* rows[kTileN];
@@ -144,7 +145,7 @@ void rope_rotate_half(float* x, int64_t T, int64_t n_heads, int64_t head_dim,
     throw Error(ErrorCode::kInvalidArgument,
                 fmt::format("rope: {} positions for {} tokens", positions.size(), T));
   }
-#pragma omp parallel
+#pragma omp parallel if (T * n_heads * head_dim >= kParallelMinWork)
   {
     std::vector<float> cos_t(static_cast<size_t>(half));
     std::vector<float> sin_t(static_cast<size_t>(half));
@@ -173,7 +174,7 @@ void rope_rotate_half(float* x, int64_t T, int64_t n_heads, int64_t head_dim,
 }
 
 void silu_mul(const float* gate, const float* up, int64_t n, float* out) {
-#pragma omp parallel for schedule(static) if (n >= (1 << 16))
+#pragma omp parallel for schedule(static) if (n >= kParallelMinWork)
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];
     out[i] = g / (1.0f + std::exp(-g)) * up[i];
@@ -181,7 +182,7 @@ void silu_mul(const float* gate, const float* up, int64_t n, float* out) {
 }
 
 void add_inplace(float* x, const float* y, int64_t n) {
-#pragma omp parallel for schedule(static) if (n >= (1 << 16))
+#pragma omp parallel for schedule(static) if (n >= kParallelMinWork)
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
 }
 
