@@ -1,0 +1,38 @@
+#!/usr/bin/env python3
+"""The peer for bench_attention: torch SDPA decode (q_len 1) at the same shapes, fp16, on the GPU
+machine. Rotates K/V copies so that L2 does not serve them. Writes {"b1_c1024_kv32": us, ...}."""
+import json
+import sys
+
+import torch
+import torch.nn.functional as F
+
+out_path = sys.argv[1]
+hq, hd = 32, 128
+results = {}
+for hkv in (32, 8):
+    for batch in (1, 16, 64):
+        for ctx in (1024, 4096, 16384, 32768):
+            kv_bytes = 2 * batch * ctx * hkv * hd * 2
+            if kv_bytes > 24 * 2**30:
+                continue
+            copies = max(1, min(8, (256 * 2**20) // kv_bytes + 1))
+            q = torch.randn(batch, hq, 1, hd, device="cuda", dtype=torch.float16)
+            kvs = [(torch.randn(batch, hkv, ctx, hd, device="cuda", dtype=torch.float16),
+                    torch.randn(batch, hkv, ctx, hd, device="cuda", dtype=torch.float16)) for _ in range(copies)]
+            times = []
+            for i in range(53):
+                k, v = kvs[i % copies]
+                s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                s.record()
+                F.scaled_dot_product_attention(q, k, v, enable_gqa=(hkv != hq))
+                e.record()
+                torch.cuda.synchronize()
+                if i >= 3:
+                    times.append(s.elapsed_time(e) * 1e3)
+            times.sort()
+            results[f"b{batch}_c{ctx}_kv{hkv}"] = times[len(times) // 2]
+            del kvs
+            torch.cuda.empty_cache()
+json.dump(results, open(out_path, "w"), indent=1)
+print(f"torch {torch.__version__}: {len(results)} SDPA shapes timed")

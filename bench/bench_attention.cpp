@@ -1,0 +1,168 @@
+// Decode-attention benchmark: the split-KV asynchronized-softmax kernel at batch 1/16/64 and
+// context 1K..32K, head_dim 128, 32 query heads with 32 and 8 KV heads. Prints µs, GB/s of KV
+// read, % of the 3.0 TB/s read ceiling, and the torch SDPA time measured on the same machine
+// (bench/attention_sdpa_peer.py writes it; pass --peer FILE). KV blocks rotate through a pool
+// larger than L2, so HBM serves every read. Also times the forced fallback.
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/attention/attention.cuh"
+#include "random_fill.h"
+
+namespace {
+
+using fdpp::cuda::AttentionParams;
+
+#define CHECK(x)                                                                                 \
+  do {                                                                                           \
+    cudaError_t e = (x);                                                                         \
+    if (e != cudaSuccess) {                                                                      \
+      fmt::print(stderr, ("{}:{}: {}\n"), __FILE__, __LINE__, cudaGetErrorString(e));              \
+      std::exit(1);                                                                              \
+    }                                                                                            \
+  } while (0)
+
+constexpr double kCeiling = 3.0e12;  // bytes/s, DESIGN.md section 2
+constexpr int kBlock = 16;
+
+struct Row {
+  int batch, context, hkv;
+  double us, gbps, sdpa_us;
+};
+
+double time_attention(AttentionParams<__half>& p, const std::vector<int32_t*>& tables, int iters) {
+  cudaEvent_t a, b;
+  CHECK(cudaEventCreate(&a));
+  CHECK(cudaEventCreate(&b));
+  std::vector<float> times;
+  for (int i = 0; i < iters + 3; ++i) {
+    p.slots.block_tables = tables[static_cast<size_t>(i) % tables.size()];
+    CHECK(cudaEventRecord(a));
+    const fdpp::Status st = fdpp::cuda::launch_attention(p, nullptr);
+    CHECK(cudaEventRecord(b));
+    CHECK(cudaEventSynchronize(b));
+    if (!st.is_ok()) {
+      fmt::print(stderr, ("{}\n"), st.message());
+      std::exit(1);
+    }
+    float ms = 0;
+    CHECK(cudaEventElapsedTime(&ms, a, b));
+    if (i >= 3) times.push_back(ms);
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2] * 1e3;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::map<std::string, double> peer;
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::string(argv[i]) == "--peer") {
+      std::ifstream f(argv[i + 1]);
+      for (const auto& [k, v] : nlohmann::json::parse(f).items()) peer[k] = v.get<double>();
+    }
+  int sms = 0;
+  CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  cudaDeviceProp prop{};
+  CHECK(cudaGetDeviceProperties(&prop, 0));
+  const int hq = 32, hd = 128;
+  // The KV pool: 8 GiB per K and V, far beyond L2, shared by every configuration.
+  const size_t pool_bytes = size_t{8} << 30;
+  std::vector<Row> rows;
+  fmt::print(("# decode attention, fp16, head_dim {}, {} query heads, {} ({} SMs)\n"), hd, hq, prop.name, sms);
+  for (int hkv : {32, 8}) {
+    const size_t block_bytes = size_t{kBlock} * hkv * hd * sizeof(__half);
+    const int pool_blocks = static_cast<int>(pool_bytes / block_bytes);
+    __half *k = nullptr, *v = nullptr;
+    CHECK(cudaMalloc(&k, pool_bytes));
+    CHECK(cudaMalloc(&v, pool_bytes));
+    fill_random_half(k, pool_bytes / 2, 1);
+    fill_random_half(v, pool_bytes / 2, 2);
+    for (int batch : {1, 16, 64}) {
+      for (int context : {1024, 4096, 16384, 32768}) {
+        const int blocks_per_seq = context / kBlock;
+        const long need = static_cast<long>(batch) * blocks_per_seq;
+        if (need > pool_blocks) continue;  // does not fit the pool (batch 64 x 32K x 32 heads)
+        // Several disjoint table sets so consecutive iterations read different memory.
+        const int sets = static_cast<int>(std::max<long>(1, std::min<long>(8, pool_blocks / need)));
+        std::vector<int32_t*> tables;
+        std::mt19937 rng(7);
+        std::vector<int32_t> all(static_cast<size_t>(pool_blocks));
+        std::iota(all.begin(), all.end(), 0);
+        std::shuffle(all.begin(), all.end(), rng);
+        for (int s = 0; s < sets; ++s) {
+          int32_t* d = nullptr;
+          CHECK(cudaMalloc(&d, static_cast<size_t>(need) * 4));
+          CHECK(cudaMemcpy(d, all.data() + static_cast<size_t>(s) * need, static_cast<size_t>(need) * 4,
+                           cudaMemcpyHostToDevice));
+          tables.push_back(d);
+        }
+        std::vector<int32_t> positions(static_cast<size_t>(batch), context - 1), seqs(static_cast<size_t>(batch));
+        std::iota(seqs.begin(), seqs.end(), 0);
+        int32_t *d_pos = nullptr, *d_seq = nullptr;
+        CHECK(cudaMalloc(&d_pos, static_cast<size_t>(batch) * 4));
+        CHECK(cudaMalloc(&d_seq, static_cast<size_t>(batch) * 4));
+        CHECK(cudaMemcpy(d_pos, positions.data(), static_cast<size_t>(batch) * 4, cudaMemcpyHostToDevice));
+        CHECK(cudaMemcpy(d_seq, seqs.data(), static_cast<size_t>(batch) * 4, cudaMemcpyHostToDevice));
+        __half *q = nullptr, *out = nullptr;
+        CHECK(cudaMalloc(&q, static_cast<size_t>(batch) * hq * hd * 2));
+        CHECK(cudaMalloc(&out, static_cast<size_t>(batch) * hq * hd * 2));
+        fill_random_half(q, static_cast<size_t>(batch) * hq * hd, 3);
+
+        AttentionParams<__half> p;
+        p.q = q;
+        p.out = out;
+        p.kv = {k, v, pool_blocks, kBlock, hkv, hd};
+        p.slots = {d_pos, d_seq, tables[0], blocks_per_seq, batch};
+        p.num_q_heads = hq;
+        p.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+        p.plan = fdpp::cuda::plan_attention(batch, hq, hkv, hd, context, sms);
+        void* ws = nullptr;
+        unsigned long long* counter = nullptr;
+        CHECK(cudaMalloc(&ws, p.plan.workspace_bytes));
+        CHECK(cudaMalloc(&counter, 8));
+        CHECK(cudaMemset(counter, 0, 8));
+        p.workspace = ws;
+        p.fallback_rows = counter;
+        const double us = time_attention(p, tables, 50);
+        const double bytes = 2.0 * batch * context * hkv * hd * 2;
+        const std::string key = fmt::format(("b{}_c{}_kv{}"), batch, context, hkv);
+        rows.push_back({batch, context, hkv, us, bytes / (us * 1e-6) / 1e9, peer.count(key) ? peer[key] : 0.0});
+        if (batch == 1 && (context == 4096 || context == 32768)) {
+          AttentionParams<__half> forced = p;
+          forced.range = {0.0f, -0.01f, 0.01f};  // every row out of range: all recomputed
+          const double fus = time_attention(forced, tables, 10);
+          fmt::print(("# fallback forced on every row, batch 1, context {}, {} KV heads: {:.1f} us ({:.1f}x the fast path, splits {})\n"),
+                     context, hkv, fus, fus / us, p.plan.num_splits);
+        }
+        for (int32_t* t : tables) cudaFree(t);
+        cudaFree(d_pos);
+        cudaFree(d_seq);
+        cudaFree(q);
+        cudaFree(out);
+        cudaFree(ws);
+        cudaFree(counter);
+      }
+    }
+    cudaFree(k);
+    cudaFree(v);
+  }
+  fmt::print(("\n| batch | context | KV heads | fdpp µs | KV GB/s | % of 3.0 TB/s | torch SDPA µs | speed-up |\n"));
+  fmt::print(("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"));
+  for (const Row& r : rows)
+    fmt::print(("| {} | {} | {} | {:.1f} | {:.0f} | {:.1f}% | {} | {} |\n"), r.batch, r.context, r.hkv, r.us, r.gbps,
+               100.0 * r.gbps * 1e9 / kCeiling, r.sdpa_us > 0 ? fmt::format(("{:.1f}"), r.sdpa_us) : "-",
+               r.sdpa_us > 0 ? fmt::format(("{:.2f}x"), r.sdpa_us / r.us) : "-");
+  return 0;
+}
