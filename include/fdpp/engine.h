@@ -26,6 +26,7 @@ struct EngineOptions {
   int32_t kv_block_size = 16;         // tokens per KV-cache block
   int64_t kv_cache_tokens = 0;        // KV-cache capacity in tokens; 0 = max_batch_size * context
   int64_t max_context = 0;            // longest sequence; 0 = the model's limit
+  int32_t max_waiting = 0;            // requests queued beyond the running batch; 0 = unbounded
   bool show_progress = true;          // progress display on stderr while loading
 };
 
@@ -47,6 +48,25 @@ struct TokenEvent {
 };
 // Return false to cancel the request (a client went away).
 using TokenCallback = std::function<bool(const TokenEvent&)>;
+
+// Thrown by submit() when EngineOptions::max_waiting requests already wait for a place in the
+// batch: the caller should retry later (the server answers 429 with Retry-After).
+class QueueFullError : public Error {
+ public:
+  explicit QueueFullError(const std::string& message) : Error(ErrorCode::kOutOfRange, message) {}
+};
+
+// A snapshot of the engine's occupancy, for metrics and admission decisions.
+struct EngineLoad {
+  int64_t running = 0;                // requests in the batch
+  int64_t waiting = 0;                // requests queued for a place in the batch
+  int64_t max_batch_size = 0;
+  int64_t max_waiting = 0;            // 0 = unbounded
+  int64_t kv_blocks_used = 0;         // KV-cache blocks held by running requests
+  int64_t kv_blocks_total = 0;
+  int64_t kv_block_size = 0;          // tokens per block
+  int64_t softmax_fallbacks = 0;      // attention rows the backend recomputed (Backend::softmax_fallback_rows)
+};
 
 struct RequestStats {
   int64_t prompt_tokens = 0;
@@ -74,13 +94,17 @@ class Engine {
   virtual int64_t max_context() const = 0;
 
   // Queues a request; throws fdpp::Error (kInvalidArgument / kOutOfRange) on an empty prompt, a
-  // prompt that does not fit the context, prompt + max_tokens beyond it, bad sampling values.
+  // prompt that does not fit the context, prompt + max_tokens beyond it, bad sampling values, and
+  // QueueFullError when max_waiting requests are already queued and none can join the batch now.
   virtual uint64_t submit(GenerationRequest request, TokenCallback callback) = 0;
   virtual void cancel(uint64_t request_id) = 0;
   // One forward pass over the running requests. Returns false when nothing is left to do.
   virtual bool step() = 0;
   virtual bool idle() const = 0;
-  virtual RequestStats stats(uint64_t request_id) const = 0;  // of a running or finished request
+  // Of a running request, or of one of the last kFinishedStatsKept finished ones; zeros otherwise.
+  virtual RequestStats stats(uint64_t request_id) const = 0;
+  static constexpr size_t kFinishedStatsKept = 4096;
+  virtual EngineLoad load() const = 0;
 
   // Convenience: submit, then step until this request finishes.
   GenerationResult generate(GenerationRequest request, const TokenCallback& on_token = {});

@@ -72,6 +72,7 @@ class EngineImpl final : public Engine {
   bool step() override;
   bool idle() const override { return running_.empty() && waiting_.empty(); }
   RequestStats stats(uint64_t request_id) const override;
+  EngineLoad load() const override;
 
   size_t weight_bytes_per_step() const override { return model_->weight_bytes_per_step(); }
   size_t kv_bytes_per_token() const override { return model_->kv_bytes_per_token(); }
@@ -117,6 +118,9 @@ EngineImpl::EngineImpl(const EngineOptions& options)
   if (options.max_batch_size <= 0 || options.max_step_tokens <= 0 || options.kv_block_size <= 0)
     throw Error(ErrorCode::kInvalidArgument,
                 "engine: max_batch_size, max_step_tokens and kv_block_size must be positive");
+  if (options.max_waiting < 0)
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("engine: max_waiting must be >= 0 (0 = unbounded), found {}", options.max_waiting));
   const LlamaWeights host_weights = bind_llama_weights(store_, config_);
   if (options.show_progress) {
     ProgressBar bar("loading " + options.model_dir.filename().string(), store_.total_bytes());
@@ -171,6 +175,12 @@ uint64_t EngineImpl::submit(GenerationRequest request, TokenCallback callback) {
                             n_prompt + request.stop.max_tokens,
                             blocks_->num_blocks() * blocks_->block_size()));
   validate(request.sampling);
+  if (options_.max_waiting > 0 && static_cast<int64_t>(waiting_.size()) >= options_.max_waiting) {
+    admit_waiting();  // between steps a place in the batch may have opened
+    if (static_cast<int64_t>(waiting_.size()) >= options_.max_waiting)
+      throw QueueFullError(fmt::format("{} requests are already waiting for a place in the batch "
+                                       "(the queue holds {})", waiting_.size(), options_.max_waiting));
+  }
   if (request.stop.eos_ids.empty()) request.stop.eos_ids = model_eos_;
   const uint64_t id = next_id_++;
   waiting_.push_back(std::make_unique<Sequence>(id, std::move(request), std::move(callback), tokenizer_));
@@ -294,6 +304,8 @@ void EngineImpl::retire_finished() {
     if (s->finish == FinishReason::kNone) continue;
     blocks_->release(s->blocks);
     finished_stats_[s->id] = stats_of(*s);
+    // Bounded history: a server runs forever; ids grow, so the first entry is the oldest.
+    if (finished_stats_.size() > kFinishedStatsKept) finished_stats_.erase(finished_stats_.begin());
   }
   std::erase_if(running_, [](const auto& s) { return s->finish != FinishReason::kNone; });
 }
@@ -307,6 +319,19 @@ RequestStats EngineImpl::stats_of(const Sequence& s) const {
     st.decode_seconds = seconds_between(s.first_token, s.last_token);
   }
   return st;
+}
+
+EngineLoad EngineImpl::load() const {
+  EngineLoad l;
+  l.running = static_cast<int64_t>(running_.size());
+  l.waiting = static_cast<int64_t>(waiting_.size());
+  l.max_batch_size = options_.max_batch_size;
+  l.max_waiting = options_.max_waiting;
+  l.kv_blocks_used = blocks_->used_blocks();
+  l.kv_blocks_total = blocks_->num_blocks();
+  l.kv_block_size = blocks_->block_size();
+  l.softmax_fallbacks = static_cast<int64_t>(backend_->softmax_fallback_rows());
+  return l;
 }
 
 RequestStats EngineImpl::stats(uint64_t request_id) const {
