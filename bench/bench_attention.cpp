@@ -70,7 +70,8 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; ++i)
     if (std::string(argv[i]) == "--peer") {
       std::ifstream f(argv[i + 1]);
-      for (const auto& [k, v] : nlohmann::json::parse(f).items()) peer[k] = v.get<double>();
+      const nlohmann::json j = nlohmann::json::parse(f);
+      for (auto it = j.begin(); it != j.end(); ++it) peer[it.key()] = it.value().get<double>();
     }
   int sms = 0;
   CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));

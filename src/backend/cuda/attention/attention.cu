@@ -13,7 +13,8 @@ namespace {
 constexpr float kLog2e = 1.4426950408889634f;
 
 // Workspace layout: partial_acc [T, Hq, splits, hd] f32 | partial_sum [T, Hq, splits] f32 |
-// row_flags [T, Hq] i32 (1 = a score left the range, or the fast path did not run).
+// flags [T, Hq, splits] i32 (1 = a score of that split left the range). Every split writes all
+// three, so the workspace needs no clearing between launches.
 struct Workspace {
   float* acc;
   float* sum;
@@ -42,6 +43,7 @@ split_kv_kernel(const AttentionParams<T> p) {
   constexpr int kLanesPerRow = kHeadDim / 8;
   constexpr int kRowsPerWarp = 32 / kLanesPerRow;
   constexpr int kRowsPerIter = kRowsPerWarp * Tr::kWarps;
+  constexpr int kUnroll = Tr::template kUnrollFor<kMaxGroup>;
 
   const int split = blockIdx.x, kv_head = blockIdx.y;
   const int64_t t = blockIdx.z;
@@ -75,11 +77,11 @@ split_kv_kernel(const AttentionParams<T> p) {
   const T* k_base = p.kv.k + int64_t{kv_head} * kHeadDim + row_lane * 8;
   const T* v_base = p.kv.v + int64_t{kv_head} * kHeadDim + row_lane * 8;
   // The loop bound is uniform across the warp, so every lane joins every shuffle.
-  for (int base = begin + warp * kRowsPerWarp; base < end; base += kRowsPerIter * Tr::kUnroll) {
-    uint4 kr[Tr::kUnroll], vr[Tr::kUnroll];
-    bool valid[Tr::kUnroll];
+  for (int base = begin + warp * kRowsPerWarp; base < end; base += kRowsPerIter * kUnroll) {
+    uint4 kr[kUnroll], vr[kUnroll];
+    bool valid[kUnroll];
 #pragma unroll
-    for (int u = 0; u < Tr::kUnroll; ++u) {
+    for (int u = 0; u < kUnroll; ++u) {
       const int pos = base + u * kRowsPerIter + row_in_warp;
       valid[u] = pos < end;
       if (valid[u]) {
@@ -92,7 +94,7 @@ split_kv_kernel(const AttentionParams<T> p) {
       }
     }
 #pragma unroll
-    for (int u = 0; u < Tr::kUnroll; ++u) {
+    for (int u = 0; u < kUnroll; ++u) {
       float kf[8], vf[8];
       unpack8<T>(kr[u], kf);
       unpack8<T>(vr[u], vf);
@@ -151,7 +153,7 @@ split_kv_kernel(const AttentionParams<T> p) {
 #pragma unroll
       for (int w = 0; w < Tr::kWarps; ++w) s += smem_sum[w][g];
       ws.sum[row * p.plan.num_splits + split] = s;
-      if (smem_oor) ws.flags[row] = 1;
+      ws.flags[row * p.plan.num_splits + split] = smem_oor;
     }
   }
 }
@@ -178,7 +180,10 @@ __global__ void __launch_bounds__(MergeTraits::kThreads) merge_kernel(const Atte
   const Workspace ws = carve(p.workspace, p.slots.tokens, p.num_q_heads, p.plan.num_splits, hd);
   T* out = p.out + row * hd;
 
-  if (p.plan.fast_path && ws.flags[row] == 0) {
+  int flagged = 0;
+  if (p.plan.fast_path)
+    for (int s = 0; s < p.plan.num_splits; ++s) flagged |= ws.flags[row * p.plan.num_splits + s];
+  if (p.plan.fast_path && !flagged) {
     float total = 0.0f;
     for (int s = 0; s < p.plan.num_splits; ++s) total += ws.sum[row * p.plan.num_splits + s];
     const float inv = 1.0f / total;
@@ -285,7 +290,7 @@ AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv
   }
   const int64_t rows = tokens * num_q_heads;
   plan.workspace_bytes = static_cast<size_t>(rows * plan.num_splits * (head_dim + 1)) * sizeof(float) +
-                         static_cast<size_t>(rows) * sizeof(int32_t);
+                         static_cast<size_t>(rows * plan.num_splits) * sizeof(int32_t);
   return plan;
 }
 
@@ -295,11 +300,7 @@ Status launch_attention(const AttentionParams<T>& p, cudaStream_t stream) {
   if (p.kv.head_dim > 2 * MergeTraits::kThreads)
     return {ErrorCode::kUnsupported, "attention: head_dim above 256 is not supported"};
   const int group = p.num_q_heads / p.kv.num_kv_heads;
-  const Workspace ws = carve(p.workspace, p.slots.tokens, p.num_q_heads, p.plan.num_splits, p.kv.head_dim);
   if (p.plan.fast_path) {
-    if (cudaMemsetAsync(ws.flags, 0, static_cast<size_t>(p.slots.tokens * p.num_q_heads) * sizeof(int32_t),
-                        stream) != cudaSuccess)
-      return last_launch_status("attention flags");
     if (p.kv.head_dim == 128) launch_split<T, 128>(p, group, stream);
     else launch_split<T, 64>(p, group, stream);
     const Status st = last_launch_status("attention split-kv");

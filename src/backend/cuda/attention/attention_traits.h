@@ -8,13 +8,16 @@ struct SplitKvTraits {
   // still fills its block; more warps only lengthen the cross-warp reduction.
   static constexpr int kWarps = 4;
   static constexpr int kThreads = kWarps * 32;
-  // Each thread issues kUnroll K and kUnroll V 16-byte loads before using any: 2 x 16 x 2 = 64
-  // bytes in flight per thread, ~25 KB per SM at 3 blocks/SM, what HBM3 latency needs.
-  static constexpr int kUnroll = 2;
-  // Splits are sized so that the grid covers the GPU about twice (two waves of blocks); a split
-  // never holds fewer positions than this, so the merge stays cheap.
-  static constexpr int kWavesTarget = 2;
-  static constexpr int kMinSplitPositions = 256;
+  // Each thread issues kUnroll K and kUnroll V 16-byte loads before using any. Small GQA groups
+  // have registers to spare, so they keep 4 + 4 loads in flight; the 8-wide group holds 128
+  // accumulator and query registers and stays at 2 + 2 to avoid spilling.
+  template <int kMaxGroup>
+  static constexpr int kUnrollFor = kMaxGroup <= 2 ? 4 : 2;
+  // Splits are sized so that the grid covers the GPU about four times (a short context at batch 1
+  // is latency-bound: many small splits keep more loads in flight); a split never holds fewer
+  // positions than this, so the merge stays cheap.
+  static constexpr int kWavesTarget = 4;
+  static constexpr int kMinSplitPositions = 64;
 };
 
 struct MergeTraits {
