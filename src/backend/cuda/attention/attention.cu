@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "backend/cuda/attention/attention.cuh"
+#include "backend/cuda/attention/attention_mma.cuh"
 #include "backend/cuda/attention/attention_traits.h"
 #include "backend/cuda/cuda_utils.cuh"
 
@@ -252,10 +253,12 @@ void launch_split(const AttentionParams<T>& p, int group, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(p.plan.num_splits), static_cast<unsigned>(p.kv.num_kv_heads),
                   static_cast<unsigned>(p.slots.tokens));
   constexpr int kThreads = SplitKvTraits::kThreads;
+  if (group >= SplitKvTraits::kMinTensorCoreGroup) {
+    detail::split_kv_mma_kernel<T, kHeadDim><<<grid, kThreads, 0, stream>>>(p);
+    return;
+  }
   if (group <= 1) split_kv_kernel<T, kHeadDim, 1><<<grid, kThreads, 0, stream>>>(p);
-  else if (group <= 2) split_kv_kernel<T, kHeadDim, 2><<<grid, kThreads, 0, stream>>>(p);
-  else if (group <= 4) split_kv_kernel<T, kHeadDim, 4><<<grid, kThreads, 0, stream>>>(p);
-  else split_kv_kernel<T, kHeadDim, 8><<<grid, kThreads, 0, stream>>>(p);
+  else split_kv_kernel<T, kHeadDim, 2><<<grid, kThreads, 0, stream>>>(p);
 }
 
 }  // namespace

@@ -8,9 +8,8 @@ struct SplitKvTraits {
   // still fills its block; more warps only lengthen the cross-warp reduction.
   static constexpr int kWarps = 4;
   static constexpr int kThreads = kWarps * 32;
-  // Each thread issues kUnroll K and kUnroll V 16-byte loads before using any. Small GQA groups
-  // have registers to spare, so they keep 4 + 4 loads in flight; the 8-wide group holds 128
-  // accumulator and query registers and stays at 2 + 2 to avoid spilling.
+  // Each thread of the CUDA-core kernel (groups of 1-2) issues kUnroll K and kUnroll V 16-byte
+  // loads before using any: 4 + 4 keeps enough bytes in flight for HBM3 latency.
   template <int kMaxGroup>
   static constexpr int kUnrollFor = kMaxGroup <= 2 ? 4 : 2;
   // Splits are sized so that the grid covers the GPU about four times (a short context at batch 1
@@ -18,6 +17,9 @@ struct SplitKvTraits {
   // positions than this, so the merge stays cheap.
   static constexpr int kWavesTarget = 4;
   static constexpr int kMinSplitPositions = 64;
+  // GQA groups from this size up run on tensor cores (attention_mma.cuh): with 4+ query heads per
+  // KV row, CUDA cores cannot issue the multiply-adds at HBM speed.
+  static constexpr int kMinTensorCoreGroup = 3;
 };
 
 struct MergeTraits {
