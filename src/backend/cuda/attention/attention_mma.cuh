@@ -7,7 +7,8 @@
 // O [16 x hd] += P [16 x 16] . V [16 x hd]. Two free permutations keep every load 16 bytes wide and
 // coalesced, with no shared memory: the hd reduction order of Q.K^T (Q and K fragments agree on
 // it), and the order of output dims (undone when the accumulators are stored). P is bf16 for both
-// activation dtypes: e^(s - phi) may exceed fp16's range, and bf16 has fp32's exponent.
+// activation dtypes: e^(s - phi) may exceed fp16's range, and bf16 has fp32's exponent; fp16 V
+// enters as an exact pair of bf16 parts.
 #pragma once
 
 #include <type_traits>
@@ -46,15 +47,21 @@ __device__ __forceinline__ float chunk_elem(const uint4 (&chunk)[2], int i) {
   return to_float(e[i % 8]);
 }
 
-// Packs (V[r_lo][i], V[r_hi][i]) as a bf16 pair: the B fragment of P.V.
+// B fragments of P.V for element i of two V rows: (V[r0][i], V[r1][i]) as bf16 pairs. bf16 V is
+// exact in `high`. An fp16 value has 3 more mantissa bits than bf16: it is split exactly into
+// high + low (both bf16), so P.V loses nothing to V's conversion.
 template <typename T>
-__device__ __forceinline__ uint32_t pack_v(const uint4 (&lo)[2], const uint4 (&hi)[2], int i) {
-  if constexpr (sizeof(T) == 2 && std::is_same_v<T, __nv_bfloat16>) {
-    const uint32_t wl = reinterpret_cast<const uint32_t*>(lo)[i / 2];
-    const uint32_t wh = reinterpret_cast<const uint32_t*>(hi)[i / 2];
-    return __byte_perm(wl, wh, (i % 2) ? 0x7632 : 0x5410);
+__device__ __forceinline__ void pack_v(const uint4 (&r0)[2], const uint4 (&r1)[2], int i, uint32_t& high,
+                                       uint32_t& low) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    const uint32_t w0 = reinterpret_cast<const uint32_t*>(r0)[i / 2];
+    const uint32_t w1 = reinterpret_cast<const uint32_t*>(r1)[i / 2];
+    high = __byte_perm(w0, w1, (i % 2) ? 0x7632 : 0x5410);
   } else {
-    return pack_bf16(chunk_elem<T>(lo, i), chunk_elem<T>(hi, i));
+    const float a = chunk_elem<T>(r0, i), b = chunk_elem<T>(r1, i);
+    const __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+    high = *reinterpret_cast<const uint32_t*>(&h);
+    low = pack_bf16(a - __low2float(h), b - __high2float(h));
   }
 }
 
@@ -141,17 +148,25 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(c
         const bool live = pos < end && g < group;
         out_of_range |= live && ((s2 < lo2) | (s2 > hi2));
         e[h][c] = live ? exp2f(s2 - phi2) : 0.0f;
-        sum += e[h][c];
       }
     }
     const uint32_t pa0 = pack_bf16(e[0][0], e[0][1]);
     const uint32_t pa2 = pack_bf16(e[1][0], e[1][1]);
+    // The denominator sums the same bf16-rounded weights the numerator uses: the result is an
+    // exact weighted average of V, only the weights are rounded.
+    {
+      const __nv_bfloat162 p0 = *reinterpret_cast<const __nv_bfloat162*>(&pa0);
+      const __nv_bfloat162 p2 = *reinterpret_cast<const __nv_bfloat162*>(&pa2);
+      sum += __low2float(p0) + __high2float(p0) + __low2float(p2) + __high2float(p2);
+    }
     // O += P.V: n-tile nt covers dims {c*kChunk + nt}; B rows are positions 2tig+{0,1}, 8+2tig+{0,1}.
 #pragma unroll
     for (int nt = 0; nt < kChunk; ++nt) {
-      const uint32_t b0 = pack_v<T>(vr[0], vr[1], nt);
-      const uint32_t b1 = pack_v<T>(vr[2], vr[3], nt);
+      uint32_t b0, b1, b0_low = 0, b1_low = 0;
+      pack_v<T>(vr[0], vr[1], nt, b0, b0_low);
+      pack_v<T>(vr[2], vr[3], nt, b1, b1_low);
       mma_16816(acc[nt], pa0, pa2, b0, b1, __nv_bfloat16{});
+      if constexpr (!std::is_same_v<T, __nv_bfloat16>) mma_16816(acc[nt], pa0, pa2, b0_low, b1_low, __nv_bfloat16{});
     }
   }
 
