@@ -8,5 +8,6 @@ namespace fdpp::cli {
 
 void add_generate_command(CLI::App& app);  // cmd_generate.cpp
 void add_tokenize_command(CLI::App& app);  // cmd_tokenize.cpp
+void add_serve_command(CLI::App& app);     // cmd_serve.cpp
 
 }  // namespace fdpp::cli

@@ -1,4 +1,4 @@
-// fdpp: the command-line front end. Subcommands: generate, tokenize.
+// fdpp: the command-line front end. Subcommands: generate, tokenize, serve.
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "fdpp 0.1.0");
   fdpp::cli::add_generate_command(app);
   fdpp::cli::add_tokenize_command(app);
+  fdpp::cli::add_serve_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
