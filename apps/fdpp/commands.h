@@ -9,5 +9,6 @@ namespace fdpp::cli {
 void add_generate_command(CLI::App& app);  // cmd_generate.cpp
 void add_tokenize_command(CLI::App& app);  // cmd_tokenize.cpp
 void add_serve_command(CLI::App& app);     // cmd_serve.cpp
+void add_calibrate_command(CLI::App& app); // cmd_calibrate.cpp
 
 }  // namespace fdpp::cli

@@ -25,6 +25,9 @@ std::string format_speed_summary(const Engine& engine, const GenerationResult& r
     line += fmt::format(" = {:.1f}% of the {:.2f} TB/s ceiling", 100.0 * bandwidth / ceiling, ceiling / 1e12);
   else
     line += " (no measured bandwidth ceiling for this device)";
+  // The asynchronized softmax's slow path: users see how often it ran.
+  if (engine.backend_name().rfind("cuda", 0) == 0)
+    line += fmt::format(" | softmax fallback rows: {}", engine.load().softmax_fallbacks);
   return line;
 }
 

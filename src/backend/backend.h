@@ -14,6 +14,14 @@
 
 namespace fdpp {
 
+// FlashDecoding++'s unified max value phi and the range [lo, hi] of scaled scores it is used for,
+// per layer, from `fdpp calibrate` (runtime/softmax_calibration.h).
+struct SoftmaxRangeSetting {
+  float phi = 0.0f;
+  float lo = -60.0f;
+  float hi = 60.0f;
+};
+
 // Geometry of the paged KV cache: per layer, K and V of [num_blocks, block_size, Hkv, hd].
 struct KvCacheShape {
   int64_t num_layers = 0;
@@ -61,6 +69,8 @@ class Backend {
   // Attention rows recomputed by the online-softmax fallback since start (FlashDecoding++'s
   // unified max value did not cover them). Always 0 on backends without the async softmax.
   virtual uint64_t softmax_fallback_rows() const { return 0; }
+  // Per-layer unified max values for the asynchronized softmax; backends without it ignore them.
+  virtual void set_softmax_ranges(const std::vector<SoftmaxRangeSetting>& per_layer) {}
 
   // ---- memory ----
   // A contiguous buffer of `shape` on this backend (contents undefined).

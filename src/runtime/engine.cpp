@@ -20,6 +20,7 @@
 #include "model/weights.h"
 #include "runtime/kv_blocks.h"
 #include "runtime/sampler.h"
+#include "runtime/softmax_calibration.h"
 #include "runtime/stop_matcher.h"
 #include "tokenizer/tokenizer.h"
 
@@ -143,6 +144,10 @@ EngineImpl::EngineImpl(const EngineOptions& options)
   kv.num_kv_heads = config_.num_key_value_heads;
   kv.head_dim = config_.head_dim;
   backend_->init_kv_cache(kv);
+  // FlashDecoding++'s unified max values, when `fdpp calibrate` wrote them for this model.
+  if (const auto path = options.model_dir / kSoftmaxRangeFile; std::filesystem::exists(path))
+    backend_->set_softmax_ranges(per_layer_ranges(read_softmax_calibration(path, config_.num_hidden_layers),
+                                                  config_.num_hidden_layers));
 
   model_eos_ = config_.eos_token_ids;
   for (int32_t id : tokenizer_.eos_ids())

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -104,7 +105,7 @@ void kv_write(const PagedKv& kv, const float* k, const float* v, const Attention
 }
 
 void attention(const float* q, int64_t num_q_heads, const PagedKv& kv, const AttentionBatch& batch,
-               float scale, float* out) {
+               float scale, float* out, Histogram* scores_seen) {
   check_cache(kv, "attention");
   if (num_q_heads <= 0 || num_q_heads % kv.num_kv_heads != 0) {
     throw Error(ErrorCode::kInvalidArgument,
@@ -126,6 +127,8 @@ void attention(const float* q, int64_t num_q_heads, const PagedKv& kv, const Att
   {
     std::vector<float> scores(static_cast<size_t>(max_len));
     std::vector<float> acc(static_cast<size_t>(hd));
+    std::optional<Histogram> local_scores;
+    if (scores_seen != nullptr) local_scores.emplace();
 #pragma omp for collapse(2) schedule(dynamic, 4)
     for (int64_t t = 0; t < T; ++t) {
       for (int64_t h = 0; h < Hq; ++h) {
@@ -143,6 +146,7 @@ void attention(const float* q, int64_t num_q_heads, const PagedKv& kv, const Att
           const float s = dot_f32(qv, kv.k + slot_offset(j), hd) * scale;
           scores[static_cast<size_t>(j)] = s;
           max_score = std::max(max_score, s);
+          if (local_scores) local_scores->add(s);
         }
         float sum = 0.0f;
         for (int64_t j = 0; j < len; ++j) {
@@ -159,6 +163,10 @@ void attention(const float* q, int64_t num_q_heads, const PagedKv& kv, const Att
         float* o = out + (t * Hq + h) * hd;
         for (int64_t d = 0; d < hd; ++d) o[d] = acc[static_cast<size_t>(d)] / sum;
       }
+    }
+    if (local_scores) {
+#pragma omp critical(fdpp_attention_scores)
+      scores_seen->merge(*local_scores);
     }
   }
 }

@@ -112,7 +112,8 @@ void CpuBackend::kv_write(int64_t layer, const TensorView& k, const TensorView& 
 }
 
 void CpuBackend::attention(int64_t layer, const TensorView& q, float scale, TensorView& out) {
-  cpu::attention(f32(q), q.dim(1), layer_kv(layer), attention_batch(), scale, f32(out));
+  Histogram* scores = score_histograms_ != nullptr ? &score_histograms_->at(static_cast<size_t>(layer)) : nullptr;
+  cpu::attention(f32(q), q.dim(1), layer_kv(layer), attention_batch(), scale, f32(out), scores);
 }
 
 void CpuBackend::gather_rows(const TensorView& x, TensorView& out) {

@@ -34,6 +34,10 @@ class CpuBackend final : public Backend {
   void gather_rows(const TensorView& x, TensorView& out) override;
   void logits_to_host(const TensorView& logits, std::span<float> out) override;
 
+  // Records every scaled attention score of layer l into (*per_layer)[l] (for calibration);
+  // nullptr stops recording.
+  void record_scores(std::vector<Histogram>* per_layer) { score_histograms_ = per_layer; }
+
  private:
   cpu::PagedKv layer_kv(int64_t layer);
   cpu::AttentionBatch attention_batch() const;
@@ -44,6 +48,7 @@ class CpuBackend final : public Backend {
   std::vector<DeviceTensor> k_cache_;
   std::vector<DeviceTensor> v_cache_;
   StepBatch step_;
+  std::vector<Histogram>* score_histograms_ = nullptr;
 };
 
 }  // namespace fdpp

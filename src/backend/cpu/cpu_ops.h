@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <span>
 
+#include "core/histogram.h"
 #include "core/tensor.h"
 
 namespace fdpp::cpu {
@@ -61,8 +62,9 @@ void kv_write(const PagedKv& kv, const float* k, const float* v, const Attention
 // Causal GQA attention over the cache: token t at position p attends to slots [0, p] of its
 // sequence (its own k/v must already be written). Query head h reads KV head h / (Hq / Hkv).
 // softmax(q.k * scale) with fp32 math and the max subtracted.
-// q, out: [T, Hq, hd]
+// q, out: [T, Hq, hd]. scores: when given, every scaled score q.k * scale is added to it
+// (softmax-input statistics for `fdpp calibrate`).
 void attention(const float* q, int64_t num_q_heads, const PagedKv& kv, const AttentionBatch& batch,
-               float scale, float* out);
+               float scale, float* out, Histogram* scores = nullptr);
 
 }  // namespace fdpp::cpu

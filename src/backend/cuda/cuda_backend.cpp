@@ -271,7 +271,7 @@ void CudaBackend::attention(int64_t layer, const TensorView& q, float scale, Ten
     p.slots = slots();
     p.num_q_heads = static_cast<int32_t>(hq);
     p.scale = scale;
-    p.range = range_;
+    p.range = static_cast<size_t>(layer) < layer_ranges_.size() ? layer_ranges_[static_cast<size_t>(layer)] : range_;
     p.plan = attn_plan_;
     p.workspace = attn_workspace_.view().data;
     p.fallback_rows = static_cast<unsigned long long*>(fallback_counter_.view().data);
@@ -285,6 +285,18 @@ void CudaBackend::logits_to_host(const TensorView& logits, std::span<float> out)
                         cudaMemcpyDeviceToHost, stream_),
         "logits to host");
   check(cudaStreamSynchronize(stream_), "forward step");
+}
+
+void CudaBackend::set_softmax_ranges(const std::vector<SoftmaxRangeSetting>& per_layer) {
+  layer_ranges_.clear();
+  const int64_t context = kv_shape_.num_blocks * kv_shape_.block_size;
+  for (size_t l = 0; l < per_layer.size(); ++l) {
+    const SoftmaxRange r{per_layer[l].phi, per_layer[l].lo, per_layer[l].hi};
+    const Status st = validate_softmax_range(r, std::max<int64_t>(context, 1));
+    if (!st.is_ok())
+      throw Error(ErrorCode::kInvalidArgument, fmt::format("softmax range of layer {}: {}", l, st.message()));
+    layer_ranges_.push_back(r);
+  }
 }
 
 uint64_t CudaBackend::softmax_fallback_rows() const {

@@ -23,7 +23,7 @@ class CudaBackend final : public Backend {
   DType activation_dtype() const override { return dtype_; }
   double read_bandwidth_ceiling() const override { return ceiling_; }
   uint64_t softmax_fallback_rows() const override;
-  void set_softmax_range(const SoftmaxRange& range) { range_ = range; }
+  void set_softmax_ranges(const std::vector<SoftmaxRangeSetting>& per_layer) override;
 
   DeviceTensor allocate(DType dtype, std::initializer_list<int64_t> shape) override;
   TensorView adopt_weight(const TensorView& host) override;
@@ -59,7 +59,8 @@ class CudaBackend final : public Backend {
 
   KvCacheShape kv_shape_;
   std::vector<DeviceTensor> k_cache_, v_cache_;  // per layer [num_blocks, block_size, Hkv, hd]
-  SoftmaxRange range_;
+  SoftmaxRange range_;                      // default for layers without a calibrated range
+  std::vector<SoftmaxRange> layer_ranges_;  // from softmax_range.json
   DeviceTensor fallback_counter_;            // one unsigned long long
 
   // Step metadata: one pinned host staging buffer and its device copy, laid out as
