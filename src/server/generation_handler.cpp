@@ -15,7 +15,7 @@ namespace fdpp::server {
 namespace {
 
 constexpr auto kPollInterval = std::chrono::milliseconds(500);
-constexpr auto kKeepAliveAfter = std::chrono::seconds(5);  // SSE comment while nothing happens
+constexpr auto kKeepAliveAfter = std::chrono::seconds(2);  // SSE comment while nothing happens
 
 std::string finish_name(FinishReason f) {
   return f == FinishReason::kNone || f == FinishReason::kCancelled ? std::string() : finish_reason_name(f);
@@ -184,12 +184,15 @@ void respond_stream(httplib::Response& res, ServerState& st, const std::shared_p
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");
   EngineLoop& loop = st.loop;
+  std::atomic<int>& in_flight = st.responses_in_flight;
+  ++in_flight;
   res.set_chunked_content_provider(
       "text/event-stream", [sse](size_t, httplib::DataSink& sink) { return provide(*sse, sink); },
-      [sse, &loop](bool) {
+      [sse, &loop, &in_flight](bool) {
         // Called when the response ends for any reason; a stream that did not finish lost its
         // client (a failed write, a closed socket, server shutdown): free its sequence.
         if (!sse->finished) loop.cancel(sse->stream);
+        --in_flight;
       });
 }
 
@@ -197,6 +200,11 @@ void respond_stream(httplib::Response& res, ServerState& st, const std::shared_p
 
 void handle_generation(const httplib::Request& req, httplib::Response& res, ServerState& st, bool chat) {
   const auto received = Clock::now();
+  ++st.responses_in_flight;
+  struct Done {
+    std::atomic<int>& n;
+    ~Done() { --n; }
+  } done{st.responses_in_flight};
   try {
     const ApiRequest r = chat ? parse_chat_request(req.body, st.model_name)
                               : parse_completion_request(req.body, st.model_name);

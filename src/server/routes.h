@@ -4,6 +4,7 @@
 
 #include <httplib.h>
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 
@@ -27,6 +28,9 @@ struct ServerState {
   ServerOptions options;
   std::string model_name;
   int64_t created = 0;           // Unix seconds when the server started
+  // Generation responses not yet fully written (a stream counts until its provider is released):
+  // shutdown waits for them to deliver their final event before it closes connections.
+  std::atomic<int> responses_in_flight{0};
 };
 
 void register_routes(httplib::Server& server, ServerState& state);

@@ -5,9 +5,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <thread>
 
 #include "fdpp/engine.h"
@@ -18,6 +21,17 @@
 #include "tokenizer/chat_template.h"
 
 namespace fdpp::server {
+namespace {
+
+// Debian's cpp-httplib 0.11 listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, compiled into
+// the library): a burst of clients overflows it and the dropped connections retry a second
+// later. Listening again on the bound socket widens the queue (Linux allows it).
+class HttpServer : public httplib::Server {
+ public:
+  void widen_listen_backlog(int backlog) { ::listen(svr_sock_, backlog); }
+};
+
+}  // namespace
 
 void run_server(Engine& engine, const ChatTemplate& chat_template, const ServerOptions& options) {
   sigset_t stop_signals;
@@ -31,8 +45,8 @@ void run_server(Engine& engine, const ChatTemplate& chat_template, const ServerO
   EngineLoop loop(engine, metrics);
   const EngineLoad load = loop.load();
 
-  ServerState state{engine, loop, metrics, chat_template, options, options.served_model_name, unix_now()};
-  httplib::Server server;
+  ServerState state{engine, loop, metrics, chat_template, options, options.served_model_name, unix_now(), {}};
+  HttpServer server;
   int threads = options.http_threads;
   if (threads <= 0) {
     // Every running or queued request can hold a connection (streams do), plus idle keep-alive
@@ -62,6 +76,7 @@ void run_server(Engine& engine, const ChatTemplate& chat_template, const ServerO
     throw Error(ErrorCode::kIo, fmt::format("cannot listen on {}:{} (address in use, or not an address of "
                                             "this machine?)", options.host, options.port));
   }
+  server.widen_listen_backlog(std::max(128, threads));
   std::thread http([&server] { server.listen_after_bind(); });
   std::printf("fdpp serve: listening on http://%s:%d (model '%s', backend %s, context %lld, max batch %lld, "
               "queue %lld, KV cache %lld tokens, %d HTTP threads)\n",
@@ -74,7 +89,11 @@ void run_server(Engine& engine, const ChatTemplate& chat_template, const ServerO
   int sig = 0;
   sigwait(&stop_signals, &sig);
   std::fprintf(stderr, "fdpp serve: %s received, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
-  loop.stop();    // queued and running requests end now; their handlers return
+  loop.stop();  // queued and running requests end now, with an error for their clients
+  // Let the handlers write those final answers (bounded) before connections are closed.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (state.responses_in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   server.stop();  // stop accepting; workers finish once their keep-alive connections close or time out
   http.join();
 }

@@ -24,14 +24,15 @@ async function concurrentStreamsMatchSolo(serverArgs, t) {
 
   const t0 = performance.now();
   const results = await Promise.all(ps.map(async (p) =>
-    collect(await client.completions.create({ ...body(p), stream: true }))));
+    collect(await client.completions.create({ ...body(p), stream: true, stream_options: { include_usage: true } }))));
   const wall = performance.now() - t0;
   for (let i = 0; i < CLIENTS; ++i) {
     assert.equal(results[i].text, solo[i], `client ${i} (${JSON.stringify(ps[i])})`);
     assert.ok(['stop', 'length'].includes(results[i].finish));
   }
-  const tokens = results.reduce((n, r) => n + r.chunks, 0);
-  t.diagnostic(`${CLIENTS} concurrent streams (${serverArgs.join(' ')}): ${wall.toFixed(0)} ms wall, ${tokens} chunks`);
+  const tokens = results.reduce((n, r) => n + r.usage.completion_tokens, 0);
+  t.diagnostic(`${CLIENTS} concurrent streams (${serverArgs.join(' ')}): ${wall.toFixed(0)} ms wall, ` +
+               `${tokens} tokens, ${(tokens / (wall / 1000)).toFixed(0)} tokens/s`);
   const m = await waitForMetrics(server.baseURL, (x) => x['fdpp_kv_cache_blocks_used'] === 0);
   assert.equal(m['fdpp_requests_running'], 0);
   assert.ok(wall < 60000, 'bounded in time');
@@ -73,4 +74,22 @@ test('a client that disconnects mid-stream frees its sequence and KV blocks', as
   // The server keeps serving.
   const r = await client.completions.create({ model: MODEL_NAME, prompt: 'The old cat', max_tokens: 5, temperature: 0 });
   assert.equal(r.usage.completion_tokens, 5);
+});
+
+test('SIGTERM with requests in flight: every client gets an answer, then the server exits', async () => {
+  const server = await startServer(['--max-batch', '2', '--max-queue', '64']);
+  const client = server.client();
+  const runs = [];
+  for (let i = 0; i < 16; ++i) {
+    const stream = i % 2 === 0;
+    runs.push(client.completions.create({ model: MODEL_NAME, prompt: 'Once upon a time', max_tokens: 480,
+                                          temperature: 0, ignore_eos: true, stream })
+      .then((x) => (stream ? collect(x) : x))
+      .then(() => 'completed', (e) => (/shutting down/.test(e.message) ? 'shutdown error' : `unexpected: ${e.message}`)));
+  }
+  await waitForMetrics(server.baseURL, (m) => m['fdpp_requests_running'] + m['fdpp_requests_waiting'] >= 12);
+  assert.equal(await server.stop(), 0);
+  const outcomes = await Promise.all(runs);
+  for (const o of outcomes) assert.ok(o === 'completed' || o === 'shutdown error', o);
+  assert.ok(outcomes.includes('shutdown error'));
 });
