@@ -5,10 +5,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
+#include "core/json_file.h"
 #include "fdpp/status.h"
 
 namespace fdpp {
@@ -17,12 +16,7 @@ namespace {
 
 using json = nlohmann::json;
 
-// A JSON value as it appears in the file, shortened for error messages.
-std::string show(const json& v) {
-  std::string s = v.dump();
-  if (s.size() > 80) s = s.substr(0, 77) + "...";
-  return s;
-}
+std::string show(const json& v) { return show_json(v); }
 
 // Reads typed fields of one JSON object, naming `source` and the field in every error.
 // `prefix` qualifies nested fields ("rope_scaling.").
@@ -129,14 +123,6 @@ json parse_json_object(const std::string& text, const std::string& source) {
                                                j.type_name()));
   }
   return j;
-}
-
-std::string read_text_file(const std::filesystem::path& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(ErrorCode::kIo, fmt::format("{}: cannot open file for reading", path.string()));
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
 }
 
 void add_unique(std::vector<int64_t>& ids, const std::vector<int64_t>& more) {

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "core/json_file.h"
 #include "fdpp/status.h"
 
 namespace fdpp {
@@ -15,12 +16,7 @@ namespace {
 
 using json = nlohmann::json;
 
-// A JSON value printed for an error message, shortened when long.
-std::string show(const json& v) {
-  std::string s = v.dump();
-  if (s.size() > 80) s = s.substr(0, 77) + "...";
-  return s;
-}
+std::string show(const json& v) { return show_json(v); }
 
 std::optional<uint64_t> as_uint(const json& v) {
   if (v.is_number_unsigned()) return v.get<uint64_t>();

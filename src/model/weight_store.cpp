@@ -3,11 +3,10 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
 
+#include "core/json_file.h"
 #include "fdpp/status.h"
 
 namespace fdpp {
@@ -54,18 +53,7 @@ WeightStore WeightStore::open(const std::filesystem::path& model_dir) {
                                                   model_dir.string(), kSingleFile, kIndexFile));
   }
   const std::string index_name = index_path.string();
-  json index;
-  {
-    std::ifstream f(index_path, std::ios::binary);
-    if (!f) throw Error(ErrorCode::kIo, fmt::format("{}: cannot open file for reading", index_name));
-    std::stringstream ss;
-    ss << f.rdbuf();
-    try {
-      index = json::parse(ss.str());
-    } catch (const json::parse_error& e) {
-      throw Error(ErrorCode::kParse, fmt::format("{}: malformed JSON at byte {}: {}", index_name, e.byte, e.what()));
-    }
-  }
+  const json index = read_json_file(index_path);
   if (!index.is_object()) {
     throw Error(ErrorCode::kParse, fmt::format("{}: expected a JSON object, found {}", index_name, index.type_name()));
   }

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <fstream>
 
+#include "core/json_file.h"
 #include "fdpp/status.h"
 
 namespace fdpp {
@@ -23,12 +24,12 @@ json to_json(const LayerSoftmaxStats& s) {
 float number_field(const json& j, const char* key, const std::string& where) {
   if (!j.contains(key) || !j[key].is_number())
     throw Error(ErrorCode::kParse, fmt::format("{}: field '{}': expected a number, found {}", where, key,
-                                               j.contains(key) ? j[key].dump() : "nothing"));
+                                               j.contains(key) ? show_json(j[key]) : "nothing"));
   return j[key].get<float>();
 }
 
 LayerSoftmaxStats from_json(const json& j, const std::string& where) {
-  if (!j.is_object()) throw Error(ErrorCode::kParse, fmt::format("{}: expected an object, found {}", where, j.dump()));
+  if (!j.is_object()) throw Error(ErrorCode::kParse, fmt::format("{}: expected an object, found {}", where, show_json(j)));
   LayerSoftmaxStats s;
   s.range.phi = number_field(j, "phi", where);
   s.range.lo = number_field(j, "lo", where);
@@ -94,14 +95,7 @@ void write_softmax_calibration(const std::filesystem::path& path, const SoftmaxC
 }
 
 SoftmaxCalibration read_softmax_calibration(const std::filesystem::path& path, int64_t expected_layers) {
-  std::ifstream f(path);
-  if (!f) throw Error(ErrorCode::kNotFound, fmt::format("cannot open '{}'", path.string()));
-  json doc;
-  try {
-    doc = json::parse(f);
-  } catch (const json::parse_error& e) {
-    throw Error(ErrorCode::kParse, fmt::format("{}: malformed JSON: {}", path.string(), e.what()));
-  }
+  const json doc = read_json_file(path);
   const std::string file = path.filename().string();
   if (!doc.is_object() || !doc.contains("model"))
     throw Error(ErrorCode::kParse, fmt::format("{}: expected an object with field 'model'", file));

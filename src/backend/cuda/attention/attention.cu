@@ -6,33 +6,16 @@
 #include "backend/cuda/attention/attention.cuh"
 #include "backend/cuda/attention/attention_mma.cuh"
 #include "backend/cuda/attention/attention_traits.h"
+#include "backend/cuda/attention/split_common.cuh"
 #include "backend/cuda/cuda_utils.cuh"
 
 namespace fdpp::cuda {
 namespace {
 
-constexpr float kLog2e = 1.4426950408889634f;
-
-// Workspace layout: partial_acc [T, Hq, splits, hd] f32 | partial_sum [T, Hq, splits] f32 |
-// flags [T, Hq, splits] i32 (1 = a score of that split left the range). Every split writes all
-// three, so the workspace needs no clearing between launches.
-struct Workspace {
-  float* acc;
-  float* sum;
-  int32_t* flags;
-};
-__host__ __device__ inline Workspace carve(void* base, int64_t tokens, int64_t hq, int64_t splits, int64_t hd) {
-  Workspace w;
-  w.acc = static_cast<float*>(base);
-  w.sum = w.acc + tokens * hq * splits * hd;
-  w.flags = reinterpret_cast<int32_t*>(w.sum + tokens * hq * splits);
-  return w;
-}
-
-__device__ __forceinline__ int64_t slot_offset(const int32_t* table, int32_t pos, int32_t block_size,
-                                               int64_t row_elems) {
-  return (int64_t{table[pos / block_size]} * block_size + pos % block_size) * row_elems;
-}
+using detail::carve;
+using detail::kLog2e;
+using detail::slot_offset;
+using detail::Workspace;
 
 // Grid (splits, Hkv, T). Each block handles the GQA group of query heads sharing one KV head,
 // for positions [split * split_size, ...) of its token's row. Lanes split a K/V row into 16-byte
@@ -56,8 +39,6 @@ split_kv_kernel(const AttentionParams<T> p) {
   const int row_lane = lane % kLanesPerRow, row_in_warp = lane / kLanesPerRow;
   const int64_t row_elems = int64_t{p.kv.num_kv_heads} * kHeadDim;
   const int32_t* table = p.slots.block_tables + int64_t{p.slots.token_seq[t]} * p.slots.max_blocks_per_seq;
-  const Workspace ws = carve(p.workspace, p.slots.tokens, p.num_q_heads, p.plan.num_splits, kHeadDim);
-
   // q pre-scaled so that exp2(q.k - phi*log2e) = e^(s - phi)
   float qf[kMaxGroup][8];
   const float q_scale = p.scale * kLog2e;
@@ -127,36 +108,20 @@ split_kv_kernel(const AttentionParams<T> p) {
       for (int i = 0; i < 8; ++i) acc[g][i] += __shfl_xor_sync(0xffffffffu, acc[g][i], off);
     }
   }
-  __shared__ float smem_acc[Tr::kWarps][kMaxGroup][kHeadDim];
-  __shared__ float smem_sum[Tr::kWarps][kMaxGroup];
-  __shared__ int smem_oor;
-  if (threadIdx.x == 0) smem_oor = 0;
+  __shared__ detail::SplitPartials<kMaxGroup, kHeadDim> sp;
+  if (threadIdx.x == 0) sp.out_of_range = 0;
   __syncthreads();
-  if (out_of_range) smem_oor = 1;
+  if (out_of_range) sp.out_of_range = 1;
   if (row_in_warp == 0) {
 #pragma unroll
     for (int g = 0; g < kMaxGroup; ++g) {
 #pragma unroll
-      for (int i = 0; i < 8; ++i) smem_acc[warp][g][row_lane * 8 + i] = acc[g][i];
-      if (row_lane == 0) smem_sum[warp][g] = sum[g];
+      for (int i = 0; i < 8; ++i) sp.acc[warp][g][row_lane * 8 + i] = acc[g][i];
+      if (row_lane == 0) sp.sum[warp][g] = sum[g];
     }
   }
   __syncthreads();
-  for (int j = threadIdx.x; j < group * kHeadDim; j += Tr::kThreads) {
-    const int g = j / kHeadDim, d = j % kHeadDim;
-    float a = 0.0f;
-#pragma unroll
-    for (int w = 0; w < Tr::kWarps; ++w) a += smem_acc[w][g][d];
-    const int64_t row = t * p.num_q_heads + kv_head * group + g;
-    ws.acc[(row * p.plan.num_splits + split) * kHeadDim + d] = a;
-    if (d == 0) {
-      float s = 0.0f;
-#pragma unroll
-      for (int w = 0; w < Tr::kWarps; ++w) s += smem_sum[w][g];
-      ws.sum[row * p.plan.num_splits + split] = s;
-      ws.flags[row * p.plan.num_splits + split] = smem_oor;
-    }
-  }
+  detail::store_split(p, sp, t, kv_head, group, split);
 }
 
 __device__ float merge_block_max(float v, float* scratch) {

@@ -15,6 +15,7 @@
 
 #include "backend/cuda/attention/attention.cuh"
 #include "backend/cuda/attention/attention_traits.h"
+#include "backend/cuda/attention/split_common.cuh"
 #include "backend/cuda/cuda_utils.cuh"
 
 namespace fdpp::cuda::detail {
@@ -96,9 +97,9 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(c
       qa2[ks] = g < group ? *reinterpret_cast<const uint32_t*>(q + d + 2) : 0u;
     }
   }
-  const float s_scale = p.scale * 1.4426950408889634f;
-  const float phi2 = p.range.phi * 1.4426950408889634f;
-  const float lo2 = p.range.lo * 1.4426950408889634f, hi2 = p.range.hi * 1.4426950408889634f;
+  const float s_scale = p.scale * kLog2e;
+  const float phi2 = p.range.phi * kLog2e;
+  const float lo2 = p.range.lo * kLog2e, hi2 = p.range.hi * kLog2e;
   float acc[kChunk][4] = {};  // O fragments; columns permuted: tile nt, col c -> dim c*kChunk + nt
   float sum = 0.0f;
   bool out_of_range = false;
@@ -113,7 +114,7 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(c
     for (int h = 0; h < 2; ++h) {
       const int pos = base + 8 * h + g;
       const bool ok = pos < end;
-      const T* row = ok ? k_head + (int64_t{table[pos / p.kv.block_size]} * p.kv.block_size + pos % p.kv.block_size) * row_elems : nullptr;
+      const T* row = ok ? k_head + slot_offset(table, pos, p.kv.block_size, row_elems) : nullptr;
 #pragma unroll
       for (int j = 0; j < kLoads; ++j)
         kr[h][j] = ok ? *reinterpret_cast<const uint4*>(row + 32 * j + 8 * tig) : make_uint4(0, 0, 0, 0);
@@ -122,7 +123,7 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(c
     for (int r = 0; r < 4; ++r) {
       const int pos = base + (r / 2) * 8 + 2 * tig + (r % 2);
       const bool ok = pos < end;
-      const T* row = ok ? v_head + (int64_t{table[pos / p.kv.block_size]} * p.kv.block_size + pos % p.kv.block_size) * row_elems : nullptr;
+      const T* row = ok ? v_head + slot_offset(table, pos, p.kv.block_size, row_elems) : nullptr;
 #pragma unroll
       for (int j = 0; j < 2; ++j)
         vr[r][j] = (ok && j * 8 < kChunk) ? *reinterpret_cast<const uint4*>(row + g * kChunk + 8 * j) : make_uint4(0, 0, 0, 0);
@@ -173,40 +174,20 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(c
   // Row sums: the four lanes of a row (tig) hold different positions.
   sum += __shfl_xor_sync(0xffffffffu, sum, 1);
   sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-  __shared__ float smem_acc[Tr::kWarps][8][kHeadDim];
-  __shared__ float smem_sum[Tr::kWarps][8];
-  __shared__ int smem_oor;
-  if (threadIdx.x == 0) smem_oor = 0;
+  __shared__ SplitPartials<8, kHeadDim> sp;
+  if (threadIdx.x == 0) sp.out_of_range = 0;
   __syncthreads();
-  if (out_of_range) smem_oor = 1;
+  if (out_of_range) sp.out_of_range = 1;
   if (g < group) {
 #pragma unroll
     for (int nt = 0; nt < kChunk; ++nt) {
-      smem_acc[warp][g][(2 * tig) * kChunk + nt] = acc[nt][0];
-      smem_acc[warp][g][(2 * tig + 1) * kChunk + nt] = acc[nt][1];
+      sp.acc[warp][g][(2 * tig) * kChunk + nt] = acc[nt][0];
+      sp.acc[warp][g][(2 * tig + 1) * kChunk + nt] = acc[nt][1];
     }
-    if (tig == 0) smem_sum[warp][g] = sum;
+    if (tig == 0) sp.sum[warp][g] = sum;
   }
   __syncthreads();
-  float* ws_acc = static_cast<float*>(p.workspace);
-  const int64_t rows = p.slots.tokens * p.num_q_heads;
-  float* ws_sum = ws_acc + rows * p.plan.num_splits * kHeadDim;
-  int32_t* ws_flags = reinterpret_cast<int32_t*>(ws_sum + rows * p.plan.num_splits);
-  for (int j = threadIdx.x; j < group * kHeadDim; j += Tr::kThreads) {
-    const int hh = j / kHeadDim, d = j % kHeadDim;
-    float a = 0.0f;
-#pragma unroll
-    for (int w = 0; w < Tr::kWarps; ++w) a += smem_acc[w][hh][d];
-    const int64_t row = t * p.num_q_heads + kv_head * group + hh;
-    ws_acc[(row * p.plan.num_splits + split) * kHeadDim + d] = a;
-    if (d == 0) {
-      float s_total = 0.0f;
-#pragma unroll
-      for (int w = 0; w < Tr::kWarps; ++w) s_total += smem_sum[w][hh];
-      ws_sum[row * p.plan.num_splits + split] = s_total;
-      ws_flags[row * p.plan.num_splits + split] = smem_oor;
-    }
-  }
+  store_split(p, sp, t, kv_head, group, split);
 }
 
 }  // namespace fdpp::cuda::detail

@@ -1,0 +1,66 @@
+// Shared pieces of the split-KV attention kernels (attention.cu, attention_mma.cuh): the
+// workspace layout, cache addressing, and the end of a split (warps' partial sums combined in
+// shared memory and written out).
+#pragma once
+
+#include "backend/cuda/attention/attention.cuh"
+#include "backend/cuda/attention/attention_traits.h"
+
+namespace fdpp::cuda::detail {
+
+constexpr float kLog2e = 1.4426950408889634f;
+
+// Workspace layout: partial_acc [T, Hq, splits, hd] f32 | partial_sum [T, Hq, splits] f32 |
+// flags [T, Hq, splits] i32 (1 = a score of that split left the range). Every split writes all
+// three, so the workspace needs no clearing between launches.
+struct Workspace {
+  float* acc;
+  float* sum;
+  int32_t* flags;
+};
+__host__ __device__ inline Workspace carve(void* base, int64_t tokens, int64_t hq, int64_t splits, int64_t hd) {
+  Workspace w;
+  w.acc = static_cast<float*>(base);
+  w.sum = w.acc + tokens * hq * splits * hd;
+  w.flags = reinterpret_cast<int32_t*>(w.sum + tokens * hq * splits);
+  return w;
+}
+
+// Element offset of cache slot `pos` of a sequence (row of [Hkv, hd] values).
+__device__ __forceinline__ int64_t slot_offset(const int32_t* table, int32_t pos, int32_t block_size,
+                                               int64_t row_elems) {
+  return (int64_t{table[pos / block_size]} * block_size + pos % block_size) * row_elems;
+}
+
+// Per-warp partial sums of a split, combined across warps in shared memory.
+template <int kGroup, int kHeadDim>
+struct SplitPartials {
+  float acc[SplitKvTraits::kWarps][kGroup][kHeadDim];
+  float sum[SplitKvTraits::kWarps][kGroup];
+  int out_of_range;
+};
+
+// After every warp has filled its slice of `sp` (and a __syncthreads): sums over warps and writes
+// the split's partial numerators, denominators and range flags for the group's query heads.
+template <typename T, int kGroup, int kHeadDim>
+__device__ void store_split(const AttentionParams<T>& p, const SplitPartials<kGroup, kHeadDim>& sp, int64_t t,
+                            int kv_head, int group, int split) {
+  const Workspace ws = carve(p.workspace, p.slots.tokens, p.num_q_heads, p.plan.num_splits, kHeadDim);
+  for (int j = threadIdx.x; j < group * kHeadDim; j += SplitKvTraits::kThreads) {
+    const int g = j / kHeadDim, d = j % kHeadDim;
+    float a = 0.0f;
+#pragma unroll
+    for (int w = 0; w < SplitKvTraits::kWarps; ++w) a += sp.acc[w][g][d];
+    const int64_t row = t * p.num_q_heads + kv_head * group + g;
+    ws.acc[(row * p.plan.num_splits + split) * kHeadDim + d] = a;
+    if (d == 0) {
+      float s = 0.0f;
+#pragma unroll
+      for (int w = 0; w < SplitKvTraits::kWarps; ++w) s += sp.sum[w][g];
+      ws.sum[row * p.plan.num_splits + split] = s;
+      ws.flags[row * p.plan.num_splits + split] = sp.out_of_range;
+    }
+  }
+}
+
+}  // namespace fdpp::cuda::detail
