@@ -17,7 +17,11 @@ cmake --build build -j16 >"$OUT/build.log" 2>&1 || { grep -E "error|FAILED" "$OU
 echo "== GPU tests"
 ./build/tests/fdpp_gpu_tests 2>&1 | tee "$OUT/gpu_tests.log" | grep -E "^\[  (FAILED|PASSED|SKIPPED) |Failure|error|Expected|Which|actual|  [a-z_.]+ *$|tests ran" | head -60
 echo "== CPU tests"
-ctest --test-dir build -L cpu -j16 --output-on-failure >"$OUT/ctest_cpu.log" 2>&1
+OMP_NUM_THREADS=1 ctest --test-dir build -L cpu -j16 --output-on-failure >"$OUT/ctest_cpu.log" 2>&1
 tail -5 "$OUT/ctest_cpu.log"
 echo "== generate on the GPU"
 ./build/fdpp generate -m .carry/models/stories260K-hf -p "Once upon a time" -n 60 --temp 0 --no-progress 2>&1 | tee "$OUT/generate.log"
+echo "== calibrate, then generate with the calibrated softmax range (bf16 activations)"
+mkdir -p /tmp/stories && cp .carry/models/stories260K-hf/* /tmp/stories/
+./build/fdpp calibrate -m /tmp/stories -n 16 2>/dev/null | tail -7
+./build/fdpp generate -m /tmp/stories -p "Once upon a time" -n 60 --temp 0 --dtype bf16 --no-progress 2>&1 | tail -3

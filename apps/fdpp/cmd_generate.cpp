@@ -27,6 +27,7 @@ struct GenerateArgs {
   std::optional<uint64_t> seed;
   std::vector<std::string> stop;
   std::string backend = "auto";
+  std::string dtype = "auto";
   bool ignore_eos = false;
   bool no_progress = false;
   bool no_echo = false;
@@ -39,6 +40,7 @@ void run_generate(const GenerateArgs& a) {
   EngineOptions options;
   options.model_dir = a.model_dir;
   options.backend = a.backend;
+  options.dtype = a.dtype;
   options.show_progress = !a.no_progress;
   auto engine = Engine::create(options);
 
@@ -98,6 +100,8 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("-s,--seed", args->seed, "Random seed: the same seed gives the same text");
   cmd->add_option("--stop", args->stop, "Stop when this string is produced (repeatable)");
   cmd->add_option("--backend", args->backend, "auto, cpu or cuda")->capture_default_str();
+  cmd->add_option("--dtype", args->dtype, "GPU activation dtype: auto (bf16 for bf16 checkpoints, else f16), f16, bf16")
+      ->capture_default_str();
   cmd->add_flag("--ignore-eos", args->ignore_eos, "Keep generating past end-of-sequence tokens");
   cmd->add_flag("--no-progress", args->no_progress, "No loading progress display");
   cmd->add_flag("--no-echo", args->no_echo, "Do not print the prompt before the generated text");

@@ -27,6 +27,7 @@ struct ServeArgs {
   int64_t kv_cache_tokens = 0;
   int32_t max_step_tokens = 512;
   std::string backend = "auto";
+  std::string dtype = "auto";
   std::string served_model_name;
   size_t max_body_bytes = 4u << 20;
   int http_threads = 0;
@@ -47,6 +48,7 @@ void run_serve(const ServeArgs& a) {
   EngineOptions options;
   options.model_dir = a.model_dir;
   options.backend = a.backend;
+  options.dtype = a.dtype;
   options.max_batch_size = a.max_batch;
   options.max_waiting = a.max_queue;
   options.kv_cache_tokens = a.kv_cache_tokens;
@@ -100,6 +102,7 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--max-step-tokens", args->max_step_tokens, "Prompt tokens processed per step (prefill chunk budget)")
       ->capture_default_str();
   cmd->add_option("--backend", args->backend, "auto, cpu or cuda")->capture_default_str();
+  cmd->add_option("--dtype", args->dtype, "GPU activation dtype: auto, f16, bf16")->capture_default_str();
   cmd->add_option("--served-model-name", args->served_model_name, "Model id clients use; default: the folder's name");
   cmd->add_option("--max-body-bytes", args->max_body_bytes, "Largest request body; larger ones get 413")
       ->capture_default_str();

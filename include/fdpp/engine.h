@@ -21,6 +21,7 @@ struct ModelConfig;
 struct EngineOptions {
   std::filesystem::path model_dir;
   std::string backend = "auto";       // "auto" | "cpu" | "cuda"
+  std::string dtype = "auto";         // GPU activations: "auto" (bf16 for bf16 checkpoints, else f16) | "f16" | "bf16"
   int32_t max_batch_size = 1;         // sequences that run together
   int32_t max_step_tokens = 512;      // prompt tokens processed per step (prefill chunk budget)
   int32_t kv_block_size = 16;         // tokens per KV-cache block

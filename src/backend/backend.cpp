@@ -19,18 +19,23 @@ BackendKind parse_backend_kind(const std::string& name) {
               fmt::format("unknown backend '{}': expected auto, cpu or cuda", name));
 }
 
-std::unique_ptr<Backend> create_backend(BackendKind kind, DType weight_dtype) {
+DType parse_activation_dtype(const std::string& name, DType weight_dtype) {
+  if (name == "auto") return weight_dtype == DType::kBF16 ? DType::kBF16 : DType::kF16;
+  if (name == "f16" || name == "fp16" || name == "float16") return DType::kF16;
+  if (name == "bf16" || name == "bfloat16") return DType::kBF16;
+  throw Error(ErrorCode::kInvalidArgument, fmt::format("unknown --dtype '{}': expected auto, f16 or bf16", name));
+}
+
+std::unique_ptr<Backend> create_backend(BackendKind kind, DType activations) {
 #ifdef FDPP_HAVE_CUDA
   const int devices = cuda::device_count();
   if (kind == BackendKind::kCuda && devices == 0)
     throw Error(ErrorCode::kUnsupported, "--backend cuda: no CUDA device is visible (driver missing or no GPU)");
   if (kind == BackendKind::kCuda || (kind == BackendKind::kAuto && devices > 0)) {
-    // bf16 checkpoints stay bf16; F16 and F32 checkpoints run in fp16.
-    const DType activations = weight_dtype == DType::kBF16 ? DType::kBF16 : DType::kF16;
     return std::make_unique<cuda::CudaBackend>(0, activations);
   }
 #else
-  (void)weight_dtype;
+  (void)activations;
   if (kind == BackendKind::kCuda)
     throw Error(ErrorCode::kUnsupported,
                 "this fdpp was built without CUDA (FDPP_CUDA=OFF or no nvcc); use --backend cpu");

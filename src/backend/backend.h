@@ -116,8 +116,10 @@ enum class BackendKind { kAuto, kCpu, kCuda };
 
 // kAuto: CUDA when built with it and a device is present, else CPU. Throws fdpp::Error when the
 // kind asked for is not available, saying why.
-// weight_dtype: the checkpoint's dtype, which picks the GPU activation dtype (bf16 stays bf16).
-std::unique_ptr<Backend> create_backend(BackendKind kind, DType weight_dtype = DType::kF16);
+// activations: the GPU activation dtype (kF16 or kBF16); the CPU backend always runs in fp32.
+std::unique_ptr<Backend> create_backend(BackendKind kind, DType activations = DType::kF16);
+// "auto" picks bf16 for a bf16 checkpoint and fp16 otherwise; "f16" / "bf16" force it.
+DType parse_activation_dtype(const std::string& name, DType weight_dtype);
 BackendKind parse_backend_kind(const std::string& name);  // "auto" | "cpu" | "cuda"
 
 }  // namespace fdpp

@@ -128,7 +128,8 @@ EngineImpl::EngineImpl(const EngineOptions& options)
     store_.prefetch([&](size_t done, size_t) { bar.update(done); });
     bar.finish();
   }
-  backend_ = create_backend(parse_backend_kind(options.backend), host_weights.embed.dtype);
+  backend_ = create_backend(parse_backend_kind(options.backend),
+                            parse_activation_dtype(options.dtype, host_weights.embed.dtype));
   model_ = std::make_unique<LlamaModel>(config_, host_weights, *backend_);
 
   max_context_ = config_.context_limit();

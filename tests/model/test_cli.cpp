@@ -56,6 +56,7 @@ TEST(Cli, BadInputsFailWithAClearMessage) {
        "context"},
       {"missing model dir", "generate -m /nonexistent/model -p hi", "/nonexistent/model"},
       {"unknown backend", "generate " + model_arg() + " -p hi --backend tpu", "tpu"},
+      {"unknown dtype", "generate " + model_arg() + " -p hi --dtype f8", "--dtype 'f8'"},
       {"bad temperature", "generate " + model_arg() + " -p hi --temp -1", "temperature"},
       {"missing prompt", "generate " + model_arg(), "prompt"},
   };
