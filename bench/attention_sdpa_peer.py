@@ -34,5 +34,21 @@ for hkv in (32, 8):
             results[f"b{batch}_c{ctx}_kv{hkv}"] = times[len(times) // 2]
             del kvs
             torch.cuda.empty_cache()
+for hkv in (32, 8):  # prefill: one causal sequence of t tokens
+    for t in (1024, 4096):
+        q = torch.randn(1, hq, t, hd, device="cuda", dtype=torch.float16)
+        k = torch.randn(1, hkv, t, hd, device="cuda", dtype=torch.float16)
+        v = torch.randn(1, hkv, t, hd, device="cuda", dtype=torch.float16)
+        times = []
+        for i in range(23):
+            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            s.record()
+            F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=(hkv != hq))
+            e.record()
+            torch.cuda.synchronize()
+            if i >= 3:
+                times.append(s.elapsed_time(e) * 1e3)
+        times.sort()
+        results[f"prefill_t{t}_kv{hkv}"] = times[len(times) // 2]
 json.dump(results, open(out_path, "w"), indent=1)
 print(f"torch {torch.__version__}: {len(results)} SDPA shapes timed")

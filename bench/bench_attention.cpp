@@ -27,7 +27,7 @@ using fdpp::cuda::AttentionParams;
   do {                                                                                           \
     cudaError_t e = (x);                                                                         \
     if (e != cudaSuccess) {                                                                      \
-      fmt::print(stderr, ("{}:{}: {}\n"), __FILE__, __LINE__, cudaGetErrorString(e));              \
+      fmt::print(stderr, "{}:{}: {}\n", __FILE__, __LINE__, cudaGetErrorString(e));              \
       std::exit(1);                                                                              \
     }                                                                                            \
   } while (0)
@@ -52,7 +52,7 @@ double time_attention(AttentionParams<__half>& p, const std::vector<int32_t*>& t
     CHECK(cudaEventRecord(b));
     CHECK(cudaEventSynchronize(b));
     if (!st.is_ok()) {
-      fmt::print(stderr, ("{}\n"), st.message());
+      fmt::print(stderr, "{}\n", st.message());
       std::exit(1);
     }
     float ms = 0;
@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
   // The KV pool: 8 GiB per K and V, far beyond L2, shared by every configuration.
   const size_t pool_bytes = size_t{8} << 30;
   std::vector<Row> rows;
-  fmt::print(("# decode attention, fp16, head_dim {}, {} query heads, {} ({} SMs)\n"), hd, hq, prop.name, sms);
+  fmt::print("# decode attention, fp16, head_dim {}, {} query heads, {} ({} SMs)\n", hd, hq, prop.name, sms);
   for (int hkv : {32, 8}) {
     const size_t block_bytes = size_t{kBlock} * hkv * hd * sizeof(__half);
     const int pool_blocks = static_cast<int>(pool_bytes / block_bytes);
@@ -138,13 +138,13 @@ int main(int argc, char** argv) {
         p.fallback_rows = counter;
         const double us = time_attention(p, tables, 50);
         const double bytes = 2.0 * batch * context * hkv * hd * 2;
-        const std::string key = fmt::format(("b{}_c{}_kv{}"), batch, context, hkv);
+        const std::string key = fmt::format("b{}_c{}_kv{}", batch, context, hkv);
         rows.push_back({batch, context, hkv, us, bytes / (us * 1e-6) / 1e9, peer.count(key) ? peer[key] : 0.0});
         if (batch == 1 && (context == 4096 || context == 32768)) {
           AttentionParams<__half> forced = p;
           forced.range = {0.0f, -0.01f, 0.01f};  // every row out of range: all recomputed
           const double fus = time_attention(forced, tables, 10);
-          fmt::print(("# fallback forced on every row, batch 1, context {}, {} KV heads: {:.1f} us ({:.1f}x the fast path, splits {})\n"),
+          fmt::print("# fallback forced on every row, batch 1, context {}, {} KV heads: {:.1f} us ({:.1f}x the fast path, splits {})\n",
                      context, hkv, fus, fus / us, p.plan.num_splits);
         }
         for (int32_t* t : tables) cudaFree(t);
@@ -159,11 +159,89 @@ int main(int argc, char** argv) {
     cudaFree(k);
     cudaFree(v);
   }
-  fmt::print(("\n| batch | context | KV heads | fdpp µs | KV GB/s | % of 3.0 TB/s | torch SDPA µs | speed-up |\n"));
-  fmt::print(("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"));
+  // Prefill: one sequence of T prompt tokens (causal), through the prefill kernel.
+  struct PrefillRow { int tokens, hkv; double us, tflops, sdpa_us; };
+  std::vector<PrefillRow> prefill_rows;
+  for (int hkv : {32, 8}) {
+    for (int T : {1024, 4096}) {
+      const int blocks = T / kBlock;
+      __half *k = nullptr, *v = nullptr, *q = nullptr, *out = nullptr;
+      const size_t kv_elems = static_cast<size_t>(T) * hkv * hd;
+      CHECK(cudaMalloc(&k, kv_elems * 2));
+      CHECK(cudaMalloc(&v, kv_elems * 2));
+      CHECK(cudaMalloc(&q, static_cast<size_t>(T) * hq * hd * 2));
+      CHECK(cudaMalloc(&out, static_cast<size_t>(T) * hq * hd * 2));
+      fill_random_half(k, kv_elems, 11);
+      fill_random_half(v, kv_elems, 12);
+      fill_random_half(q, static_cast<size_t>(T) * hq * hd, 13);
+      std::vector<int32_t> positions(static_cast<size_t>(T)), seqs(static_cast<size_t>(T), 0),
+          table(static_cast<size_t>(blocks)), tiles;
+      std::iota(positions.begin(), positions.end(), 0);
+      std::iota(table.begin(), table.end(), 0);
+      for (int i = 0; i < T; i += fdpp::cuda::kPrefillTileRows) {
+        tiles.push_back(i);
+        tiles.push_back(std::min(fdpp::cuda::kPrefillTileRows, T - i));
+      }
+      auto upload = [](const std::vector<int32_t>& h) {
+        int32_t* d = nullptr;
+        CHECK(cudaMalloc(&d, h.size() * 4));
+        CHECK(cudaMemcpy(d, h.data(), h.size() * 4, cudaMemcpyHostToDevice));
+        return d;
+      };
+      int32_t *d_pos = upload(positions), *d_seq = upload(seqs), *d_table = upload(table), *d_tiles = upload(tiles);
+      AttentionParams<__half> p;
+      p.q = q;
+      p.out = out;
+      p.kv = {k, v, blocks, kBlock, hkv, hd};
+      p.slots = {d_pos, d_seq, d_table, blocks, T};
+      p.num_q_heads = hq;
+      p.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+      p.plan = fdpp::cuda::plan_prefill_attention(T, hq, hkv, hd);
+      p.tiles = d_tiles;
+      p.num_tiles = static_cast<int32_t>(tiles.size() / 2);
+      void* ws = nullptr;
+      CHECK(cudaMalloc(&ws, p.plan.workspace_bytes));
+      p.workspace = ws;
+      cudaEvent_t a, b;
+      CHECK(cudaEventCreate(&a));
+      CHECK(cudaEventCreate(&b));
+      std::vector<float> times;
+      for (int i = 0; i < 23; ++i) {
+        CHECK(cudaEventRecord(a));
+        const fdpp::Status st = fdpp::cuda::launch_prefill_attention(p, nullptr);
+        CHECK(cudaEventRecord(b));
+        CHECK(cudaEventSynchronize(b));
+        if (!st.is_ok()) {
+          fmt::print(stderr, "{}\n", st.message());
+          return 1;
+        }
+        float ms = 0;
+        CHECK(cudaEventElapsedTime(&ms, a, b));
+        if (i >= 3) times.push_back(ms);
+      }
+      std::sort(times.begin(), times.end());
+      const double us = times[times.size() / 2] * 1e3;
+      const double flops = 4.0 * hq * hd * (static_cast<double>(T) * (T + 1) / 2);  // QK^T and PV, causal
+      const std::string key = fmt::format("prefill_t{}_kv{}", T, hkv);
+      prefill_rows.push_back({T, hkv, us, flops / (us * 1e-6) / 1e12, peer.count(key) ? peer[key] : 0.0});
+      for (void* ptr : {static_cast<void*>(k), static_cast<void*>(v), static_cast<void*>(q), static_cast<void*>(out),
+                        static_cast<void*>(d_pos), static_cast<void*>(d_seq), static_cast<void*>(d_table),
+                        static_cast<void*>(d_tiles), ws})
+        cudaFree(ptr);
+    }
+  }
+
+  fmt::print("\n| batch | context | KV heads | fdpp µs | KV GB/s | % of 3.0 TB/s | torch SDPA µs | speed-up |\n");
+  fmt::print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   for (const Row& r : rows)
-    fmt::print(("| {} | {} | {} | {:.1f} | {:.0f} | {:.1f}% | {} | {} |\n"), r.batch, r.context, r.hkv, r.us, r.gbps,
-               100.0 * r.gbps * 1e9 / kCeiling, r.sdpa_us > 0 ? fmt::format(("{:.1f}"), r.sdpa_us) : "-",
-               r.sdpa_us > 0 ? fmt::format(("{:.2f}x"), r.sdpa_us / r.us) : "-");
+    fmt::print("| {} | {} | {} | {:.1f} | {:.0f} | {:.1f}% | {} | {} |\n", r.batch, r.context, r.hkv, r.us, r.gbps,
+               100.0 * r.gbps * 1e9 / kCeiling, r.sdpa_us > 0 ? fmt::format("{:.1f}", r.sdpa_us) : "-",
+               r.sdpa_us > 0 ? fmt::format("{:.2f}x", r.sdpa_us / r.us) : "-");
+  fmt::print("\n# prefill attention, fp16, causal, one sequence, head_dim {}, {} query heads\n", hd, hq);
+  fmt::print("| tokens | KV heads | fdpp µs | TFLOP/s | torch SDPA µs | speed-up |\n| ---: | ---: | ---: | ---: | ---: | ---: |\n");
+  for (const PrefillRow& r : prefill_rows)
+    fmt::print("| {} | {} | {:.1f} | {:.1f} | {} | {} |\n", r.tokens, r.hkv, r.us, r.tflops,
+               r.sdpa_us > 0 ? fmt::format("{:.1f}", r.sdpa_us) : "-",
+               r.sdpa_us > 0 ? fmt::format("{:.2f}x", r.sdpa_us / r.us) : "-");
   return 0;
 }

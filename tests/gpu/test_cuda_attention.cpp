@@ -6,6 +6,7 @@
 
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cuda/attention/attention.cuh"
+#include "fdpp/status.h"
 #include "gpu/gpu_test_util.h"
 
 namespace fdpp {
@@ -18,6 +19,8 @@ struct Case {
   cuda::SoftmaxRange range{};
   float k_scale = 1.0f;          // spread of K: larger means larger scores
   int planted_rows = 0;          // K rows multiplied by 400 to push scores out of range
+  bool prefill_kernel = false;   // the prefill launch (tiles of 16 query tokens) instead of decode
+  bool reversed_rows = false;    // decode launch over an explicit row list, in reverse token order
 };
 
 struct Result {
@@ -76,7 +79,28 @@ Result run_case(const Case& c, uint32_t seed) {
   const int max_len = *std::max_element(c.kv_lens.begin(), c.kv_lens.end());
   int sms = 0;
   cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
-  p.plan = cuda::plan_attention(n_tokens, c.hq, c.hkv, c.hd, max_len, sms);
+  p.plan = c.prefill_kernel ? cuda::plan_prefill_attention(n_tokens, c.hq, c.hkv, c.hd)
+                            : cuda::plan_attention(n_tokens, c.hq, c.hkv, c.hd, max_len, sms);
+  // Prefill tiles: each sequence's tokens are consecutive, 16 at most per tile.
+  std::vector<int32_t> tiles;
+  for (int i = 0; i < n_tokens;) {
+    int j = i;
+    while (j < n_tokens && token_seq[static_cast<size_t>(j)] == token_seq[static_cast<size_t>(i)] && j - i < cuda::kPrefillTileRows) ++j;
+    tiles.push_back(i);
+    tiles.push_back(j - i);
+    i = j;
+  }
+  std::vector<int32_t> rows(static_cast<size_t>(n_tokens));
+  for (int i = 0; i < n_tokens; ++i) rows[static_cast<size_t>(i)] = n_tokens - 1 - i;
+  test::DeviceInts d_tiles(tiles), d_rows(rows);
+  if (c.prefill_kernel) {
+    p.tiles = d_tiles.dev;
+    p.num_tiles = static_cast<int32_t>(tiles.size() / 2);
+  }
+  if (c.reversed_rows) {
+    p.rows = d_rows.dev;
+    p.num_rows = n_tokens;
+  }
   void* ws = nullptr;
   unsigned long long* counter = nullptr;
   EXPECT_EQ(cudaMalloc(&ws, p.plan.workspace_bytes), cudaSuccess);
@@ -84,7 +108,8 @@ Result run_case(const Case& c, uint32_t seed) {
   cudaMemset(counter, 0, sizeof(*counter));
   p.workspace = ws;
   p.fallback_rows = counter;
-  EXPECT_TRUE(cuda::launch_attention(p, nullptr).is_ok());
+  const Status st = c.prefill_kernel ? cuda::launch_prefill_attention(p, nullptr) : cuda::launch_attention(p, nullptr);
+  EXPECT_TRUE(st.is_ok()) << st.message();
   EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   const std::vector<float> got = out.download();
   Result r;
@@ -197,6 +222,61 @@ TEST(GpuAttention, PrefillRowsAreCausal) {
   c.queries = 300;  // every position of each sequence is a query
   expect_close<__half>(c, 7, "prefill");
   expect_close<__nv_bfloat16>(c, 8, "prefill");
+}
+
+TEST(GpuAttention, PrefillKernelMatchesFloat64) {
+  FDPP_REQUIRE_GPU();
+  uint32_t seed = 200;
+  for (int hkv : {32, 8}) {
+    for (int hd : {128, 64}) {
+      Case c;
+      c.prefill_kernel = true;
+      c.hkv = hkv;
+      c.hd = hd;
+      c.kv_lens = {300, 77, 1};
+      c.queries = 300;  // whole prompts: fully causal
+      expect_close<__half>(c, seed++, "prefill fp16");
+      expect_close<__nv_bfloat16>(c, seed++, "prefill bf16");
+    }
+  }
+  Case chunk;  // a prompt chunk of 37 tokens at the end of 1000 cached positions, and a 16+1 split
+  chunk.prefill_kernel = true;
+  chunk.kv_lens = {1000, 17};
+  chunk.queries = 37;
+  expect_close<__half>(chunk, seed++, "prefill chunk");
+  Case gqa6;  // 24 query heads over 4 KV heads: heads past a multiple of 4 warps, ratio 6
+  gqa6.prefill_kernel = true;
+  gqa6.hq = 24;
+  gqa6.hkv = 4;
+  gqa6.kv_lens = {129};
+  gqa6.queries = 129;
+  expect_close<__nv_bfloat16>(gqa6, seed++, "prefill gqa 6");
+  Case generic;  // head_dim 8: the generic path through the merge kernel
+  generic.prefill_kernel = true;
+  generic.hq = 8;
+  generic.hkv = 4;
+  generic.hd = 8;
+  generic.kv_lens = {40};
+  generic.queries = 40;
+  expect_close<__half>(generic, seed++, "prefill generic head dim");
+  Case planted;  // out-of-range scores in prefill rows fall back and stay right
+  planted.prefill_kernel = true;
+  planted.kv_lens = {500};
+  planted.queries = 500;
+  planted.planted_rows = 2;
+  const Result r = run_case<__half>(planted, seed++);
+  EXPECT_LT(r.err_vs_f64, 4e-3);
+  EXPECT_GT(r.fallback_rows, 0u);
+}
+
+TEST(GpuAttention, DecodeOverAnExplicitRowList) {
+  FDPP_REQUIRE_GPU();
+  Case c;
+  c.kv_lens = {5, 900, 64, 2048};
+  c.reversed_rows = true;
+  expect_close<__half>(c, 300, "reversed rows");
+  c.hkv = 32;
+  expect_close<__nv_bfloat16>(c, 301, "reversed rows mha");
 }
 
 TEST(GpuAttention, FallbackRecomputesOutOfRangeRows) {

@@ -140,12 +140,42 @@ void CudaBackend::begin_step(const StepBatch& b) {
   tokens_ = b.num_tokens();
   rows_ = static_cast<int64_t>(b.logit_rows.size());
   max_blocks_ = b.max_blocks_per_seq;
+  // Split the tokens into decode rows and prefill tiles (see the header).
+  std::vector<int32_t> decode_rows, prefill_rows, tiles;
+  decode_max_kv_len_ = 0;
+  for (int64_t i = 0; i < tokens_;) {
+    int64_t j = i + 1;
+    while (j < tokens_ && b.token_seq[static_cast<size_t>(j)] == b.token_seq[static_cast<size_t>(i)] &&
+           b.positions[static_cast<size_t>(j)] > b.positions[static_cast<size_t>(j - 1)])
+      ++j;
+    if (j - i == 1) {
+      decode_rows.push_back(static_cast<int32_t>(i));
+      decode_max_kv_len_ = std::max<int64_t>(decode_max_kv_len_, b.positions[static_cast<size_t>(i)] + 1);
+    } else {
+      for (int64_t k = i; k < j; k += kPrefillTileRows) {
+        tiles.push_back(static_cast<int32_t>(prefill_rows.size() + (k - i)));
+        tiles.push_back(static_cast<int32_t>(std::min<int64_t>(kPrefillTileRows, j - k)));
+      }
+      for (int64_t k = i; k < j; ++k) prefill_rows.push_back(static_cast<int32_t>(k));
+    }
+    i = j;
+  }
+  decode_rows_ = static_cast<int64_t>(decode_rows.size());
+  prefill_rows_ = static_cast<int64_t>(prefill_rows.size());
+  prefill_tiles_ = static_cast<int64_t>(tiles.size() / 2);
+
   staging_.clear();
   staging_.insert(staging_.end(), b.tokens.begin(), b.tokens.end());
   staging_.insert(staging_.end(), b.positions.begin(), b.positions.end());
   staging_.insert(staging_.end(), b.token_seq.begin(), b.token_seq.end());
   staging_.insert(staging_.end(), b.logit_rows.begin(), b.logit_rows.end());
   staging_.insert(staging_.end(), b.block_tables.begin(), b.block_tables.end());
+  decode_offset_ = static_cast<int64_t>(staging_.size());
+  staging_.insert(staging_.end(), decode_rows.begin(), decode_rows.end());
+  prefill_offset_ = static_cast<int64_t>(staging_.size());
+  staging_.insert(staging_.end(), prefill_rows.begin(), prefill_rows.end());
+  tiles_offset_ = static_cast<int64_t>(staging_.size());
+  staging_.insert(staging_.end(), tiles.begin(), tiles.end());
   const auto n = static_cast<int64_t>(staging_.size());
   if (n > step_meta_capacity_) {
     step_meta_capacity_ = std::max<int64_t>(n, 2 * step_meta_capacity_);
@@ -156,9 +186,6 @@ void CudaBackend::begin_step(const StepBatch& b) {
         "step metadata");
   // The same copy must finish before staging_ is reused by the next step.
   check(cudaStreamSynchronize(stream_), "step metadata");
-
-  step_max_kv_len_ = 0;
-  for (int32_t p : b.positions) step_max_kv_len_ = std::max<int64_t>(step_max_kv_len_, p + 1);
   attn_plan_valid_ = false;  // planned at the first attention call, which knows the head count
 }
 
@@ -253,13 +280,17 @@ void CudaBackend::kv_write(int64_t layer, const TensorView& k, const TensorView&
 void CudaBackend::attention(int64_t layer, const TensorView& q, float scale, TensorView& out) {
   const int64_t hq = q.dim(1);
   if (!attn_plan_valid_) {
-    attn_plan_ = plan_attention(tokens_, hq, kv_shape_.num_kv_heads, kv_shape_.head_dim, step_max_kv_len_, sm_count_);
+    decode_plan_ = plan_attention(decode_rows_, hq, kv_shape_.num_kv_heads, kv_shape_.head_dim, decode_max_kv_len_,
+                                  sm_count_);
+    prefill_plan_ = plan_prefill_attention(prefill_rows_, hq, kv_shape_.num_kv_heads, kv_shape_.head_dim);
     attn_plan_valid_ = true;
-    if (attn_plan_.workspace_bytes > attn_workspace_bytes_) {
-      attn_workspace_ = allocate_bytes(attn_plan_.workspace_bytes, "attention workspace");
-      attn_workspace_bytes_ = attn_plan_.workspace_bytes;
+    const size_t need = decode_plan_.workspace_bytes + prefill_plan_.workspace_bytes + 256;
+    if (need > attn_workspace_bytes_) {
+      attn_workspace_ = allocate_bytes(need, "attention workspace");
+      attn_workspace_bytes_ = need;
     }
   }
+  const auto* meta = static_cast<const int32_t*>(step_meta_.view().data);
   dispatch(dtype_, [&](auto tag) {
     using T = decltype(tag);
     AttentionParams<T> p;
@@ -272,10 +303,24 @@ void CudaBackend::attention(int64_t layer, const TensorView& q, float scale, Ten
     p.num_q_heads = static_cast<int32_t>(hq);
     p.scale = scale;
     p.range = static_cast<size_t>(layer) < layer_ranges_.size() ? layer_ranges_[static_cast<size_t>(layer)] : range_;
-    p.plan = attn_plan_;
-    p.workspace = attn_workspace_.view().data;
     p.fallback_rows = static_cast<unsigned long long*>(fallback_counter_.view().data);
-    throw_if_error(launch_attention(p, stream_));
+    if (decode_rows_ > 0) {
+      p.plan = decode_plan_;
+      p.workspace = attn_workspace_.view().data;
+      p.rows = meta + decode_offset_;
+      p.num_rows = decode_rows_;
+      throw_if_error(launch_attention(p, stream_));
+    }
+    if (prefill_rows_ > 0) {
+      p.plan = prefill_plan_;
+      // The prefill region starts after the decode one, 256-byte aligned.
+      p.workspace = static_cast<char*>(attn_workspace_.view().data) + (decode_plan_.workspace_bytes + 255) / 256 * 256;
+      p.rows = meta + prefill_offset_;
+      p.num_rows = prefill_rows_;
+      p.tiles = meta + tiles_offset_;
+      p.num_tiles = static_cast<int32_t>(prefill_tiles_);
+      throw_if_error(launch_prefill_attention(p, stream_));
+    }
   });
 }
 

@@ -63,15 +63,21 @@ class CudaBackend final : public Backend {
   std::vector<SoftmaxRange> layer_ranges_;  // from softmax_range.json
   DeviceTensor fallback_counter_;            // one unsigned long long
 
-  // Step metadata: one pinned host staging buffer and its device copy, laid out as
-  // tokens [T] | positions [T] | token_seq [T] | logit_rows [R] | block_tables [S, max_blocks].
+  // Step metadata: one host staging buffer and its device copy, laid out as
+  // tokens [T] | positions [T] | token_seq [T] | logit_rows [R] | block_tables [S, max_blocks] |
+  // decode_rows [Rd] | prefill_rows [Rp] | prefill_tiles [Nt, 2].
+  // Attention runs in two launches: tokens that are alone in their sequence this step (decode)
+  // take the split-KV kernels; runs of 2+ tokens of a sequence (prefill chunks) take the
+  // prefill kernel in tiles of up to 16 tokens.
   std::vector<int32_t> staging_;
   DeviceTensor step_meta_;
   int64_t step_meta_capacity_ = 0;
   int64_t tokens_ = 0, rows_ = 0;
   int32_t max_blocks_ = 0;
-  int64_t step_max_kv_len_ = 0;
-  AttentionPlan attn_plan_;               // this step's split-KV partitioning
+  int64_t decode_rows_ = 0, prefill_rows_ = 0, prefill_tiles_ = 0;
+  int64_t decode_offset_ = 0, prefill_offset_ = 0, tiles_offset_ = 0;  // into the metadata
+  int64_t decode_max_kv_len_ = 0;
+  AttentionPlan decode_plan_, prefill_plan_;  // this step's partitioning
   bool attn_plan_valid_ = false;
   DeviceTensor attn_workspace_;
   size_t attn_workspace_bytes_ = 0;

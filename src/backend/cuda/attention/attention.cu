@@ -5,6 +5,7 @@
 
 #include "backend/cuda/attention/attention.cuh"
 #include "backend/cuda/attention/attention_mma.cuh"
+#include "backend/cuda/attention/prefill_mma.cuh"
 #include "backend/cuda/attention/attention_traits.h"
 #include "backend/cuda/attention/split_common.cuh"
 #include "backend/cuda/cuda_utils.cuh"
@@ -30,7 +31,7 @@ split_kv_kernel(const AttentionParams<T> p) {
   constexpr int kUnroll = Tr::template kUnrollFor<kMaxGroup>;
 
   const int split = blockIdx.x, kv_head = blockIdx.y;
-  const int64_t t = blockIdx.z;
+  const int64_t z = blockIdx.z, t = p.token_of(z);
   const int group = p.num_q_heads / p.kv.num_kv_heads;
   const int kv_len = p.slots.positions[t] + 1;
   const int begin = split * p.plan.split_size;
@@ -121,7 +122,7 @@ split_kv_kernel(const AttentionParams<T> p) {
     }
   }
   __syncthreads();
-  detail::store_split(p, sp, t, kv_head, group, split);
+  detail::store_split(p, sp, z, kv_head, group, split);
 }
 
 __device__ float merge_block_max(float v, float* scratch) {
@@ -140,11 +141,12 @@ template <typename T>
 __global__ void __launch_bounds__(MergeTraits::kThreads) merge_kernel(const AttentionParams<T> p) {
   constexpr int kThreads = MergeTraits::kThreads;
   const int h = blockIdx.x;
-  const int64_t t = blockIdx.y;
-  const int64_t row = t * p.num_q_heads + h;
+  const int64_t z = blockIdx.y, t = p.token_of(z);
+  const int64_t row = z * p.num_q_heads + h;      // workspace row
+  const int64_t qrow = t * p.num_q_heads + h;     // q / out row
   const int hd = p.kv.head_dim;
-  const Workspace ws = carve(p.workspace, p.slots.tokens, p.num_q_heads, p.plan.num_splits, hd);
-  T* out = p.out + row * hd;
+  const Workspace ws = carve(p.workspace, p.row_count(), p.num_q_heads, p.plan.num_splits, hd);
+  T* out = p.out + qrow * hd;
 
   int flagged = 0;
   if (p.plan.fast_path)
@@ -173,7 +175,7 @@ __global__ void __launch_bounds__(MergeTraits::kThreads) merge_kernel(const Atte
   const int kv_len = p.slots.positions[t] + 1;
   const int64_t row_elems = int64_t{p.kv.num_kv_heads} * hd;
   const int32_t* table = p.slots.block_tables + int64_t{p.slots.token_seq[t]} * p.slots.max_blocks_per_seq;
-  const T* q = p.q + row * hd;
+  const T* q = p.q + qrow * hd;
   for (int base = 0; base < kv_len; base += kThreads) {
     const int pos = base + threadIdx.x;
     float s = -INFINITY;
@@ -216,7 +218,7 @@ __global__ void __launch_bounds__(MergeTraits::kThreads) merge_kernel(const Atte
 template <typename T, int kHeadDim>
 void launch_split(const AttentionParams<T>& p, int group, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(p.plan.num_splits), static_cast<unsigned>(p.kv.num_kv_heads),
-                  static_cast<unsigned>(p.slots.tokens));
+                  static_cast<unsigned>(p.row_count()));
   constexpr int kThreads = SplitKvTraits::kThreads;
   if (group >= SplitKvTraits::kMinTensorCoreGroup) {
     detail::split_kv_mma_kernel<T, kHeadDim><<<grid, kThreads, 0, stream>>>(p);
@@ -238,6 +240,16 @@ Status validate_softmax_range(const SoftmaxRange& r, int64_t max_context) {
   if (r.phi - r.lo > 80.0f)
     return {ErrorCode::kInvalidArgument, "softmax range: phi - lo > 80: e^(lo-phi) would underflow fp32"};
   return Status::ok();
+}
+
+AttentionPlan plan_prefill_attention(int64_t rows, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim) {
+  AttentionPlan plan;
+  plan.fast_path = (head_dim == 64 || head_dim == 128) && num_kv_heads > 0 && num_q_heads % num_kv_heads == 0;
+  plan.num_splits = 1;
+  plan.split_size = 0;  // unused: a tile walks its whole causal range
+  const int64_t r = rows * num_q_heads;
+  plan.workspace_bytes = static_cast<size_t>(r * (head_dim + 1)) * sizeof(float) + static_cast<size_t>(r) * sizeof(int32_t);
+  return plan;
 }
 
 AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
@@ -264,7 +276,7 @@ AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv
 
 template <typename T>
 Status launch_attention(const AttentionParams<T>& p, cudaStream_t stream) {
-  if (p.slots.tokens <= 0) return Status::ok();
+  if (p.row_count() <= 0) return Status::ok();
   if (p.kv.head_dim > 2 * MergeTraits::kThreads)
     return {ErrorCode::kUnsupported, "attention: head_dim above 256 is not supported"};
   const int group = p.num_q_heads / p.kv.num_kv_heads;
@@ -274,12 +286,34 @@ Status launch_attention(const AttentionParams<T>& p, cudaStream_t stream) {
     const Status st = last_launch_status("attention split-kv");
     if (!st.is_ok()) return st;
   }
-  const dim3 grid(static_cast<unsigned>(p.num_q_heads), static_cast<unsigned>(p.slots.tokens));
+  const dim3 grid(static_cast<unsigned>(p.num_q_heads), static_cast<unsigned>(p.row_count()));
   merge_kernel<T><<<grid, MergeTraits::kThreads, 0, stream>>>(p);
   return last_launch_status("attention merge");
 }
 
+template <typename T>
+Status launch_prefill_attention(const AttentionParams<T>& p, cudaStream_t stream) {
+  if (p.row_count() <= 0) return Status::ok();
+  if (p.plan.num_splits != 1)
+    return {ErrorCode::kInternal, "prefill attention: the plan must have one split (plan_prefill_attention)"};
+  if (p.kv.head_dim > 2 * MergeTraits::kThreads)
+    return {ErrorCode::kUnsupported, "attention: head_dim above 256 is not supported"};
+  if (p.plan.fast_path) {
+    const dim3 grid(static_cast<unsigned>((p.num_q_heads + SplitKvTraits::kWarps - 1) / SplitKvTraits::kWarps),
+                    static_cast<unsigned>(p.num_tiles));
+    if (p.kv.head_dim == 128) detail::prefill_mma_kernel<T, 128><<<grid, SplitKvTraits::kThreads, 0, stream>>>(p);
+    else detail::prefill_mma_kernel<T, 64><<<grid, SplitKvTraits::kThreads, 0, stream>>>(p);
+    const Status st = last_launch_status("attention prefill");
+    if (!st.is_ok()) return st;
+  }
+  const dim3 grid(static_cast<unsigned>(p.num_q_heads), static_cast<unsigned>(p.row_count()));
+  merge_kernel<T><<<grid, MergeTraits::kThreads, 0, stream>>>(p);
+  return last_launch_status("attention prefill merge");
+}
+
 template Status launch_attention<__half>(const AttentionParams<__half>&, cudaStream_t);
 template Status launch_attention<__nv_bfloat16>(const AttentionParams<__nv_bfloat16>&, cudaStream_t);
+template Status launch_prefill_attention<__half>(const AttentionParams<__half>&, cudaStream_t);
+template Status launch_prefill_attention<__nv_bfloat16>(const AttentionParams<__nv_bfloat16>&, cudaStream_t);
 
 }  // namespace fdpp::cuda

@@ -62,8 +62,11 @@ struct AttentionPlan {
   bool fast_path = false;      // head_dim 64 or 128 with a supported GQA ratio
   size_t workspace_bytes = 0;  // partial sums + row flags
 };
-AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
+// Decode launches: `rows` query tokens, each attending over up to max_kv_len slots.
+AttentionPlan plan_attention(int64_t rows, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
                              int64_t max_kv_len, int sm_count);
+// Prefill launches: one split per row (tiles of query tokens walk their whole causal range).
+AttentionPlan plan_prefill_attention(int64_t rows, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim);
 
 // Causal attention of q [T, Hq, hd] over each token's slots [0, position]; out [T, Hq, hd].
 template <typename T>
@@ -78,7 +81,23 @@ struct AttentionParams {
   AttentionPlan plan;
   void* workspace = nullptr;                   // plan.workspace_bytes, device
   unsigned long long* fallback_rows = nullptr; // device counter: rows recomputed (may be null)
+  // The tokens this launch computes: its row z is token rows[z]. nullptr: every token (z = t).
+  const int32_t* rows = nullptr;               // [num_rows] device
+  int64_t num_rows = 0;
+  // Prefill launches only: tiles of up to 16 consecutive rows of one sequence with increasing
+  // positions, as (first row, count) pairs.
+  const int32_t* tiles = nullptr;              // [num_tiles, 2] device
+  int32_t num_tiles = 0;
+
+  __host__ __device__ int64_t row_count() const { return rows != nullptr ? num_rows : slots.tokens; }
+  __host__ __device__ int64_t token_of(int64_t z) const { return rows != nullptr ? rows[z] : z; }
 };
+// Decode path: split-KV per row (any token mix works; prefill rows are just slower here).
 template <typename T> Status launch_attention(const AttentionParams<T>& p, cudaStream_t stream);
+// Prefill path: tiles of 16 query tokens per warp on tensor cores, then the same merge/fallback.
+template <typename T> Status launch_prefill_attention(const AttentionParams<T>& p, cudaStream_t stream);
+
+// Largest number of query tokens one prefill tile holds (the m16 of mma.sync).
+inline constexpr int kPrefillTileRows = 16;
 
 }  // namespace fdpp::cuda

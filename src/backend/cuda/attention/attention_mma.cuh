@@ -75,7 +75,7 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(c
   constexpr int kTile = 16;                // positions per warp iteration
 
   const int split = blockIdx.x, kv_head = blockIdx.y;
-  const int64_t t = blockIdx.z;
+  const int64_t z = blockIdx.z, t = p.token_of(z);
   const int group = p.num_q_heads / p.kv.num_kv_heads;
   const int kv_len = p.slots.positions[t] + 1;
   const int begin = split * p.plan.split_size;
@@ -187,7 +187,7 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(c
     if (tig == 0) sp.sum[warp][g] = sum;
   }
   __syncthreads();
-  store_split(p, sp, t, kv_head, group, split);
+  store_split(p, sp, z, kv_head, group, split);
 }
 
 }  // namespace fdpp::cuda::detail

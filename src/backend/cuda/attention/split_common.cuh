@@ -41,17 +41,18 @@ struct SplitPartials {
 };
 
 // After every warp has filled its slice of `sp` (and a __syncthreads): sums over warps and writes
-// the split's partial numerators, denominators and range flags for the group's query heads.
+// the split's partial numerators, denominators and range flags for the group's query heads of
+// launch row z.
 template <typename T, int kGroup, int kHeadDim>
-__device__ void store_split(const AttentionParams<T>& p, const SplitPartials<kGroup, kHeadDim>& sp, int64_t t,
+__device__ void store_split(const AttentionParams<T>& p, const SplitPartials<kGroup, kHeadDim>& sp, int64_t z,
                             int kv_head, int group, int split) {
-  const Workspace ws = carve(p.workspace, p.slots.tokens, p.num_q_heads, p.plan.num_splits, kHeadDim);
+  const Workspace ws = carve(p.workspace, p.row_count(), p.num_q_heads, p.plan.num_splits, kHeadDim);
   for (int j = threadIdx.x; j < group * kHeadDim; j += SplitKvTraits::kThreads) {
     const int g = j / kHeadDim, d = j % kHeadDim;
     float a = 0.0f;
 #pragma unroll
     for (int w = 0; w < SplitKvTraits::kWarps; ++w) a += sp.acc[w][g][d];
-    const int64_t row = t * p.num_q_heads + kv_head * group + g;
+    const int64_t row = z * p.num_q_heads + kv_head * group + g;
     ws.acc[(row * p.plan.num_splits + split) * kHeadDim + d] = a;
     if (d == 0) {
       float s = 0.0f;

@@ -1,0 +1,38 @@
+// GEMV on CUDA cores for the smallest batch sizes (FlashDecoding++ section 1c: M < M1):
+//   out [M, N] = x [M, K] . w [N, K]^T (+ bias [N]) (+ residual [M, N]),   M in 1..8,
+// fp32 accumulation, one rounding at the end. w is row-major [N, K], as checkpoints store it.
+// The launcher enqueues on `stream`, returns a Status and never synchronises. Includable from
+// host C++ (declarations only).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "fdpp/status.h"
+
+namespace fdpp::cuda {
+
+// The largest M the GEMV kernels serve; larger M is the flat GEMM's (or cuBLASLt's) job.
+inline constexpr int64_t kGemvMaxM = 8;
+
+template <typename T>
+struct GemvParams {
+  const T* x = nullptr;         // [M, K] contiguous; must not overlap out / out_f32
+  const T* w = nullptr;         // [N, K] row-major
+  const T* bias = nullptr;      // [N] or nullptr
+  const T* residual = nullptr;  // [M, N] or nullptr: out = x . w^T + bias + residual
+  T* out = nullptr;             // [M, N]; may alias residual (in-place residual add)
+  int64_t M = 0, N = 0, K = 0;
+  float* out_f32 = nullptr;     // [M, N] fp32 instead of out (logits); exactly one of out, out_f32
+};
+
+// Fast path: K % 8 == 0 and x, w 16-byte aligned (16-byte loads). Anything else takes a scalar
+// path with the same results. Errors: kInvalidArgument for M > kGemvMaxM, a missing pointer,
+// both or neither output, or x overlapping the output; kInternal for a failed launch.
+template <typename T>
+Status launch_gemv(const GemvParams<T>& p, cudaStream_t stream);
+
+}  // namespace fdpp::cuda
