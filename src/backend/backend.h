@@ -82,6 +82,11 @@ class Backend {
   virtual TensorView upload(const TensorView& host) = 0;
   // (Re)creates the KV cache; all previous contents are dropped.
   virtual void init_kv_cache(const KvCacheShape& shape) = 0;
+  // Fills t (of this backend, a float dtype) with values of the given mean and standard deviation
+  // (uniform, from a hash of seed and index): benchmark inputs, never zeros.
+  virtual void fill_random(TensorView& t, uint64_t seed, float mean, float stddev) = 0;
+  // Random K and V in the whole cache: a benchmark at context C needs C cached positions.
+  virtual void randomize_kv_cache(uint64_t seed) = 0;
 
   // ---- one step ----
   // Hands over the step's metadata; ops below refer to it until the next begin_step().

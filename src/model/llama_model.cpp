@@ -8,33 +8,36 @@
 namespace fdpp {
 namespace {
 
-TensorView adopt(Backend& backend, const TensorView& host) {
-  return host.empty() ? TensorView{} : backend.adopt_weight(host);
+TensorView adopt(Backend& backend, const TensorView& w, WeightPlacement placement) {
+  if (w.empty() || placement == WeightPlacement::kOnBackend) return w;
+  return backend.adopt_weight(w);
 }
 
 }  // namespace
 
-LlamaModel::LlamaModel(const ModelConfig& config, const LlamaWeights& host, Backend& backend)
+LlamaModel::LlamaModel(const ModelConfig& config, const LlamaWeights& host, Backend& backend,
+                       WeightPlacement placement)
     : config_(config), backend_(backend) {
-  weights_.embed = adopt(backend, host.embed);
-  weights_.final_norm = adopt(backend, host.final_norm);
+  auto adopt = [&](const TensorView& w) { return fdpp::adopt(backend, w, placement); };
+  weights_.embed = adopt(host.embed);
+  weights_.final_norm = adopt(host.final_norm);
   // A tied LM head is the embedding: adopt once so the GPU holds one copy.
-  weights_.lm_head = host.lm_head.data == host.embed.data ? weights_.embed : adopt(backend, host.lm_head);
+  weights_.lm_head = host.lm_head.data == host.embed.data ? weights_.embed : adopt(host.lm_head);
   weights_.layers.reserve(host.layers.size());
   for (const LayerWeights& h : host.layers) {
     LayerWeights l;
-    l.input_norm = adopt(backend, h.input_norm);
-    l.wq = adopt(backend, h.wq);
-    l.wk = adopt(backend, h.wk);
-    l.wv = adopt(backend, h.wv);
-    l.bq = adopt(backend, h.bq);
-    l.bk = adopt(backend, h.bk);
-    l.bv = adopt(backend, h.bv);
-    l.wo = adopt(backend, h.wo);
-    l.post_attn_norm = adopt(backend, h.post_attn_norm);
-    l.w_gate = adopt(backend, h.w_gate);
-    l.w_up = adopt(backend, h.w_up);
-    l.w_down = adopt(backend, h.w_down);
+    l.input_norm = adopt(h.input_norm);
+    l.wq = adopt(h.wq);
+    l.wk = adopt(h.wk);
+    l.wv = adopt(h.wv);
+    l.bq = adopt(h.bq);
+    l.bk = adopt(h.bk);
+    l.bv = adopt(h.bv);
+    l.wo = adopt(h.wo);
+    l.post_attn_norm = adopt(h.post_attn_norm);
+    l.w_gate = adopt(h.w_gate);
+    l.w_up = adopt(h.w_up);
+    l.w_down = adopt(h.w_down);
     weights_.layers.push_back(l);
     for (const TensorView* t : {&l.input_norm, &l.wq, &l.wk, &l.wv, &l.bq, &l.bk, &l.bv, &l.wo,
                                 &l.post_attn_norm, &l.w_gate, &l.w_up, &l.w_down})

@@ -13,10 +13,14 @@
 
 namespace fdpp {
 
+// Where the weights handed to LlamaModel live: views into a checkpoint (adopted, i.e. uploaded,
+// by the backend), or already on the backend (random benchmark weights).
+enum class WeightPlacement { kHost, kOnBackend };
+
 class LlamaModel {
  public:
-  // host_weights: views into the checkpoint; each is adopted by the backend (uploaded on GPU).
-  LlamaModel(const ModelConfig& config, const LlamaWeights& host_weights, Backend& backend);
+  LlamaModel(const ModelConfig& config, const LlamaWeights& weights, Backend& backend,
+             WeightPlacement placement = WeightPlacement::kHost);
 
   const ModelConfig& config() const { return config_; }
   Backend& backend() { return backend_; }

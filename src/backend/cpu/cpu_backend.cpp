@@ -45,6 +45,33 @@ void CpuBackend::init_kv_cache(const KvCacheShape& shape) {
   }
 }
 
+void CpuBackend::fill_random(TensorView& t, uint64_t seed, float mean, float stddev) {
+  // splitmix64 of (seed, index): uniform in [-1, 1) scaled to the standard deviation.
+  const float half_width = stddev * 1.7320508f;  // uniform [-a, a) has std a / sqrt(3)
+  const int64_t n = t.numel();
+  for (int64_t i = 0; i < n; ++i) {
+    uint64_t z = seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(i) + 1;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    const float u = static_cast<float>(z >> 40) / 8388608.0f - 1.0f;  // 24 bits -> [-1, 1)
+    const float v = mean + half_width * u;
+    switch (t.dtype) {
+      case DType::kF32: static_cast<float*>(t.data)[i] = v; break;
+      case DType::kF16: static_cast<uint16_t*>(t.data)[i] = float_to_half(v); break;
+      case DType::kBF16: static_cast<uint16_t*>(t.data)[i] = float_to_bf16(v); break;
+      default: throw Error(ErrorCode::kInternal, "fill_random: not a float tensor");
+    }
+  }
+}
+
+void CpuBackend::randomize_kv_cache(uint64_t seed) {
+  for (size_t l = 0; l < k_cache_.size(); ++l) {
+    fill_random(k_cache_[l].view(), seed + 2 * l, 0.0f, 1.0f);
+    fill_random(v_cache_[l].view(), seed + 2 * l + 1, 0.0f, 1.0f);
+  }
+}
+
 cpu::PagedKv CpuBackend::layer_kv(int64_t layer) {
   cpu::PagedKv kv;
   kv.k = static_cast<float*>(k_cache_.at(static_cast<size_t>(layer)).view().data);

@@ -136,6 +136,25 @@ void CudaBackend::init_kv_cache(const KvCacheShape& shape) {
   throw_if_error(st);
 }
 
+void CudaBackend::fill_random(TensorView& t, uint64_t seed, float mean, float stddev) {
+  switch (t.dtype) {
+    case DType::kF16: throw_if_error(launch_fill_random(ptr<__half>(t), t.numel(), seed, mean, stddev, stream_)); break;
+    case DType::kBF16:
+      throw_if_error(launch_fill_random(ptr<__nv_bfloat16>(t), t.numel(), seed, mean, stddev, stream_));
+      break;
+    case DType::kF32: throw_if_error(launch_fill_random(ptr<float>(t), t.numel(), seed, mean, stddev, stream_)); break;
+    default: throw Error(ErrorCode::kInternal, "fill_random: not a float tensor");
+  }
+}
+
+void CudaBackend::randomize_kv_cache(uint64_t seed) {
+  for (size_t l = 0; l < k_cache_.size(); ++l) {
+    fill_random(k_cache_[l].view(), seed + 2 * l, 0.0f, 1.0f);
+    fill_random(v_cache_[l].view(), seed + 2 * l + 1, 0.0f, 1.0f);
+  }
+  check(cudaStreamSynchronize(stream_), "randomize KV cache");
+}
+
 void CudaBackend::begin_step(const StepBatch& b) {
   tokens_ = b.num_tokens();
   rows_ = static_cast<int64_t>(b.logit_rows.size());

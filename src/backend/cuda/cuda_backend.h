@@ -29,6 +29,8 @@ class CudaBackend final : public Backend {
   TensorView adopt_weight(const TensorView& host) override;
   TensorView upload(const TensorView& host) override;
   void init_kv_cache(const KvCacheShape& shape) override;
+  void fill_random(TensorView& t, uint64_t seed, float mean, float stddev) override;
+  void randomize_kv_cache(uint64_t seed) override;
 
   void begin_step(const StepBatch& batch) override;
   void embed(const TensorView& table, TensorView& out) override;

@@ -26,6 +26,18 @@ __global__ void convert_kernel(const float* src, T* dst, int64_t n) {
     dst[i] = from_float<T>(src[i]);
 }
 
+template <typename T>
+__global__ void fill_random_kernel(T* dst, int64_t n, uint64_t seed, float mean, float half_width) {
+  for (int64_t i = blockIdx.x * int64_t{kThreads} + threadIdx.x; i < n; i += int64_t{gridDim.x} * kThreads) {
+    uint64_t z = seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(i) + 1;  // splitmix64
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    const float u = static_cast<float>(z >> 40) / 8388608.0f - 1.0f;
+    dst[i] = from_float<T>(mean + half_width * u);
+  }
+}
+
 unsigned grid_for(int64_t n) { return std::min<unsigned>(ceil_div(n, kThreads), 65535u); }
 
 }  // namespace
@@ -51,10 +63,18 @@ Status launch_convert_from_f32(const float* src, T* dst, int64_t n, cudaStream_t
   return last_launch_status("convert_from_f32");
 }
 
+template <typename T>
+Status launch_fill_random(T* dst, int64_t n, uint64_t seed, float mean, float stddev, cudaStream_t stream) {
+  if (n <= 0) return Status::ok();
+  fill_random_kernel<T><<<grid_for(n), kThreads, 0, stream>>>(dst, n, seed, mean, stddev * 1.7320508f);
+  return last_launch_status("fill_random");
+}
+
 #define FDPP_INSTANTIATE(T)                                                       \
   template Status launch_silu_mul<T>(const SiluMulParams<T>&, cudaStream_t);      \
   template Status launch_add<T>(const AddParams<T>&, cudaStream_t);               \
-  template Status launch_convert_from_f32<T>(const float*, T*, int64_t, cudaStream_t);
+  template Status launch_convert_from_f32<T>(const float*, T*, int64_t, cudaStream_t); \
+  template Status launch_fill_random<T>(T*, int64_t, uint64_t, float, float, cudaStream_t);
 FDPP_INSTANTIATE(__half)
 FDPP_INSTANTIATE(__nv_bfloat16)
 FDPP_INSTANTIATE(float)

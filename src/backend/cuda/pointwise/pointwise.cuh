@@ -70,4 +70,8 @@ template <typename T> Status launch_add(const AddParams<T>& p, cudaStream_t stre
 template <typename T>
 Status launch_convert_from_f32(const float* src, T* dst, int64_t n, cudaStream_t stream);
 
+// dst[i] = mean + stddev * u(i), u uniform with unit variance from a hash of (seed, i).
+template <typename T>
+Status launch_fill_random(T* dst, int64_t n, uint64_t seed, float mean, float stddev, cudaStream_t stream);
+
 }  // namespace fdpp::cuda

@@ -1,0 +1,136 @@
+// fdpp bench: prefill and decode speed of a model directory or a named shape with random
+// weights made on the device, against the read-bandwidth ceiling; --json for tracking.
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "commands.h"
+#include "core/progress.h"
+#include "fdpp/status.h"
+#include "model/config.h"
+#include "model/llama_model.h"
+#include "model/model_shapes.h"
+#include "model/random_weights.h"
+#include "model/weight_store.h"
+#include "model/weights.h"
+#include "runtime/model_bench.h"
+
+namespace fdpp::cli {
+namespace {
+
+struct BenchArgs {
+  std::string model_dir;
+  std::string shape;
+  std::string backend = "auto";
+  std::string dtype = "auto";
+  std::vector<int64_t> prefill = {128, 1024, 8192};
+  std::vector<int64_t> batch = {1, 4, 16, 64};
+  std::vector<int64_t> context = {128, 1024, 4096, 8192, 32768};
+  int64_t steps = 16;
+  bool json = false;
+};
+
+void check_positive(const std::vector<int64_t>& values, const char* flag) {
+  for (int64_t v : values)
+    if (v <= 0) throw Error(ErrorCode::kInvalidArgument, fmt::format("{}: values must be positive, found {}", flag, v));
+}
+
+void run_bench(const BenchArgs& a) {
+  if (a.model_dir.empty() == a.shape.empty())
+    throw Error(ErrorCode::kInvalidArgument, "give exactly one of -m/--model DIR and --shape NAME");
+  check_positive(a.prefill, "--prefill");
+  check_positive(a.batch, "--batch");
+  check_positive(a.context, "--context");
+  if (a.steps <= 0) throw Error(ErrorCode::kInvalidArgument, fmt::format("--steps must be positive, found {}", a.steps));
+
+  std::optional<WeightStore> store;
+  ModelConfig config;
+  std::string source;
+  if (!a.model_dir.empty()) {
+    config = load_model_config(a.model_dir);
+    store.emplace(WeightStore::open(a.model_dir));
+    source = a.model_dir;
+  } else {
+    config = named_model_shape(a.shape);
+    source = a.shape + " (random weights)";
+  }
+  const DType weight_dtype = store ? bind_llama_weights(*store, config).embed.dtype : DType::kF16;
+  auto backend = create_backend(parse_backend_kind(a.backend), parse_activation_dtype(a.dtype, weight_dtype));
+  std::vector<DeviceTensor> storage;
+  std::unique_ptr<LlamaModel> model;
+  if (store) {
+    model = std::make_unique<LlamaModel>(config, bind_llama_weights(*store, config), *backend);
+  } else {
+    model = std::make_unique<LlamaModel>(config, make_random_weights(config, *backend, storage, 1), *backend,
+                                         WeightPlacement::kOnBackend);
+  }
+
+  ModelBenchOptions o;
+  o.prefill_tokens = a.prefill;
+  o.batches = a.batch;
+  o.contexts = a.context;
+  o.decode_steps = a.steps;
+  ProgressBar bar("bench " + (a.shape.empty() ? std::string("model") : a.shape),
+                  o.prefill_tokens.size() + o.batches.size() * o.contexts.size(), "cases");
+  const auto rows = run_model_bench(*model, *backend, o, [&](size_t done, size_t) { bar.update(done); });
+  bar.finish();
+
+  const double ceiling = backend->read_bandwidth_ceiling();
+  if (a.json) {
+    nlohmann::json j;
+    j["model"] = source;
+    j["backend"] = backend->name();
+    j["dtype"] = dtype_name(backend->activation_dtype());
+    j["read_ceiling_bytes_per_s"] = ceiling;
+    j["weight_bytes_per_step"] = model->weight_bytes_per_step();
+    j["rows"] = nlohmann::json::array();
+    for (const auto& r : rows) {
+      nlohmann::json row{{"phase", r.phase}, {"batch", r.batch}, {"tokens", r.tokens}, {"ms", r.ms},
+                         {"tokens_per_s", r.tokens_per_s}, {"bytes", r.bytes}, {"gbps", r.gbps},
+                         {"ceiling_fraction", r.ceiling_fraction}};
+      if (!r.skipped.empty()) row["skipped"] = r.skipped;
+      j["rows"].push_back(row);
+    }
+    fmt::print("{}\n", j.dump(1));
+    return;
+  }
+  fmt::print("# {} on {}, {} activations; weights read per decode step: {:.2f} GB\n", source, backend->name(),
+             dtype_name(backend->activation_dtype()), model->weight_bytes_per_step() / 1e9);
+  fmt::print("| phase | batch | tokens | ms | tokens/s | bytes/step | GB/s | % of ceiling |\n");
+  fmt::print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+  for (const auto& r : rows) {
+    if (!r.skipped.empty()) {
+      fmt::print("| {} | {} | {} | skipped: {} | | | | |\n", r.phase, r.batch, r.tokens, r.skipped);
+      continue;
+    }
+    const bool decode = r.phase == "decode";
+    fmt::print("| {} | {} | {} | {:.3f} | {:.1f} | {} | {} | {} |\n", r.phase, r.batch, r.tokens, r.ms, r.tokens_per_s,
+               decode ? fmt::format("{:.3g}", r.bytes) : "", decode ? fmt::format("{:.1f}", r.gbps) : "",
+               decode && ceiling > 0 ? fmt::format("{:.1f}%", 100.0 * r.ceiling_fraction) : "");
+  }
+  if (ceiling <= 0) fmt::print("(no measured read-bandwidth ceiling for {})\n", backend->name());
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto args = std::make_shared<BenchArgs>();
+  CLI::App* cmd = app.add_subcommand("bench", "Prefill and decode speed against the read-bandwidth ceiling");
+  cmd->add_option("-m,--model", args->model_dir, "Model directory");
+  cmd->add_option("--shape", args->shape, "Named shape with random weights: llama2-7b, llama3-8b, qwen2-7b, mistral-7b, tiny");
+  cmd->add_option("--backend", args->backend, "auto, cpu or cuda")->capture_default_str();
+  cmd->add_option("--dtype", args->dtype, "GPU activation dtype: auto, f16, bf16")->capture_default_str();
+  cmd->add_option("--prefill", args->prefill, "Prompt lengths to time")->delimiter(',')->capture_default_str();
+  cmd->add_option("--batch", args->batch, "Decode batch sizes")->delimiter(',')->capture_default_str();
+  cmd->add_option("--context", args->context, "Decode context lengths")->delimiter(',')->capture_default_str();
+  cmd->add_option("--steps", args->steps, "Timed decode steps per case")->capture_default_str();
+  cmd->add_flag("--json", args->json, "Print JSON instead of a table");
+  cmd->callback([args] { run_bench(*args); });
+}
+
+}  // namespace fdpp::cli

@@ -1,0 +1,122 @@
+#include "runtime/model_bench.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "fdpp/status.h"
+
+namespace fdpp {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A step for `batch` sequences, each with `new_tokens` tokens at positions [start, start+new).
+// Sequence s owns blocks [s * blocks_per_seq, (s + 1) * blocks_per_seq).
+StepBatch make_step(int64_t batch, int64_t start, int64_t new_tokens, int64_t blocks_per_seq, int64_t vocab,
+                    uint64_t salt) {
+  StepBatch b;
+  b.max_blocks_per_seq = static_cast<int32_t>(blocks_per_seq);
+  for (int64_t s = 0; s < batch; ++s) {
+    for (int64_t i = 0; i < new_tokens; ++i) {
+      b.tokens.push_back(static_cast<int32_t>((salt * 7919 + static_cast<uint64_t>(s * 131 + i * 17)) % static_cast<uint64_t>(vocab)));
+      b.positions.push_back(static_cast<int32_t>(start + i));
+      b.token_seq.push_back(static_cast<int32_t>(s));
+    }
+    b.logit_rows.push_back(static_cast<int32_t>(b.tokens.size() - 1));
+    for (int64_t k = 0; k < blocks_per_seq; ++k) b.block_tables.push_back(static_cast<int32_t>(s * blocks_per_seq + k));
+  }
+  return b;
+}
+
+double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+
+}  // namespace
+
+std::vector<ModelBenchRow> run_model_bench(LlamaModel& model, Backend& backend, const ModelBenchOptions& o,
+                                           const std::function<void(size_t, size_t)>& progress) {
+  if (o.decode_steps <= 0)
+    throw Error(ErrorCode::kInvalidArgument, fmt::format("decode steps must be positive, found {}", o.decode_steps));
+  const ModelConfig& c = model.config();
+  const int64_t context_limit = c.context_limit();
+  const double ceiling = backend.read_bandwidth_ceiling();
+  const size_t total = o.prefill_tokens.size() + o.batches.size() * o.contexts.size();
+  std::vector<ModelBenchRow> rows;
+  std::vector<float> logits;
+  auto kv_shape = [&](int64_t sequences, int64_t tokens_each) {
+    const int64_t blocks_per_seq = (tokens_each + o.kv_block_size - 1) / o.kv_block_size;
+    return KvCacheShape{c.num_hidden_layers, sequences * blocks_per_seq, o.kv_block_size, c.num_key_value_heads,
+                        c.head_dim};
+  };
+  auto done = [&] {
+    if (progress) progress(rows.size(), total);
+  };
+
+  for (int64_t T : o.prefill_tokens) {
+    ModelBenchRow r;
+    r.phase = "prefill";
+    r.tokens = T;
+    if (T > context_limit) {
+      r.skipped = fmt::format("longer than the context ({})", context_limit);
+    } else {
+      try {
+        const KvCacheShape shape = kv_shape(1, T);
+        backend.init_kv_cache(shape);
+        const StepBatch step = make_step(1, 0, T, shape.num_blocks, c.vocab_size, 1);
+        model.forward(step, logits);  // warm-up: plans, allocations, library heuristics
+        const auto t0 = Clock::now();
+        model.forward(step, logits);
+        r.ms = ms_since(t0);
+        r.tokens_per_s = static_cast<double>(T) / (r.ms / 1e3);
+      } catch (const Error& e) {
+        if (e.code() != ErrorCode::kOutOfMemory) throw;
+        r.skipped = "out of memory";
+      }
+    }
+    rows.push_back(r);
+    done();
+  }
+
+  for (int64_t B : o.batches) {
+    for (int64_t C : o.contexts) {
+      ModelBenchRow r;
+      r.phase = "decode";
+      r.batch = B;
+      r.tokens = C;
+      const int64_t need = C + o.decode_steps + 1;
+      if (need > context_limit) {
+        r.skipped = fmt::format("context + steps beyond the model's {}", context_limit);
+      } else {
+        try {
+          const KvCacheShape shape = kv_shape(B, need);
+          backend.init_kv_cache(shape);
+          backend.randomize_kv_cache(static_cast<uint64_t>(B * 1000003 + C));  // positions [0, C) hold random K/V
+          const int64_t blocks_per_seq = shape.num_blocks / B;
+          std::vector<double> times;
+          for (int64_t s = 0; s <= o.decode_steps; ++s) {
+            const StepBatch step = make_step(B, C + s, 1, blocks_per_seq, c.vocab_size, static_cast<uint64_t>(s));
+            const auto t0 = Clock::now();
+            model.forward(step, logits);
+            if (s > 0) times.push_back(ms_since(t0));  // step 0 warms up
+          }
+          std::sort(times.begin(), times.end());
+          r.ms = times[times.size() / 2];
+          r.tokens_per_s = static_cast<double>(B) / (r.ms / 1e3);
+          r.bytes = static_cast<double>(model.weight_bytes_per_step()) +
+                    static_cast<double>(B) * static_cast<double>(C) * static_cast<double>(model.kv_bytes_per_token());
+          r.gbps = r.bytes / (r.ms / 1e3) / 1e9;
+          r.ceiling_fraction = ceiling > 0 ? r.gbps * 1e9 / ceiling : 0.0;
+        } catch (const Error& e) {
+          if (e.code() != ErrorCode::kOutOfMemory) throw;
+          r.skipped = "out of memory";
+        }
+      }
+      rows.push_back(r);
+      done();
+    }
+  }
+  return rows;
+}
+
+}  // namespace fdpp

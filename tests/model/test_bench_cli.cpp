@@ -1,0 +1,74 @@
+// fdpp bench as a user runs it: a named shape with random weights and a model directory on the
+// CPU backend, JSON output, skipped cases, and bad arguments.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "model/model_shapes.h"
+#include "support/test_paths.h"
+
+namespace fdpp {
+namespace {
+
+std::string fdpp() { return "'" + test::fdpp_binary().string() + "' "; }
+
+TEST(BenchCli, NamedShapeWithRandomWeightsReportsEveryCase) {
+  const auto r = test::run_command(fdpp() + "bench --shape tiny --backend cpu --prefill 8,32 --batch 1,3 "
+                                            "--context 16,100 --steps 2 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["backend"], "cpu");
+  ASSERT_EQ(j["rows"].size(), 2u + 2u * 2u);
+  for (const auto& row : j["rows"]) {
+    EXPECT_FALSE(row.contains("skipped")) << row.dump();
+    EXPECT_GT(row["ms"].get<double>(), 0.0) << row.dump();
+    EXPECT_GT(row["tokens_per_s"].get<double>(), 0.0) << row.dump();
+    if (row["phase"] == "decode") {
+      // bytes per step: every streamed weight plus batch x context KV rows
+      EXPECT_GT(row["bytes"].get<double>(), j["weight_bytes_per_step"].get<double>()) << row.dump();
+      EXPECT_GT(row["gbps"].get<double>(), 0.0);
+    }
+  }
+}
+
+TEST(BenchCli, ModelDirectoryAndCasesPastTheContext) {
+  FDPP_REQUIRE_PATH(test::stories_model_dir());
+  const auto r = test::run_command(fdpp() + "bench -m '" + test::stories_model_dir().string() +
+                                   "' --backend cpu --prefill 600 --batch 1 --context 32,510 --steps 2 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto rows = nlohmann::json::parse(r.out)["rows"];
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_NE(rows[0]["skipped"].get<std::string>().find("context"), std::string::npos);  // 600 > 512
+  EXPECT_FALSE(rows[1].contains("skipped"));
+  EXPECT_TRUE(rows[2].contains("skipped"));  // 510 + steps > 512
+}
+
+TEST(BenchCli, BadArgumentsFailWithAClearMessage) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"bench --backend cpu", "exactly one of"},
+      {"bench --shape llama9-1b --backend cpu", "unknown model shape 'llama9-1b'"},
+      {"bench --shape tiny --backend cpu --steps 0", "--steps must be positive"},
+      {"bench --shape tiny --backend cpu --batch 0", "--batch: values must be positive"},
+  };
+  for (const auto& [args, message] : cases) {
+    const auto r = test::run_command(fdpp() + args);
+    EXPECT_NE(r.exit_code, 0) << args;
+    EXPECT_NE(r.err.find(message), std::string::npos) << args << ": " << r.err;
+  }
+}
+
+TEST(BenchCli, NamedShapesMatchThePublishedConfigs) {
+  const ModelConfig l2 = named_model_shape("llama2-7b");
+  EXPECT_EQ(l2.hidden_size, 4096);
+  EXPECT_EQ(l2.num_key_value_heads, 32);
+  EXPECT_EQ(l2.intermediate_size, 11008);
+  const ModelConfig l3 = named_model_shape("llama3-8b");
+  EXPECT_EQ(l3.num_key_value_heads, 8);
+  EXPECT_EQ(l3.vocab_size, 128256);
+  EXPECT_FLOAT_EQ(l3.rope_theta, 500000.0f);
+  const ModelConfig q2 = named_model_shape("qwen2-7b");
+  EXPECT_TRUE(q2.attention_bias);
+  EXPECT_EQ(q2.head_dim, 128);
+}
+
+}  // namespace
+}  // namespace fdpp
