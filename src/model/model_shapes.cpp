@@ -37,7 +37,6 @@ ModelConfig named_model_shape(const std::string& name) {
   if (name == "llama3-8b") {
     ModelConfig c = base("llama", ModelFamily::kLlama, 4096, 14336, 32, 32, 8, 128256, 8192, 1e-5f, 5e5f);
     c.rope_scaling = {RopeScalingType::kLlama3, 8.0f, 1.0f, 4.0f, 8192};
-    c.max_position_embeddings = 131072;
     return c;
   }
   if (name == "qwen2-7b") {
