@@ -1,13 +1,15 @@
 // Tuning constants of the GEMV kernels (gemv.cu), with the reason for each. Retune with
-// bench_linear on a new GPU; the figures in the comments are for the H100 SXM (132 SMs, HBM3).
+// bench_linear on a new GPU; the figures in the comments are for the H100 SXM (132 SMs, HBM3,
+// ~17 KB of loads in flight per SM needed for 3 TB/s: 3 TB/s x ~0.75 us loaded latency / 132).
 #pragma once
 
 namespace fdpp::cuda {
 
 struct GemvTraits {
   // A block of 4 warps owns kRows rows of w and splits K between its 128 threads, so a block's
-  // unit of work is small (kRows * K * 2 bytes: 16-64 KB at K = 4096) and the last wave of blocks
-  // is short; the cross-warp reduction is one shared-memory pass of kRows * M floats per warp.
+  // unit of work is small (kRows * K * 2 bytes: 16-32 KB at K = 4096) and the last wave of
+  // blocks is short; the cross-warp reduction is one shared-memory pass of kRows * pow2(M)
+  // floats per warp.
   static constexpr int kWarps = 4;
   static constexpr int kThreads = kWarps * 32;
 
@@ -18,20 +20,25 @@ struct GemvTraits {
   template <int M>
   static constexpr int kRowsFor = M <= 4 ? 2 : 4;
 
-  // 16-byte weight loads per row that each thread issues before using any. Bytes in flight per
-  // thread = 16 * kUnroll * kRows = 128 B; with 8+ resident warps per SM that is >= 32 KB per
-  // SM, past the ~17 KB that 3 TB/s x ~0.75 us loaded HBM latency needs (Little's law). Larger M
-  // holds more x registers per piece, hence the smaller unroll there.
+  // 16-byte weight loads per row that each thread issues before using any, and the resident
+  // blocks per SM the register budget must allow (__launch_bounds__), chosen together so that
+  // ptxas neither spills nor starves the loads (sm_90, CUDA 13):
+  //   M 1-4: 4 x 2 rows = 128 B per thread in flight; <= 128 registers (64-126 used), 4 blocks
+  //          = 16 warps per SM -> 64 KB per SM in flight.
+  //   M 5-6: 2 x 4 rows = 128 B; 4 * M accumulators and 2 * M x pieces need 140-152 registers:
+  //          3 blocks (<= 168), 12 warps -> 48 KB per SM.
+  //   M 7-8: 1 x 4 rows = 64 B; 2 x 4 rows needed 168+ registers and spilled, 1 x 4 fits 127
+  //          -> 4 blocks, 16 warps -> 32 KB per SM, still ~2x what HBM latency asks.
   template <int M>
-  static constexpr int kUnrollFor = M <= 4 ? 4 : 2;
+  static constexpr int kUnrollFor = M <= 4 ? 4 : M <= 6 ? 2 : 1;
+  template <int M>
+  static constexpr int kMinBlocksPerSmFor = M <= 4 ? 4 : M <= 6 ? 3 : 4;
 
   // The scalar path (K % 8 != 0 or unaligned pointers) loads 2 bytes at a time: more loads in
-  // flight make up a little for their size. It serves odd shapes only; its speed is secondary.
-  static constexpr int kUnrollScalar = 8;
-
-  // Resident blocks per SM the register budget must allow: 4 x 128 threads -> <= 128 registers
-  // per thread, 16 warps per SM.
-  static constexpr int kMinBlocksPerSm = 4;
+  // flight make up a little for their size (<= 128 registers at 4 blocks per SM for every M).
+  // It serves odd shapes only; its speed is secondary.
+  template <int M>
+  static constexpr int kUnrollScalarFor = M <= 4 ? 8 : 4;
 };
 
 }  // namespace fdpp::cuda

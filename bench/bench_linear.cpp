@@ -1,0 +1,231 @@
+// Linear-layer benchmark for small M (decode): the CUDA-core GEMV (backend/cuda/gemm/gemv.cuh)
+// against cuBLASLt (CublasLtLinear, same [N, K] weights) in the same run, fp16, on the
+// Llama-2-7B and Llama-3-8B linear shapes and the Llama-3 LM head, M in {1, 2, 4, 8}.
+//
+// Per (shape, M): µs is the median of --iters single launches, each between two CUDA events with
+// a 30 µs spin kernel queued ahead, so the host's launch cost is not in the figure; "b2b µs" is
+// --iters launches queued back to back between two events, divided by their number (what a CUDA
+// graph of a decode step sees). Weights rotate through copies totalling >= 256 MB (2 for the LM
+// head), more than the 50 MB L2, so HBM serves every weight byte. GB/s counts weight + x + out
+// bytes; the ceiling is the 3.0 TB/s read figure of DESIGN.md section 2. Each GEMV output is
+// checked against cuBLASLt's (max |diff| / max |cuBLASLt|). Data: hashed values in [-2, 2).
+//
+// Usage: bench_linear [--iters N] [--quick]   (--quick: the first two shapes only)
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/gemm/cublaslt_linear.h"
+#include "backend/cuda/gemm/gemv.cuh"
+#include "core/tensor.h"
+#include "gpu_spin.h"
+#include "random_fill.h"
+
+namespace {
+
+#define CHECK(x)                                                                    \
+  do {                                                                              \
+    cudaError_t e = (x);                                                            \
+    if (e != cudaSuccess) {                                                         \
+      fmt::print(stderr, "{}:{}: {}\n", __FILE__, __LINE__, cudaGetErrorString(e)); \
+      std::exit(1);                                                                 \
+    }                                                                               \
+  } while (0)
+
+constexpr double kCeiling = 3.0e12;                 // bytes/s, DESIGN.md section 2
+constexpr size_t kMinRotationBytes = size_t{256} << 20;  // > 5x the H100's 50 MB L2
+constexpr int kSpinUs = 30;
+
+struct Shape {
+  const char* name;
+  int64_t N, K;
+};
+
+const std::vector<Shape> kShapes = {
+    {"L2-7B qkv", 12288, 4096}, {"L2-7B o", 4096, 4096},       {"L2-7B gate+up", 22016, 4096},
+    {"L2-7B down", 4096, 11008}, {"L3-8B qkv", 6144, 4096},     {"L3-8B gate+up", 28672, 4096},
+    {"L3-8B down", 4096, 14336}, {"L3-8B lm_head", 128256, 4096},
+};
+
+struct Row {
+  std::string shape;
+  int64_t N, K, M;
+  double us, b2b_us, lt_us, lt_b2b_us, err;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// launch(i) enqueues one run on weight copy i (mod the number of copies); i keeps counting up
+// through warm-up and both measurements, so consecutive launches never reuse a copy.
+// Returns {median single-launch µs, back-to-back µs per launch}.
+std::pair<double, double> time_launches(cudaStream_t stream, int iters, const std::function<void(int)>& launch) {
+  cudaEvent_t a, b;
+  CHECK(cudaEventCreate(&a));
+  CHECK(cudaEventCreate(&b));
+  int next = 0;
+  for (int i = 0; i < 3; ++i) launch(next++);  // warm-up (cuBLASLt picks its algorithm here)
+  CHECK(cudaStreamSynchronize(stream));
+  std::vector<double> single;
+  for (int i = 0; i < iters; ++i) {
+    gpu_spin(stream, kSpinUs);
+    CHECK(cudaEventRecord(a, stream));
+    launch(next++);
+    CHECK(cudaEventRecord(b, stream));
+    CHECK(cudaEventSynchronize(b));
+    float ms = 0;
+    CHECK(cudaEventElapsedTime(&ms, a, b));
+    single.push_back(ms * 1e3);
+  }
+  gpu_spin(stream, kSpinUs * 4);
+  CHECK(cudaEventRecord(a, stream));
+  for (int i = 0; i < iters; ++i) launch(next++);
+  CHECK(cudaEventRecord(b, stream));
+  CHECK(cudaEventSynchronize(b));
+  float ms = 0;
+  CHECK(cudaEventElapsedTime(&ms, a, b));
+  CHECK(cudaEventDestroy(a));
+  CHECK(cudaEventDestroy(b));
+  return {median(single), ms * 1e3 / iters};
+}
+
+std::vector<float> download_half(const __half* dev, size_t n) {
+  std::vector<__half> h(n);
+  CHECK(cudaMemcpy(h.data(), dev, n * sizeof(__half), cudaMemcpyDeviceToHost));
+  std::vector<float> out(n);
+  for (size_t i = 0; i < n; ++i) out[i] = __half2float(h[i]);
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int iters = 50;
+  bool quick = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--iters" && i + 1 < argc) iters = std::max(1, std::atoi(argv[++i]));
+    else if (a == "--quick") quick = true;
+    else {
+      fmt::print(stderr, "usage: bench_linear [--iters N] [--quick]\n");
+      return 2;
+    }
+  }
+  const std::vector<Shape> shapes(kShapes.begin(), quick ? kShapes.begin() + 2 : kShapes.end());
+  const std::vector<int64_t> ms = {1, 2, 4, 8};
+
+  cudaDeviceProp prop{};
+  CHECK(cudaGetDeviceProperties(&prop, 0));
+  fmt::print("# linear layers at small M, fp16: fdpp GEMV vs cuBLASLt, {} ({} SMs, L2 {} MB)\n", prop.name,
+             prop.multiProcessorCount, prop.l2CacheSize >> 20);
+
+  // One weight pool for every shape: >= kMinRotationBytes and >= 2 copies of the largest shape.
+  size_t max_w = 0;
+  int64_t max_n = 0, max_k = 0;
+  for (const Shape& s : shapes) {
+    max_w = std::max(max_w, static_cast<size_t>(s.N * s.K) * sizeof(__half));
+    max_n = std::max(max_n, s.N);
+    max_k = std::max(max_k, s.K);
+  }
+  const size_t pool_bytes = std::max(kMinRotationBytes + max_w, 2 * max_w);
+  void* pool = nullptr;
+  __half *x = nullptr, *out_gemv = nullptr, *out_lt = nullptr;
+  CHECK(cudaMalloc(&pool, pool_bytes));
+  CHECK(cudaMalloc(&x, static_cast<size_t>(8 * max_k) * sizeof(__half)));
+  CHECK(cudaMalloc(&out_gemv, static_cast<size_t>(8 * max_n) * sizeof(__half)));
+  CHECK(cudaMalloc(&out_lt, static_cast<size_t>(8 * max_n) * sizeof(__half)));
+  fill_random_half(pool, pool_bytes / sizeof(__half), 1234u);
+  fill_random_half(x, static_cast<size_t>(8 * max_k), 99u);
+  CHECK(cudaDeviceSynchronize());
+
+  cudaStream_t stream;
+  CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  std::vector<Row> rows;
+  try {
+    fdpp::cuda::CublasLtLinear lt(stream);
+    for (const Shape& s : shapes) {
+      const size_t w_bytes = static_cast<size_t>(s.N * s.K) * sizeof(__half);
+      // Copies start 256-byte aligned (w_bytes is a multiple of 256 for these shapes).
+      const int copies = static_cast<int>(std::max<size_t>(2, (kMinRotationBytes + w_bytes - 1) / w_bytes));
+      auto weights = [&](int i) {
+        return reinterpret_cast<__half*>(static_cast<char*>(pool) + static_cast<size_t>(i % copies) * w_bytes);
+      };
+      for (int64_t M : ms) {
+        fdpp::cuda::GemvParams<__half> p;
+        p.x = x;
+        p.out = out_gemv;
+        p.M = M;
+        p.N = s.N;
+        p.K = s.K;
+        auto run_gemv = [&](int i) {
+          p.w = weights(i);
+          const fdpp::Status st = fdpp::cuda::launch_gemv(p, stream);
+          if (!st.is_ok()) {
+            fmt::print(stderr, "gemv: {}\n", st.message());
+            std::exit(1);
+          }
+        };
+        fdpp::TensorView xv = fdpp::TensorView::contiguous(x, fdpp::DType::kF16, {M, s.K}, fdpp::Device::kCuda);
+        fdpp::TensorView ov = fdpp::TensorView::contiguous(out_lt, fdpp::DType::kF16, {M, s.N}, fdpp::Device::kCuda);
+        const fdpp::TensorView no_bias{};
+        auto run_lt = [&](int i) {
+          const fdpp::TensorView wv = fdpp::TensorView::contiguous(weights(i), fdpp::DType::kF16, {s.N, s.K},
+                                                                   fdpp::Device::kCuda);
+          lt.run(xv, wv, no_bias, ov);
+        };
+        const auto [us, b2b] = time_launches(stream, iters, run_gemv);
+        const auto [lt_us, lt_b2b] = time_launches(stream, iters, run_lt);
+
+        // Same copy through both: compare.
+        run_gemv(0);
+        run_lt(0);
+        CHECK(cudaStreamSynchronize(stream));
+        const auto g = download_half(out_gemv, static_cast<size_t>(M * s.N));
+        const auto c = download_half(out_lt, static_cast<size_t>(M * s.N));
+        double max_diff = 0, max_ref = 1e-30;
+        for (size_t i = 0; i < g.size(); ++i) {
+          max_diff = std::max(max_diff, std::abs(double(g[i]) - c[i]));
+          max_ref = std::max(max_ref, std::abs(double(c[i])));
+        }
+        const double err = std::isfinite(max_diff) ? max_diff / max_ref : INFINITY;
+        rows.push_back({s.name, s.N, s.K, M, us, b2b, lt_us, lt_b2b, err});
+        const double bytes = static_cast<double>(s.N * s.K + M * s.K + M * s.N) * 2;
+        fmt::print("{:>14} [{:>6}, {:>5}] M={}: gemv {:7.1f} us ({:4.0f} GB/s, {:4.1f}%), b2b {:7.1f} us; "
+                   "cuBLASLt {:7.1f} us, b2b {:7.1f} us; x{:.2f}; err {:.1e}{}\n",
+                   s.name, s.N, s.K, M, us, bytes / us * 1e-3, 100 * bytes / (us * 1e-6) / kCeiling, b2b, lt_us,
+                   lt_b2b, lt_us / us, err, err > 1e-2 ? "  <-- MISMATCH" : "");
+      }
+    }
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 1;
+  }
+
+  fmt::print("\n| shape | N | K | M | fdpp µs | GB/s | % of 3.0 TB/s | TFLOP/s | b2b µs | b2b % | cuBLASLt µs | "
+             "cuBLASLt b2b µs | speed-up | max err vs cuBLASLt |\n");
+  fmt::print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+  for (const Row& r : rows) {
+    const double bytes = static_cast<double>(r.N * r.K + r.M * r.K + r.M * r.N) * 2;
+    const double flops = 2.0 * static_cast<double>(r.M * r.N * r.K);
+    fmt::print("| {} | {} | {} | {} | {:.1f} | {:.0f} | {:.1f}% | {:.2f} | {:.1f} | {:.1f}% | {:.1f} | {:.1f} | "
+               "{:.2f}x | {:.1e} |\n",
+               r.shape, r.N, r.K, r.M, r.us, bytes / r.us * 1e-3, 100 * bytes / (r.us * 1e-6) / kCeiling,
+               flops / (r.us * 1e-6) * 1e-12, r.b2b_us, 100 * bytes / (r.b2b_us * 1e-6) / kCeiling, r.lt_us,
+               r.lt_b2b_us, r.lt_us / r.us, r.err);
+  }
+  cudaFree(pool);
+  cudaFree(x);
+  cudaFree(out_gemv);
+  cudaFree(out_lt);
+  cudaStreamDestroy(stream);
+  return 0;
+}
