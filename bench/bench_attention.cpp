@@ -17,22 +17,14 @@
 #include <vector>
 
 #include "backend/cuda/attention/attention.cuh"
+#include "bench_common.h"
 #include "random_fill.h"
 
 namespace {
 
 using fdpp::cuda::AttentionParams;
 
-#define CHECK(x)                                                                                 \
-  do {                                                                                           \
-    cudaError_t e = (x);                                                                         \
-    if (e != cudaSuccess) {                                                                      \
-      fmt::print(stderr, "{}:{}: {}\n", __FILE__, __LINE__, cudaGetErrorString(e));              \
-      std::exit(1);                                                                              \
-    }                                                                                            \
-  } while (0)
-
-constexpr double kCeiling = 3.0e12;  // bytes/s, DESIGN.md section 2
+constexpr double kCeiling = fdpp::bench::kReadCeiling;
 constexpr int kBlock = 16;
 
 struct Row {
@@ -42,21 +34,21 @@ struct Row {
 
 double time_attention(AttentionParams<__half>& p, const std::vector<int32_t*>& tables, int iters) {
   cudaEvent_t a, b;
-  CHECK(cudaEventCreate(&a));
-  CHECK(cudaEventCreate(&b));
+  BENCH_CHECK(cudaEventCreate(&a));
+  BENCH_CHECK(cudaEventCreate(&b));
   std::vector<float> times;
   for (int i = 0; i < iters + 3; ++i) {
     p.slots.block_tables = tables[static_cast<size_t>(i) % tables.size()];
-    CHECK(cudaEventRecord(a));
+    BENCH_CHECK(cudaEventRecord(a));
     const fdpp::Status st = fdpp::cuda::launch_attention(p, nullptr);
-    CHECK(cudaEventRecord(b));
-    CHECK(cudaEventSynchronize(b));
+    BENCH_CHECK(cudaEventRecord(b));
+    BENCH_CHECK(cudaEventSynchronize(b));
     if (!st.is_ok()) {
       fmt::print(stderr, "{}\n", st.message());
       std::exit(1);
     }
     float ms = 0;
-    CHECK(cudaEventElapsedTime(&ms, a, b));
+    BENCH_CHECK(cudaEventElapsedTime(&ms, a, b));
     if (i >= 3) times.push_back(ms);
   }
   std::sort(times.begin(), times.end());
@@ -74,9 +66,9 @@ int main(int argc, char** argv) {
       for (auto it = j.begin(); it != j.end(); ++it) peer[it.key()] = it.value().get<double>();
     }
   int sms = 0;
-  CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  BENCH_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
   cudaDeviceProp prop{};
-  CHECK(cudaGetDeviceProperties(&prop, 0));
+  BENCH_CHECK(cudaGetDeviceProperties(&prop, 0));
   const int hq = 32, hd = 128;
   // The KV pool: 8 GiB per K and V, far beyond L2, shared by every configuration.
   const size_t pool_bytes = size_t{8} << 30;
@@ -86,8 +78,8 @@ int main(int argc, char** argv) {
     const size_t block_bytes = size_t{kBlock} * hkv * hd * sizeof(__half);
     const int pool_blocks = static_cast<int>(pool_bytes / block_bytes);
     __half *k = nullptr, *v = nullptr;
-    CHECK(cudaMalloc(&k, pool_bytes));
-    CHECK(cudaMalloc(&v, pool_bytes));
+    BENCH_CHECK(cudaMalloc(&k, pool_bytes));
+    BENCH_CHECK(cudaMalloc(&v, pool_bytes));
     fill_random_half(k, pool_bytes / 2, 1);
     fill_random_half(v, pool_bytes / 2, 2);
     for (int batch : {1, 16, 64}) {
@@ -104,21 +96,21 @@ int main(int argc, char** argv) {
         std::shuffle(all.begin(), all.end(), rng);
         for (int s = 0; s < sets; ++s) {
           int32_t* d = nullptr;
-          CHECK(cudaMalloc(&d, static_cast<size_t>(need) * 4));
-          CHECK(cudaMemcpy(d, all.data() + static_cast<size_t>(s) * need, static_cast<size_t>(need) * 4,
+          BENCH_CHECK(cudaMalloc(&d, static_cast<size_t>(need) * 4));
+          BENCH_CHECK(cudaMemcpy(d, all.data() + static_cast<size_t>(s) * need, static_cast<size_t>(need) * 4,
                            cudaMemcpyHostToDevice));
           tables.push_back(d);
         }
         std::vector<int32_t> positions(static_cast<size_t>(batch), context - 1), seqs(static_cast<size_t>(batch));
         std::iota(seqs.begin(), seqs.end(), 0);
         int32_t *d_pos = nullptr, *d_seq = nullptr;
-        CHECK(cudaMalloc(&d_pos, static_cast<size_t>(batch) * 4));
-        CHECK(cudaMalloc(&d_seq, static_cast<size_t>(batch) * 4));
-        CHECK(cudaMemcpy(d_pos, positions.data(), static_cast<size_t>(batch) * 4, cudaMemcpyHostToDevice));
-        CHECK(cudaMemcpy(d_seq, seqs.data(), static_cast<size_t>(batch) * 4, cudaMemcpyHostToDevice));
+        BENCH_CHECK(cudaMalloc(&d_pos, static_cast<size_t>(batch) * 4));
+        BENCH_CHECK(cudaMalloc(&d_seq, static_cast<size_t>(batch) * 4));
+        BENCH_CHECK(cudaMemcpy(d_pos, positions.data(), static_cast<size_t>(batch) * 4, cudaMemcpyHostToDevice));
+        BENCH_CHECK(cudaMemcpy(d_seq, seqs.data(), static_cast<size_t>(batch) * 4, cudaMemcpyHostToDevice));
         __half *q = nullptr, *out = nullptr;
-        CHECK(cudaMalloc(&q, static_cast<size_t>(batch) * hq * hd * 2));
-        CHECK(cudaMalloc(&out, static_cast<size_t>(batch) * hq * hd * 2));
+        BENCH_CHECK(cudaMalloc(&q, static_cast<size_t>(batch) * hq * hd * 2));
+        BENCH_CHECK(cudaMalloc(&out, static_cast<size_t>(batch) * hq * hd * 2));
         fill_random_half(q, static_cast<size_t>(batch) * hq * hd, 3);
 
         AttentionParams<__half> p;
@@ -131,9 +123,9 @@ int main(int argc, char** argv) {
         p.plan = fdpp::cuda::plan_attention(batch, hq, hkv, hd, context, sms);
         void* ws = nullptr;
         unsigned long long* counter = nullptr;
-        CHECK(cudaMalloc(&ws, p.plan.workspace_bytes));
-        CHECK(cudaMalloc(&counter, 8));
-        CHECK(cudaMemset(counter, 0, 8));
+        BENCH_CHECK(cudaMalloc(&ws, p.plan.workspace_bytes));
+        BENCH_CHECK(cudaMalloc(&counter, 8));
+        BENCH_CHECK(cudaMemset(counter, 0, 8));
         p.workspace = ws;
         p.fallback_rows = counter;
         const double us = time_attention(p, tables, 50);
@@ -167,10 +159,10 @@ int main(int argc, char** argv) {
       const int blocks = T / kBlock;
       __half *k = nullptr, *v = nullptr, *q = nullptr, *out = nullptr;
       const size_t kv_elems = static_cast<size_t>(T) * hkv * hd;
-      CHECK(cudaMalloc(&k, kv_elems * 2));
-      CHECK(cudaMalloc(&v, kv_elems * 2));
-      CHECK(cudaMalloc(&q, static_cast<size_t>(T) * hq * hd * 2));
-      CHECK(cudaMalloc(&out, static_cast<size_t>(T) * hq * hd * 2));
+      BENCH_CHECK(cudaMalloc(&k, kv_elems * 2));
+      BENCH_CHECK(cudaMalloc(&v, kv_elems * 2));
+      BENCH_CHECK(cudaMalloc(&q, static_cast<size_t>(T) * hq * hd * 2));
+      BENCH_CHECK(cudaMalloc(&out, static_cast<size_t>(T) * hq * hd * 2));
       fill_random_half(k, kv_elems, 11);
       fill_random_half(v, kv_elems, 12);
       fill_random_half(q, static_cast<size_t>(T) * hq * hd, 13);
@@ -184,8 +176,8 @@ int main(int argc, char** argv) {
       }
       auto upload = [](const std::vector<int32_t>& h) {
         int32_t* d = nullptr;
-        CHECK(cudaMalloc(&d, h.size() * 4));
-        CHECK(cudaMemcpy(d, h.data(), h.size() * 4, cudaMemcpyHostToDevice));
+        BENCH_CHECK(cudaMalloc(&d, h.size() * 4));
+        BENCH_CHECK(cudaMemcpy(d, h.data(), h.size() * 4, cudaMemcpyHostToDevice));
         return d;
       };
       int32_t *d_pos = upload(positions), *d_seq = upload(seqs), *d_table = upload(table), *d_tiles = upload(tiles);
@@ -200,23 +192,23 @@ int main(int argc, char** argv) {
       p.tiles = d_tiles;
       p.num_tiles = static_cast<int32_t>(tiles.size() / 2);
       void* ws = nullptr;
-      CHECK(cudaMalloc(&ws, p.plan.workspace_bytes));
+      BENCH_CHECK(cudaMalloc(&ws, p.plan.workspace_bytes));
       p.workspace = ws;
       cudaEvent_t a, b;
-      CHECK(cudaEventCreate(&a));
-      CHECK(cudaEventCreate(&b));
+      BENCH_CHECK(cudaEventCreate(&a));
+      BENCH_CHECK(cudaEventCreate(&b));
       std::vector<float> times;
       for (int i = 0; i < 23; ++i) {
-        CHECK(cudaEventRecord(a));
+        BENCH_CHECK(cudaEventRecord(a));
         const fdpp::Status st = fdpp::cuda::launch_prefill_attention(p, nullptr);
-        CHECK(cudaEventRecord(b));
-        CHECK(cudaEventSynchronize(b));
+        BENCH_CHECK(cudaEventRecord(b));
+        BENCH_CHECK(cudaEventSynchronize(b));
         if (!st.is_ok()) {
           fmt::print(stderr, "{}\n", st.message());
           return 1;
         }
         float ms = 0;
-        CHECK(cudaEventElapsedTime(&ms, a, b));
+        BENCH_CHECK(cudaEventElapsedTime(&ms, a, b));
         if (i >= 3) times.push_back(ms);
       }
       std::sort(times.begin(), times.end());

@@ -26,20 +26,12 @@
 #include "backend/cuda/gemm/gemv.cuh"
 #include "core/tensor.h"
 #include "gpu_spin.h"
+#include "bench_common.h"
 #include "random_fill.h"
 
 namespace {
 
-#define CHECK(x)                                                                    \
-  do {                                                                              \
-    cudaError_t e = (x);                                                            \
-    if (e != cudaSuccess) {                                                         \
-      fmt::print(stderr, "{}:{}: {}\n", __FILE__, __LINE__, cudaGetErrorString(e)); \
-      std::exit(1);                                                                 \
-    }                                                                               \
-  } while (0)
-
-constexpr double kCeiling = 3.0e12;                 // bytes/s, DESIGN.md section 2
+constexpr double kCeiling = fdpp::bench::kReadCeiling;
 constexpr size_t kMinRotationBytes = size_t{256} << 20;  // > 5x the H100's 50 MB L2
 constexpr int kSpinUs = 30;
 
@@ -70,37 +62,37 @@ double median(std::vector<double> v) {
 // Returns {median single-launch µs, back-to-back µs per launch}.
 std::pair<double, double> time_launches(cudaStream_t stream, int iters, const std::function<void(int)>& launch) {
   cudaEvent_t a, b;
-  CHECK(cudaEventCreate(&a));
-  CHECK(cudaEventCreate(&b));
+  BENCH_CHECK(cudaEventCreate(&a));
+  BENCH_CHECK(cudaEventCreate(&b));
   int next = 0;
   for (int i = 0; i < 3; ++i) launch(next++);  // warm-up (cuBLASLt picks its algorithm here)
-  CHECK(cudaStreamSynchronize(stream));
+  BENCH_CHECK(cudaStreamSynchronize(stream));
   std::vector<double> single;
   for (int i = 0; i < iters; ++i) {
     gpu_spin(stream, kSpinUs);
-    CHECK(cudaEventRecord(a, stream));
+    BENCH_CHECK(cudaEventRecord(a, stream));
     launch(next++);
-    CHECK(cudaEventRecord(b, stream));
-    CHECK(cudaEventSynchronize(b));
+    BENCH_CHECK(cudaEventRecord(b, stream));
+    BENCH_CHECK(cudaEventSynchronize(b));
     float ms = 0;
-    CHECK(cudaEventElapsedTime(&ms, a, b));
+    BENCH_CHECK(cudaEventElapsedTime(&ms, a, b));
     single.push_back(ms * 1e3);
   }
   gpu_spin(stream, kSpinUs * 4);
-  CHECK(cudaEventRecord(a, stream));
+  BENCH_CHECK(cudaEventRecord(a, stream));
   for (int i = 0; i < iters; ++i) launch(next++);
-  CHECK(cudaEventRecord(b, stream));
-  CHECK(cudaEventSynchronize(b));
+  BENCH_CHECK(cudaEventRecord(b, stream));
+  BENCH_CHECK(cudaEventSynchronize(b));
   float ms = 0;
-  CHECK(cudaEventElapsedTime(&ms, a, b));
-  CHECK(cudaEventDestroy(a));
-  CHECK(cudaEventDestroy(b));
+  BENCH_CHECK(cudaEventElapsedTime(&ms, a, b));
+  BENCH_CHECK(cudaEventDestroy(a));
+  BENCH_CHECK(cudaEventDestroy(b));
   return {median(single), ms * 1e3 / iters};
 }
 
 std::vector<float> download_half(const __half* dev, size_t n) {
   std::vector<__half> h(n);
-  CHECK(cudaMemcpy(h.data(), dev, n * sizeof(__half), cudaMemcpyDeviceToHost));
+  BENCH_CHECK(cudaMemcpy(h.data(), dev, n * sizeof(__half), cudaMemcpyDeviceToHost));
   std::vector<float> out(n);
   for (size_t i = 0; i < n; ++i) out[i] = __half2float(h[i]);
   return out;
@@ -124,7 +116,7 @@ int main(int argc, char** argv) {
   const std::vector<int64_t> ms = {1, 2, 4, 8};
 
   cudaDeviceProp prop{};
-  CHECK(cudaGetDeviceProperties(&prop, 0));
+  BENCH_CHECK(cudaGetDeviceProperties(&prop, 0));
   fmt::print("# linear layers at small M, fp16: fdpp GEMV vs cuBLASLt, {} ({} SMs, L2 {} MB)\n", prop.name,
              prop.multiProcessorCount, prop.l2CacheSize >> 20);
 
@@ -139,16 +131,16 @@ int main(int argc, char** argv) {
   const size_t pool_bytes = std::max(kMinRotationBytes + max_w, 2 * max_w);
   void* pool = nullptr;
   __half *x = nullptr, *out_gemv = nullptr, *out_lt = nullptr;
-  CHECK(cudaMalloc(&pool, pool_bytes));
-  CHECK(cudaMalloc(&x, static_cast<size_t>(8 * max_k) * sizeof(__half)));
-  CHECK(cudaMalloc(&out_gemv, static_cast<size_t>(8 * max_n) * sizeof(__half)));
-  CHECK(cudaMalloc(&out_lt, static_cast<size_t>(8 * max_n) * sizeof(__half)));
+  BENCH_CHECK(cudaMalloc(&pool, pool_bytes));
+  BENCH_CHECK(cudaMalloc(&x, static_cast<size_t>(8 * max_k) * sizeof(__half)));
+  BENCH_CHECK(cudaMalloc(&out_gemv, static_cast<size_t>(8 * max_n) * sizeof(__half)));
+  BENCH_CHECK(cudaMalloc(&out_lt, static_cast<size_t>(8 * max_n) * sizeof(__half)));
   fill_random_half(pool, pool_bytes / sizeof(__half), 1234u);
   fill_random_half(x, static_cast<size_t>(8 * max_k), 99u);
-  CHECK(cudaDeviceSynchronize());
+  BENCH_CHECK(cudaDeviceSynchronize());
 
   cudaStream_t stream;
-  CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  BENCH_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   std::vector<Row> rows;
   try {
     fdpp::cuda::CublasLtLinear lt(stream);
@@ -188,7 +180,7 @@ int main(int argc, char** argv) {
         // Same copy through both: compare.
         run_gemv(0);
         run_lt(0);
-        CHECK(cudaStreamSynchronize(stream));
+        BENCH_CHECK(cudaStreamSynchronize(stream));
         const auto g = download_half(out_gemv, static_cast<size_t>(M * s.N));
         const auto c = download_half(out_lt, static_cast<size_t>(M * s.N));
         double max_diff = 0, max_ref = 1e-30;
