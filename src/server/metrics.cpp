@@ -28,6 +28,14 @@ void head(std::string& out, const char* name, const char* type, const char* help
   out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
 }
 
+
+// An unlabelled metric: its HELP/TYPE header and one sample.
+template <typename V>
+void scalar(std::string& out, const char* name, const char* type, const char* help, V value) {
+  head(out, name, type, help);
+  out += fmt::format("{} {}\n", name, value);
+}
+
 }  // namespace
 
 Histogram::Histogram(std::vector<double> upper_bounds)
@@ -90,17 +98,17 @@ std::string Metrics::render(const EngineLoad& load) const {
     auto it = rejected_.find("queue_full");
     out += fmt::format("fdpp_requests_rejected_total{{reason=\"queue_full\"}} {}\n", it == rejected_.end() ? 0 : it->second);
   }
-  head(out, "fdpp_prompt_tokens_total", "counter", "Prompt tokens of admitted requests.");
-  out += fmt::format("fdpp_prompt_tokens_total {}\n", prompt_tokens_.load());
-  head(out, "fdpp_generation_tokens_total", "counter", "Tokens generated.");
-  out += fmt::format("fdpp_generation_tokens_total {}\n", generation_tokens_.load());
+  scalar(out, "fdpp_prompt_tokens_total", "counter", "Prompt tokens of admitted requests.",
+         prompt_tokens_.load());
+  scalar(out, "fdpp_generation_tokens_total", "counter", "Tokens generated.",
+         generation_tokens_.load());
 
-  head(out, "fdpp_requests_running", "gauge", "Requests in the running batch.");
-  out += fmt::format("fdpp_requests_running {}\n", load.running);
-  head(out, "fdpp_requests_waiting", "gauge", "Requests queued for a place in the batch (queue length).");
-  out += fmt::format("fdpp_requests_waiting {}\n", load.waiting);
-  head(out, "fdpp_max_batch_size", "gauge", "Most requests that run together.");
-  out += fmt::format("fdpp_max_batch_size {}\n", load.max_batch_size);
+  scalar(out, "fdpp_requests_running", "gauge", "Requests in the running batch.",
+         load.running);
+  scalar(out, "fdpp_requests_waiting", "gauge", "Requests queued for a place in the batch (queue length).",
+         load.waiting);
+  scalar(out, "fdpp_max_batch_size", "gauge", "Most requests that run together.",
+         load.max_batch_size);
 
   head(out, "fdpp_time_to_first_token_seconds", "histogram", "From receiving a request to its first token.");
   ttft_.render("fdpp_time_to_first_token_seconds", out);
@@ -109,18 +117,17 @@ std::string Metrics::render(const EngineLoad& load) const {
   head(out, "fdpp_request_duration_seconds", "histogram", "From receiving a request to its last token.");
   e2e_.render("fdpp_request_duration_seconds", out);
 
-  head(out, "fdpp_kv_cache_blocks_used", "gauge", "Paged KV-cache blocks held by running requests.");
-  out += fmt::format("fdpp_kv_cache_blocks_used {}\n", load.kv_blocks_used);
-  head(out, "fdpp_kv_cache_blocks_total", "gauge", "Paged KV-cache blocks in all.");
-  out += fmt::format("fdpp_kv_cache_blocks_total {}\n", load.kv_blocks_total);
-  head(out, "fdpp_kv_cache_block_size_tokens", "gauge", "Tokens per KV-cache block.");
-  out += fmt::format("fdpp_kv_cache_block_size_tokens {}\n", load.kv_block_size);
-  head(out, "fdpp_kv_cache_usage_ratio", "gauge", "Fraction of KV-cache blocks in use.");
-  out += fmt::format("fdpp_kv_cache_usage_ratio {}\n",
-                     load.kv_blocks_total > 0 ? static_cast<double>(load.kv_blocks_used) / load.kv_blocks_total : 0.0);
-  head(out, "fdpp_softmax_fallback_rows_total", "counter",
-       "Attention rows recomputed because the unified-max softmax overflowed (0 on the CPU backend).");
-  out += fmt::format("fdpp_softmax_fallback_rows_total {}\n", load.softmax_fallbacks);
+  scalar(out, "fdpp_kv_cache_blocks_used", "gauge", "Paged KV-cache blocks held by running requests.",
+         load.kv_blocks_used);
+  scalar(out, "fdpp_kv_cache_blocks_total", "gauge", "Paged KV-cache blocks in all.",
+         load.kv_blocks_total);
+  scalar(out, "fdpp_kv_cache_block_size_tokens", "gauge", "Tokens per KV-cache block.",
+         load.kv_block_size);
+  scalar(out, "fdpp_kv_cache_usage_ratio", "gauge", "Fraction of KV-cache blocks in use.",
+         load.kv_blocks_total > 0 ? static_cast<double>(load.kv_blocks_used) / load.kv_blocks_total : 0.0);
+  scalar(out, "fdpp_softmax_fallback_rows_total", "counter",
+         "Attention rows recomputed because the unified-max softmax overflowed (0 on the CPU backend).",
+         load.softmax_fallbacks);
   return out;
 }
 
