@@ -101,14 +101,18 @@ class Backend {
                            float eps, TensorView& out) = 0;
   // out [M, N] = x [M, K] . w [N, K]^T (+ bias [N])
   virtual void linear(const TensorView& x, const TensorView& w, const TensorView& bias, TensorView& out) = 0;
-  // x [T, H, hd] rotated in place by the step's positions; inv_freq [hd/2] fp32 (an adopted weight)
-  virtual void rope(TensorView& x, const TensorView& inv_freq) = 0;
-  // out [R, F] = silu(gate [R, F]) * up [R, F]
-  virtual void silu_mul(const TensorView& gate, const TensorView& up, TensorView& out) = 0;
+  // The fused QKV projection's output qkv [T, (Hq + 2 Hkv) * hd] (per token: Hq query heads, then
+  // Hkv key heads, then Hkv value heads) is split three ways: q rotated by the step's positions
+  // (rotate-half RoPE; inv_freq [hd/2] fp32, an uploaded table) into q_out [T, Hq, hd]; k rotated
+  // and v as is stored in the step's cache slots of `layer`. One pass over the data instead of a
+  // rope per head group and a cache write.
+  virtual void qkv_rope_store(int64_t layer, const TensorView& qkv, const TensorView& inv_freq,
+                              TensorView& q_out) = 0;
+  // out [R, F] = silu(gate) * up, where gate_up [R, 2F] holds gate in columns [0, F) and up in
+  // [F, 2F) (the fused gate/up projection's output).
+  virtual void silu_mul(const TensorView& gate_up, TensorView& out) = 0;
   // x [R, D] += y [R, D]
   virtual void add(TensorView& x, const TensorView& y) = 0;
-  // Stores k, v [T, Hkv, hd] of layer `layer` into the step's cache slots.
-  virtual void kv_write(int64_t layer, const TensorView& k, const TensorView& v) = 0;
   // Causal attention of q [T, Hq, hd] over the cache of `layer`; out [T, Hq, hd].
   virtual void attention(int64_t layer, const TensorView& q, float scale, TensorView& out) = 0;
   // out [R, D] = x [T, D] rows at the step's logit_rows

@@ -1,8 +1,11 @@
 #include "model/llama_model.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <cstring>
 
+#include "fdpp/status.h"
 #include "model/rope.h"
 
 namespace fdpp {
@@ -15,35 +18,63 @@ TensorView adopt(Backend& backend, const TensorView& w, WeightPlacement placemen
 
 }  // namespace
 
+TensorView LlamaModel::fuse_rows(std::initializer_list<TensorView> parts, WeightPlacement placement) {
+  const TensorView& first = *parts.begin();
+  if (first.empty()) return first;  // an absent bias
+  int64_t rows = 0;
+  bool adjacent = true;
+  const char* expected = static_cast<const char*>(first.data);
+  for (const TensorView& p : parts) {
+    if (p.dtype != first.dtype || p.rank != first.rank || !p.is_contiguous() ||
+        (p.rank == 2 && p.dim(1) != first.dim(1)))
+      throw Error(ErrorCode::kInvalidArgument,
+                  fmt::format("cannot fuse weights of shapes {} and {} ({} and {})", first.shape_string(),
+                              p.shape_string(), dtype_name(first.dtype), dtype_name(p.dtype)));
+    adjacent = adjacent && p.data == expected;
+    expected = static_cast<const char*>(p.data) + p.nbytes();
+    rows += p.dim(0);
+  }
+  TensorView fused = first;
+  fused.shape[0] = rows;
+  if (adjacent) return adopt(backend_, fused, placement);
+  if (placement == WeightPlacement::kOnBackend)
+    throw Error(ErrorCode::kInternal, "weights placed on the backend must lie back to back to be fused");
+  const size_t row_bytes = first.nbytes() / static_cast<size_t>(first.dim(0));
+  std::vector<std::byte> host(static_cast<size_t>(rows) * row_bytes);
+  size_t offset = 0;
+  for (const TensorView& p : parts) {
+    std::memcpy(host.data() + offset, p.data, p.nbytes());
+    offset += p.nbytes();
+  }
+  fused.data = host.data();
+  TensorView adopted = backend_.adopt_weight(fused);
+  if (adopted.data == host.data()) fused_host_.push_back(std::move(host));  // the backend reads it in place
+  return adopted;
+}
+
 LlamaModel::LlamaModel(const ModelConfig& config, const LlamaWeights& host, Backend& backend,
                        WeightPlacement placement)
     : config_(config), backend_(backend) {
   auto adopt = [&](const TensorView& w) { return fdpp::adopt(backend, w, placement); };
-  weights_.embed = adopt(host.embed);
-  weights_.final_norm = adopt(host.final_norm);
+  embed_ = adopt(host.embed);
+  final_norm_ = adopt(host.final_norm);
   // A tied LM head is the embedding: adopt once so the GPU holds one copy.
-  weights_.lm_head = host.lm_head.data == host.embed.data ? weights_.embed : adopt(host.lm_head);
-  weights_.layers.reserve(host.layers.size());
+  lm_head_ = host.lm_head.data == host.embed.data ? embed_ : adopt(host.lm_head);
+  layers_.reserve(host.layers.size());
   for (const LayerWeights& h : host.layers) {
-    LayerWeights l;
+    FusedLayerWeights l;
     l.input_norm = adopt(h.input_norm);
-    l.wq = adopt(h.wq);
-    l.wk = adopt(h.wk);
-    l.wv = adopt(h.wv);
-    l.bq = adopt(h.bq);
-    l.bk = adopt(h.bk);
-    l.bv = adopt(h.bv);
+    l.wqkv = fuse_rows({h.wq, h.wk, h.wv}, placement);
+    l.bqkv = fuse_rows({h.bq, h.bk, h.bv}, placement);
     l.wo = adopt(h.wo);
     l.post_attn_norm = adopt(h.post_attn_norm);
-    l.w_gate = adopt(h.w_gate);
-    l.w_up = adopt(h.w_up);
+    l.w_gate_up = fuse_rows({h.w_gate, h.w_up}, placement);
     l.w_down = adopt(h.w_down);
-    weights_.layers.push_back(l);
-    for (const TensorView* t : {&l.input_norm, &l.wq, &l.wk, &l.wv, &l.bq, &l.bk, &l.bv, &l.wo,
-                                &l.post_attn_norm, &l.w_gate, &l.w_up, &l.w_down})
+    layers_.push_back(l);
+    for (const TensorView* t : {&l.input_norm, &l.wqkv, &l.bqkv, &l.wo, &l.post_attn_norm, &l.w_gate_up, &l.w_down})
       if (!t->empty()) weight_bytes_per_step_ += t->nbytes();
   }
-  weight_bytes_per_step_ += weights_.final_norm.nbytes() + weights_.lm_head.nbytes();
+  weight_bytes_per_step_ += final_norm_.nbytes() + lm_head_.nbytes();
 
   inv_freq_host_ = rope_inv_freq(config_);
   inv_freq_ = backend_.upload(TensorView::contiguous(
@@ -66,13 +97,12 @@ void LlamaModel::reserve(int64_t tokens, int64_t rows) {
   const int64_t kv_dim = config_.num_key_value_heads * config_.head_dim;
   act_.x = backend_.allocate(dt, {T, D});
   act_.h = backend_.allocate(dt, {T, D});
+  act_.qkv = backend_.allocate(dt, {T, q_dim + 2 * kv_dim});
   act_.q = backend_.allocate(dt, {T, q_dim});
-  act_.k = backend_.allocate(dt, {T, kv_dim});
-  act_.v = backend_.allocate(dt, {T, kv_dim});
   act_.attn = backend_.allocate(dt, {T, q_dim});
   act_.out = backend_.allocate(dt, {T, D});
-  act_.gate = backend_.allocate(dt, {T, F});
-  act_.up = backend_.allocate(dt, {T, F});
+  act_.gate_up = backend_.allocate(dt, {T, 2 * F});
+  act_.act = backend_.allocate(dt, {T, F});
   act_.last = backend_.allocate(dt, {R, D});
   act_.last_n = backend_.allocate(dt, {R, D});
   act_.logits = backend_.allocate(DType::kF32, {R, config_.vocab_size});
@@ -86,47 +116,39 @@ void LlamaModel::forward(const StepBatch& batch, std::vector<float>& logits) {
   reserve(T, R);
   backend_.begin_step(batch);
 
-  const int64_t Hq = config_.num_attention_heads, Hkv = config_.num_key_value_heads;
+  const int64_t Hq = config_.num_attention_heads;
   const int64_t hd = config_.head_dim;
   const float eps = config_.rms_norm_eps;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
 
   TensorView x = act_.x.view().first_rows(T);
   TensorView h = act_.h.view().first_rows(T);
+  TensorView qkv = act_.qkv.view().first_rows(T);
   TensorView q = act_.q.view().first_rows(T);
-  TensorView k = act_.k.view().first_rows(T);
-  TensorView v = act_.v.view().first_rows(T);
   TensorView attn = act_.attn.view().first_rows(T);
   TensorView out = act_.out.view().first_rows(T);
-  TensorView gate = act_.gate.view().first_rows(T);
-  TensorView up = act_.up.view().first_rows(T);
+  TensorView gate_up = act_.gate_up.view().first_rows(T);
+  TensorView act = act_.act.view().first_rows(T);
   TensorView q_heads = q.reshape({T, Hq, hd});
-  TensorView k_heads = k.reshape({T, Hkv, hd});
-  TensorView v_heads = v.reshape({T, Hkv, hd});
   TensorView attn_heads = attn.reshape({T, Hq, hd});
 
-  backend_.embed(weights_.embed, x);
-  for (size_t l = 0; l < weights_.layers.size(); ++l) {
-    const LayerWeights& w = weights_.layers[l];
+  backend_.embed(embed_, x);
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const FusedLayerWeights& w = layers_[l];
     const auto layer = static_cast<int64_t>(l);
     // x += previous block's output (the MLP of layer l-1), h = norm(x)
     if (l == 0) backend_.rmsnorm(x, w.input_norm, eps, h);
     else backend_.add_rmsnorm(x, out, w.input_norm, eps, h);
 
-    backend_.linear(h, w.wq, w.bq, q);
-    backend_.linear(h, w.wk, w.bk, k);
-    backend_.linear(h, w.wv, w.bv, v);
-    backend_.rope(q_heads, inv_freq_);
-    backend_.rope(k_heads, inv_freq_);
-    backend_.kv_write(layer, k_heads, v_heads);
+    backend_.linear(h, w.wqkv, w.bqkv, qkv);
+    backend_.qkv_rope_store(layer, qkv, inv_freq_, q_heads);
     backend_.attention(layer, q_heads, scale, attn_heads);
     backend_.linear(attn, w.wo, TensorView{}, out);
     backend_.add_rmsnorm(x, out, w.post_attn_norm, eps, h);
 
-    backend_.linear(h, w.w_gate, TensorView{}, gate);
-    backend_.linear(h, w.w_up, TensorView{}, up);
-    backend_.silu_mul(gate, up, gate);
-    backend_.linear(gate, w.w_down, TensorView{}, out);
+    backend_.linear(h, w.w_gate_up, TensorView{}, gate_up);
+    backend_.silu_mul(gate_up, act);
+    backend_.linear(act, w.w_down, TensorView{}, out);
   }
   backend_.add(x, out);
 
@@ -134,8 +156,8 @@ void LlamaModel::forward(const StepBatch& batch, std::vector<float>& logits) {
   TensorView last_n = act_.last_n.view().first_rows(R);
   TensorView logits_view = act_.logits.view().first_rows(R);
   backend_.gather_rows(x, last);
-  backend_.rmsnorm(last, weights_.final_norm, eps, last_n);
-  backend_.linear(last_n, weights_.lm_head, TensorView{}, logits_view);
+  backend_.rmsnorm(last, final_norm_, eps, last_n);
+  backend_.linear(last_n, lm_head_, TensorView{}, logits_view);
   logits.resize(static_cast<size_t>(R * config_.vocab_size));
   backend_.logits_to_host(logits_view, logits);
 }

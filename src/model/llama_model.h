@@ -3,6 +3,8 @@
 // together) and returns the logits of the rows the batch asks for.
 #pragma once
 
+#include <cstddef>
+#include <initializer_list>
 #include <memory>
 #include <span>
 #include <vector>
@@ -16,6 +18,19 @@ namespace fdpp {
 // Where the weights handed to LlamaModel live: views into a checkpoint (adopted, i.e. uploaded,
 // by the backend), or already on the backend (random benchmark weights).
 enum class WeightPlacement { kHost, kOnBackend };
+
+// One layer as the forward pass reads it: the projections that share an input fused into one
+// matrix each (QKV, gate/up), so a decode step launches one GEMV where the checkpoint has three
+// or two, each with a larger N (better for the tiny-M kernels).
+struct FusedLayerWeights {
+  TensorView input_norm;      // [D]
+  TensorView wqkv;            // [(Hq + 2 Hkv) * hd, D]  q_proj | k_proj | v_proj rows
+  TensorView bqkv;            // [(Hq + 2 Hkv) * hd]     empty unless attention_bias
+  TensorView wo;              // [D, Hq * hd]
+  TensorView post_attn_norm;  // [D]
+  TensorView w_gate_up;       // [2F, D]                 gate_proj | up_proj rows
+  TensorView w_down;          // [D, F]
+};
 
 class LlamaModel {
  public:
@@ -42,22 +57,28 @@ class LlamaModel {
     int64_t capacity_rows = 0;
     DeviceTensor x;        // [T, D]   residual stream
     DeviceTensor h;        // [T, D]   normalised input of a block
-    DeviceTensor q;        // [T, Hq*hd]
-    DeviceTensor k;        // [T, Hkv*hd]
-    DeviceTensor v;        // [T, Hkv*hd]
+    DeviceTensor qkv;      // [T, (Hq + 2 Hkv) * hd]  fused projection output
+    DeviceTensor q;        // [T, Hq*hd] rotated queries
     DeviceTensor attn;     // [T, Hq*hd] attention output
     DeviceTensor out;      // [T, D]   o_proj / down_proj output, added to x
-    DeviceTensor gate;     // [T, F]
-    DeviceTensor up;       // [T, F]
+    DeviceTensor gate_up;  // [T, 2F]  fused gate/up projection output
+    DeviceTensor act;      // [T, F]   silu(gate) * up
     DeviceTensor last;     // [R, D]   rows whose logits are wanted
     DeviceTensor last_n;   // [R, D]   the same after the final norm
     DeviceTensor logits;   // [R, V]
   };
   void reserve(int64_t tokens, int64_t rows);
+  // Rows of `parts` (one dtype, equal trailing dims) as one tensor on the backend: a view spanning
+  // them when they already lie back to back in memory, else a host copy adopted by the backend.
+  TensorView fuse_rows(std::initializer_list<TensorView> parts, WeightPlacement placement);
 
   ModelConfig config_;
   Backend& backend_;
-  LlamaWeights weights_;     // adopted by the backend
+  TensorView embed_;         // [V, D] adopted by the backend, like every weight below
+  std::vector<FusedLayerWeights> layers_;  // [L]
+  TensorView final_norm_;    // [D]
+  TensorView lm_head_;       // [V, D] (the embedding when tied)
+  std::vector<std::vector<std::byte>> fused_host_;  // host copies the backend reads in place (CPU)
   std::vector<float> inv_freq_host_;  // [hd/2] fp32 RoPE frequencies (host copy; the CPU reads it)
   TensorView inv_freq_;               // the same, adopted by the backend
   Activations act_;

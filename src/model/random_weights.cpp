@@ -1,6 +1,17 @@
 #include "model/random_weights.h"
 
 namespace fdpp {
+namespace {
+
+// Rows [first, first + count) of a contiguous tensor (rank 1 or 2).
+TensorView row_range(const TensorView& t, int64_t first, int64_t count) {
+  TensorView v = t;
+  v.data = static_cast<char*>(t.data) + static_cast<size_t>(first * t.stride[0]) * dtype_size(t.dtype);
+  v.shape[0] = count;
+  return v;
+}
+
+}  // namespace
 
 LlamaWeights make_random_weights(const ModelConfig& c, Backend& backend, std::vector<DeviceTensor>& storage,
                                  uint64_t seed) {
@@ -18,18 +29,22 @@ LlamaWeights make_random_weights(const ModelConfig& c, Backend& backend, std::ve
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     LayerWeights L;
     L.input_norm = make({D}, 1.0f);
-    L.wq = make({q_dim, D}, 0.0f);
-    L.wk = make({kv_dim, D}, 0.0f);
-    L.wv = make({kv_dim, D}, 0.0f);
+    // Projections that LlamaModel fuses are made back to back, so it fuses them without a copy.
+    const TensorView wqkv = make({q_dim + 2 * kv_dim, D}, 0.0f);
+    L.wq = row_range(wqkv, 0, q_dim);
+    L.wk = row_range(wqkv, q_dim, kv_dim);
+    L.wv = row_range(wqkv, q_dim + kv_dim, kv_dim);
     if (c.attention_bias) {
-      L.bq = make({q_dim}, 0.0f);
-      L.bk = make({kv_dim}, 0.0f);
-      L.bv = make({kv_dim}, 0.0f);
+      const TensorView bqkv = make({q_dim + 2 * kv_dim}, 0.0f);
+      L.bq = row_range(bqkv, 0, q_dim);
+      L.bk = row_range(bqkv, q_dim, kv_dim);
+      L.bv = row_range(bqkv, q_dim + kv_dim, kv_dim);
     }
     L.wo = make({D, q_dim}, 0.0f);
     L.post_attn_norm = make({D}, 1.0f);
-    L.w_gate = make({F, D}, 0.0f);
-    L.w_up = make({F, D}, 0.0f);
+    const TensorView gate_up = make({2 * F, D}, 0.0f);
+    L.w_gate = row_range(gate_up, 0, F);
+    L.w_up = row_range(gate_up, F, F);
     L.w_down = make({D, F}, 0.0f);
     w.layers.push_back(L);
   }

@@ -46,83 +46,97 @@ TEST(GpuPointwise, RmsNormMatchesCpu) {
   }
 }
 
+// The fused QKV split: q rotated into q_out, k rotated and v stored through the block table,
+// against cpu::rope_rotate_half and cpu::kv_write on the same (device-rounded) inputs.
 template <typename T>
-void check_rope(int64_t tokens, int64_t heads, int64_t hd, uint32_t seed) {
+void check_qkv_store(int hq, int hkv, int hd, uint32_t seed) {
+  SCOPED_TRACE("hq " + std::to_string(hq) + " hkv " + std::to_string(hkv) + " hd " + std::to_string(hd));
   std::mt19937 rng(seed);
-  test::DeviceArray<T> x(static_cast<size_t>(tokens * heads * hd));
-  x.fill_normal(rng, 1.0f);
-  std::vector<int32_t> pos(static_cast<size_t>(tokens));
-  for (auto& p : pos) p = static_cast<int32_t>(rng() % 32768);
+  const int block = 16, blocks = 8, max_blocks = 3;
+  const std::vector<int32_t> positions = {0, 1, 17, 40, 5, 47};
+  const std::vector<int32_t> token_seq = {0, 0, 0, 0, 1, 1};
+  const std::vector<int32_t> tables = {3, 6, 1, 2, 7, 0};  // [2, 3]
+  const auto tokens = static_cast<int64_t>(positions.size());
+  const int64_t width = (int64_t{hq} + 2 * hkv) * hd, kv_row = int64_t{hkv} * hd;
+  test::DeviceArray<T> qkv(static_cast<size_t>(tokens * width)), q_out(static_cast<size_t>(tokens * hq * hd));
+  test::DeviceArray<T> kc(static_cast<size_t>(blocks * block * kv_row)), vc(kc.size());
+  qkv.fill_normal(rng, 1.0f);
+  q_out.poison();
+  kc.poison();
+  vc.poison();
   std::vector<float> inv_freq(static_cast<size_t>(hd / 2));
-  for (int64_t i = 0; i < hd / 2; ++i) inv_freq[static_cast<size_t>(i)] = std::pow(10000.0f, -2.0f * i / hd);
-  test::DeviceInts d_pos(pos);
+  for (int i = 0; i < hd / 2; ++i) inv_freq[static_cast<size_t>(i)] = std::pow(10000.0f, -2.0f * i / hd);
+  test::DeviceInts d_pos(positions), d_seq(token_seq), d_tab(tables);
   float* d_freq = nullptr;
-  cudaMalloc(&d_freq, inv_freq.size() * 4);
-  cudaMemcpy(d_freq, inv_freq.data(), inv_freq.size() * 4, cudaMemcpyHostToDevice);
-  ASSERT_TRUE(cuda::launch_rope(cuda::RopeParams<T>{x.dev, d_pos.dev, d_freq, tokens, heads, hd}, nullptr).is_ok());
+  ASSERT_EQ(cudaMalloc(&d_freq, inv_freq.size() * 4), cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(d_freq, inv_freq.data(), inv_freq.size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
+  cuda::QkvStoreParams<T> p;
+  p.kv = {kc.dev, vc.dev, blocks, block, hkv, hd};
+  p.slots = {d_pos.dev, d_seq.dev, d_tab.dev, max_blocks, tokens};
+  p.qkv = qkv.dev;
+  p.inv_freq = d_freq;
+  p.q_out = q_out.dev;
+  p.num_q_heads = hq;
+  ASSERT_TRUE(cuda::launch_qkv_store(p, nullptr).is_ok());
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   cudaFree(d_freq);
-  std::vector<float> want = x.host;
-  cpu::rope_rotate_half(want.data(), tokens, heads, hd, pos, inv_freq);
-  // Angles up to 32768 rad: fp32 sincos differs between implementations by ~1e-3 there.
-  EXPECT_LT(test::scaled_max_error(x.download(), std::vector<double>(want.begin(), want.end())), tol<T>() + 2e-3);
+
+  std::vector<float> q(static_cast<size_t>(tokens * hq * hd)), k(static_cast<size_t>(tokens * kv_row)), v(k.size());
+  for (int64_t t = 0; t < tokens; ++t)
+    for (int64_t j = 0; j < width; ++j) {
+      const float x = qkv.host[static_cast<size_t>(t * width + j)];
+      if (j < int64_t{hq} * hd) q[static_cast<size_t>(t * hq * hd + j)] = x;
+      else if (j < int64_t{hq} * hd + kv_row) k[static_cast<size_t>(t * kv_row + j - hq * hd)] = x;
+      else v[static_cast<size_t>(t * kv_row + j - hq * hd - kv_row)] = x;
+    }
+  cpu::rope_rotate_half(q.data(), tokens, hq, hd, positions, inv_freq);
+  cpu::rope_rotate_half(k.data(), tokens, hkv, hd, positions, inv_freq);
+  EXPECT_LT(test::scaled_max_error(q_out.download(), std::vector<double>(q.begin(), q.end())), tol<T>());
+  const auto kgot = kc.download(), vgot = vc.download();
+  std::vector<float> kslot, vslot;
+  std::vector<double> kwant, vwant;
+  for (size_t t = 0; t < positions.size(); ++t) {
+    const int32_t blk = tables[static_cast<size_t>(token_seq[t] * max_blocks + positions[t] / block)];
+    const auto slot = static_cast<size_t>(blk * block + positions[t] % block);
+    for (size_t j = 0; j < static_cast<size_t>(kv_row); ++j) {
+      kslot.push_back(kgot[slot * static_cast<size_t>(kv_row) + j]);
+      vslot.push_back(vgot[slot * static_cast<size_t>(kv_row) + j]);
+      kwant.push_back(k[t * static_cast<size_t>(kv_row) + j]);
+      vwant.push_back(v[t * static_cast<size_t>(kv_row) + j]);
+    }
+  }
+  EXPECT_LT(test::scaled_max_error(kslot, kwant), tol<T>());
+  EXPECT_EQ(test::scaled_max_error(vslot, vwant), 0.0);  // v is copied bit for bit
 }
 
-TEST(GpuPointwise, RopeMatchesCpu) {
+TEST(GpuPointwise, QkvStoreMatchesCpuRopeAndCacheWrite) {
   FDPP_REQUIRE_GPU();
-  check_rope<__half>(5, 32, 128, 1);
-  check_rope<__nv_bfloat16>(64, 8, 64, 2);
-  check_rope<__half>(3, 8, 8, 3);
+  check_qkv_store<__half>(32, 8, 128, 1);
+  check_qkv_store<__nv_bfloat16>(4, 4, 64, 2);
+  check_qkv_store<__half>(2, 1, 8, 3);
 }
 
 TEST(GpuPointwise, SiluMulAndAddMatchCpu) {
   FDPP_REQUIRE_GPU();
   std::mt19937 rng(5);
-  const size_t n = 3 * 11008 + 5;
-  test::DeviceArray<__half> gate(n), up(n), out(n);
-  gate.fill_normal(rng, 3.0f);
-  up.fill_normal(rng, 1.0f);
+  const int64_t rows = 3, F = 11008 + 5;
+  const auto n = static_cast<size_t>(rows * F);
+  test::DeviceArray<__half> gate_up(2 * n), out(n), y(n);
+  gate_up.fill_normal(rng, 3.0f);
+  y.fill_normal(rng, 1.0f);
   out.poison();
-  ASSERT_TRUE(cuda::launch_silu_mul(cuda::SiluMulParams<__half>{gate.dev, up.dev, out.dev, static_cast<int64_t>(n)}, nullptr).is_ok());
+  ASSERT_TRUE(cuda::launch_silu_mul(cuda::SiluMulParams<__half>{gate_up.dev, out.dev, rows, F}, nullptr).is_ok());
   std::vector<float> want(n);
-  cpu::silu_mul(gate.host.data(), up.host.data(), static_cast<int64_t>(n), want.data());
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* gu = gate_up.host.data() + r * 2 * F;
+    cpu::silu_mul(gu, gu + F, F, want.data() + r * F);
+  }
   EXPECT_LT(test::scaled_max_error(out.download(), std::vector<double>(want.begin(), want.end())), 2e-3);
 
-  ASSERT_TRUE(cuda::launch_add(cuda::AddParams<__half>{gate.dev, up.dev, static_cast<int64_t>(n)}, nullptr).is_ok());
-  std::vector<float> sum = gate.host;
-  cpu::add_inplace(sum.data(), up.host.data(), static_cast<int64_t>(n));
-  EXPECT_LT(test::scaled_max_error(gate.download(), std::vector<double>(sum.begin(), sum.end())), 2e-3);
-}
-
-TEST(GpuPointwise, KvWritePlacesRowsThroughTheBlockTable) {
-  FDPP_REQUIRE_GPU();
-  std::mt19937 rng(6);
-  const int hkv = 4, hd = 64, block = 16, blocks = 8;
-  const std::vector<int32_t> positions = {0, 1, 17, 40, 5};
-  const std::vector<int32_t> token_seq = {0, 0, 0, 0, 1};
-  const std::vector<int32_t> tables = {3, 6, 1, 2, 7, 0};  // [2, 3]
-  test::DeviceArray<__nv_bfloat16> k(positions.size() * hkv * hd), v(k.size());
-  test::DeviceArray<__nv_bfloat16> kc(static_cast<size_t>(blocks * block * hkv * hd)), vc(kc.size());
-  k.fill_normal(rng, 1.0f);
-  v.fill_normal(rng, 1.0f);
-  kc.poison();
-  vc.poison();
-  test::DeviceInts d_pos(positions), d_seq(token_seq), d_tab(tables);
-  cuda::KvWriteParams<__nv_bfloat16> p;
-  p.kv = {kc.dev, vc.dev, blocks, block, hkv, hd};
-  p.slots = {d_pos.dev, d_seq.dev, d_tab.dev, 3, static_cast<int64_t>(positions.size())};
-  p.k = k.dev;
-  p.v = v.dev;
-  ASSERT_TRUE(cuda::launch_kv_write(p, nullptr).is_ok());
-  const auto kgot = kc.download(), vgot = vc.download();
-  for (size_t t = 0; t < positions.size(); ++t) {
-    const int32_t blk = tables[static_cast<size_t>(token_seq[t] * 3 + positions[t] / block)];
-    const size_t slot = static_cast<size_t>(blk * block + positions[t] % block);
-    for (size_t j = 0; j < static_cast<size_t>(hkv * hd); ++j) {
-      ASSERT_EQ(kgot[slot * hkv * hd + j], k.host[t * hkv * hd + j]);
-      ASSERT_EQ(vgot[slot * hkv * hd + j], v.host[t * hkv * hd + j]);
-    }
-  }
+  std::vector<float> sum = out.download();
+  cpu::add_inplace(sum.data(), y.host.data(), static_cast<int64_t>(n));
+  ASSERT_TRUE(cuda::launch_add(cuda::AddParams<__half>{out.dev, y.dev, static_cast<int64_t>(n)}, nullptr).is_ok());
+  EXPECT_LT(test::scaled_max_error(out.download(), std::vector<double>(sum.begin(), sum.end())), 2e-3);
 }
 
 }  // namespace

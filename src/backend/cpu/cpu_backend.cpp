@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "fdpp/status.h"
 
@@ -117,25 +118,45 @@ void CpuBackend::linear(const TensorView& x, const TensorView& w, const TensorVi
   cpu::linear(f32(x), rows_of(x), w, bias, f32(out));
 }
 
-void CpuBackend::rope(TensorView& x, const TensorView& inv_freq) {
-  require_f32(x, "rope input");
+void CpuBackend::qkv_rope_store(int64_t layer, const TensorView& qkv, const TensorView& inv_freq,
+                                TensorView& q_out) {
+  require_f32(qkv, "qkv");
+  require_f32(q_out, "rope output");
   require_f32(inv_freq, "rope inv_freq");
+  const int64_t T = qkv.dim(0), hq = q_out.dim(1), hd = q_out.dim(2), hkv = kv_shape_.num_kv_heads;
+  const int64_t q_dim = hq * hd, kv_dim = hkv * hd;
+  if (qkv.dim(1) != q_dim + 2 * kv_dim)
+    throw Error(ErrorCode::kInternal, fmt::format("qkv_rope_store: qkv has {} columns, {} q + 2 x {} kv expected",
+                                                  qkv.dim(1), q_dim, kv_dim));
+  std::vector<float> k(static_cast<size_t>(T * kv_dim)), v(k.size());
+  for (int64_t t = 0; t < T; ++t) {
+    const float* row = f32(qkv) + t * qkv.dim(1);
+    std::memcpy(f32(q_out) + t * q_dim, row, static_cast<size_t>(q_dim) * sizeof(float));
+    std::memcpy(k.data() + t * kv_dim, row + q_dim, static_cast<size_t>(kv_dim) * sizeof(float));
+    std::memcpy(v.data() + t * kv_dim, row + q_dim + kv_dim, static_cast<size_t>(kv_dim) * sizeof(float));
+  }
   const std::span<const float> freqs(f32(inv_freq), static_cast<size_t>(inv_freq.numel()));
-  cpu::rope_rotate_half(f32(x), x.dim(0), x.dim(1), x.dim(2), step_.positions, freqs);
+  cpu::rope_rotate_half(f32(q_out), T, hq, hd, step_.positions, freqs);
+  cpu::rope_rotate_half(k.data(), T, hkv, hd, step_.positions, freqs);
+  cpu::kv_write(layer_kv(layer), k.data(), v.data(), attention_batch());
 }
 
-void CpuBackend::silu_mul(const TensorView& gate, const TensorView& up, TensorView& out) {
-  cpu::silu_mul(f32(gate), f32(up), gate.numel(), f32(out));
+void CpuBackend::silu_mul(const TensorView& gate_up, TensorView& out) {
+  require_f32(gate_up, "silu_mul input");
+  require_f32(out, "silu_mul output");
+  const int64_t rows = gate_up.dim(0), F = out.dim(out.rank - 1);
+  if (gate_up.dim(1) != 2 * F)
+    throw Error(ErrorCode::kInternal, fmt::format("silu_mul: gate_up has {} columns, 2 x {} expected", gate_up.dim(1), F));
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* gu = f32(gate_up) + r * 2 * F;
+    cpu::silu_mul(gu, gu + F, F, f32(out) + r * F);
+  }
 }
 
 void CpuBackend::add(TensorView& x, const TensorView& y) {
   require_f32(x, "add input");
   require_f32(y, "add input");
   cpu::add_inplace(f32(x), f32(y), x.numel());
-}
-
-void CpuBackend::kv_write(int64_t layer, const TensorView& k, const TensorView& v) {
-  cpu::kv_write(layer_kv(layer), f32(k), f32(v), attention_batch());
 }
 
 void CpuBackend::attention(int64_t layer, const TensorView& q, float scale, TensorView& out) {

@@ -259,19 +259,33 @@ void CudaBackend::linear(const TensorView& x, const TensorView& w, const TensorV
   gemm_->run(x, w, bias, out);
 }
 
-void CudaBackend::rope(TensorView& x, const TensorView& inv_freq) {
+template <typename T>
+PagedKv<T> CudaBackend::layer_kv(int64_t layer) {
+  const auto l = static_cast<size_t>(layer);
+  return {ptr<T>(k_cache_.at(l).view()), ptr<T>(v_cache_.at(l).view()), static_cast<int32_t>(kv_shape_.num_blocks),
+          static_cast<int32_t>(kv_shape_.block_size), static_cast<int32_t>(kv_shape_.num_kv_heads),
+          static_cast<int32_t>(kv_shape_.head_dim)};
+}
+
+void CudaBackend::qkv_rope_store(int64_t layer, const TensorView& qkv, const TensorView& inv_freq, TensorView& q_out) {
   dispatch(dtype_, [&](auto tag) {
     using T = decltype(tag);
-    RopeParams<T> p{ptr<T>(x), slots().positions, static_cast<const float*>(inv_freq.data), x.dim(0), x.dim(1),
-                    x.dim(2)};
-    throw_if_error(launch_rope(p, stream_));
+    QkvStoreParams<T> p;
+    p.kv = layer_kv<T>(layer);
+    p.slots = slots();
+    p.qkv = ptr<T>(qkv);
+    p.inv_freq = static_cast<const float*>(inv_freq.data);
+    p.q_out = ptr<T>(q_out);
+    p.num_q_heads = static_cast<int32_t>(q_out.dim(1));
+    throw_if_error(launch_qkv_store(p, stream_));
   });
 }
 
-void CudaBackend::silu_mul(const TensorView& gate, const TensorView& up, TensorView& out) {
+void CudaBackend::silu_mul(const TensorView& gate_up, TensorView& out) {
   dispatch(dtype_, [&](auto tag) {
     using T = decltype(tag);
-    throw_if_error(launch_silu_mul(SiluMulParams<T>{ptr<T>(gate), ptr<T>(up), ptr<T>(out), gate.numel()}, stream_));
+    throw_if_error(launch_silu_mul(SiluMulParams<T>{ptr<T>(gate_up), ptr<T>(out), rows_of(out), out.dim(out.rank - 1)},
+                                   stream_));
   });
 }
 
@@ -279,20 +293,6 @@ void CudaBackend::add(TensorView& x, const TensorView& y) {
   dispatch(dtype_, [&](auto tag) {
     using T = decltype(tag);
     throw_if_error(launch_add(AddParams<T>{ptr<T>(x), ptr<T>(y), x.numel()}, stream_));
-  });
-}
-
-void CudaBackend::kv_write(int64_t layer, const TensorView& k, const TensorView& v) {
-  dispatch(dtype_, [&](auto tag) {
-    using T = decltype(tag);
-    KvWriteParams<T> p;
-    p.kv = {ptr<T>(k_cache_.at(static_cast<size_t>(layer)).view()), ptr<T>(v_cache_.at(static_cast<size_t>(layer)).view()),
-            static_cast<int32_t>(kv_shape_.num_blocks), static_cast<int32_t>(kv_shape_.block_size),
-            static_cast<int32_t>(kv_shape_.num_kv_heads), static_cast<int32_t>(kv_shape_.head_dim)};
-    p.slots = slots();
-    p.k = ptr<T>(k);
-    p.v = ptr<T>(v);
-    throw_if_error(launch_kv_write(p, stream_));
   });
 }
 
@@ -315,9 +315,7 @@ void CudaBackend::attention(int64_t layer, const TensorView& q, float scale, Ten
     AttentionParams<T> p;
     p.q = ptr<T>(q);
     p.out = ptr<T>(out);
-    p.kv = {ptr<T>(k_cache_.at(static_cast<size_t>(layer)).view()), ptr<T>(v_cache_.at(static_cast<size_t>(layer)).view()),
-            static_cast<int32_t>(kv_shape_.num_blocks), static_cast<int32_t>(kv_shape_.block_size),
-            static_cast<int32_t>(kv_shape_.num_kv_heads), static_cast<int32_t>(kv_shape_.head_dim)};
+    p.kv = layer_kv<T>(layer);
     p.slots = slots();
     p.num_q_heads = static_cast<int32_t>(hq);
     p.scale = scale;

@@ -38,10 +38,9 @@ class CudaBackend final : public Backend {
   void add_rmsnorm(TensorView& x, const TensorView& residual, const TensorView& weight, float eps,
                    TensorView& out) override;
   void linear(const TensorView& x, const TensorView& w, const TensorView& bias, TensorView& out) override;
-  void rope(TensorView& x, const TensorView& inv_freq) override;
-  void silu_mul(const TensorView& gate, const TensorView& up, TensorView& out) override;
+  void qkv_rope_store(int64_t layer, const TensorView& qkv, const TensorView& inv_freq, TensorView& q_out) override;
+  void silu_mul(const TensorView& gate_up, TensorView& out) override;
   void add(TensorView& x, const TensorView& y) override;
-  void kv_write(int64_t layer, const TensorView& k, const TensorView& v) override;
   void attention(int64_t layer, const TensorView& q, float scale, TensorView& out) override;
   void gather_rows(const TensorView& x, TensorView& out) override;
   void logits_to_host(const TensorView& logits, std::span<float> out) override;
@@ -49,6 +48,8 @@ class CudaBackend final : public Backend {
  private:
   DeviceTensor allocate_bytes(size_t bytes, const char* what);
   TokenSlots slots() const;
+  template <typename T>
+  PagedKv<T> layer_kv(int64_t layer);
 
   int device_;
   DType dtype_;

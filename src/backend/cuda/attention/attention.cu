@@ -5,8 +5,8 @@
 
 #include "backend/cuda/attention/attention.cuh"
 #include "backend/cuda/attention/attention_mma.cuh"
-#include "backend/cuda/attention/prefill_mma.cuh"
 #include "backend/cuda/attention/attention_traits.h"
+#include "backend/cuda/attention/online_softmax.cuh"
 #include "backend/cuda/attention/split_common.cuh"
 #include "backend/cuda/cuda_utils.cuh"
 
@@ -125,16 +125,6 @@ split_kv_kernel(const AttentionParams<T> p) {
   detail::store_split(p, sp, z, kv_head, group, split);
 }
 
-__device__ float merge_block_max(float v, float* scratch) {
-  for (int off = 16; off > 0; off >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
-  if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = v;
-  __syncthreads();
-  float m = scratch[0];
-  for (int w = 1; w < MergeTraits::kThreads / 32; ++w) m = fmaxf(m, scratch[w]);
-  __syncthreads();
-  return m;
-}
-
 // Grid (Hq, T). Sums the splits of one row; a flagged row (or any row when the fast path did not
 // run) is recomputed from the cache with the ordinary online softmax.
 template <typename T>
@@ -163,56 +153,7 @@ __global__ void __launch_bounds__(MergeTraits::kThreads) merge_kernel(const Atte
     return;
   }
   if (p.plan.fast_path && threadIdx.x == 0 && p.fallback_rows != nullptr) atomicAdd(p.fallback_rows, 1ull);
-
-  // Online softmax: chunks of kThreads positions, one score per thread, running max m.
-  __shared__ float e_chunk[MergeTraits::kChunk];
-  __shared__ float scratch[kThreads / 32];
-  constexpr int kMaxDimsPerThread = 2;  // head_dim <= 256
-  float acc[kMaxDimsPerThread] = {};
-  float m = -INFINITY, total = 0.0f;
-  const int group = p.num_q_heads / p.kv.num_kv_heads;
-  const int kv_head = h / group;
-  const int kv_len = p.slots.positions[t] + 1;
-  const int64_t row_elems = int64_t{p.kv.num_kv_heads} * hd;
-  const int32_t* table = p.slots.block_tables + int64_t{p.slots.token_seq[t]} * p.slots.max_blocks_per_seq;
-  const T* q = p.q + qrow * hd;
-  for (int base = 0; base < kv_len; base += kThreads) {
-    const int pos = base + threadIdx.x;
-    float s = -INFINITY;
-    if (pos < kv_len) {
-      const T* k = p.kv.k + slot_offset(table, pos, p.kv.block_size, row_elems) + int64_t{kv_head} * hd;
-      s = 0.0f;
-      for (int d = 0; d < hd; ++d) s += to_float(q[d]) * to_float(k[d]);
-      s *= p.scale;
-    }
-    const float m_new = fmaxf(m, merge_block_max(s, scratch));
-    const float rescale = __expf(m - m_new);  // 0 on the first chunk (m = -inf)
-    const float e = pos < kv_len ? __expf(s - m_new) : 0.0f;
-    e_chunk[threadIdx.x] = e;
-    __syncthreads();
-    float chunk_sum = 0.0f;
-    const int n = min(kThreads, kv_len - base);
-    for (int j = 0; j < n; ++j) chunk_sum += e_chunk[j];
-    total = total * rescale + chunk_sum;
-#pragma unroll
-    for (int r = 0; r < kMaxDimsPerThread; ++r) {
-      const int d = threadIdx.x + r * kThreads;
-      if (d >= hd) break;
-      float a = acc[r] * rescale;
-      for (int j = 0; j < n; ++j) {
-        const T* v = p.kv.v + slot_offset(table, base + j, p.kv.block_size, row_elems) + int64_t{kv_head} * hd;
-        a += e_chunk[j] * to_float(v[d]);
-      }
-      acc[r] = a;
-    }
-    m = m_new;
-    __syncthreads();
-  }
-#pragma unroll
-  for (int r = 0; r < kMaxDimsPerThread; ++r) {
-    const int d = threadIdx.x + r * kThreads;
-    if (d < hd) out[d] = from_float<T>(acc[r] / total);
-  }
+  detail::online_softmax_row(p, z, h);
 }
 
 template <typename T, int kHeadDim>
@@ -242,19 +183,10 @@ Status validate_softmax_range(const SoftmaxRange& r, int64_t max_context) {
   return Status::ok();
 }
 
-AttentionPlan plan_prefill_attention(int64_t rows, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim) {
-  AttentionPlan plan;
-  plan.fast_path = (head_dim == 64 || head_dim == 128) && num_kv_heads > 0 && num_q_heads % num_kv_heads == 0;
-  plan.num_splits = 1;
-  plan.split_size = 0;  // unused: a tile walks its whole causal range
-  const int64_t r = rows * num_q_heads;
-  plan.workspace_bytes = static_cast<size_t>(r * (head_dim + 1)) * sizeof(float) + static_cast<size_t>(r) * sizeof(int32_t);
-  return plan;
-}
-
 AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
                              int64_t max_kv_len, int sm_count) {
   AttentionPlan plan;
+  if (tokens <= 0 || num_kv_heads <= 0 || max_kv_len <= 0) return plan;  // nothing to launch (a prefill-only step)
   const int64_t group = num_q_heads / num_kv_heads;
   plan.fast_path = (head_dim == 64 || head_dim == 128) && group >= 1 && group <= 8;
   if (plan.fast_path) {
@@ -291,29 +223,7 @@ Status launch_attention(const AttentionParams<T>& p, cudaStream_t stream) {
   return last_launch_status("attention merge");
 }
 
-template <typename T>
-Status launch_prefill_attention(const AttentionParams<T>& p, cudaStream_t stream) {
-  if (p.row_count() <= 0) return Status::ok();
-  if (p.plan.num_splits != 1)
-    return {ErrorCode::kInternal, "prefill attention: the plan must have one split (plan_prefill_attention)"};
-  if (p.kv.head_dim > 2 * MergeTraits::kThreads)
-    return {ErrorCode::kUnsupported, "attention: head_dim above 256 is not supported"};
-  if (p.plan.fast_path) {
-    const dim3 grid(static_cast<unsigned>((p.num_q_heads + SplitKvTraits::kWarps - 1) / SplitKvTraits::kWarps),
-                    static_cast<unsigned>(p.num_tiles));
-    if (p.kv.head_dim == 128) detail::prefill_mma_kernel<T, 128><<<grid, SplitKvTraits::kThreads, 0, stream>>>(p);
-    else detail::prefill_mma_kernel<T, 64><<<grid, SplitKvTraits::kThreads, 0, stream>>>(p);
-    const Status st = last_launch_status("attention prefill");
-    if (!st.is_ok()) return st;
-  }
-  const dim3 grid(static_cast<unsigned>(p.num_q_heads), static_cast<unsigned>(p.row_count()));
-  merge_kernel<T><<<grid, MergeTraits::kThreads, 0, stream>>>(p);
-  return last_launch_status("attention prefill merge");
-}
-
 template Status launch_attention<__half>(const AttentionParams<__half>&, cudaStream_t);
 template Status launch_attention<__nv_bfloat16>(const AttentionParams<__nv_bfloat16>&, cudaStream_t);
-template Status launch_prefill_attention<__half>(const AttentionParams<__half>&, cudaStream_t);
-template Status launch_prefill_attention<__nv_bfloat16>(const AttentionParams<__nv_bfloat16>&, cudaStream_t);
 
 }  // namespace fdpp::cuda

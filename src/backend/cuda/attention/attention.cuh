@@ -45,15 +45,19 @@ struct TokenSlots {
   int64_t tokens = 0;                     // T
 };
 
-// Stores k, v [T, Hkv, hd] at each token's slot.
+// Splits the fused QKV projection's output: q rotated (rotate-half RoPE by the token's position,
+// angle position * inv_freq[i] in fp32 as HF computes it) into q_out; k rotated and v stored in
+// the token's cache slot. One block per token.
 template <typename T>
-struct KvWriteParams {
+struct QkvStoreParams {
   PagedKv<T> kv;
   TokenSlots slots;
-  const T* k = nullptr;
-  const T* v = nullptr;
+  const T* qkv = nullptr;          // [T, (Hq + 2 Hkv) * hd]: Hq q heads, Hkv k heads, Hkv v heads
+  const float* inv_freq = nullptr; // [hd / 2] device
+  T* q_out = nullptr;              // [T, Hq, hd]
+  int32_t num_q_heads = 0;
 };
-template <typename T> Status launch_kv_write(const KvWriteParams<T>& p, cudaStream_t stream);
+template <typename T> Status launch_qkv_store(const QkvStoreParams<T>& p, cudaStream_t stream);
 
 // Host-side partitioning of one attention launch: computed once per step shape.
 struct AttentionPlan {
@@ -65,7 +69,8 @@ struct AttentionPlan {
 // Decode launches: `rows` query tokens, each attending over up to max_kv_len slots.
 AttentionPlan plan_attention(int64_t rows, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
                              int64_t max_kv_len, int sm_count);
-// Prefill launches: one split per row (tiles of query tokens walk their whole causal range).
+// Prefill launches: one split per row (a tile of query tokens walks its whole causal range); the
+// workspace holds one range flag per (row, q head).
 AttentionPlan plan_prefill_attention(int64_t rows, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim);
 
 // Causal attention of q [T, Hq, hd] over each token's slots [0, position]; out [T, Hq, hd].
@@ -84,8 +89,8 @@ struct AttentionParams {
   // The tokens this launch computes: its row z is token rows[z]. nullptr: every token (z = t).
   const int32_t* rows = nullptr;               // [num_rows] device
   int64_t num_rows = 0;
-  // Prefill launches only: tiles of up to 16 consecutive rows of one sequence with increasing
-  // positions, as (first row, count) pairs.
+  // Prefill launches only: tiles of up to kPrefillTileRows consecutive rows of one sequence with
+  // increasing positions, as (first row, count) pairs.
   const int32_t* tiles = nullptr;              // [num_tiles, 2] device
   int32_t num_tiles = 0;
 
@@ -94,10 +99,12 @@ struct AttentionParams {
 };
 // Decode path: split-KV per row (any token mix works; prefill rows are just slower here).
 template <typename T> Status launch_attention(const AttentionParams<T>& p, cudaStream_t stream);
-// Prefill path: tiles of 16 query tokens per warp on tensor cores, then the same merge/fallback.
+// Prefill path: a block per (tile, q head) on tensor cores, K/V tiles shared by its warps through
+// shared memory; rows out of range are then recomputed by the online softmax (prefill.cu).
 template <typename T> Status launch_prefill_attention(const AttentionParams<T>& p, cudaStream_t stream);
 
-// Largest number of query tokens one prefill tile holds (the m16 of mma.sync).
-inline constexpr int kPrefillTileRows = 16;
+// Largest number of query tokens one prefill tile holds: the rows of one block of the tiled
+// kernel (PrefillTraits::kBlockRows, 4 warps x 32 rows).
+inline constexpr int kPrefillTileRows = 128;
 
 }  // namespace fdpp::cuda

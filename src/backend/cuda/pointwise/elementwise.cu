@@ -8,9 +8,12 @@ constexpr int kThreads = 256;
 
 template <typename T>
 __global__ void silu_mul_kernel(const SiluMulParams<T> p) {
-  for (int64_t i = blockIdx.x * int64_t{kThreads} + threadIdx.x; i < p.n; i += int64_t{gridDim.x} * kThreads) {
-    const float g = to_float(p.gate[i]);
-    p.out[i] = from_float<T>(g / (1.0f + __expf(-g)) * to_float(p.up[i]));
+  const int64_t n = p.rows * p.cols;
+  for (int64_t i = blockIdx.x * int64_t{kThreads} + threadIdx.x; i < n; i += int64_t{gridDim.x} * kThreads) {
+    const int64_t r = i / p.cols, c = i - r * p.cols;
+    const T* row = p.gate_up + r * 2 * p.cols;
+    const float g = to_float(row[c]);
+    p.out[i] = from_float<T>(g / (1.0f + __expf(-g)) * to_float(row[p.cols + c]));
   }
 }
 
@@ -44,8 +47,8 @@ unsigned grid_for(int64_t n) { return std::min<unsigned>(ceil_div(n, kThreads), 
 
 template <typename T>
 Status launch_silu_mul(const SiluMulParams<T>& p, cudaStream_t stream) {
-  if (p.n <= 0) return Status::ok();
-  silu_mul_kernel<T><<<grid_for(p.n), kThreads, 0, stream>>>(p);
+  if (p.rows <= 0 || p.cols <= 0) return Status::ok();
+  silu_mul_kernel<T><<<grid_for(p.rows * p.cols), kThreads, 0, stream>>>(p);
   return last_launch_status("silu_mul");
 }
 

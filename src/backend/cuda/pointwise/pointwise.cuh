@@ -35,25 +35,14 @@ struct RmsNormParams {
 };
 template <typename T> Status launch_rmsnorm(const RmsNormParams<T>& p, cudaStream_t stream);
 
-// HF rotate-half RoPE in place: pairs (i, i + hd/2) of every head rotate by positions[t]*inv_freq[i].
-template <typename T>
-struct RopeParams {
-  T* x = nullptr;                  // [tokens, heads, head_dim]
-  const int32_t* positions = nullptr;  // [tokens] device
-  const float* inv_freq = nullptr; // [head_dim / 2] device
-  int64_t tokens = 0;
-  int64_t heads = 0;
-  int64_t head_dim = 0;            // even
-};
-template <typename T> Status launch_rope(const RopeParams<T>& p, cudaStream_t stream);
-
-// out[i] = silu(gate[i]) * up[i]
+// out [rows, F] = silu(gate) * up, gate and up the two halves of each gate_up row [rows, 2F]
+// (the fused gate/up projection's output: gate in columns [0, F), up in [F, 2F)).
 template <typename T>
 struct SiluMulParams {
-  const T* gate = nullptr;         // [n]
-  const T* up = nullptr;           // [n]
-  T* out = nullptr;                // [n] (may alias gate)
-  int64_t n = 0;
+  const T* gate_up = nullptr;      // [rows, 2F]
+  T* out = nullptr;                // [rows, F]
+  int64_t rows = 0;
+  int64_t cols = 0;                // F
 };
 template <typename T> Status launch_silu_mul(const SiluMulParams<T>& p, cudaStream_t stream);
 

@@ -1,0 +1,104 @@
+// Whole small models with the fast-path head dims (64, 128) on the GPU against the CPU backend,
+// through steps that mix prefill chunks and decode tokens the way the engine and the server do:
+// a pure prefill step (no decode row), a pure decode step, and a decode token beside a prefill
+// chunk that starts at a nonzero position. stories260K (head dim 8) only reaches the generic path.
+#include <cmath>
+#include <string>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cuda/cuda_backend.h"
+#include "gpu/gpu_test_util.h"
+#include "model/llama_model.h"
+#include "model/model_shapes.h"
+#include "model/random_weights.h"
+
+namespace fdpp {
+namespace {
+
+constexpr int64_t kBlockSize = 16;
+constexpr int64_t kBlocksPerSeq = 8;  // 128 positions per sequence
+
+// Two sequences with interleaved block tables (seq 0: even blocks, seq 1: odd blocks, reversed).
+StepBatch make_step(const std::vector<std::pair<int32_t, std::vector<int32_t>>>& per_seq_positions, int64_t vocab) {
+  StepBatch b;
+  b.max_blocks_per_seq = kBlocksPerSeq;
+  for (int32_t s = 0; s < 2; ++s)
+    for (int32_t i = 0; i < kBlocksPerSeq; ++i)
+      b.block_tables.push_back(s == 0 ? 2 * i : 2 * (kBlocksPerSeq - 1 - i) + 1);
+  for (const auto& [seq, positions] : per_seq_positions) {
+    for (int32_t pos : positions) {
+      b.tokens.push_back(static_cast<int32_t>((pos * 7919 + seq * 104729 + 13) % vocab));
+      b.positions.push_back(pos);
+      b.token_seq.push_back(seq);
+    }
+    b.logit_rows.push_back(static_cast<int32_t>(b.tokens.size()) - 1);
+  }
+  return b;
+}
+
+std::vector<int32_t> range(int32_t first, int32_t count) {
+  std::vector<int32_t> v;
+  for (int32_t i = 0; i < count; ++i) v.push_back(first + i);
+  return v;
+}
+
+void check_shape(const ModelConfig& config, const std::string& what) {
+  CpuBackend cpu;
+  std::vector<DeviceTensor> storage;
+  const LlamaWeights weights = make_random_weights(config, cpu, storage, 1234);
+  LlamaModel cpu_model(config, weights, cpu, WeightPlacement::kOnBackend);
+  const KvCacheShape kv{config.num_hidden_layers, 2 * kBlocksPerSeq, kBlockSize, config.num_key_value_heads,
+                        config.head_dim};
+  cpu.init_kv_cache(kv);
+  for (DType dt : {DType::kF16, DType::kBF16}) {
+    SCOPED_TRACE(what + " " + dtype_name(dt));
+    cpu.init_kv_cache(kv);
+    cuda::CudaBackend gpu(0, dt);
+    LlamaModel gpu_model(config, weights, gpu, WeightPlacement::kHost);
+    gpu.init_kv_cache(kv);
+    const std::vector<StepBatch> steps = {
+        make_step({{0, range(0, 37)}, {1, range(0, 5)}}, config.vocab_size),   // prefill only
+        make_step({{0, {37}}, {1, {5}}}, config.vocab_size),                    // decode only
+        make_step({{0, {38}}, {1, range(6, 40)}}, config.vocab_size),           // decode + chunk at 6
+        make_step({{1, {46}}, {0, range(39, 3)}}, config.vocab_size),           // order swapped
+    };
+    for (size_t i = 0; i < steps.size(); ++i) {
+      SCOPED_TRACE("step " + std::to_string(i));
+      std::vector<float> want, got;
+      cpu_model.forward(steps[i], want);
+      gpu_model.forward(steps[i], got);
+      ASSERT_EQ(got.size(), want.size());
+      const std::vector<double> want_d(want.begin(), want.end());
+      EXPECT_LT(test::scaled_max_error(got, want_d), dt == DType::kF16 ? 1e-2 : 4e-2);
+    }
+  }
+}
+
+TEST(GpuModelShapes, HeadDim64GqaMatchesCpu) {
+  FDPP_REQUIRE_GPU();
+  check_shape(named_model_shape("tiny"), "tiny hd64 gqa2");
+}
+
+TEST(GpuModelShapes, HeadDim128Gqa4WithBiasMatchesCpu) {
+  FDPP_REQUIRE_GPU();
+  ModelConfig c = named_model_shape("tiny");
+  c.hidden_size = 512;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 1;
+  c.head_dim = 128;
+  c.attention_bias = true;
+  check_shape(c, "hd128 gqa4 bias");
+}
+
+TEST(GpuModelShapes, HeadDim128MhaMatchesCpu) {
+  FDPP_REQUIRE_GPU();
+  ModelConfig c = named_model_shape("tiny");
+  c.hidden_size = 512;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 4;
+  c.head_dim = 128;
+  check_shape(c, "hd128 mha");
+}
+
+}  // namespace
+}  // namespace fdpp
