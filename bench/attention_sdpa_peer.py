@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """The peer for bench_attention: torch SDPA decode (q_len 1) at the same shapes, fp16, on the GPU
-machine. Rotates K/V copies so that L2 does not serve them. Writes {"b1_c1024_kv32": us, ...}."""
+machine, rotating K/V copies so that L2 does not serve them; and causal prefill of one sequence
+(fp16 1K..8K, bf16 4K and 8K). Writes {"b1_c1024_kv32": us, ..., "prefill_t1024_kv32": us,
+"prefill_bf16_t4096_kv8": us, ...}."""
 import json
 import sys
 
@@ -34,21 +36,23 @@ for hkv in (32, 8):
             results[f"b{batch}_c{ctx}_kv{hkv}"] = times[len(times) // 2]
             del kvs
             torch.cuda.empty_cache()
-for hkv in (32, 8):  # prefill: one causal sequence of t tokens
-    for t in (1024, 4096):
-        q = torch.randn(1, hq, t, hd, device="cuda", dtype=torch.float16)
-        k = torch.randn(1, hkv, t, hd, device="cuda", dtype=torch.float16)
-        v = torch.randn(1, hkv, t, hd, device="cuda", dtype=torch.float16)
-        times = []
-        for i in range(23):
-            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            s.record()
-            F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=(hkv != hq))
-            e.record()
-            torch.cuda.synchronize()
-            if i >= 3:
-                times.append(s.elapsed_time(e) * 1e3)
-        times.sort()
-        results[f"prefill_t{t}_kv{hkv}"] = times[len(times) // 2]
+prefill_shapes = [(dt, hkv, t) for hkv in (32, 8) for t in (1024, 2048, 4096, 8192) for dt in ("", "bf16_")
+                  if dt == "" or t >= 4096]
+for dt, hkv, t in prefill_shapes:  # prefill: one causal sequence of t tokens
+    dtype = torch.bfloat16 if dt else torch.float16
+    q = torch.randn(1, hq, t, hd, device="cuda", dtype=dtype)
+    k = torch.randn(1, hkv, t, hd, device="cuda", dtype=dtype)
+    v = torch.randn(1, hkv, t, hd, device="cuda", dtype=dtype)
+    times = []
+    for i in range(23):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=(hkv != hq))
+        e.record()
+        torch.cuda.synchronize()
+        if i >= 3:
+            times.append(s.elapsed_time(e) * 1e3)
+    times.sort()
+    results[f"prefill_{dt}t{t}_kv{hkv}"] = times[len(times) // 2]
 json.dump(results, open(out_path, "w"), indent=1)
 print(f"torch {torch.__version__}: {len(results)} SDPA shapes timed")

@@ -1,14 +1,17 @@
-// Decode-attention benchmark: the split-KV asynchronized-softmax kernel at batch 1/16/64 and
+// Attention benchmark. Decode: the split-KV asynchronized-softmax kernel at batch 1/16/64 and
 // context 1K..32K, head_dim 128, 32 query heads with 32 and 8 KV heads. Prints µs, GB/s of KV
 // read, % of the 3.0 TB/s read ceiling, and the torch SDPA time measured on the same machine
 // (bench/attention_sdpa_peer.py writes it; pass --peer FILE). KV blocks rotate through a pool
-// larger than L2, so HBM serves every read. Also times the forced fallback.
+// larger than L2, so HBM serves every read. Also times the forced fallback. Prefill: one causal
+// sequence of 1K..8K tokens (fp16, and bf16 from 4K), TFLOP/s against SDPA with is_causal.
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <numeric>
@@ -52,6 +55,80 @@ double time_attention(AttentionParams<__half>& p, const std::vector<int32_t*>& t
     if (i >= 3) times.push_back(ms);
   }
   std::sort(times.begin(), times.end());
+  return times[times.size() / 2] * 1e3;
+}
+
+// Median time of the prefill path (tiled kernel + fallback pass) over one causal sequence of T
+// tokens. bf16 buffers are filled with the fp16 generator's bits: small finite values, same work.
+template <typename T>
+double time_prefill(int tokens, int hq, int hkv, int hd, fdpp::cuda::SoftmaxRange range) {
+  const int blocks = (tokens + kBlock - 1) / kBlock;
+  T *k = nullptr, *v = nullptr, *q = nullptr, *out = nullptr;
+  const size_t kv_elems = static_cast<size_t>(blocks) * kBlock * hkv * hd, q_elems = static_cast<size_t>(tokens) * hq * hd;
+  BENCH_CHECK(cudaMalloc(&k, kv_elems * sizeof(T)));
+  BENCH_CHECK(cudaMalloc(&v, kv_elems * sizeof(T)));
+  BENCH_CHECK(cudaMalloc(&q, q_elems * sizeof(T)));
+  BENCH_CHECK(cudaMalloc(&out, q_elems * sizeof(T)));
+  fill_random_half(k, kv_elems, 11);
+  fill_random_half(v, kv_elems, 12);
+  fill_random_half(q, q_elems, 13);
+  std::vector<int32_t> positions(static_cast<size_t>(tokens)), seqs(static_cast<size_t>(tokens), 0),
+      table(static_cast<size_t>(blocks)), tiles;
+  std::iota(positions.begin(), positions.end(), 0);
+  std::iota(table.begin(), table.end(), 0);
+  for (int i = 0; i < tokens; i += fdpp::cuda::kPrefillTileRows) {
+    tiles.push_back(i);
+    tiles.push_back(std::min(fdpp::cuda::kPrefillTileRows, tokens - i));
+  }
+  auto upload = [](const std::vector<int32_t>& h) {
+    int32_t* d = nullptr;
+    BENCH_CHECK(cudaMalloc(&d, h.size() * 4));
+    BENCH_CHECK(cudaMemcpy(d, h.data(), h.size() * 4, cudaMemcpyHostToDevice));
+    return d;
+  };
+  int32_t *d_pos = upload(positions), *d_seq = upload(seqs), *d_table = upload(table), *d_tiles = upload(tiles);
+  AttentionParams<T> p;
+  p.q = q;
+  p.out = out;
+  p.kv = {k, v, blocks, kBlock, hkv, hd};
+  p.slots = {d_pos, d_seq, d_table, blocks, tokens};
+  p.num_q_heads = hq;
+  p.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  p.range = range;
+  p.plan = fdpp::cuda::plan_prefill_attention(tokens, hq, hkv, hd);
+  p.tiles = d_tiles;
+  p.num_tiles = static_cast<int32_t>(tiles.size() / 2);
+  void* ws = nullptr;
+  unsigned long long* counter = nullptr;
+  BENCH_CHECK(cudaMalloc(&ws, p.plan.workspace_bytes));
+  BENCH_CHECK(cudaMalloc(&counter, 8));
+  BENCH_CHECK(cudaMemset(counter, 0, 8));
+  p.workspace = ws;
+  p.fallback_rows = counter;
+  cudaEvent_t a, b;
+  BENCH_CHECK(cudaEventCreate(&a));
+  BENCH_CHECK(cudaEventCreate(&b));
+  std::vector<float> times;
+  for (int i = 0; i < 23; ++i) {
+    BENCH_CHECK(cudaEventRecord(a));
+    const fdpp::Status st = fdpp::cuda::launch_prefill_attention(p, nullptr);
+    BENCH_CHECK(cudaEventRecord(b));
+    BENCH_CHECK(cudaEventSynchronize(b));
+    if (!st.is_ok()) {
+      fmt::print(stderr, "{}\n", st.message());
+      std::exit(1);
+    }
+    float ms = 0;
+    BENCH_CHECK(cudaEventElapsedTime(&ms, a, b));
+    if (i >= 3) times.push_back(ms);
+  }
+  std::sort(times.begin(), times.end());
+  BENCH_CHECK(cudaEventDestroy(a));
+  BENCH_CHECK(cudaEventDestroy(b));
+  for (void* ptr : {static_cast<void*>(k), static_cast<void*>(v), static_cast<void*>(q), static_cast<void*>(out),
+                    static_cast<void*>(d_pos), static_cast<void*>(d_seq), static_cast<void*>(d_table),
+                    static_cast<void*>(d_tiles), ws, static_cast<void*>(counter)})
+    cudaFree(ptr);
   return times[times.size() / 2] * 1e3;
 }
 
@@ -151,75 +228,26 @@ int main(int argc, char** argv) {
     cudaFree(k);
     cudaFree(v);
   }
-  // Prefill: one sequence of T prompt tokens (causal), through the prefill kernel.
-  struct PrefillRow { int tokens, hkv; double us, tflops, sdpa_us; };
+  // Prefill: one sequence of T prompt tokens (causal), through the prefill kernel (and its
+  // fallback pass, which finds no row to recompute on these inputs).
+  struct PrefillRow { const char* dtype; int tokens, hkv; double us, tflops, sdpa_us; };
   std::vector<PrefillRow> prefill_rows;
   for (int hkv : {32, 8}) {
-    for (int T : {1024, 4096}) {
-      const int blocks = T / kBlock;
-      __half *k = nullptr, *v = nullptr, *q = nullptr, *out = nullptr;
-      const size_t kv_elems = static_cast<size_t>(T) * hkv * hd;
-      BENCH_CHECK(cudaMalloc(&k, kv_elems * 2));
-      BENCH_CHECK(cudaMalloc(&v, kv_elems * 2));
-      BENCH_CHECK(cudaMalloc(&q, static_cast<size_t>(T) * hq * hd * 2));
-      BENCH_CHECK(cudaMalloc(&out, static_cast<size_t>(T) * hq * hd * 2));
-      fill_random_half(k, kv_elems, 11);
-      fill_random_half(v, kv_elems, 12);
-      fill_random_half(q, static_cast<size_t>(T) * hq * hd, 13);
-      std::vector<int32_t> positions(static_cast<size_t>(T)), seqs(static_cast<size_t>(T), 0),
-          table(static_cast<size_t>(blocks)), tiles;
-      std::iota(positions.begin(), positions.end(), 0);
-      std::iota(table.begin(), table.end(), 0);
-      for (int i = 0; i < T; i += fdpp::cuda::kPrefillTileRows) {
-        tiles.push_back(i);
-        tiles.push_back(std::min(fdpp::cuda::kPrefillTileRows, T - i));
-      }
-      auto upload = [](const std::vector<int32_t>& h) {
-        int32_t* d = nullptr;
-        BENCH_CHECK(cudaMalloc(&d, h.size() * 4));
-        BENCH_CHECK(cudaMemcpy(d, h.data(), h.size() * 4, cudaMemcpyHostToDevice));
-        return d;
-      };
-      int32_t *d_pos = upload(positions), *d_seq = upload(seqs), *d_table = upload(table), *d_tiles = upload(tiles);
-      AttentionParams<__half> p;
-      p.q = q;
-      p.out = out;
-      p.kv = {k, v, blocks, kBlock, hkv, hd};
-      p.slots = {d_pos, d_seq, d_table, blocks, T};
-      p.num_q_heads = hq;
-      p.scale = 1.0f / std::sqrt(static_cast<float>(hd));
-      p.plan = fdpp::cuda::plan_prefill_attention(T, hq, hkv, hd);
-      p.tiles = d_tiles;
-      p.num_tiles = static_cast<int32_t>(tiles.size() / 2);
-      void* ws = nullptr;
-      BENCH_CHECK(cudaMalloc(&ws, p.plan.workspace_bytes));
-      p.workspace = ws;
-      cudaEvent_t a, b;
-      BENCH_CHECK(cudaEventCreate(&a));
-      BENCH_CHECK(cudaEventCreate(&b));
-      std::vector<float> times;
-      for (int i = 0; i < 23; ++i) {
-        BENCH_CHECK(cudaEventRecord(a));
-        const fdpp::Status st = fdpp::cuda::launch_prefill_attention(p, nullptr);
-        BENCH_CHECK(cudaEventRecord(b));
-        BENCH_CHECK(cudaEventSynchronize(b));
-        if (!st.is_ok()) {
-          fmt::print(stderr, "{}\n", st.message());
-          return 1;
-        }
-        float ms = 0;
-        BENCH_CHECK(cudaEventElapsedTime(&ms, a, b));
-        if (i >= 3) times.push_back(ms);
-      }
-      std::sort(times.begin(), times.end());
-      const double us = times[times.size() / 2] * 1e3;
+    for (int T : {1024, 2048, 4096, 8192}) {
       const double flops = 4.0 * hq * hd * (static_cast<double>(T) * (T + 1) / 2);  // QK^T and PV, causal
+      const double us = time_prefill<__half>(T, hq, hkv, hd, {});
       const std::string key = fmt::format("prefill_t{}_kv{}", T, hkv);
-      prefill_rows.push_back({T, hkv, us, flops / (us * 1e-6) / 1e12, peer.count(key) ? peer[key] : 0.0});
-      for (void* ptr : {static_cast<void*>(k), static_cast<void*>(v), static_cast<void*>(q), static_cast<void*>(out),
-                        static_cast<void*>(d_pos), static_cast<void*>(d_seq), static_cast<void*>(d_table),
-                        static_cast<void*>(d_tiles), ws})
-        cudaFree(ptr);
+      prefill_rows.push_back({"fp16", T, hkv, us, flops / (us * 1e-6) / 1e12, peer.count(key) ? peer[key] : 0.0});
+      if (T >= 4096) {
+        const double bus = time_prefill<__nv_bfloat16>(T, hq, hkv, hd, {});
+        const std::string bkey = fmt::format("prefill_bf16_t{}_kv{}", T, hkv);
+        prefill_rows.push_back({"bf16", T, hkv, bus, flops / (bus * 1e-6) / 1e12, peer.count(bkey) ? peer[bkey] : 0.0});
+      }
+      if (T == 1024 && hkv == 8) {
+        const double fus = time_prefill<__half>(T, hq, hkv, hd, {0.0f, -0.01f, 0.01f});
+        fmt::print("# prefill fallback forced on every row, {} tokens, {} KV heads: {:.1f} us ({:.1f}x the fast path)\n",
+                   T, hkv, fus, fus / us);
+      }
     }
   }
 
@@ -229,10 +257,11 @@ int main(int argc, char** argv) {
     fmt::print("| {} | {} | {} | {:.1f} | {:.0f} | {:.1f}% | {} | {} |\n", r.batch, r.context, r.hkv, r.us, r.gbps,
                100.0 * r.gbps * 1e9 / kCeiling, r.sdpa_us > 0 ? fmt::format("{:.1f}", r.sdpa_us) : "-",
                r.sdpa_us > 0 ? fmt::format("{:.2f}x", r.sdpa_us / r.us) : "-");
-  fmt::print("\n# prefill attention, fp16, causal, one sequence, head_dim {}, {} query heads\n", hd, hq);
-  fmt::print("| tokens | KV heads | fdpp µs | TFLOP/s | torch SDPA µs | speed-up |\n| ---: | ---: | ---: | ---: | ---: | ---: |\n");
+  fmt::print("\n# prefill attention, causal, one sequence, head_dim {}, {} query heads\n", hd, hq);
+  fmt::print("| dtype | tokens | KV heads | fdpp µs | TFLOP/s | torch SDPA µs | speed-up |\n"
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   for (const PrefillRow& r : prefill_rows)
-    fmt::print("| {} | {} | {:.1f} | {:.1f} | {} | {} |\n", r.tokens, r.hkv, r.us, r.tflops,
+    fmt::print("| {} | {} | {} | {:.1f} | {:.1f} | {} | {} |\n", r.dtype, r.tokens, r.hkv, r.us, r.tflops,
                r.sdpa_us > 0 ? fmt::format("{:.1f}", r.sdpa_us) : "-",
                r.sdpa_us > 0 ? fmt::format("{:.2f}x", r.sdpa_us / r.us) : "-");
   return 0;

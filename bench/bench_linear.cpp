@@ -1,14 +1,16 @@
-// Linear-layer benchmark for small M (decode): the CUDA-core GEMV (backend/cuda/gemm/gemv.cuh)
-// against cuBLASLt (CublasLtLinear, same [N, K] weights) in the same run, fp16, on the
-// Llama-2-7B and Llama-3-8B linear shapes and the Llama-3 LM head, M in {1, 2, 4, 8}.
+// Linear-layer benchmark for small M (decode): the CUDA-core GEMV (backend/cuda/gemm/gemv.cuh,
+// M <= 8) and the tensor-core flat GEMM (flat_gemm.cuh, M <= 64) against cuBLASLt
+// (CublasLtLinear, same [N, K] weights) in the same run, fp16, on the Llama-2-7B and Llama-3-8B
+// linear shapes and the Llama-3 LM head, M in {1, 2, 4, 8, 16, 32, 64, 128} (cuBLASLt alone at 128).
 //
-// Per (shape, M): µs is the median of --iters single launches, each between two CUDA events with
-// a 30 µs spin kernel queued ahead, so the host's launch cost is not in the figure; "b2b µs" is
-// --iters launches queued back to back between two events, divided by their number (what a CUDA
-// graph of a decode step sees). Weights rotate through copies totalling >= 256 MB (2 for the LM
-// head), more than the 50 MB L2, so HBM serves every weight byte. GB/s counts weight + x + out
-// bytes; the ceiling is the 3.0 TB/s read figure of DESIGN.md section 2. Each GEMV output is
-// checked against cuBLASLt's (max |diff| / max |cuBLASLt|). Data: hashed values in [-2, 2).
+// Per (shape, M, kernel): µs is the median of --iters single launches, each between two CUDA
+// events with a 30 µs spin kernel queued ahead, so the host's launch cost is not in the figure;
+// "b2b µs" is --iters launches queued back to back between two events, divided by their number
+// (what a CUDA graph of a decode step sees). Weights rotate through copies totalling >= 256 MB
+// (2 for the LM head), more than the 50 MB L2, so HBM serves every weight byte. GB/s counts
+// weight + x + out bytes; the ceiling is the 3.0 TB/s read figure of DESIGN.md section 2. Each
+// fdpp output is checked against cuBLASLt's (max |diff| / max |cuBLASLt|). Data: hashed values in
+// [-2, 2). "splits" is the flat GEMM's split-K (cluster size) for the shape.
 //
 // Usage: bench_linear [--iters N] [--quick]   (--quick: the first two shapes only)
 #include <cuda_fp16.h>
@@ -20,9 +22,11 @@
 #include <cstdlib>
 #include <functional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "backend/cuda/gemm/cublaslt_linear.h"
+#include "backend/cuda/gemm/flat_gemm.cuh"
 #include "backend/cuda/gemm/gemv.cuh"
 #include "core/tensor.h"
 #include "gpu_spin.h"
@@ -46,10 +50,17 @@ const std::vector<Shape> kShapes = {
     {"L3-8B down", 4096, 14336}, {"L3-8B lm_head", 128256, 4096},
 };
 
+// One kernel's figures at one (shape, M); ran == false where the kernel does not serve that M.
+struct Timing {
+  bool ran = false;
+  double us = 0, b2b_us = 0, err = 0;  // err: max |diff| / max |cuBLASLt| (fdpp kernels only)
+};
+
 struct Row {
   std::string shape;
   int64_t N, K, M;
-  double us, b2b_us, lt_us, lt_b2b_us, err;
+  int splits;  // flat GEMM split-K (0 where it does not run)
+  Timing gemv, flat, lt;
 };
 
 double median(std::vector<double> v) {
@@ -113,12 +124,15 @@ int main(int argc, char** argv) {
     }
   }
   const std::vector<Shape> shapes(kShapes.begin(), quick ? kShapes.begin() + 2 : kShapes.end());
-  const std::vector<int64_t> ms = {1, 2, 4, 8};
+  const std::vector<int64_t> ms = {1, 2, 4, 8, 16, 32, 64, 128};
+  const int64_t max_m = ms.back();
 
   cudaDeviceProp prop{};
   BENCH_CHECK(cudaGetDeviceProperties(&prop, 0));
-  fmt::print("# linear layers at small M, fp16: fdpp GEMV vs cuBLASLt, {} ({} SMs, L2 {} MB)\n", prop.name,
-             prop.multiProcessorCount, prop.l2CacheSize >> 20);
+  fmt::print("# linear layers at small M, fp16: fdpp GEMV (M <= {}) and flat GEMM (M <= {}) vs cuBLASLt, {} "
+             "({} SMs, L2 {} MB)\n",
+             fdpp::cuda::kGemvMaxM, fdpp::cuda::kFlatGemmMaxM, prop.name, prop.multiProcessorCount,
+             prop.l2CacheSize >> 20);
 
   // One weight pool for every shape: >= kMinRotationBytes and >= 2 copies of the largest shape.
   size_t max_w = 0;
@@ -130,13 +144,13 @@ int main(int argc, char** argv) {
   }
   const size_t pool_bytes = std::max(kMinRotationBytes + max_w, 2 * max_w);
   void* pool = nullptr;
-  __half *x = nullptr, *out_gemv = nullptr, *out_lt = nullptr;
+  __half *x = nullptr, *out_fdpp = nullptr, *out_lt = nullptr;  // x [max_m, max_k]; outs [max_m, max_n]
   BENCH_CHECK(cudaMalloc(&pool, pool_bytes));
-  BENCH_CHECK(cudaMalloc(&x, static_cast<size_t>(8 * max_k) * sizeof(__half)));
-  BENCH_CHECK(cudaMalloc(&out_gemv, static_cast<size_t>(8 * max_n) * sizeof(__half)));
-  BENCH_CHECK(cudaMalloc(&out_lt, static_cast<size_t>(8 * max_n) * sizeof(__half)));
+  BENCH_CHECK(cudaMalloc(&x, static_cast<size_t>(max_m * max_k) * sizeof(__half)));
+  BENCH_CHECK(cudaMalloc(&out_fdpp, static_cast<size_t>(max_m * max_n) * sizeof(__half)));
+  BENCH_CHECK(cudaMalloc(&out_lt, static_cast<size_t>(max_m * max_n) * sizeof(__half)));
   fill_random_half(pool, pool_bytes / sizeof(__half), 1234u);
-  fill_random_half(x, static_cast<size_t>(8 * max_k), 99u);
+  fill_random_half(x, static_cast<size_t>(max_m * max_k), 99u);
   BENCH_CHECK(cudaDeviceSynchronize());
 
   cudaStream_t stream;
@@ -152,20 +166,9 @@ int main(int argc, char** argv) {
         return reinterpret_cast<__half*>(static_cast<char*>(pool) + static_cast<size_t>(i % copies) * w_bytes);
       };
       for (int64_t M : ms) {
-        fdpp::cuda::GemvParams<__half> p;
-        p.x = x;
-        p.out = out_gemv;
-        p.M = M;
-        p.N = s.N;
-        p.K = s.K;
-        auto run_gemv = [&](int i) {
-          p.w = weights(i);
-          const fdpp::Status st = fdpp::cuda::launch_gemv(p, stream);
-          if (!st.is_ok()) {
-            fmt::print(stderr, "gemv: {}\n", st.message());
-            std::exit(1);
-          }
-        };
+        Row row{s.name, s.N, s.K, M, 0, {}, {}, {}};
+        const double bytes = static_cast<double>(s.N * s.K + M * s.K + M * s.N) * 2;
+
         fdpp::TensorView xv = fdpp::TensorView::contiguous(x, fdpp::DType::kF16, {M, s.K}, fdpp::Device::kCuda);
         fdpp::TensorView ov = fdpp::TensorView::contiguous(out_lt, fdpp::DType::kF16, {M, s.N}, fdpp::Device::kCuda);
         const fdpp::TensorView no_bias{};
@@ -174,27 +177,71 @@ int main(int argc, char** argv) {
                                                                    fdpp::Device::kCuda);
           lt.run(xv, wv, no_bias, ov);
         };
-        const auto [us, b2b] = time_launches(stream, iters, run_gemv);
-        const auto [lt_us, lt_b2b] = time_launches(stream, iters, run_lt);
-
-        // Same copy through both: compare.
-        run_gemv(0);
-        run_lt(0);
+        std::tie(row.lt.us, row.lt.b2b_us) = time_launches(stream, iters, run_lt);
+        row.lt.ran = true;
+        run_lt(0);  // the reference output, on copy 0
         BENCH_CHECK(cudaStreamSynchronize(stream));
-        const auto g = download_half(out_gemv, static_cast<size_t>(M * s.N));
-        const auto c = download_half(out_lt, static_cast<size_t>(M * s.N));
-        double max_diff = 0, max_ref = 1e-30;
-        for (size_t i = 0; i < g.size(); ++i) {
-          max_diff = std::max(max_diff, std::abs(double(g[i]) - c[i]));
-          max_ref = std::max(max_ref, std::abs(double(c[i])));
+        const auto ref = download_half(out_lt, static_cast<size_t>(M * s.N));
+
+        // Times one fdpp kernel (launch(i) runs it on weight copy i into out_fdpp) and checks it on copy 0.
+        auto measure = [&](const char* name, const std::function<void(int)>& launch) {
+          Timing t;
+          t.ran = true;
+          std::tie(t.us, t.b2b_us) = time_launches(stream, iters, launch);
+          BENCH_CHECK(cudaMemsetAsync(out_fdpp, 0xff, static_cast<size_t>(M * s.N) * sizeof(__half), stream));
+          launch(0);
+          BENCH_CHECK(cudaStreamSynchronize(stream));
+          const auto got = download_half(out_fdpp, static_cast<size_t>(M * s.N));
+          double max_diff = 0, max_ref = 1e-30;
+          for (size_t i = 0; i < got.size(); ++i) {
+            max_diff = std::max(max_diff, std::abs(double(got[i]) - ref[i]));
+            max_ref = std::max(max_ref, std::abs(double(ref[i])));
+          }
+          t.err = std::isfinite(max_diff) ? max_diff / max_ref : INFINITY;
+          fmt::print("{:>14} [{:>6}, {:>5}] M={:<3} {:>9} {:7.1f} us ({:4.0f} GB/s, {:5.1f}%), b2b {:7.1f} us; "
+                     "cuBLASLt {:7.1f} us: x{:.2f}; err {:.1e}{}\n",
+                     s.name, s.N, s.K, M, name, t.us, bytes / t.us * 1e-3, 100 * bytes / (t.us * 1e-6) / kCeiling,
+                     t.b2b_us, row.lt.us, row.lt.us / t.us, t.err, t.err > 1e-2 ? "  <-- MISMATCH" : "");
+          return t;
+        };
+        auto fail = [](const char* what, const fdpp::Status& st) {
+          fmt::print(stderr, "{}: {}\n", what, st.message());
+          std::exit(1);
+        };
+
+        if (M <= fdpp::cuda::kGemvMaxM) {
+          fdpp::cuda::GemvParams<__half> p;
+          p.x = x;
+          p.out = out_fdpp;
+          p.M = M;
+          p.N = s.N;
+          p.K = s.K;
+          row.gemv = measure("gemv", [&](int i) {
+            p.w = weights(i);
+            if (const fdpp::Status st = fdpp::cuda::launch_gemv(p, stream); !st.is_ok()) fail("gemv", st);
+          });
         }
-        const double err = std::isfinite(max_diff) ? max_diff / max_ref : INFINITY;
-        rows.push_back({s.name, s.N, s.K, M, us, b2b, lt_us, lt_b2b, err});
-        const double bytes = static_cast<double>(s.N * s.K + M * s.K + M * s.N) * 2;
-        fmt::print("{:>14} [{:>6}, {:>5}] M={}: gemv {:7.1f} us ({:4.0f} GB/s, {:4.1f}%), b2b {:7.1f} us; "
-                   "cuBLASLt {:7.1f} us, b2b {:7.1f} us; x{:.2f}; err {:.1e}{}\n",
-                   s.name, s.N, s.K, M, us, bytes / us * 1e-3, 100 * bytes / (us * 1e-6) / kCeiling, b2b, lt_us,
-                   lt_b2b, lt_us / us, err, err > 1e-2 ? "  <-- MISMATCH" : "");
+        if (M <= fdpp::cuda::kFlatGemmMaxM) {
+          fdpp::cuda::FlatGemmParams<__half> p;
+          p.x = x;
+          p.w = weights(0);
+          p.out = out_fdpp;
+          p.M = M;
+          p.N = s.N;
+          p.K = s.K;
+          fdpp::cuda::FlatGemmPlan plan;
+          if (const fdpp::Status st = fdpp::cuda::plan_flat_gemm(p, &plan); !st.is_ok()) fail("flat_gemm plan", st);
+          row.splits = plan.splits;
+          row.flat = measure("flat gemm", [&](int i) {
+            p.w = weights(i);
+            if (const fdpp::Status st = fdpp::cuda::launch_flat_gemm(p, stream); !st.is_ok()) fail("flat_gemm", st);
+          });
+        }
+        if (!row.gemv.ran && !row.flat.ran)
+          fmt::print("{:>14} [{:>6}, {:>5}] M={:<3}  cuBLASLt {:7.1f} us ({:4.0f} GB/s, {:5.1f}%), b2b {:7.1f} us\n",
+                     s.name, s.N, s.K, M, row.lt.us, bytes / row.lt.us * 1e-3,
+                     100 * bytes / (row.lt.us * 1e-6) / kCeiling, row.lt.b2b_us);
+        rows.push_back(row);
       }
     }
   } catch (const std::exception& e) {
@@ -202,21 +249,30 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  fmt::print("\n| shape | N | K | M | fdpp µs | GB/s | % of 3.0 TB/s | TFLOP/s | b2b µs | b2b % | cuBLASLt µs | "
-             "cuBLASLt b2b µs | speed-up | max err vs cuBLASLt |\n");
-  fmt::print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+  // Markdown table for docs/PERF.md; "-" where a kernel does not serve that M.
+  auto cell = [](bool ran, double v, const char* format) { return ran ? fmt::format(fmt::runtime(format), v) : std::string("-"); };
+  fmt::print("\n| shape | N | K | M | GEMV µs | GEMV % | flat µs | flat GB/s | flat % | flat TFLOP/s | flat b2b µs | "
+             "flat b2b % | splits | cuBLASLt µs | cuBLASLt % | cuBLASLt b2b µs | flat vs cuBLASLt | "
+             "GEMV vs cuBLASLt | max err GEMV / flat |\n");
+  fmt::print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
+             "---: | ---: | ---: | ---: |\n");
   for (const Row& r : rows) {
     const double bytes = static_cast<double>(r.N * r.K + r.M * r.K + r.M * r.N) * 2;
     const double flops = 2.0 * static_cast<double>(r.M * r.N * r.K);
-    fmt::print("| {} | {} | {} | {} | {:.1f} | {:.0f} | {:.1f}% | {:.2f} | {:.1f} | {:.1f}% | {:.1f} | {:.1f} | "
-               "{:.2f}x | {:.1e} |\n",
-               r.shape, r.N, r.K, r.M, r.us, bytes / r.us * 1e-3, 100 * bytes / (r.us * 1e-6) / kCeiling,
-               flops / (r.us * 1e-6) * 1e-12, r.b2b_us, 100 * bytes / (r.b2b_us * 1e-6) / kCeiling, r.lt_us,
-               r.lt_b2b_us, r.lt_us / r.us, r.err);
+    auto pct = [&](double us) { return 100 * bytes / (us * 1e-6) / kCeiling; };
+    fmt::print("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1f} | {:.1f}% | {:.1f} | {} | {} | "
+               "{} / {} |\n",
+               r.shape, r.N, r.K, r.M, cell(r.gemv.ran, r.gemv.us, "{:.1f}"), cell(r.gemv.ran, pct(r.gemv.us), "{:.1f}%"),
+               cell(r.flat.ran, r.flat.us, "{:.1f}"), cell(r.flat.ran, bytes / r.flat.us * 1e-3, "{:.0f}"),
+               cell(r.flat.ran, pct(r.flat.us), "{:.1f}%"), cell(r.flat.ran, flops / (r.flat.us * 1e-6) * 1e-12, "{:.2f}"),
+               cell(r.flat.ran, r.flat.b2b_us, "{:.1f}"), cell(r.flat.ran, pct(r.flat.b2b_us), "{:.1f}%"),
+               r.flat.ran ? std::to_string(r.splits) : std::string("-"), r.lt.us, pct(r.lt.us), r.lt.b2b_us,
+               cell(r.flat.ran, r.lt.us / r.flat.us, "{:.2f}x"), cell(r.gemv.ran, r.lt.us / r.gemv.us, "{:.2f}x"),
+               cell(r.gemv.ran, r.gemv.err, "{:.1e}"), cell(r.flat.ran, r.flat.err, "{:.1e}"));
   }
   cudaFree(pool);
   cudaFree(x);
-  cudaFree(out_gemv);
+  cudaFree(out_fdpp);
   cudaFree(out_lt);
   cudaStreamDestroy(stream);
   return 0;

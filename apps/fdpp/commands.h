@@ -11,5 +11,6 @@ void add_tokenize_command(CLI::App& app);  // cmd_tokenize.cpp
 void add_serve_command(CLI::App& app);     // cmd_serve.cpp
 void add_calibrate_command(CLI::App& app); // cmd_calibrate.cpp
 void add_bench_command(CLI::App& app);     // cmd_bench.cpp
+void add_tune_command(CLI::App& app);      // cmd_tune.cpp
 
 }  // namespace fdpp::cli

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   fdpp::cli::add_serve_command(app);
   fdpp::cli::add_calibrate_command(app);
   fdpp::cli::add_bench_command(app);
+  fdpp::cli::add_tune_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

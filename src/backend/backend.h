@@ -92,6 +92,14 @@ class Backend {
   // Hands over the step's metadata; ops below refer to it until the next begin_step().
   virtual void begin_step(const StepBatch& batch) = 0;
 
+  // CUDA graphs (optional). Called by the model right after begin_step(): a backend holding a
+  // recorded step for this step's shape and `model_key` (which names the model's buffers) launches
+  // it and returns true; the model then skips its ops and goes on to logits_to_host(). Otherwise
+  // the backend may start recording the ops that follow, and end_graph_step() (called after the
+  // last op) ends the recording and runs it. num_q_heads: the attention's query heads.
+  virtual bool begin_graph_step(uint64_t model_key, int64_t num_q_heads) { return false; }
+  virtual void end_graph_step() {}
+
   // out [T, D] = table[tokens] for table [V, D]
   virtual void embed(const TensorView& table, TensorView& out) = 0;
   // out [R, D] = rmsnorm(x [R, D]) * weight [D]

@@ -108,6 +108,7 @@ void LlamaModel::reserve(int64_t tokens, int64_t rows) {
   act_.logits = backend_.allocate(DType::kF32, {R, config_.vocab_size});
   act_.capacity_tokens = T;
   act_.capacity_rows = R;
+  ++act_.generation;
 }
 
 void LlamaModel::forward(const StepBatch& batch, std::vector<float>& logits) {
@@ -115,7 +116,16 @@ void LlamaModel::forward(const StepBatch& batch, std::vector<float>& logits) {
   const int64_t R = static_cast<int64_t>(batch.logit_rows.size());
   reserve(T, R);
   backend_.begin_step(batch);
+  // A backend with a recorded graph of this step's shape replays it instead of the ops.
+  if (!backend_.begin_graph_step(act_.generation, config_.num_attention_heads)) {
+    run_layers(T, R);
+    backend_.end_graph_step();
+  }
+  logits.resize(static_cast<size_t>(R * config_.vocab_size));
+  backend_.logits_to_host(act_.logits.view().first_rows(R), logits);
+}
 
+void LlamaModel::run_layers(int64_t T, int64_t R) {
   const int64_t Hq = config_.num_attention_heads;
   const int64_t hd = config_.head_dim;
   const float eps = config_.rms_norm_eps;
@@ -158,8 +168,6 @@ void LlamaModel::forward(const StepBatch& batch, std::vector<float>& logits) {
   backend_.gather_rows(x, last);
   backend_.rmsnorm(last, final_norm_, eps, last_n);
   backend_.linear(last_n, lm_head_, TensorView{}, logits_view);
-  logits.resize(static_cast<size_t>(R * config_.vocab_size));
-  backend_.logits_to_host(logits_view, logits);
 }
 
 }  // namespace fdpp

@@ -55,6 +55,7 @@ class LlamaModel {
   struct Activations {
     int64_t capacity_tokens = 0;
     int64_t capacity_rows = 0;
+    uint64_t generation = 0;  // bumped when the buffers move: names them to the backend's CUDA graphs
     DeviceTensor x;        // [T, D]   residual stream
     DeviceTensor h;        // [T, D]   normalised input of a block
     DeviceTensor qkv;      // [T, (Hq + 2 Hkv) * hd]  fused projection output
@@ -68,6 +69,8 @@ class LlamaModel {
     DeviceTensor logits;   // [R, V]
   };
   void reserve(int64_t tokens, int64_t rows);
+  // The layers, final norm and LM head of one step (everything after begin_step()).
+  void run_layers(int64_t T, int64_t R);
   // Rows of `parts` (one dtype, equal trailing dims) as one tensor on the backend: a view spanning
   // them when they already lie back to back in memory, else a host copy adopted by the backend.
   TensorView fuse_rows(std::initializer_list<TensorView> parts, WeightPlacement placement);

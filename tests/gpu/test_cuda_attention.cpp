@@ -19,13 +19,18 @@ struct Case {
   cuda::SoftmaxRange range{};
   float k_scale = 1.0f;          // spread of K: larger means larger scores
   int planted_rows = 0;          // K rows multiplied by 400 to push scores out of range
-  bool prefill_kernel = false;   // the prefill launch (tiles of 16 query tokens) instead of decode
+  bool prefill_kernel = false;   // the prefill launch (tiles of kPrefillTileRows tokens) instead of decode
   bool reversed_rows = false;    // decode launch over an explicit row list, in reverse token order
+  bool row_list = false;         // prefill launch over an explicit (identity) row list
+  int check_stride = 1;          // > 1: compare only every check_stride-th token and the last (long prompts)
 };
 
 struct Result {
   double err_vs_f64 = 0, err_vs_cpu = 0;
   uint64_t fallback_rows = 0;
+  // (token, head) rows of the reference with a score outside [lo, hi], and those with a score
+  // within 1e-3 of lo or hi (float rounding may decide those either way). Checked tokens only.
+  uint64_t out_of_range_rows = 0, near_bound_rows = 0;
 };
 
 template <typename T>
@@ -81,11 +86,13 @@ Result run_case(const Case& c, uint32_t seed) {
   cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
   p.plan = c.prefill_kernel ? cuda::plan_prefill_attention(n_tokens, c.hq, c.hkv, c.hd)
                             : cuda::plan_attention(n_tokens, c.hq, c.hkv, c.hd, max_len, sms);
-  // Prefill tiles: each sequence's tokens are consecutive, 16 at most per tile.
+  // Prefill tiles: each sequence's tokens are consecutive, kPrefillTileRows at most per tile.
   std::vector<int32_t> tiles;
   for (int i = 0; i < n_tokens;) {
     int j = i;
-    while (j < n_tokens && token_seq[static_cast<size_t>(j)] == token_seq[static_cast<size_t>(i)] && j - i < cuda::kPrefillTileRows) ++j;
+    while (j < n_tokens && token_seq[static_cast<size_t>(j)] == token_seq[static_cast<size_t>(i)] &&
+           j - i < cuda::kPrefillTileRows)
+      ++j;
     tiles.push_back(i);
     tiles.push_back(j - i);
     i = j;
@@ -99,6 +106,13 @@ Result run_case(const Case& c, uint32_t seed) {
   }
   if (c.reversed_rows) {
     p.rows = d_rows.dev;
+    p.num_rows = n_tokens;
+  }
+  std::vector<int32_t> identity(static_cast<size_t>(n_tokens));
+  std::iota(identity.begin(), identity.end(), 0);
+  test::DeviceInts d_identity(identity);
+  if (c.row_list) {
+    p.rows = d_identity.dev;
     p.num_rows = n_tokens;
   }
   void* ws = nullptr;
@@ -120,20 +134,28 @@ Result run_case(const Case& c, uint32_t seed) {
   // float64 reference on the same (rounded) values.
   std::vector<double> want(got.size());
   const int group = c.hq / c.hkv;
+  auto checked = [&](int t) { return t % c.check_stride == 0 || t == n_tokens - 1; };
   for (int t = 0; t < n_tokens; ++t) {
+    if (!checked(t)) continue;
     const int s = token_seq[static_cast<size_t>(t)], len = positions[static_cast<size_t>(t)] + 1;
     for (int h = 0; h < c.hq; ++h) {
       const float* qh = &q.host[(static_cast<size_t>(t) * c.hq + h) * c.hd];
       std::vector<double> scores(static_cast<size_t>(len));
       double m = -1e300;
+      bool outside = false, near = false;
       for (int pos = 0; pos < len; ++pos) {
         const size_t slot = static_cast<size_t>(tables[static_cast<size_t>(s * max_blocks + pos / kBlock)]) * kBlock + pos % kBlock;
         const float* kh = &k.host[slot * row + static_cast<size_t>(h / group) * c.hd];
         double dot = 0;
         for (int d = 0; d < c.hd; ++d) dot += double(qh[d]) * kh[d];
-        scores[static_cast<size_t>(pos)] = dot / std::sqrt(double(c.hd));
-        m = std::max(m, scores[static_cast<size_t>(pos)]);
+        const double sc = dot / std::sqrt(double(c.hd));
+        scores[static_cast<size_t>(pos)] = sc;
+        m = std::max(m, sc);
+        outside |= sc < c.range.lo || sc > c.range.hi;
+        near |= std::abs(sc - c.range.lo) < 1e-3 || std::abs(sc - c.range.hi) < 1e-3;
       }
+      r.out_of_range_rows += outside ? 1 : 0;
+      r.near_bound_rows += near ? 1 : 0;
       double denom = 0;
       std::vector<double> o(static_cast<size_t>(c.hd), 0.0);
       for (int pos = 0; pos < len; ++pos) {
@@ -145,6 +167,18 @@ Result run_case(const Case& c, uint32_t seed) {
       }
       for (int d = 0; d < c.hd; ++d) want[(static_cast<size_t>(t) * c.hq + h) * c.hd + d] = o[static_cast<size_t>(d)] / denom;
     }
+  }
+  if (c.check_stride > 1) {  // the sampled tokens only; the CPU backend would redo every token
+    std::vector<float> got_s;
+    std::vector<double> want_s;
+    const size_t row_elems = static_cast<size_t>(c.hq * c.hd);
+    for (int t = 0; t < n_tokens; ++t)
+      if (checked(t)) {
+        got_s.insert(got_s.end(), got.begin() + static_cast<long>(t * row_elems), got.begin() + static_cast<long>((t + 1) * row_elems));
+        want_s.insert(want_s.end(), want.begin() + static_cast<long>(t * row_elems), want.begin() + static_cast<long>((t + 1) * row_elems));
+      }
+    r.err_vs_f64 = test::scaled_max_error(got_s, want_s);
+    return r;
   }
   r.err_vs_f64 = test::scaled_max_error(got, want);
 
@@ -239,12 +273,12 @@ TEST(GpuAttention, PrefillKernelMatchesFloat64) {
       expect_close<__nv_bfloat16>(c, seed++, "prefill bf16");
     }
   }
-  Case chunk;  // a prompt chunk of 37 tokens at the end of 1000 cached positions, and a 16+1 split
+  Case chunk;  // a prompt chunk of 37 tokens at the end of 1000 cached positions, and a 17-token prompt
   chunk.prefill_kernel = true;
   chunk.kv_lens = {1000, 17};
   chunk.queries = 37;
   expect_close<__half>(chunk, seed++, "prefill chunk");
-  Case gqa6;  // 24 query heads over 4 KV heads: heads past a multiple of 4 warps, ratio 6
+  Case gqa6;  // 24 query heads over 4 KV heads: ratio 6
   gqa6.prefill_kernel = true;
   gqa6.hq = 24;
   gqa6.hkv = 4;
@@ -267,6 +301,115 @@ TEST(GpuAttention, PrefillKernelMatchesFloat64) {
   const Result r = run_case<__half>(planted, seed++);
   EXPECT_LT(r.err_vs_f64, 4e-3);
   EXPECT_GT(r.fallback_rows, 0u);
+}
+
+// The tiled prefill kernel: prompts off the 128-row tile and 64-position KV tile grids, several
+// sequences per launch, GQA 1/4/8, both dtypes, head_dim 64 and 128.
+TEST(GpuAttention, PrefillTiledPromptLengths) {
+  FDPP_REQUIRE_GPU();
+  uint32_t seed = 400;
+  for (int hkv : {8, 2, 1}) {  // 8 query heads: ratios 1, 4, 8
+    for (int hd : {128, 64}) {
+      Case c;
+      c.prefill_kernel = true;
+      c.hq = 8;
+      c.hkv = hkv;
+      c.hd = hd;
+      c.kv_lens = {1, 5, 17, 63, 65, 127, 128, 129, 1000};
+      c.queries = 1000;  // whole prompts
+      expect_close<__half>(c, seed++, "prefill lengths fp16");
+      expect_close<__nv_bfloat16>(c, seed++, "prefill lengths bf16");
+    }
+  }
+  Case longest;  // 4097 tokens: 33 tiles, the last one a single row; sampled reference
+  longest.prefill_kernel = true;
+  longest.hq = 8;
+  longest.hkv = 1;
+  longest.kv_lens = {4097};
+  longest.queries = 4097;
+  longest.check_stride = 7;
+  expect_close<__half>(longest, seed++, "prefill 4097 fp16 gqa 8");
+  longest.hkv = 8;
+  longest.hd = 64;
+  expect_close<__nv_bfloat16>(longest, seed++, "prefill 4097 bf16 mha hd 64");
+}
+
+// Prompt chunks that start past position 0 (earlier tokens already cached), through an explicit
+// row list; fp16 weights in and out of fp16's range; a range nothing fits (every row falls back
+// and is still right) and a few planted out-of-range rows.
+TEST(GpuAttention, PrefillTiledChunksAndFallback) {
+  FDPP_REQUIRE_GPU();
+  uint32_t seed = 500;
+  for (int hd : {128, 64}) {
+    Case chunk;  // 200 new tokens at 800..999, 100..299, and a whole 130-token prompt
+    chunk.prefill_kernel = true;
+    chunk.row_list = true;
+    chunk.hq = 16;
+    chunk.hkv = 4;
+    chunk.hd = hd;
+    chunk.kv_lens = {1000, 300, 130};
+    chunk.queries = 200;
+    expect_close<__half>(chunk, seed++, "prefill chunk fp16");
+    expect_close<__nv_bfloat16>(chunk, seed++, "prefill chunk bf16");
+  }
+  // fp16: phi moved off the scores so that the weights leave fp16's range (phi -12: e^(s - phi)
+  // up to ~2^20; phi 9: every weight under 2^-8) or straddle it (phi -8.5): chunks run with bf16 P
+  // against split V, or mixed with fp16 P; the results are the same softmax.
+  for (const cuda::SoftmaxRange& range : {cuda::SoftmaxRange{-12.0f, -60.0f, 48.0f}, cuda::SoftmaxRange{9.0f, -51.0f, 60.0f},
+                                          cuda::SoftmaxRange{-8.5f, -60.0f, 51.0f}}) {
+    for (int hd : {128, 64}) {
+      Case shifted;
+      shifted.prefill_kernel = true;
+      shifted.hq = 8;
+      shifted.hkv = 2;
+      shifted.hd = hd;
+      shifted.range = range;
+      shifted.kv_lens = {300, 77, 1};
+      shifted.queries = 300;
+      const Result r = run_case<__half>(shifted, seed++);
+      EXPECT_LT(r.err_vs_f64, 4e-3) << "phi " << range.phi << " hd " << hd;
+      EXPECT_LT(r.err_vs_cpu, 4e-3) << "phi " << range.phi << " hd " << hd;
+      EXPECT_EQ(r.fallback_rows, 0u);
+    }
+  }
+  Case narrow;
+  narrow.prefill_kernel = true;
+  narrow.hq = 8;
+  narrow.hkv = 2;
+  narrow.kv_lens = {300, 5};
+  narrow.queries = 300;
+  narrow.range = {0.0f, -0.01f, 0.01f};
+  // The rows recomputed are exactly those with a score outside the range (a row whose first
+  // position scores inside [-0.01, 0.01] alone does not fall back).
+  auto expect_fallback_count = [](const Result& r) {
+    const auto got = static_cast<double>(r.fallback_rows), want = static_cast<double>(r.out_of_range_rows);
+    EXPECT_LE(std::abs(got - want), static_cast<double>(r.near_bound_rows));
+  };
+  const Result all = run_case<__half>(narrow, seed++);
+  EXPECT_LT(all.err_vs_f64, 4e-3);
+  EXPECT_GT(all.out_of_range_rows, static_cast<uint64_t>(300 * narrow.hq));
+  expect_fallback_count(all);
+  narrow.hd = 64;
+  const Result all64 = run_case<__nv_bfloat16>(narrow, seed++);
+  EXPECT_LT(all64.err_vs_f64, 2.5e-2);
+  expect_fallback_count(all64);
+  Case planted;  // a few rows out of range among many in range
+  planted.prefill_kernel = true;
+  planted.hq = 8;
+  planted.hkv = 8;
+  planted.kv_lens = {700, 40};
+  planted.queries = 700;
+  planted.planted_rows = 3;
+  const Result some = run_case<__half>(planted, seed++);
+  EXPECT_LT(some.err_vs_f64, 4e-3);
+  EXPECT_GT(some.fallback_rows, 0u);
+  expect_fallback_count(some);
+
+  Case none;  // ordinary inputs never fall back with the default range
+  none.prefill_kernel = true;
+  none.kv_lens = {700};
+  none.queries = 700;
+  EXPECT_EQ(run_case<__nv_bfloat16>(none, seed++).fallback_rows, 0u);
 }
 
 TEST(GpuAttention, DecodeOverAnExplicitRowList) {

@@ -1,7 +1,8 @@
 // Whole small models with the fast-path head dims (64, 128) on the GPU against the CPU backend,
 // through steps that mix prefill chunks and decode tokens the way the engine and the server do:
 // a pure prefill step (no decode row), a pure decode step, and a decode token beside a prefill
-// chunk that starts at a nonzero position. stories260K (head dim 8) only reaches the generic path.
+// chunk that starts at a nonzero position, then decode steps of one shape (CUDA graph replays).
+// stories260K (head dim 8) only reaches the generic path.
 #include <cmath>
 #include <string>
 
@@ -56,12 +57,15 @@ void check_shape(const ModelConfig& config, const std::string& what) {
     cuda::CudaBackend gpu(0, dt);
     LlamaModel gpu_model(config, weights, gpu, WeightPlacement::kHost);
     gpu.init_kv_cache(kv);
-    const std::vector<StepBatch> steps = {
+    std::vector<StepBatch> steps = {
         make_step({{0, range(0, 37)}, {1, range(0, 5)}}, config.vocab_size),   // prefill only
         make_step({{0, {37}}, {1, {5}}}, config.vocab_size),                    // decode only
         make_step({{0, {38}}, {1, range(6, 40)}}, config.vocab_size),           // decode + chunk at 6
         make_step({{1, {46}}, {0, range(39, 3)}}, config.vocab_size),           // order swapped
     };
+    // Then decode steps of one shape: recorded once as a CUDA graph, replayed after.
+    for (int32_t i = 0; i < 6; ++i)
+      steps.push_back(make_step({{0, {42 + i}}, {1, {47 + i}}}, config.vocab_size));
     for (size_t i = 0; i < steps.size(); ++i) {
       SCOPED_TRACE("step " + std::to_string(i));
       std::vector<float> want, got;

@@ -5,7 +5,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_ceilings.h"
@@ -44,14 +46,20 @@ CudaBackend::CudaBackend(int device, DType activation_dtype) : device_(device), 
   ceiling_ = cuda::read_bandwidth_ceiling(prop.name);
   sm_count_ = prop.multiProcessorCount;
   check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
-  gemm_ = std::make_unique<CublasLtLinear>(stream_);
+  // The tuned inflection points of `fdpp tune`, when it has run on this machine.
+  const std::filesystem::path table_path = default_linear_table_path();
+  LinearTable table = std::filesystem::exists(table_path) ? LinearTable::load(table_path) : LinearTable{};
+  linear_ = std::make_unique<LinearDispatcher>(stream_, prop.name, std::move(table));
+  if (const char* g = std::getenv("FDPP_CUDA_GRAPHS"); g != nullptr && std::string(g) == "0") graphs_enabled_ = false;
   fallback_counter_ = allocate_bytes(sizeof(unsigned long long), "fallback counter");
   check(cudaMemsetAsync(fallback_counter_.view().data, 0, sizeof(unsigned long long), stream_), "memset");
 }
 
 CudaBackend::~CudaBackend() {
+  graphs_.abandon_capture(stream_);
   if (stream_ != nullptr) cudaStreamSynchronize(stream_);
-  gemm_.reset();
+  graphs_.clear();
+  linear_.reset();
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
 }
 
@@ -114,6 +122,7 @@ TensorView CudaBackend::adopt_weight(const TensorView& host) {
 }
 
 void CudaBackend::init_kv_cache(const KvCacheShape& shape) {
+  graphs_.clear();
   kv_shape_ = shape;
   k_cache_.clear();
   v_cache_.clear();
@@ -156,6 +165,7 @@ void CudaBackend::randomize_kv_cache(uint64_t seed) {
 }
 
 void CudaBackend::begin_step(const StepBatch& b) {
+  graphs_.abandon_capture(stream_);  // a step that threw part-way leaves its recording open
   tokens_ = b.num_tokens();
   rows_ = static_cast<int64_t>(b.logit_rows.size());
   max_blocks_ = b.max_blocks_per_seq;
@@ -199,6 +209,7 @@ void CudaBackend::begin_step(const StepBatch& b) {
   if (n > step_meta_capacity_) {
     step_meta_capacity_ = std::max<int64_t>(n, 2 * step_meta_capacity_);
     step_meta_ = allocate(DType::kI32, {step_meta_capacity_});
+    graphs_.clear();
   }
   check(cudaMemcpyAsync(step_meta_.view().data, staging_.data(), static_cast<size_t>(n) * sizeof(int32_t),
                         cudaMemcpyHostToDevice, stream_),
@@ -256,7 +267,7 @@ void CudaBackend::add_rmsnorm(TensorView& x, const TensorView& residual, const T
 }
 
 void CudaBackend::linear(const TensorView& x, const TensorView& w, const TensorView& bias, TensorView& out) {
-  gemm_->run(x, w, bias, out);
+  linear_->run(x, w, bias, out);
 }
 
 template <typename T>
@@ -296,19 +307,36 @@ void CudaBackend::add(TensorView& x, const TensorView& y) {
   });
 }
 
+void CudaBackend::plan_step_attention(int64_t hq) {
+  decode_plan_ = plan_attention(decode_rows_, hq, kv_shape_.num_kv_heads, kv_shape_.head_dim, decode_max_kv_len_,
+                                sm_count_);
+  prefill_plan_ = plan_prefill_attention(prefill_rows_, hq, kv_shape_.num_kv_heads, kv_shape_.head_dim);
+  attn_plan_valid_ = true;
+  const size_t need = decode_plan_.workspace_bytes + prefill_plan_.workspace_bytes + 256;
+  if (need > attn_workspace_bytes_) {
+    attn_workspace_ = allocate_bytes(need, "attention workspace");
+    attn_workspace_bytes_ = need;
+    graphs_.clear();
+  }
+}
+
+bool CudaBackend::begin_graph_step(uint64_t model_key, int64_t num_q_heads) {
+  // Prefill steps are long enough that launch gaps do not matter, and vary in shape every time.
+  if (!graphs_enabled_ || prefill_rows_ > 0 || decode_rows_ == 0) return false;
+  plan_step_attention(num_q_heads);
+  const StepGraphKey key{model_key, tokens_, rows_, max_blocks_, decode_plan_.num_splits, decode_plan_.split_size};
+  if (graphs_.launch(key, stream_)) return true;
+  graphs_.begin_capture(key, stream_);
+  return false;
+}
+
+void CudaBackend::end_graph_step() {
+  if (graphs_.capturing()) graphs_.end_capture_and_launch(stream_);
+}
+
 void CudaBackend::attention(int64_t layer, const TensorView& q, float scale, TensorView& out) {
   const int64_t hq = q.dim(1);
-  if (!attn_plan_valid_) {
-    decode_plan_ = plan_attention(decode_rows_, hq, kv_shape_.num_kv_heads, kv_shape_.head_dim, decode_max_kv_len_,
-                                  sm_count_);
-    prefill_plan_ = plan_prefill_attention(prefill_rows_, hq, kv_shape_.num_kv_heads, kv_shape_.head_dim);
-    attn_plan_valid_ = true;
-    const size_t need = decode_plan_.workspace_bytes + prefill_plan_.workspace_bytes + 256;
-    if (need > attn_workspace_bytes_) {
-      attn_workspace_ = allocate_bytes(need, "attention workspace");
-      attn_workspace_bytes_ = need;
-    }
-  }
+  if (!attn_plan_valid_) plan_step_attention(hq);
   const auto* meta = static_cast<const int32_t*>(step_meta_.view().data);
   dispatch(dtype_, [&](auto tag) {
     using T = decltype(tag);
@@ -350,6 +378,7 @@ void CudaBackend::logits_to_host(const TensorView& logits, std::span<float> out)
 }
 
 void CudaBackend::set_softmax_ranges(const std::vector<SoftmaxRangeSetting>& per_layer) {
+  graphs_.clear();  // the ranges are kernel arguments inside the recorded steps
   layer_ranges_.clear();
   const int64_t context = kv_shape_.num_blocks * kv_shape_.block_size;
   for (size_t l = 0; l < per_layer.size(); ++l) {

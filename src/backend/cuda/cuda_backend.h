@@ -9,7 +9,8 @@
 
 #include "backend/backend.h"
 #include "backend/cuda/attention/attention.cuh"
-#include "backend/cuda/gemm/cublaslt_linear.h"
+#include "backend/cuda/gemm/linear_dispatch.h"
+#include "backend/cuda/step_graphs.h"
 
 namespace fdpp::cuda {
 
@@ -33,6 +34,8 @@ class CudaBackend final : public Backend {
   void randomize_kv_cache(uint64_t seed) override;
 
   void begin_step(const StepBatch& batch) override;
+  bool begin_graph_step(uint64_t model_key, int64_t num_q_heads) override;
+  void end_graph_step() override;
   void embed(const TensorView& table, TensorView& out) override;
   void rmsnorm(const TensorView& x, const TensorView& weight, float eps, TensorView& out) override;
   void add_rmsnorm(TensorView& x, const TensorView& residual, const TensorView& weight, float eps,
@@ -45,9 +48,13 @@ class CudaBackend final : public Backend {
   void gather_rows(const TensorView& x, TensorView& out) override;
   void logits_to_host(const TensorView& logits, std::span<float> out) override;
 
+  LinearDispatcher& linear_dispatcher() { return *linear_; }
+
  private:
   DeviceTensor allocate_bytes(size_t bytes, const char* what);
   TokenSlots slots() const;
+  // Partitions this step's attention launches and sizes their workspace (once per step).
+  void plan_step_attention(int64_t num_q_heads);
   template <typename T>
   PagedKv<T> layer_kv(int64_t layer);
 
@@ -57,7 +64,7 @@ class CudaBackend final : public Backend {
   double ceiling_ = 0;
   int sm_count_ = 0;
   cudaStream_t stream_ = nullptr;
-  std::unique_ptr<CublasLtLinear> gemm_;
+  std::unique_ptr<LinearDispatcher> linear_;  // GEMV / flat GEMM / cuBLASLt by M
   std::vector<DeviceTensor> weights_;        // owned uploads
 
   KvCacheShape kv_shape_;
@@ -84,6 +91,11 @@ class CudaBackend final : public Backend {
   bool attn_plan_valid_ = false;
   DeviceTensor attn_workspace_;
   size_t attn_workspace_bytes_ = 0;
+
+  // Decode steps recorded as CUDA graphs (FDPP_CUDA_GRAPHS=0 turns them off). Dropped whenever a
+  // buffer they read moves: the step metadata, the attention workspace, the KV cache.
+  bool graphs_enabled_ = true;
+  StepGraphs graphs_;
 };
 
 }  // namespace fdpp::cuda

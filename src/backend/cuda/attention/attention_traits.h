@@ -22,6 +22,37 @@ struct SplitKvTraits {
   static constexpr int kMinTensorCoreGroup = 3;
 };
 
+struct PrefillTraits {
+  // 4 warps x 32 query rows = 128 rows of one (sequence, q head) share each K/V tile in shared
+  // memory: 128 rows make every K/V byte fetched from L2 feed 128 rows' worth of mma.
+  static constexpr int kWarps = 4;
+  static constexpr int kThreads = kWarps * 32;
+  // Two m16 tiles per warp: each K/V fragment read from shared memory feeds two mma; with one,
+  // ldmatrix traffic (not the tensor cores) would bound the kernel.
+  static constexpr int kRowsPerWarp = 32;
+  static constexpr int kBlockRows = kWarps * kRowsPerWarp;
+  // KV positions per shared-memory tile (two barriers each): 64 halves the barriers of 32.
+  static constexpr int kKvTile = 64;
+  // Scores are computed for this many positions at a time: S of 32 rows x 32 positions is 32 fp32
+  // registers per lane beside head_dim 128's 128 accumulators (64 positions spill at 255).
+  static constexpr int kScoreChunk = 32;
+  // Shared-memory rows padded by 16 bytes: the 8 row addresses of an ldmatrix fall in distinct banks.
+  static constexpr int kSmemPad = 8;
+  // Blocks per SM the registers must allow (255 registers each): one block's loads and barriers
+  // hide behind the other's mma. 3 (168 registers) spills at head_dim 64.
+  static constexpr int kMinBlocksPerSm = 2;
+  // fp16 inputs: a score chunk's P runs as fp16 (one P.V mma on fp16 V, weights rounded 2^-11)
+  // when each row's largest weight in the chunk is in [2^kHalfPMinLog2, 2^kHalfPMaxLog2]: none
+  // overflows fp16, and the weights fp16 loses to subnormals or zero (32 x 2^-25 at most) are
+  // under 2^-12 of the chunk's mass. Other chunks run as bf16 P (fp32's exponent range) against V
+  // split exactly into bf16 high + low parts: two mma, weights rounded 2^-9.
+  static constexpr float kHalfPMinLog2 = -8.0f;
+  static constexpr float kHalfPMaxLog2 = 15.0f;
+  // The fallback pass checks this many (row, head) flags per block: small enough that a forced
+  // fallback on every row still spreads over many blocks, large enough that the scan is cheap.
+  static constexpr int kFallbackScan = 32;
+};
+
 struct MergeTraits {
   // One block per (token, q head): threads own head dims; 128 covers head_dim 128 in one pass.
   static constexpr int kThreads = 128;

@@ -1,0 +1,59 @@
+// Flat GEMM on tensor cores for decode and small batches (FlashDecoding++ section 1b, M1 <= M < M2):
+//   out [M, N] = x [M, K] . w [N, K]^T (+ bias [N]) (+ residual [M, N]),   M in 1..64,
+// fp16 or bf16 inputs, fp32 accumulation, one rounding at the end; w is row-major [N, K], as
+// checkpoints store it. The weights are the mma's 16-row A operand and the tokens its 8-column B
+// operand, so M is padded to a multiple of 8, not 64. The launcher enqueues on `stream`, returns
+// a Status and never synchronises. Includable from host C++ (declarations only).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "fdpp/status.h"
+
+namespace fdpp::cuda {
+
+// The largest M one launch serves (FlatGemmTraits::kMaxM); larger M is a tiled GEMM's job.
+inline constexpr int64_t kFlatGemmMaxM = 64;
+
+template <typename T>
+struct FlatGemmParams {
+  const T* x = nullptr;         // [M, K] contiguous, 16-byte aligned; must not overlap out / out_f32
+  const T* w = nullptr;         // [N, K] row-major, 16-byte aligned
+  const T* bias = nullptr;      // [N] or nullptr
+  const T* residual = nullptr;  // [M, N] or nullptr: out = x . w^T + bias + residual
+  T* out = nullptr;             // [M, N]; may be the residual pointer itself (in-place residual add)
+  int64_t M = 0, N = 0, K = 0;
+  float* out_f32 = nullptr;     // [M, N] fp32 instead of out (logits); exactly one of out, out_f32
+};
+
+// How one launch is cut (computed on the host per call; the bench prints it).
+struct FlatGemmPlan {
+  int m_tiles = 0;     // ceil(M / 8): groups of 8 tokens (mma n-tiles) the kernel computes
+  int m_class = 0;     // kernel variant: 1, 2, 4 or 8 n-tiles, the smallest >= m_tiles
+  int n_blocks = 0;    // ceil(N / FlatGemmTraits::kBlockN (128)): CTAs along N, one block of weight rows each
+  int k_tiles = 0;     // ceil(K / FlatGemmTraits::kKTile (64)): pipeline steps along K
+  int splits = 1;      // CTAs along K per block of rows = the thread-block cluster size (1..8)
+  int smem_bytes = 0;  // dynamic shared memory per CTA
+};
+
+// Validates p (the same checks as the launcher) and fills *plan for the current device.
+template <typename T>
+Status plan_flat_gemm(const FlatGemmParams<T>& p, FlatGemmPlan* plan);
+
+// Requirements: M <= kFlatGemmMaxM, K % 8 == 0, x and w 16-byte aligned (16-byte asynchronous
+// copies); anything else returns kInvalidArgument with a message (route it to the GEMV or
+// cuBLASLt). Also kInvalidArgument for a missing pointer, both or neither output, or x
+// overlapping the output; kInternal for a failed launch.
+template <typename T>
+Status launch_flat_gemm(const FlatGemmParams<T>& p, cudaStream_t stream);
+
+// Global workspace the launch needs: none. Split-K partial sums meet in distributed shared
+// memory inside the launch (flat_gemm_traits.h); kept so callers size every linear kernel alike.
+constexpr size_t flat_gemm_workspace_bytes(int64_t /*M*/, int64_t /*N*/, int64_t /*K*/) { return 0; }
+
+}  // namespace fdpp::cuda

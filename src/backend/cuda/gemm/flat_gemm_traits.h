@@ -1,0 +1,60 @@
+// Tuning constants of the flat GEMM (flat_gemm.cu), each with its reason. Retune with
+// bench_linear on a new GPU; the figures are for the H100 SXM: 132 SMs, 228 KB of shared memory
+// per SM, HBM3 at ~3 TB/s, so ~3 MB of loads must be in flight GPU-wide (3 TB/s x ~1 us loaded
+// latency), ~23 KB per SM when every SM streams.
+#pragma once
+
+namespace fdpp::cuda {
+
+struct FlatGemmTraits {
+  // The largest M (tokens) one launch serves. At M = 64 the tensor cores run ~0.2 mma.m16n8k16
+  // per clock per SM to keep pace with 3 TB/s of weights, well inside mma.sync's rate; at 128 they
+  // would need twice that and the kernel would stop being bandwidth-bound: a tiled GEMM's job.
+  static constexpr int kMaxM = 64;
+
+  // 4 warps, each owning kRowTilesPerWarp x 16 weight rows and every token: each A fragment
+  // (weights) feeds M / 8 mmas and each B fragment (x) feeds kRowTilesPerWarp mmas. Two row
+  // tiles halve the shared-memory reads of x against one (at M = 64: 32 KB of x reads per 16 KB
+  // weight tile instead of 64 KB) for 64 fp32 accumulators per thread at M = 64.
+  static constexpr int kWarps = 4;
+  static constexpr int kThreads = kWarps * 32;
+  static constexpr int kRowTilesPerWarp = 2;
+
+  // Weight rows (output features) per CTA. With x read from L2 once per CTA and K-range, x
+  // traffic is M / kBlockN of the weight bytes (half at M = 64): 128 keeps it below HBM's share.
+  static constexpr int kBlockN = kWarps * kRowTilesPerWarp * 16;
+
+  // K elements per pipeline stage: 128-byte rows, i.e. 8 16-byte chunks; storing chunk c of row r
+  // at c ^ (r % 8) makes both the cp.async stores and the ldmatrix reads conflict-free.
+  static constexpr int kKTile = 64;
+
+  // Pipeline depth. A stage holds a 16 KB weight tile plus an x tile of MT x 8 rows (1-8 KB);
+  // kStages - 1 stages are in flight while one is computed: 64 KB of weights per CTA (MT <= 4,
+  // 85-100 KB of shared memory) or 48 KB (MT = 8, 96 KB). Both leave 2 CTAs per SM resident
+  // (<= 113 KB each), so one SM keeps 96-128 KB in flight, 4-5x what HBM latency asks.
+  template <int MT>
+  static constexpr int kStagesFor = MT <= 4 ? 5 : 4;
+  static constexpr int kMinCtasPerSm = 2;
+
+  // Split-K: when ceil(N / kBlockN) CTAs would leave SMs idle (N = 4096: 32 CTAs, ~2 MB in
+  // flight and ~94 GB/s asked of each busy SM, near one SM's limit), K is split over the CTAs of
+  // a thread-block cluster, just enough to give kSplitTargetCtasPerSm CTA per SM. The partial sums
+  // meet in distributed shared memory in a fixed order (deterministic, no atomics, no workspace,
+  // no second kernel: a second launch would cost ~2 us, 15% of an 11 us [4096, 4096] GEMM).
+  // kMaxSplits: the largest portable cluster. kMinKTilesPerSplit: a split shorter than 4 tiles
+  // would spend more time filling its pipeline than streaming.
+  static constexpr int kSplitTargetCtasPerSm = 1;
+  static constexpr int kMaxSplits = 8;
+  static constexpr int kMinKTilesPerSplit = 4;
+
+  // fp32 partial tile [MT x 8 tokens][kBlockN + kPartialPad] in shared memory after the main
+  // loop: a row stride of 132 floats puts the 32 values an mma accumulator store writes (8 rows
+  // x 4 token pairs) in 32 different banks.
+  static constexpr int kPartialPad = 4;
+
+  // Token rows a thread reduces per batch: 4 x kMaxSplits = 32 distributed-shared-memory loads
+  // in flight, so the ~200-cycle remote latency is paid once per 4 rows, not once per value.
+  static constexpr int kReduceBatch = 4;
+};
+
+}  // namespace fdpp::cuda

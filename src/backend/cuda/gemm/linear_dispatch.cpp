@@ -1,0 +1,109 @@
+#include "backend/cuda/gemm/linear_dispatch.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <tuple>
+
+#include "backend/cuda/gemm/flat_gemm.cuh"
+#include "backend/cuda/gemm/gemv.cuh"
+#include "fdpp/status.h"
+
+namespace fdpp::cuda {
+namespace {
+
+static_assert(kSmallMKernelsMaxM == std::max(kGemvMaxM, kFlatGemmMaxM), "linear_table.h's sweep limit");
+
+int64_t rows_of(const TensorView& t) { return t.numel() / t.dim(t.rank - 1); }
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// Fills the fields GemvParams and FlatGemmParams share.
+template <typename P, typename T>
+P kernel_params(const TensorView& x, const TensorView& w, const TensorView& bias, TensorView& out) {
+  P p;
+  p.x = static_cast<const T*>(x.data);
+  p.w = static_cast<const T*>(w.data);
+  p.bias = bias.empty() ? nullptr : static_cast<const T*>(bias.data);
+  if (out.dtype == DType::kF32) p.out_f32 = static_cast<float*>(out.data);
+  else p.out = static_cast<T*>(out.data);
+  p.M = rows_of(x);
+  p.N = w.dim(0);
+  p.K = w.dim(1);
+  return p;
+}
+
+template <typename T>
+void run_kernel(LinearImpl impl, const TensorView& x, const TensorView& w, const TensorView& bias, TensorView& out,
+                cudaStream_t stream) {
+  if (impl == LinearImpl::kGemv) throw_if_error(launch_gemv(kernel_params<GemvParams<T>, T>(x, w, bias, out), stream));
+  else throw_if_error(launch_flat_gemm(kernel_params<FlatGemmParams<T>, T>(x, w, bias, out), stream));
+}
+
+}  // namespace
+
+LinearDispatcher::LinearDispatcher(cudaStream_t stream, std::string gpu_name, LinearTable table)
+    : stream_(stream), gpu_(std::move(gpu_name)), table_(std::move(table)), cublaslt_(stream) {
+  if (const char* v = std::getenv("FDPP_LINEAR_IMPL"); v != nullptr && *v != '\0') {
+    for (LinearImpl impl : {LinearImpl::kGemv, LinearImpl::kFlatGemm, LinearImpl::kCublasLt})
+      if (std::string(v) == linear_impl_name(impl)) forced_ = impl;
+    if (!forced_)
+      throw Error(ErrorCode::kInvalidArgument,
+                  fmt::format("FDPP_LINEAR_IMPL='{}': expected gemv, flat_gemm or cublaslt", v));
+  }
+}
+
+LinearInflection LinearDispatcher::inflection(DType dtype, int64_t n, int64_t k) const {
+  const auto key = std::make_tuple(static_cast<int>(dtype), n, k);
+  auto it = cache_.find(key);
+  if (it == cache_.end()) it = cache_.emplace(key, table_.find_or_default({gpu_, dtype, n, k})).first;
+  return it->second;
+}
+
+bool LinearDispatcher::can_run(LinearImpl impl, const TensorView& x, const TensorView& w) const {
+  const int64_t m = rows_of(x);
+  switch (impl) {
+    case LinearImpl::kGemv: return m <= kGemvMaxM;
+    case LinearImpl::kFlatGemm:
+      return m <= kFlatGemmMaxM && w.dim(1) % 8 == 0 && aligned16(x.data) && aligned16(w.data);
+    case LinearImpl::kCublasLt: return true;
+  }
+  return false;
+}
+
+LinearImpl LinearDispatcher::choose(const TensorView& x, const TensorView& w) const {
+  if (forced_ && can_run(*forced_, x, w)) return *forced_;
+  LinearImpl impl = choose_linear_impl(inflection(w.dtype, w.dim(0), w.dim(1)), rows_of(x));
+  // An implementation that cannot serve the operands hands them to the next one up.
+  if (impl == LinearImpl::kGemv && !can_run(impl, x, w)) impl = LinearImpl::kFlatGemm;
+  if (impl == LinearImpl::kFlatGemm && !can_run(impl, x, w)) impl = LinearImpl::kCublasLt;
+  return impl;
+}
+
+void LinearDispatcher::run(const TensorView& x, const TensorView& w, const TensorView& bias, TensorView& out) {
+  run_with(choose(x, w), x, w, bias, out);
+}
+
+void LinearDispatcher::run_with(LinearImpl impl, const TensorView& x, const TensorView& w, const TensorView& bias,
+                                TensorView& out) {
+  if (!can_run(impl, x, w))
+    throw Error(ErrorCode::kInternal, fmt::format("linear: {} cannot serve x {} . w {}", linear_impl_name(impl),
+                                                  x.shape_string(), w.shape_string()));
+  ++calls_[static_cast<size_t>(impl)];
+  if (impl == LinearImpl::kCublasLt) {
+    cublaslt_.run(x, w, bias, out);
+    return;
+  }
+  switch (x.dtype) {
+    case DType::kF16: run_kernel<__half>(impl, x, w, bias, out, stream_); break;
+    case DType::kBF16: run_kernel<__nv_bfloat16>(impl, x, w, bias, out, stream_); break;
+    default:
+      throw Error(ErrorCode::kUnsupported, fmt::format("linear: activation dtype {}", dtype_name(x.dtype)));
+  }
+}
+
+}  // namespace fdpp::cuda

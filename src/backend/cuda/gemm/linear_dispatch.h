@@ -1,0 +1,52 @@
+// The heuristic dataflow at run time: every linear layer goes to the GEMV, the flat GEMM or
+// cuBLASLt by its M and the inflection points of its shape [N, K] (backend/linear_table.h),
+// falling through to the next implementation when one cannot serve the operands (M above its
+// largest, K % 8 != 0 or unaligned pointers for the flat GEMM). FDPP_LINEAR_IMPL=gemv, flat_gemm
+// or cublaslt prefers one implementation wherever it can run (end-to-end comparisons, debugging).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <array>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "backend/cuda/gemm/cublaslt_linear.h"
+#include "backend/linear_table.h"
+#include "core/tensor.h"
+
+namespace fdpp::cuda {
+
+class LinearDispatcher {
+ public:
+  LinearDispatcher(cudaStream_t stream, std::string gpu_name, LinearTable table);
+
+  // out [M, N] = x [M, K] . w [N, K]^T (+ bias [N]); x, w, bias in the activation dtype (F16 or
+  // BF16), out the same or F32. Throws fdpp::Error.
+  void run(const TensorView& x, const TensorView& w, const TensorView& bias, TensorView& out);
+  // The implementation run() picks for these operands.
+  LinearImpl choose(const TensorView& x, const TensorView& w) const;
+  // Whether an implementation can serve these operands at all.
+  bool can_run(LinearImpl impl, const TensorView& x, const TensorView& w) const;
+  // Runs the given implementation (can_run must hold): for tuning, benchmarks and tests.
+  void run_with(LinearImpl impl, const TensorView& x, const TensorView& w, const TensorView& bias, TensorView& out);
+
+  const std::string& gpu_name() const { return gpu_; }
+  // Calls per implementation since construction: [gemv, flat_gemm, cublaslt].
+  const std::array<uint64_t, 3>& calls() const { return calls_; }
+
+ private:
+  LinearInflection inflection(DType dtype, int64_t n, int64_t k) const;
+
+  cudaStream_t stream_;
+  std::string gpu_;
+  LinearTable table_;
+  CublasLtLinear cublaslt_;
+  mutable std::map<std::tuple<int, int64_t, int64_t>, LinearInflection> cache_;  // (dtype, N, K)
+  std::optional<LinearImpl> forced_;  // FDPP_LINEAR_IMPL=gemv|flat_gemm|cublaslt: for comparisons
+  std::array<uint64_t, 3> calls_{};
+};
+
+}  // namespace fdpp::cuda

@@ -1,0 +1,140 @@
+#include "backend/cuda/gemm/linear_tuner_cuda.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <memory>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/gemm/linear_dispatch.h"
+#include "backend/cuda/pointwise/pointwise.cuh"
+#include "fdpp/status.h"
+
+namespace fdpp::cuda {
+namespace {
+
+// Weight copies rotate through at least this many bytes, > 5x the H100's 50 MB L2, so that HBM
+// serves every weight byte as in a real forward pass.
+constexpr size_t kRotationBytes = size_t{256} << 20;
+// Launches per timed CUDA graph and timed replays (the median is kept).
+constexpr int kLaunchesPerGraph = 12;
+constexpr int kReplays = 5;
+
+struct DeviceBuffer {
+  void* ptr = nullptr;
+  explicit DeviceBuffer(size_t bytes) { check(cudaMalloc(&ptr, std::max<size_t>(bytes, 16)), "tuner buffer"); }
+  ~DeviceBuffer() { cudaFree(ptr); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+};
+
+class CudaLinearTuner final : public LinearTuner {
+ public:
+  explicit CudaLinearTuner(DType dtype) : dtype_(dtype) {
+    if (dtype_ != DType::kF16 && dtype_ != DType::kBF16)
+      throw Error(ErrorCode::kInvalidArgument, fmt::format("fdpp tune: dtype must be F16 or BF16, not {}", dtype_name(dtype_)));
+    cudaDeviceProp prop{};
+    check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
+    gpu_ = prop.name;
+    check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+    check(cudaEventCreate(&start_), "cudaEventCreate");
+    check(cudaEventCreate(&stop_), "cudaEventCreate");
+    dispatcher_ = std::make_unique<LinearDispatcher>(stream_, gpu_, LinearTable{});
+  }
+  ~CudaLinearTuner() override {
+    dispatcher_.reset();
+    cudaEventDestroy(start_);
+    cudaEventDestroy(stop_);
+    cudaStreamDestroy(stream_);
+  }
+
+  std::string gpu_name() const override { return gpu_; }
+
+  std::vector<LinearTiming> sweep(const LinearShape& shape, const std::vector<int64_t>& ms,
+                                  const std::function<void(size_t)>& progress) override {
+    const size_t elem = dtype_size(dtype_);
+    const size_t w_bytes = static_cast<size_t>(shape.n * shape.k) * elem;
+    const int copies = static_cast<int>(std::max<size_t>(2, (kRotationBytes + w_bytes - 1) / w_bytes));
+    const int64_t max_m = ms.empty() ? 1 : *std::max_element(ms.begin(), ms.end());
+    DeviceBuffer w(w_bytes * static_cast<size_t>(copies));
+    DeviceBuffer x(static_cast<size_t>(max_m * shape.k) * elem);
+    DeviceBuffer out(static_cast<size_t>(max_m * shape.n) * elem);
+    fill(w.ptr, shape.n * shape.k * copies, 1, 0.02f);
+    fill(x.ptr, max_m * shape.k, 2, 1.0f);
+    check(cudaStreamSynchronize(stream_), "tuner fill");
+
+    std::vector<LinearTiming> rows;
+    for (size_t i = 0; i < ms.size(); ++i) {
+      const int64_t m = ms[i];
+      LinearTiming t;
+      t.m = m;
+      TensorView xv = TensorView::contiguous(x.ptr, dtype_, {m, shape.k}, Device::kCuda);
+      TensorView ov = TensorView::contiguous(out.ptr, dtype_, {m, shape.n}, Device::kCuda);
+      auto weight = [&](int c) {
+        return TensorView::contiguous(static_cast<char*>(w.ptr) + static_cast<size_t>(c) * w_bytes, dtype_,
+                                      {shape.n, shape.k}, Device::kCuda);
+      };
+      std::array<double*, 3> slot = {&t.gemv_us, &t.flat_us, &t.cublas_us};
+      for (LinearImpl impl : {LinearImpl::kGemv, LinearImpl::kFlatGemm, LinearImpl::kCublasLt}) {
+        if (!dispatcher_->can_run(impl, xv, weight(0))) continue;
+        *slot[static_cast<size_t>(impl)] = time_graph([&](int launch) {
+          dispatcher_->run_with(impl, xv, weight(launch % copies), TensorView{}, ov);
+        });
+      }
+      rows.push_back(t);
+      if (progress) progress(i);
+    }
+    return rows;
+  }
+
+ private:
+  void fill(void* p, int64_t n, uint64_t seed, float stddev) {
+    if (dtype_ == DType::kF16) throw_if_error(launch_fill_random(static_cast<__half*>(p), n, seed, 0.0f, stddev, stream_));
+    else throw_if_error(launch_fill_random(static_cast<__nv_bfloat16*>(p), n, seed, 0.0f, stddev, stream_));
+  }
+
+  // µs per launch: kLaunchesPerGraph launches captured in one graph (no host cost between them,
+  // as in a captured decode step), replayed kReplays times; the median replay.
+  template <typename Launch>
+  double time_graph(Launch&& launch) {
+    for (int i = 0; i < 2; ++i) launch(i);  // warm-up outside the graph (cuBLASLt picks its algorithm)
+    check(cudaStreamSynchronize(stream_), "tuner warm-up");
+    cudaGraph_t graph = nullptr;
+    check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "begin capture");
+    for (int i = 0; i < kLaunchesPerGraph; ++i) launch(i);
+    check(cudaStreamEndCapture(stream_, &graph), "end capture");
+    cudaGraphExec_t exec = nullptr;
+    check(cudaGraphInstantiate(&exec, graph, 0), "graph instantiate");
+    check(cudaGraphLaunch(exec, stream_), "graph launch");
+    std::vector<double> us;
+    for (int r = 0; r < kReplays; ++r) {
+      check(cudaEventRecord(start_, stream_), "event");
+      check(cudaGraphLaunch(exec, stream_), "graph launch");
+      check(cudaEventRecord(stop_, stream_), "event");
+      check(cudaEventSynchronize(stop_), "event sync");
+      float ms = 0;
+      check(cudaEventElapsedTime(&ms, start_, stop_), "event time");
+      us.push_back(ms * 1e3 / kLaunchesPerGraph);
+    }
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+    std::sort(us.begin(), us.end());
+    return us[us.size() / 2];
+  }
+
+  DType dtype_;
+  std::string gpu_;
+  cudaStream_t stream_ = nullptr;
+  cudaEvent_t start_ = nullptr, stop_ = nullptr;
+  std::unique_ptr<LinearDispatcher> dispatcher_;
+};
+
+}  // namespace
+
+std::unique_ptr<LinearTuner> make_linear_tuner(DType dtype) { return std::make_unique<CudaLinearTuner>(dtype); }
+
+}  // namespace fdpp::cuda

@@ -1,0 +1,401 @@
+// The GPU sampler (semantics and tie rules in sampling.cuh). One block of 1024 threads per row;
+// every value below that decides a threshold or a token is either an integer sum (exact in any
+// order) or a max, so a row's token is a pure function of its logits, parameters, seed and step.
+#include <string>
+
+#include "backend/cuda/cuda_utils.cuh"
+#include "backend/cuda/sampling/sampling.cuh"
+
+namespace fdpp::cuda {
+namespace {
+
+// Why 1024 threads: a block owns a whole row (up to ~150k logits) and each threshold step is a
+// pass over it, so with rows <= SMs (decode batches) the pass time is what the step costs.
+constexpr int kThreads = 1024;
+constexpr int kWarps = kThreads / 32;
+static_assert(kWarps == 32, "the block reductions give one warp total to each lane");
+// Threshold candidates held in shared memory once the search window is this small: 24 KB.
+constexpr int kCandidates = 2048;
+// Sub-ranges a threshold search step splits its key window into: 2 key bits per pass. (8 would
+// save ~2 of ~10 passes on a 152k row but spills registers at 1024 threads.)
+constexpr int kSplit = 4;
+static_assert(kSplit <= 4, "a thread's ids per sub-range are packed 16 bits each into one word");
+// Ids per thread per tile of the index-order scans: a tile is 4096 consecutive ids.
+constexpr int kScanPerThread = 4;
+constexpr float kMassScale = 1099511627776.0f;  // 2^40: the most likely token's mass
+constexpr int32_t kNoIndex = 0x7fffffff;
+
+// Float -> uint32 with the same order (-inf lowest; NaN never reaches it), and back.
+__device__ __forceinline__ uint32_t order_key(float z) {
+  const uint32_t b = __float_as_uint(z);
+  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+__device__ __forceinline__ float key_value(uint32_t key) {
+  return __uint_as_float((key & 0x80000000u) ? (key & 0x7fffffffu) : ~key);
+}
+
+// splitmix64's finaliser; applied to the seed, then to that xor the step, so every (seed, step)
+// pair gets its own well-mixed 64 bits (a bijection in step for a fixed seed: no repeats).
+__device__ __forceinline__ uint64_t mix64(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+// One row of logits seen through the temperature.
+struct Row {
+  const float* logits;  // [vocab]
+  int32_t vocab;        // < 2^23: 32-bit ids and loop counters (registers are tight at 1024 threads)
+  float temperature;    // > 0
+  float zmax;           // max of z over the row, finite once masses are asked for
+
+  // z = logit / temperature, NaN -> -inf (as the host sampler).
+  __device__ __forceinline__ float z(int32_t i) const {
+    const float v = __fdiv_rn(logits[i], temperature);
+    return isnan(v) ? -INFINITY : v;
+  }
+  // round(exp(z - zmax) * 2^40): 2^40 for the most likely token, 0 for -inf.
+  __device__ __forceinline__ uint64_t mass(float zi) const {
+    return __float2ull_rn(expf(zi - zmax) * kMassScale);
+  }
+};
+
+// ---- block reductions; each ends with a barrier so its shared scratch can be reused at once ----
+
+// v[] summed over the block, element by element; every thread gets the totals.
+template <int N>
+__device__ void block_sum(uint64_t (&v)[N]) {
+  __shared__ uint64_t partial[N][kWarps];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+#pragma unroll
+  for (int n = 0; n < N; ++n) {
+    for (int off = 16; off > 0; off >>= 1) v[n] += __shfl_xor_sync(0xffffffffu, v[n], off);
+    if (lane == 0) partial[n][warp] = v[n];
+  }
+  __syncthreads();
+#pragma unroll
+  for (int n = 0; n < N; ++n) {
+    v[n] = partial[n][lane];
+    for (int off = 16; off > 0; off >>= 1) v[n] += __shfl_xor_sync(0xffffffffu, v[n], off);
+  }
+  __syncthreads();
+}
+
+// (value, index) is better than (best_value, best_index): larger value, then lower index;
+// kNoIndex (nothing seen) loses to everything. A strict total order, so the max is unique.
+__device__ __forceinline__ bool better(float value, int32_t index, float best_value, int32_t best_index) {
+  if (index == kNoIndex) return false;
+  if (best_index == kNoIndex) return true;
+  return value > best_value || (value == best_value && index < best_index);
+}
+
+__device__ void block_argmax(float& value, int32_t& index) {
+  __shared__ float partial_value[kWarps];
+  __shared__ int32_t partial_index[kWarps];
+  auto warp_argmax = [&] {
+    for (int off = 16; off > 0; off >>= 1) {
+      const float v = __shfl_xor_sync(0xffffffffu, value, off);
+      const int32_t i = __shfl_xor_sync(0xffffffffu, index, off);
+      if (better(v, i, value, index)) {
+        value = v;
+        index = i;
+      }
+    }
+  };
+  warp_argmax();
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) {
+    partial_value[warp] = value;
+    partial_index[warp] = index;
+  }
+  __syncthreads();
+  value = partial_value[lane];
+  index = partial_index[lane];
+  warp_argmax();
+  __syncthreads();
+}
+
+// Exclusive prefix sum of v in thread order; the block's total goes to `total`.
+__device__ uint64_t block_exclusive_scan(uint64_t v, uint64_t& total) {
+  __shared__ uint64_t warp_totals[kWarps];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  uint64_t inclusive = v;
+  for (int off = 1; off < 32; off <<= 1) {
+    const uint64_t other = __shfl_up_sync(0xffffffffu, inclusive, off);
+    if (lane >= off) inclusive += other;
+  }
+  if (lane == 31) warp_totals[warp] = inclusive;
+  __syncthreads();
+  // Every warp scans the 32 warp totals itself (lane j: totals of warps 0..j).
+  const uint64_t own_total = warp_totals[lane];
+  uint64_t totals_inclusive = own_total;
+  for (int off = 1; off < 32; off <<= 1) {
+    const uint64_t other = __shfl_up_sync(0xffffffffu, totals_inclusive, off);
+    if (lane >= off) totals_inclusive += other;
+  }
+  const uint64_t warp_offset = __shfl_sync(0xffffffffu, totals_inclusive - own_total, warp);
+  total = __shfl_sync(0xffffffffu, totals_inclusive, 31);
+  __syncthreads();
+  return warp_offset + inclusive - v;
+}
+
+// ---- passes over a row ----
+
+// Index of the largest logit (temperature <= 0: raw logits, NaN skipped) or of the largest z
+// (temperature > 0), lowest index on ties; kNoIndex when every logit is NaN. `max_value` gets it.
+__device__ int32_t argmax_pass(const Row& row, bool scaled, float& max_value) {
+  float best = -INFINITY;
+  int32_t best_index = kNoIndex;
+  for (int32_t i = threadIdx.x; i < row.vocab; i += kThreads) {
+    const float v = scaled ? row.z(i) : row.logits[i];
+    // Each thread visits ascending ids, so a strict > keeps its lowest index on ties.
+    if (!isnan(v) && (best_index == kNoIndex || v > best)) {
+      best = v;
+      best_index = static_cast<int32_t>(i);
+    }
+  }
+  block_argmax(best, best_index);
+  max_value = best;
+  return best_index;
+}
+
+// The first id (ascending) whose inclusive prefix sum of weight(id) exceeds r; -1 when the row's
+// total is <= r. Tiles of 4096 consecutive ids, one block scan each, stopping at the tile that
+// holds the answer.
+template <typename Weight>
+__device__ int32_t first_prefix_exceeding(int32_t vocab, const Weight& weight, uint64_t r) {
+  __shared__ int32_t found;
+  constexpr int32_t kTile = kThreads * kScanPerThread;
+  uint64_t carry = 0;  // total weight of the tiles before this one
+  for (int32_t base = 0; base < vocab; base += kTile) {
+    const int32_t first = base + static_cast<int32_t>(threadIdx.x) * kScanPerThread;
+    uint64_t w[kScanPerThread];
+    uint64_t own = 0;
+#pragma unroll
+    for (int j = 0; j < kScanPerThread; ++j) {
+      w[j] = first + j < vocab ? weight(first + j) : 0;
+      own += w[j];
+    }
+    uint64_t tile_total;
+    const uint64_t before = carry + block_exclusive_scan(own, tile_total);
+    if (before <= r && r < before + own) {  // exactly one thread holds r
+      uint64_t cumulative = before;
+      for (int j = 0; j < kScanPerThread; ++j) {
+        cumulative += w[j];
+        if (cumulative > r) {
+          found = first + j;
+          break;
+        }
+      }
+    }
+    carry += tile_total;
+    __syncthreads();
+    if (carry > r) return found;  // carry is the same in every thread: a uniform exit
+  }
+  return -1;
+}
+
+// measure(key >= t) of a threshold search: a count of ids (top-k) or their mass (top-p).
+struct Threshold {
+  uint32_t key;     // t: the largest key with measure(key >= t) >= target
+  uint64_t above;   // measure(key > t), < target
+  uint64_t at_key;  // measure(key == t)
+};
+
+// Shared memory of the threshold search's last steps, reused by both searches of a row.
+struct Candidates {
+  uint32_t key[kCandidates];
+  uint64_t measure[kCandidates];
+  uint32_t count;
+};
+
+// The largest key t in [lo, hi] with measure(key >= t) >= target, given measure(key >= lo) =
+// at_least_lo >= target and measure(key > hi) = above. Each step splits the window [lo, hi] into
+// kSplit sub-ranges, measures them in one pass (every thread keeps its own sums: no atomics) and
+// keeps the sub-range holding t, so 32 key bits take at most 16 steps. Once the window holds
+// <= kCandidates ids of nonzero measure they are copied to shared memory and the remaining steps
+// read only those. Only ids inside the window are measured: exp() is not paid for the others.
+__device__ Threshold select_threshold(const Row& row, bool by_mass, uint32_t lo, uint32_t hi,
+                                      uint64_t at_least_lo, uint64_t above, uint64_t target,
+                                      Candidates& candidates) {
+  auto measure_of = [&](float z) -> uint64_t { return by_mass ? row.mass(z) : 1; };
+  bool compacted = false;
+  uint32_t num_candidates = 0;
+  while (lo < hi) {
+    // Sub-range j is [bound[j], bound[j + 1]) with bound[kSplit] = hi + 1; some may be empty.
+    const uint64_t width = uint64_t{hi} - lo + 1;
+    uint32_t bound[kSplit];
+#pragma unroll
+    for (int j = 0; j < kSplit; ++j) bound[j] = lo + static_cast<uint32_t>(width * j / kSplit);
+    uint64_t upper[kSplit] = {};     // upper[j]: measure of [bound[j], hi], j >= 1
+    uint64_t packed_counts = 0;      // ids per sub-range, 16 bits each (<= 8192 per thread)
+    auto visit = [&](uint32_t key, uint64_t m) {
+      int sub = 0;
+#pragma unroll
+      for (int j = 1; j < kSplit; ++j) {
+        if (key >= bound[j]) {
+          upper[j] += m;
+          ++sub;
+        }
+      }
+      packed_counts += uint64_t{1} << (16 * sub);
+    };
+    if (compacted) {
+      for (uint32_t j = threadIdx.x; j < num_candidates; j += kThreads) {
+        const uint32_t key = candidates.key[j];
+        if (key >= lo && key <= hi) visit(key, candidates.measure[j]);
+      }
+    } else {
+      for (int32_t i = threadIdx.x; i < row.vocab; i += kThreads) {
+        const float z = row.z(i);
+        const uint32_t key = order_key(z);
+        if (key < lo || key > hi) continue;
+        const uint64_t m = measure_of(z);
+        if (m != 0) visit(key, m);
+      }
+    }
+    // Block totals: upper[1..] as they are, the counts two per word (block totals < 2^32).
+    uint64_t totals[kSplit - 1 + kSplit / 2];
+#pragma unroll
+    for (int j = 1; j < kSplit; ++j) totals[j - 1] = upper[j];
+#pragma unroll
+    for (int j = 0; j < kSplit; j += 2) {
+      const uint64_t pair = packed_counts >> (16 * j);
+      totals[kSplit - 1 + j / 2] = (pair & 0xffffu) | ((pair >> 16) & 0xffffu) << 32;
+    }
+    block_sum(totals);
+    auto count_of = [&](int j) { return (totals[kSplit - 1 + j / 2] >> (32 * (j % 2))) & 0xffffffffu; };
+    // upper[] falls with j, so the last sub-range whose start still reaches the target holds t.
+    uint32_t new_lo = lo, new_hi = bound[1] - 1;
+    uint64_t new_above = above + totals[0], window = count_of(0);
+#pragma unroll
+    for (int j = 1; j < kSplit; ++j) {
+      if (above + totals[j - 1] >= target) {
+        new_lo = bound[j];
+        at_least_lo = above + totals[j - 1];
+        new_hi = j + 1 < kSplit ? bound[j + 1] - 1 : hi;
+        new_above = above + (j + 1 < kSplit ? totals[j] : 0);
+        window = count_of(j);
+      }
+    }
+    lo = new_lo;
+    hi = new_hi;
+    above = new_above;
+    if (!compacted && lo < hi && window <= kCandidates) {
+      // Slot order depends on the atomics' order; the search only sums, so that is harmless.
+      if (threadIdx.x == 0) candidates.count = 0;
+      __syncthreads();
+      for (int32_t i = threadIdx.x; i < row.vocab; i += kThreads) {
+        const float z = row.z(i);
+        const uint32_t key = order_key(z);
+        if (key < lo || key > hi) continue;
+        const uint64_t m = measure_of(z);
+        if (m != 0) {
+          const uint32_t slot = atomicAdd(&candidates.count, 1u);
+          candidates.key[slot] = key;
+          candidates.measure[slot] = m;
+        }
+      }
+      __syncthreads();
+      num_candidates = candidates.count;
+      compacted = true;
+    }
+  }
+  __syncthreads();  // the candidates may be overwritten by the next search
+  return {lo, above, at_least_lo - above};
+}
+
+// params: global memory, read where each field is needed rather than held in registers.
+__device__ int32_t sample_row(Row row, const DeviceSamplingRow* params, Candidates& candidates) {
+  float zmax;
+  const int32_t max_index = argmax_pass(row, /*scaled=*/true, zmax);
+  row.zmax = zmax;
+  // All -inf (NaN included), or +inf present: the limit of the distribution is the argmax.
+  if (!isfinite(row.zmax)) return max_index;
+  const uint32_t max_key = order_key(row.zmax);
+
+  // top-k: the k-th largest key; every id at or above it stays (ties kept).
+  uint32_t kept_from = 0;  // keys >= kept_from are in the top-k set
+  if (params->top_k > 0 && params->top_k < row.vocab) {
+    kept_from = select_threshold(row, /*by_mass=*/false, 0, max_key, static_cast<uint64_t>(row.vocab),
+                                 0, static_cast<uint64_t>(params->top_k), candidates)
+                    .key;
+  }
+  uint64_t topk_sum[1] = {0};
+  for (int32_t i = threadIdx.x; i < row.vocab; i += kThreads) {
+    const float z = row.z(i);
+    if (order_key(z) >= kept_from) topk_sum[0] += row.mass(z);
+  }
+  block_sum(topk_sum);
+  const uint64_t topk_mass = topk_sum[0];  // >= 2^40: the most likely id is in it with mass 2^40
+
+  // top-p: the boundary key, then how many ids tied at it (lowest first) the target needs.
+  uint32_t threshold = kept_from;
+  int32_t last_tied_kept = row.vocab;  // ids with key == threshold are kept up to this id
+  uint64_t kept_mass = topk_mass;
+  if (params->top_p < 1.0f) {
+    const double wanted = ceil(static_cast<double>(params->top_p) * static_cast<double>(topk_mass));
+    const uint64_t target =
+        wanted < 1.0 ? 1 : wanted >= static_cast<double>(topk_mass) ? topk_mass : static_cast<uint64_t>(wanted);
+    const Threshold t =
+        select_threshold(row, /*by_mass=*/true, kept_from, max_key, topk_mass, 0, target, candidates);
+    threshold = t.key;
+    // Ids tied at the key share one z, hence one mass: keep the fewest that reach the target.
+    const uint64_t tied_mass = row.mass(key_value(t.key));
+    const uint64_t tied_needed = (target - t.above + tied_mass - 1) / tied_mass;
+    const uint64_t tied_count = t.at_key / tied_mass;
+    kept_mass = t.above + tied_needed * tied_mass;
+    if (tied_count > tied_needed) {
+      const uint32_t tied_key = t.key;
+      last_tied_kept = first_prefix_exceeding(
+          row.vocab, [&](int32_t i) -> uint64_t { return order_key(row.z(i)) == tied_key ? 1 : 0; },
+          tied_needed - 1);
+    }
+  }
+
+  // Draw: r uniform in [0, kept_mass), the first id whose kept prefix mass exceeds it.
+  const uint64_t r = __umul64hi(mix64(mix64(params->seed) ^ params->step), kept_mass);
+  const int32_t token = first_prefix_exceeding(
+      row.vocab,
+      [&](int32_t i) -> uint64_t {
+        const float z = row.z(i);
+        const uint32_t key = order_key(z);
+        const bool kept = key > threshold || (key == threshold && i <= last_tied_kept);
+        return kept ? row.mass(z) : 0;
+      },
+      r);
+  return token >= 0 ? token : max_index;  // the sums are exact: never -1
+}
+
+__global__ void __launch_bounds__(kThreads) sample_kernel(const SampleParams p) {
+  __shared__ Candidates candidates;
+  const int64_t row_index = blockIdx.x;
+  const DeviceSamplingRow* params = p.row_params + row_index;
+  Row row{p.logits + row_index * p.vocab, static_cast<int32_t>(p.vocab), params->temperature, 0.0f};
+  int32_t token;
+  if (row.temperature > 0.0f) {
+    token = sample_row(row, params, candidates);
+  } else {  // greedy, NaN temperature included
+    float unused;
+    token = argmax_pass(row, /*scaled=*/false, unused);
+    if (token == kNoIndex) token = 0;  // every logit NaN
+  }
+  if (threadIdx.x == 0) p.tokens_out[row_index] = token;
+}
+
+}  // namespace
+
+Status launch_sample(const SampleParams& p, cudaStream_t stream) {
+  if (p.rows <= 0) return Status::ok();
+  if (p.vocab <= 0 || p.vocab > kMaxSampleVocab)
+    return {ErrorCode::kInvalidArgument,
+            "sample: vocab " + std::to_string(p.vocab) + " outside [1, " + std::to_string(kMaxSampleVocab) + "]"};
+  if (p.rows > 0x7fffffff) return {ErrorCode::kInvalidArgument, "sample: too many rows"};
+  if (p.logits == nullptr || p.row_params == nullptr || p.tokens_out == nullptr)
+    return {ErrorCode::kInvalidArgument, "sample: null logits, row_params or tokens_out"};
+  sample_kernel<<<static_cast<unsigned>(p.rows), kThreads, 0, stream>>>(p);
+  return last_launch_status("sample");
+}
+
+}  // namespace fdpp::cuda

@@ -1,0 +1,17 @@
+// The per-row parameters of the GPU sampler (sampling.cuh), usable from host-only code (no CUDA
+// headers here): the runtime fills them without a CUDA build (runtime/device_sampling.h).
+#pragma once
+
+#include <cstdint>
+
+namespace fdpp::cuda {
+
+struct DeviceSamplingRow {
+  float temperature = 1.0f;  // <= 0 (or NaN): greedy argmax
+  int32_t top_k = 0;         // <= 0 or >= vocab: off
+  float top_p = 1.0f;        // >= 1 (or NaN): off; <= 0 keeps only the most likely token
+  uint64_t seed = 0;         // the request's seed (the runtime draws one when none was given)
+  uint64_t step = 0;         // index of the token being drawn in its sequence: a fresh number per step
+};
+
+}  // namespace fdpp::cuda

@@ -1,0 +1,54 @@
+// CUDA graphs of whole decode steps: the ~15 launches per layer of a decode step are recorded
+// once per step shape and replayed as one graph launch, so the GPU never waits on the host's
+// launch calls between kernels (they are 2-4 µs each; a 7B decode step has ~300 of them).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <compare>
+#include <cstdint>
+#include <map>
+#include <optional>
+
+namespace fdpp::cuda {
+
+// Everything a recorded step depends on besides the weights: the model's buffers (model_key),
+// the step's token/row/sequence counts (they fix the offsets into the step's metadata buffer)
+// and the attention partitioning (grid sizes are part of a graph).
+struct StepGraphKey {
+  uint64_t model_key = 0;
+  int64_t tokens = 0, rows = 0;
+  int32_t max_blocks = 0;
+  int32_t num_splits = 0, split_size = 0;
+  auto operator<=>(const StepGraphKey&) const = default;
+};
+
+class StepGraphs {
+ public:
+  StepGraphs() = default;
+  ~StepGraphs() { clear(); }
+  StepGraphs(const StepGraphs&) = delete;
+  StepGraphs& operator=(const StepGraphs&) = delete;
+
+  // Launches the graph recorded for key on stream; false when there is none.
+  bool launch(const StepGraphKey& key, cudaStream_t stream);
+  // Starts recording the work enqueued on stream (nothing runs until end_capture()).
+  void begin_capture(const StepGraphKey& key, cudaStream_t stream);
+  bool capturing() const { return capturing_.has_value(); }
+  // Ends the recording, keeps the graph and launches it once (this step's run).
+  void end_capture_and_launch(cudaStream_t stream);
+  // Ends a recording that failed part-way and drops it.
+  void abandon_capture(cudaStream_t stream);
+  // Drops every graph: a buffer they read has moved.
+  void clear();
+  size_t size() const { return graphs_.size(); }
+
+ private:
+  // Bounded: a server with changing batch sizes records one graph per shape; old ones are dropped
+  // wholesale when the limit is reached (re-recording costs about one eager step).
+  static constexpr size_t kMaxGraphs = 64;
+  std::map<StepGraphKey, cudaGraphExec_t> graphs_;
+  std::optional<StepGraphKey> capturing_;
+};
+
+}  // namespace fdpp::cuda

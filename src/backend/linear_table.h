@@ -1,0 +1,84 @@
+// FlashDecoding++'s heuristic dataflow for linear layers: for a weight [N, K] on a given GPU,
+//   M <= m1       -> GEMV on CUDA cores (memory-bound; tensor cores would idle on padding),
+//   m1 < M <= m2  -> flat GEMM on tensor cores (M padded to 8, N tiled across the SMs),
+//   M > m2        -> cuBLASLt's tiled GEMM (compute-bound).
+// `fdpp tune` measures the three on the present GPU for every linear shape of a model and writes
+// the inflection points m1, m2 to a JSON table; the CUDA backend reads it at start and uses the
+// built-in defaults for shapes it does not list. Plain C++: tested without a GPU.
+#pragma once
+
+#include <compare>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+
+namespace fdpp {
+
+enum class LinearImpl { kGemv, kFlatGemm, kCublasLt };
+const char* linear_impl_name(LinearImpl impl);  // "gemv", "flat_gemm", "cublaslt"
+
+struct LinearInflection {
+  int64_t m1 = 0;  // largest M served by the GEMV
+  int64_t m2 = 0;  // largest M served by the flat GEMM (>= m1)
+  bool operator==(const LinearInflection&) const = default;
+};
+
+// Used for shapes the table does not list: `fdpp tune --shape llama2-7b` on the H100
+// (2026-11-23, docs/PERF.md) found the GEMV ahead of cuBLASLt up to M = 3..8 depending on the shape
+// and the first flat GEMM slower than cuBLASLt at every M, so the default never picks it.
+inline constexpr LinearInflection kDefaultLinearInflection{3, 3};
+
+// The largest M the GEMV or the flat GEMM serves (kFlatGemmMaxM; checked where both are seen):
+// above it cuBLASLt is the only candidate, so `fdpp tune` sweeps every M only up to here.
+inline constexpr int64_t kSmallMKernelsMaxM = 64;
+
+LinearImpl choose_linear_impl(const LinearInflection& at, int64_t m);
+
+struct LinearTableKey {
+  std::string gpu;  // cudaDeviceProp::name, e.g. "NVIDIA H100 80GB HBM3"
+  DType dtype = DType::kF16;
+  int64_t n = 0, k = 0;
+  auto operator<=>(const LinearTableKey&) const = default;
+};
+
+class LinearTable {
+ public:
+  // Throws fdpp::Error: kNotFound for a missing file, kParse naming the file, the entry and the
+  // field for anything malformed (wrong type, unknown dtype, m1 > m2, non-positive sizes).
+  static LinearTable load(const std::filesystem::path& path);
+  // Writes the table (creating parent directories); throws kIo naming the path on failure.
+  void save(const std::filesystem::path& path) const;
+
+  void set(const LinearTableKey& key, LinearInflection at) { entries_[key] = at; }
+  std::optional<LinearInflection> find(const LinearTableKey& key) const;
+  LinearInflection find_or_default(const LinearTableKey& key) const {
+    return find(key).value_or(kDefaultLinearInflection);
+  }
+  size_t size() const { return entries_.size(); }
+
+ private:
+  std::map<LinearTableKey, LinearInflection> entries_;
+};
+
+// Where the table lives: $FDPP_LINEAR_TABLE if set, else $XDG_CACHE_HOME/fdpp/linear_table.json,
+// else $HOME/.cache/fdpp/linear_table.json (the same place `fdpp tune` writes by default).
+std::filesystem::path default_linear_table_path();
+
+// One M of a tuning sweep: each implementation's time in µs, or a negative value where it cannot
+// run this M (the GEMV above its largest M, the flat GEMM above its own).
+struct LinearTiming {
+  int64_t m = 0;
+  double gemv_us = -1, flat_us = -1, cublas_us = -1;
+};
+
+// The inflection points that lose the least against the fastest implementation over the sweep:
+// the (m1, m2) minimising the sum over M of time(chosen) / time(best) - 1, where an
+// implementation that cannot run an M is never chosen for it. timings: ascending M, starting at 1.
+LinearInflection inflection_from_timings(const std::vector<LinearTiming>& timings);
+
+}  // namespace fdpp

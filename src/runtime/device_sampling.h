@@ -1,0 +1,32 @@
+// Which requests the GPU sampler (backend/cuda/sampling/sampling.cuh) can serve, and their
+// per-row parameters. Host-only C++: usable in builds without CUDA.
+//
+// The GPU sampler applies temperature, top-k and top-p with the host sampler's rules
+// (runtime/sampler.h); what it lacks is the repetition penalty (it needs each sequence's previous
+// tokens) and min-p. Its random numbers come from (seed, step), not from a per-sequence
+// mt19937_64, so a seeded request reproduces itself on the GPU but not the host's tokens.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "backend/cuda/sampling/sampling_row.h"
+#include "fdpp/sampling.h"
+
+namespace fdpp {
+
+// Empty when the GPU sampler serves `params`; otherwise why not, naming the parameter. Invalid
+// parameters (see validate() in runtime/sampler.h) are refused too, so that the host path
+// reports them.
+std::string device_sampling_unsupported_reason(const SamplingParams& params);
+
+inline bool device_sampling_supported(const SamplingParams& params) {
+  return device_sampling_unsupported_reason(params).empty();
+}
+
+// The GPU row of a supported request. seed: params.seed when given, else one the runtime drew
+// once for the request; step: the index of the token being drawn (tokens generated so far).
+cuda::DeviceSamplingRow device_sampling_row(const SamplingParams& params, uint64_t seed,
+                                            uint64_t step);
+
+}  // namespace fdpp

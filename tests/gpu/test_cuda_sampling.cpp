@@ -1,0 +1,397 @@
+// The GPU sampler against host references: greedy equals runtime::argmax; top-k and top-p tokens
+// always lie in the host-computed kept set; on small vocabularies the frequencies over many steps
+// match the renormalised distribution; (seed, step) determines the token; non-finite logits and
+// ties follow the documented rules.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <set>
+#include <span>
+#include <vector>
+
+#include "backend/cuda/sampling/sampling.cuh"
+#include "gpu/gpu_test_util.h"
+#include "runtime/sampler.h"
+
+namespace fdpp {
+namespace {
+
+using cuda::DeviceSamplingRow;
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+// A device copy of host data of any trivially copyable type.
+template <typename T>
+struct DeviceBuffer {
+  T* dev = nullptr;
+  size_t size = 0;
+  explicit DeviceBuffer(const std::vector<T>& host) : size(host.size()) {
+    EXPECT_EQ(cudaMalloc(&dev, std::max<size_t>(size, 1) * sizeof(T)), cudaSuccess);
+    EXPECT_EQ(cudaMemcpy(dev, host.data(), size * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
+  }
+  ~DeviceBuffer() { cudaFree(dev); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  std::vector<T> download() const {
+    std::vector<T> out(size);
+    EXPECT_EQ(cudaMemcpy(out.data(), dev, size * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
+    return out;
+  }
+};
+
+// Samples logits [rows.size(), vocab] with one parameter row each; returns the tokens [rows].
+std::vector<int32_t> sample_on_device(const std::vector<float>& logits, int64_t vocab,
+                                      const std::vector<DeviceSamplingRow>& rows) {
+  const auto num_rows = static_cast<int64_t>(rows.size());
+  EXPECT_EQ(static_cast<int64_t>(logits.size()), num_rows * vocab);
+  DeviceBuffer<float> d_logits(logits);
+  DeviceBuffer<DeviceSamplingRow> d_rows(rows);
+  DeviceBuffer<int32_t> d_tokens(std::vector<int32_t>(rows.size(), -1));
+  const Status st = cuda::launch_sample({d_logits.dev, num_rows, vocab, d_rows.dev, d_tokens.dev}, nullptr);
+  EXPECT_TRUE(st.is_ok()) << st.message();
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  return d_tokens.download();
+}
+
+// The same logits [vocab] repeated in every row.
+std::vector<float> repeat_rows(const std::vector<float>& row, size_t num_rows) {
+  std::vector<float> out;
+  out.reserve(row.size() * num_rows);
+  for (size_t r = 0; r < num_rows; ++r) out.insert(out.end(), row.begin(), row.end());
+  return out;
+}
+
+std::vector<float> normal_logits(std::mt19937& rng, size_t n, float stddev) {
+  std::normal_distribution<float> dist(0.0f, stddev);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+DeviceSamplingRow row_params(float temperature, int32_t top_k, float top_p, uint64_t seed, uint64_t step) {
+  return {temperature, top_k, top_p, seed, step};
+}
+
+std::span<const float> row_of(const std::vector<float>& logits, int64_t vocab, size_t r) {
+  return std::span<const float>(logits).subspan(r * static_cast<size_t>(vocab), static_cast<size_t>(vocab));
+}
+
+// Ids of one row by logit, largest first (lower id first on ties): the order of z for any
+// temperature > 0, since dividing by it keeps the order.
+std::vector<int32_t> descending_order(std::span<const float> logits) {
+  std::vector<int32_t> ids(logits.size());
+  std::iota(ids.begin(), ids.end(), 0);
+  std::stable_sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
+  return ids;
+}
+
+// A superset of the ids the host sampler could draw (no NaN in logits): top-k with its ties, then
+// the top-p prefix of the probabilities sorted descending, widened by top_p_slack of probability
+// and by the ties of its last value: the device's fixed-point masses may place a boundary that
+// sits within rounding of top_p one token later.
+std::vector<bool> host_kept_superset(std::span<const float> logits, const std::vector<int32_t>& order,
+                                     float temperature, int32_t top_k, float top_p, double top_p_slack) {
+  const size_t V = logits.size();
+  auto z = [&](size_t j) { return logits[static_cast<size_t>(order[j])] / temperature; };
+  size_t n = V;
+  if (top_k > 0 && static_cast<size_t>(top_k) < V) {
+    n = static_cast<size_t>(top_k);
+    while (n < V && z(n) == z(n - 1)) ++n;  // ties at the k-th value stay
+  }
+  std::vector<double> p(n);
+  double sum = 0;
+  for (size_t j = 0; j < n; ++j) sum += p[j] = std::exp(double(z(j)) - double(z(0)));
+  size_t keep = n;
+  if (top_p < 1.0f) {
+    double cumulative = 0;
+    for (size_t j = 0; j < n; ++j) {
+      cumulative += p[j] / sum;
+      if (cumulative >= top_p + top_p_slack) {
+        keep = j + 1;
+        break;
+      }
+    }
+    while (keep < n && z(keep) == z(keep - 1)) ++keep;
+  }
+  std::vector<bool> kept(V, false);
+  for (size_t j = 0; j < keep; ++j) kept[static_cast<size_t>(order[j])] = true;
+  return kept;
+}
+
+// Frequencies of tokens over `draws` rows of the same logits, steps 0..draws-1.
+std::vector<double> frequencies(const std::vector<float>& logits, DeviceSamplingRow params, int draws) {
+  std::vector<DeviceSamplingRow> rows(static_cast<size_t>(draws), params);
+  for (int i = 0; i < draws; ++i) rows[static_cast<size_t>(i)].step = static_cast<uint64_t>(i);
+  const auto tokens = sample_on_device(repeat_rows(logits, rows.size()), static_cast<int64_t>(logits.size()), rows);
+  std::vector<double> freq(logits.size(), 0.0);
+  for (int32_t t : tokens) {
+    EXPECT_GE(t, 0);
+    EXPECT_LT(t, static_cast<int32_t>(logits.size()));
+    if (t >= 0 && t < static_cast<int32_t>(logits.size())) freq[static_cast<size_t>(t)] += 1.0 / draws;
+  }
+  return freq;
+}
+
+// Largest |frequency - expected| with expected = weights normalised. With 40000 draws one
+// frequency's standard deviation is <= 0.0025, so the 0.01 bound used below is >= 4 sigma.
+double max_abs_diff(const std::vector<double>& freq, std::vector<double> weights) {
+  const double total = std::accumulate(weights.begin(), weights.end(), 0.0);
+  double worst = 0;
+  for (size_t i = 0; i < freq.size(); ++i) worst = std::max(worst, std::abs(freq[i] - weights[i] / total));
+  return worst;
+}
+
+constexpr int kDraws = 40000;
+
+TEST(GpuSampling, GreedyMatchesHostArgmax) {
+  FDPP_REQUIRE_GPU();
+  std::mt19937 rng(11);
+  for (int64_t vocab : {8, 1000, 32000, 128256, 151936}) {
+    for (size_t num_rows : {1, 3, 64}) {
+      std::vector<float> logits = normal_logits(rng, num_rows * static_cast<size_t>(vocab), 3.0f);
+      std::vector<DeviceSamplingRow> rows;
+      for (size_t r = 0; r < num_rows; ++r) {
+        float* row = logits.data() + r * static_cast<size_t>(vocab);
+        const auto best = std::max_element(row, row + vocab) - row;
+        // Ties with the maximum before and after it: the lowest index must win.
+        if (r % 2 == 1) row[rng() % static_cast<uint32_t>(vocab)] = row[best];
+        if (r % 4 == 2) row[vocab - 1] = row[best];
+        if (r % 5 == 1) row[0] = row[rng() % static_cast<uint32_t>(vocab)] = kNaN;  // NaN never wins
+        if (r % 7 == 3) std::fill(row, row + vocab, kNaN);                           // all NaN: 0
+        rows.push_back(row_params(r % 2 == 0 ? 0.0f : -1.0f, 5, 0.5f, r, r));         // filters ignored
+      }
+      const auto tokens = sample_on_device(logits, vocab, rows);
+      for (size_t r = 0; r < num_rows; ++r)
+        ASSERT_EQ(tokens[r], argmax(row_of(logits, vocab, r))) << "V=" << vocab << " R=" << num_rows << " row " << r;
+    }
+  }
+}
+
+TEST(GpuSampling, TopKOneAndTinyTopPAreGreedy) {
+  FDPP_REQUIRE_GPU();
+  std::mt19937 rng(12);
+  for (int64_t vocab : {1000, 32000, 151936}) {
+    const size_t num_rows = 64;
+    const auto logits = normal_logits(rng, num_rows * static_cast<size_t>(vocab), 2.0f);
+    std::vector<DeviceSamplingRow> rows;
+    for (size_t r = 0; r < num_rows; ++r) {
+      const float temperature = r % 3 == 0 ? 0.5f : r % 3 == 1 ? 1.0f : 3.0f;
+      rows.push_back(r % 2 == 0 ? row_params(temperature, 1, 1.0f, 100 + r, r)
+                                : row_params(temperature, 0, 1e-6f, 100 + r, r));
+    }
+    const auto tokens = sample_on_device(logits, vocab, rows);
+    for (size_t r = 0; r < num_rows; ++r)
+      ASSERT_EQ(tokens[r], argmax(row_of(logits, vocab, r))) << "V=" << vocab << " row " << r;
+  }
+}
+
+TEST(GpuSampling, TopKTokensAreAmongTheKLargest) {
+  FDPP_REQUIRE_GPU();
+  std::mt19937 rng(13);
+  for (int64_t vocab : {32000, 128256}) {
+    const size_t num_rows = 64;
+    const auto logits = normal_logits(rng, num_rows * static_cast<size_t>(vocab), 1.0f);
+    for (int32_t k : {2, 10, 50, 1000, 5000}) {
+      std::vector<float> kth_largest(num_rows);  // of the logits, per row
+      for (size_t r = 0; r < num_rows; ++r) {
+        const auto row = row_of(logits, vocab, r);
+        std::vector<float> sorted(row.begin(), row.end());
+        std::nth_element(sorted.begin(), sorted.begin() + (k - 1), sorted.end(), std::greater<float>());
+        kth_largest[r] = sorted[static_cast<size_t>(k - 1)];
+      }
+      std::vector<std::set<int32_t>> drawn(num_rows);
+      for (uint64_t step = 0; step < 4; ++step) {
+        std::vector<DeviceSamplingRow> rows;
+        for (size_t r = 0; r < num_rows; ++r) rows.push_back(row_params(r % 2 ? 1.5f : 0.8f, k, 1.0f, r, step));
+        const auto tokens = sample_on_device(logits, vocab, rows);
+        for (size_t r = 0; r < num_rows; ++r) {
+          ASSERT_GE(tokens[r], 0);
+          // Compared as z = logit / T, where the kept set is defined (dividing keeps the order).
+          const float temperature = rows[r].temperature;
+          ASSERT_GE(logits[r * static_cast<size_t>(vocab) + static_cast<size_t>(tokens[r])] / temperature,
+                    kth_largest[r] / temperature)
+              << "V=" << vocab << " k=" << k << " row " << r;
+          drawn[r].insert(tokens[r]);
+        }
+      }
+      const auto varied = std::count_if(drawn.begin(), drawn.end(), [](const auto& d) { return d.size() > 1; });
+      EXPECT_GT(varied, static_cast<ptrdiff_t>(num_rows / 2)) << "k=" << k << ": most rows should vary with the step";
+    }
+  }
+}
+
+TEST(GpuSampling, TopPTokensAreInsideTheHostNucleus) {
+  FDPP_REQUIRE_GPU();
+  std::mt19937 rng(14);
+  const int64_t vocab = 128256;
+  const size_t num_rows = 64;
+  const auto logits = normal_logits(rng, num_rows * static_cast<size_t>(vocab), 2.5f);
+  std::vector<std::vector<int32_t>> orders;
+  for (size_t r = 0; r < num_rows; ++r) orders.push_back(descending_order(row_of(logits, vocab, r)));
+  struct Case { float temperature; int32_t top_k; float top_p; };
+  for (const Case c : {Case{0.8f, 0, 0.5f}, Case{1.0f, 0, 0.9f}, Case{1.3f, 0, 0.99f}, Case{1.0f, 40, 0.6f}}) {
+    std::vector<std::vector<bool>> kept_sets;
+    for (size_t r = 0; r < num_rows; ++r)
+      kept_sets.push_back(host_kept_superset(row_of(logits, vocab, r), orders[r], c.temperature, c.top_k, c.top_p, 1e-5));
+    for (uint64_t step = 0; step < 3; ++step) {
+      std::vector<DeviceSamplingRow> rows;
+      for (size_t r = 0; r < num_rows; ++r) rows.push_back(row_params(c.temperature, c.top_k, c.top_p, 7 * r, step));
+      const auto tokens = sample_on_device(logits, vocab, rows);
+      for (size_t r = 0; r < num_rows; ++r) {
+        const auto& kept = kept_sets[r];
+        ASSERT_TRUE(tokens[r] >= 0 && kept[static_cast<size_t>(tokens[r])])
+            << "T=" << c.temperature << " k=" << c.top_k << " p=" << c.top_p << " row " << r << " token " << tokens[r]
+            << " nucleus " << std::count(kept.begin(), kept.end(), true);
+      }
+    }
+  }
+}
+
+TEST(GpuSampling, FrequenciesMatchTheRenormalisedNucleus) {
+  FDPP_REQUIRE_GPU();
+  // Known probabilities; top_p = 0.8 keeps {0..4} (cumulative 0.30 0.50 0.65 0.75 0.83).
+  const std::vector<double> p = {0.30, 0.20, 0.15, 0.10, 0.08, 0.05, 0.04, 0.03,
+                                 0.02, 0.01, 0.004, 0.003, 0.002, 0.002, 0.0015, 0.0015};
+  std::vector<float> logits;
+  for (double x : p) logits.push_back(static_cast<float>(std::log(x)));
+  const auto freq = frequencies(logits, row_params(1.0f, 0, 0.8f, 42, 0), kDraws);
+  std::vector<double> nucleus(p.size(), 0.0);
+  std::copy(p.begin(), p.begin() + 5, nucleus.begin());
+  for (size_t i = 5; i < p.size(); ++i) EXPECT_EQ(freq[i], 0.0) << "token " << i << " is outside the nucleus";
+  const double diff = max_abs_diff(freq, nucleus);
+  std::printf("[ measured ] top-p 0.8 on V=16: max |frequency - p| = %.4f over %d draws\n", diff, kDraws);
+  EXPECT_LT(diff, 0.01);
+
+  // No filter: the full distribution.
+  const double full = max_abs_diff(frequencies(logits, row_params(1.0f, 0, 1.0f, 43, 0), kDraws), p);
+  EXPECT_LT(full, 0.01);
+  // top_k = 3: {0, 1, 2} renormalised.
+  std::vector<double> top3(p.size(), 0.0);
+  std::copy(p.begin(), p.begin() + 3, top3.begin());
+  EXPECT_LT(max_abs_diff(frequencies(logits, row_params(1.0f, 3, 1.0f, 44, 0), kDraws), top3), 0.01);
+}
+
+TEST(GpuSampling, TemperatureReshapesTheDistribution) {
+  FDPP_REQUIRE_GPU();
+  const std::vector<float> logits = {2.0f, 1.5f, 1.0f, 0.5f, 0.0f, -0.5f, -1.0f, -2.0f};
+  std::vector<double> first_token;
+  for (float temperature : {0.5f, 1.0f, 2.0f}) {
+    std::vector<double> want;
+    for (float l : logits) want.push_back(std::exp(double(l) / temperature));
+    const auto freq = frequencies(logits, row_params(temperature, 0, 1.0f, 9, 0), kDraws);
+    const double diff = max_abs_diff(freq, want);
+    std::printf("[ measured ] T=%.1f on V=8: max |frequency - p| = %.4f\n", temperature, diff);
+    EXPECT_LT(diff, 0.01) << "T=" << temperature;
+    first_token.push_back(freq[0]);
+  }
+  EXPECT_GT(first_token[0], first_token[1]);  // colder: the top token more likely
+  EXPECT_GT(first_token[1], first_token[2]);
+}
+
+TEST(GpuSampling, SeedAndStepDetermineTheToken) {
+  FDPP_REQUIRE_GPU();
+  std::mt19937 rng(15);
+  const int64_t vocab = 32000;
+  const auto row = normal_logits(rng, static_cast<size_t>(vocab), 1.0f);
+  const size_t num_rows = 64;
+  const auto logits = repeat_rows(row, num_rows);
+  std::vector<DeviceSamplingRow> by_step, same, other_seed;
+  for (size_t r = 0; r < num_rows; ++r) {
+    by_step.push_back(row_params(1.0f, 0, 0.95f, 7, r));
+    same.push_back(row_params(1.0f, 0, 0.95f, 7, 5));
+    other_seed.push_back(row_params(1.0f, 0, 0.95f, 8, r));
+  }
+  const auto a = sample_on_device(logits, vocab, by_step);
+  EXPECT_EQ(a, sample_on_device(logits, vocab, by_step));  // run to run
+  const auto b = sample_on_device(logits, vocab, same);
+  for (size_t r = 0; r < num_rows; ++r) EXPECT_EQ(b[r], a[5]) << "row " << r << ": the row index must not matter";
+  EXPECT_GT(std::set<int32_t>(a.begin(), a.end()).size(), num_rows / 2) << "steps should give fresh draws";
+  EXPECT_NE(a, sample_on_device(logits, vocab, other_seed));
+}
+
+TEST(GpuSampling, NonFiniteLogitsFollowTheHostRules) {
+  FDPP_REQUIRE_GPU();
+  const int64_t vocab = 1000;
+  std::mt19937 rng(16);
+  const auto base = normal_logits(rng, static_cast<size_t>(vocab), 1.0f);
+  std::vector<float> logits;
+  std::vector<DeviceSamplingRow> rows;
+  std::vector<int32_t> want;  // -1: any token but the ones the row says
+  auto add = [&](std::vector<float> row, DeviceSamplingRow params, int32_t expected) {
+    logits.insert(logits.end(), row.begin(), row.end());
+    rows.push_back(params);
+    want.push_back(expected);
+  };
+  const auto sampling = row_params(1.0f, 0, 1.0f, 3, 0);
+  add(std::vector<float>(vocab, kNaN), sampling, 0);                       // all NaN: 0
+  add(std::vector<float>(vocab, -kInf), sampling, 0);                      // all -inf: 0
+  add(std::vector<float>(vocab, -kInf), row_params(0.0f, 0, 1.0f, 3, 0), 0);
+  auto with_inf = base;
+  with_inf[7] = with_inf[3] = kInf;                                        // +inf: its lowest id
+  add(with_inf, sampling, 3);
+  auto mixed = std::vector<float>(vocab, kNaN);
+  mixed[500] = -kInf;
+  mixed[600] = 1.0f;
+  mixed[700] = 1.0f;
+  add(mixed, row_params(1.0f, 0, 0.4f, 3, 0), 600);                        // ties: lowest id first
+  add(mixed, row_params(0.0f, 0, 1.0f, 3, 0), 600);
+  const auto tokens = sample_on_device(logits, vocab, rows);
+  for (size_t r = 0; r < want.size(); ++r) EXPECT_EQ(tokens[r], want[r]) << "case " << r;
+
+  // NaN and -inf ids are never drawn, whatever the step.
+  auto holes = base;
+  for (size_t i = 0; i < holes.size(); i += 3) holes[i] = i % 2 ? kNaN : -kInf;
+  std::vector<DeviceSamplingRow> steps;
+  for (uint64_t s = 0; s < 256; ++s) steps.push_back(row_params(2.0f, 0, 1.0f, 4, s));
+  for (int32_t t : sample_on_device(repeat_rows(holes, steps.size()), vocab, steps))
+    EXPECT_NE(t % 3, 0) << "token " << t << " has a NaN or -inf logit";
+}
+
+TEST(GpuSampling, TiesAtTheBoundary) {
+  FDPP_REQUIRE_GPU();
+  // top-p: four equal tokens of p = e / (4e + 4) = 0.18 each; 0.3 needs two, the lowest ids.
+  const std::vector<float> four_equal = {1, 1, 1, 1, 0, 0, 0, 0};
+  const auto f = frequencies(four_equal, row_params(1.0f, 0, 0.3f, 5, 0), 4000);
+  EXPECT_NEAR(f[0] + f[1], 1.0, 1e-9);
+  EXPECT_GT(f[0], 0.4);
+  EXPECT_GT(f[1], 0.4);
+  // top-k: the k-th value is tied, every tie stays (as the host and HF).
+  const std::vector<float> tied_kth = {3, 2, 2, 2, 1, 0, 0, 0};
+  const auto g = frequencies(tied_kth, row_params(1.0f, 2, 1.0f, 6, 0), 4000);
+  EXPECT_NEAR(g[0] + g[1] + g[2] + g[3], 1.0, 1e-9);
+  EXPECT_GT(g[3], 0.05);
+
+  // A whole large row tied: top_p = 0.5 keeps exactly the lower half of the ids; top_k keeps all.
+  const int64_t vocab = 151936;
+  const size_t num_rows = 64;
+  const auto flat = repeat_rows(std::vector<float>(vocab, 0.25f), num_rows);
+  std::vector<DeviceSamplingRow> half, topk;
+  for (size_t r = 0; r < num_rows; ++r) {
+    half.push_back(row_params(1.0f, 0, 0.5f, 1, r));
+    topk.push_back(row_params(1.0f, 100, 1.0f, 1, r));
+  }
+  const auto h = sample_on_device(flat, vocab, half);
+  EXPECT_LT(*std::max_element(h.begin(), h.end()), vocab / 2);
+  EXPECT_GT(*std::max_element(h.begin(), h.end()), vocab / 4);
+  const auto k = sample_on_device(flat, vocab, topk);
+  EXPECT_GT(*std::max_element(k.begin(), k.end()), vocab / 2);
+}
+
+TEST(GpuSampling, LaunchRejectsBadShapes) {
+  // Checked before any CUDA call: runs without a device too.
+  int32_t token = 0;
+  DeviceSamplingRow params;
+  float logit = 0.0f;
+  EXPECT_TRUE(cuda::launch_sample({&logit, 0, 10, &params, &token}, nullptr).is_ok());
+  EXPECT_EQ(cuda::launch_sample({&logit, 1, 0, &params, &token}, nullptr).code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(cuda::launch_sample({&logit, 1, cuda::kMaxSampleVocab + 1, &params, &token}, nullptr).code(),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(cuda::launch_sample({nullptr, 1, 10, &params, &token}, nullptr).code(), ErrorCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace fdpp

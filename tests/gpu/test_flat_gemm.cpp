@@ -1,0 +1,322 @@
+// The tensor-core flat GEMM (backend/cuda/gemm/flat_gemm.cuh) against the CPU reference
+// cpu::linear on fresh random inputs rounded to the device dtype, fp16 and bf16: the linear shapes
+// of Llama-2-7B, Llama-3-8B and Qwen2-7B (QKV with bias), odd N, K a multiple of 8 but not of the
+// 64-element K tile, M from 1 to 64 (medium shapes every M, the largest a few), every epilogue
+// (bias, residual, in-place residual, fp32 output), split-K determinism, and the arguments the
+// kernel refuses. Outputs are poisoned (NaN) before every run.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/cpu_ops.h"
+#include "backend/cuda/gemm/flat_gemm.cuh"
+#include "gpu/gpu_test_util.h"
+
+namespace fdpp {
+namespace {
+
+template <typename T>
+double tol() { return test::dtype_of<T>() == DType::kF16 ? 2e-3 : 1.6e-2; }
+
+// fp32 output: only the summation order differs from the reference.
+constexpr double kTolF32 = 1e-4;
+
+enum class Epilogue { kNone, kBias, kResidual, kResidualInPlace, kF32Out, kCount };
+
+const char* epilogue_name(Epilogue e) {
+  switch (e) {
+    case Epilogue::kNone: return "plain";
+    case Epilogue::kBias: return "+bias";
+    case Epilogue::kResidual: return "+bias +residual";
+    case Epilogue::kResidualInPlace: return "+residual in place";
+    case Epilogue::kF32Out: return "+bias fp32 out";
+    default: return "?";
+  }
+}
+
+// Device fp32 buffer [n] for the fp32-output variant.
+struct DeviceFloats {
+  float* dev = nullptr;
+  size_t n;
+  explicit DeviceFloats(size_t n_) : n(n_) { EXPECT_EQ(cudaMalloc(&dev, std::max<size_t>(n, 1) * 4), cudaSuccess); }
+  ~DeviceFloats() { cudaFree(dev); }
+  DeviceFloats(const DeviceFloats&) = delete;
+  DeviceFloats& operator=(const DeviceFloats&) = delete;
+  void poison() { EXPECT_EQ(cudaMemset(dev, 0xff, n * 4), cudaSuccess); }
+  std::vector<float> download() const {
+    std::vector<float> out(n);
+    EXPECT_EQ(cudaMemcpy(out.data(), dev, n * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+    return out;
+  }
+};
+
+// Uniform values in [-scale, scale) rounded to T, from a hash of (seed, index): fills the
+// 100M-element weight matrices in parallel, far faster than a sequential normal generator.
+template <typename T>
+void fill_uniform(test::DeviceArray<T>& a, uint64_t seed, float scale) {
+  const int64_t n = static_cast<int64_t>(a.size());
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    uint64_t z = seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(i);  // splitmix64
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    const float u = static_cast<float>(z >> 40) * (1.0f / 16777216.0f);  // [0, 1)
+    a.host[static_cast<size_t>(i)] = test::from_device_type(test::to_device_type<T>((2.0f * u - 1.0f) * scale));
+  }
+  a.upload();
+}
+
+// Weights [N, K] and bias [N] of one shape, on the device and the host.
+template <typename T>
+struct Layer {
+  int64_t N, K;
+  test::DeviceArray<T> w, bias;
+  Layer(int64_t n, int64_t k, uint64_t seed) : N(n), K(k), w(static_cast<size_t>(n * k)), bias(static_cast<size_t>(n)) {
+    fill_uniform(w, seed, std::sqrt(3.0f / static_cast<float>(std::max<int64_t>(k, 1))));  // variance 1 / K
+    fill_uniform(bias, seed + 1, 0.5f);
+  }
+  std::string name() const {
+    return std::string(test::dtype_of<T>() == DType::kF16 ? "f16" : "bf16") + " [" + std::to_string(N) + ", " +
+           std::to_string(K) + "]";
+  }
+};
+
+// One flat GEMM of a fresh x [M, K] with the layer's weights against cpu::linear.
+template <typename T>
+void check_one(const Layer<T>& layer, int64_t M, Epilogue epi, std::mt19937& rng) {
+  const int64_t N = layer.N, K = layer.K;
+  test::DeviceArray<T> x(static_cast<size_t>(M * K)), res(static_cast<size_t>(M * N)), out(res.size());
+  x.fill_normal(rng, 1.0f);
+  res.fill_normal(rng, 2.0f);
+  DeviceFloats out_f32(res.size());
+  out.poison();
+  out_f32.poison();
+
+  const bool with_bias = epi == Epilogue::kBias || epi == Epilogue::kResidual || epi == Epilogue::kF32Out;
+  const bool with_res = epi == Epilogue::kResidual || epi == Epilogue::kResidualInPlace;
+  cuda::FlatGemmParams<T> p;
+  p.x = x.dev;
+  p.w = layer.w.dev;
+  p.bias = with_bias ? layer.bias.dev : nullptr;
+  p.M = M;
+  p.N = N;
+  p.K = K;
+  if (epi == Epilogue::kF32Out) {
+    p.out_f32 = out_f32.dev;
+  } else if (epi == Epilogue::kResidualInPlace) {
+    p.residual = res.dev;  // out aliases residual: its old contents are the residual, not poison
+    p.out = res.dev;
+  } else {
+    p.residual = with_res ? res.dev : nullptr;
+    p.out = out.dev;
+  }
+  cuda::FlatGemmPlan plan;
+  ASSERT_TRUE(cuda::plan_flat_gemm(p, &plan).is_ok());
+  SCOPED_TRACE(layer.name() + " M=" + std::to_string(M) + " " + epilogue_name(epi) + " (variant " +
+               std::to_string(plan.m_class) + ", splits " + std::to_string(plan.splits) + ")");
+  const Status st = cuda::launch_flat_gemm(p, nullptr);
+  ASSERT_TRUE(st.is_ok()) << st.message();
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+
+  std::vector<float> ref(static_cast<size_t>(M * N));
+  const TensorView wv = TensorView::contiguous(const_cast<float*>(layer.w.host.data()), DType::kF32, {N, K});
+  const TensorView bv =
+      with_bias ? TensorView::contiguous(const_cast<float*>(layer.bias.host.data()), DType::kF32, {N}) : TensorView{};
+  cpu::linear(x.host.data(), M, wv, bv, ref.data());
+  std::vector<double> want(ref.begin(), ref.end());
+  if (with_res)
+    for (size_t i = 0; i < want.size(); ++i) want[i] += res.host[i];
+
+  const std::vector<float> got =
+      epi == Epilogue::kF32Out ? out_f32.download() : epi == Epilogue::kResidualInPlace ? res.download() : out.download();
+  const auto unwritten = std::count_if(got.begin(), got.end(), [](float g) { return std::isnan(g); });
+  ASSERT_EQ(unwritten, 0) << "outputs left poisoned";
+  EXPECT_LT(test::scaled_max_error(got, want), epi == Epilogue::kF32Out ? kTolF32 : tol<T>());
+}
+
+// M values of the test: across the variants (1, 2, 4, 8 n-tiles of 8 tokens) and their edges.
+const std::vector<int64_t> kAllM = {1, 2, 3, 7, 8, 9, 16, 31, 33, 64};
+
+// Runs the given M on one shape; the epilogue rotates with M so every shape sees several.
+template <typename T>
+void check_shape(int64_t N, int64_t K, const std::vector<int64_t>& ms, uint32_t seed, Epilogue first = Epilogue::kNone) {
+  const Layer<T> layer(N, K, seed);
+  std::mt19937 rng(seed);
+  int e = static_cast<int>(first);
+  for (int64_t M : ms) {
+    check_one<T>(layer, M, static_cast<Epilogue>(e++ % static_cast<int>(Epilogue::kCount)), rng);
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+}
+
+struct Shape {
+  int64_t N, K;
+};
+
+// Medium shapes: every M, both dtypes. O projections of all three models, Qwen2-7B QKV (which has
+// a bias), odd N and K not a multiple of the K tile (ragged last tile, ragged last row block,
+// split K over uneven ranges), and a shape smaller than one tile.
+const std::vector<Shape> kMediumShapes = {
+    {4096, 4096},  // Llama-2-7B / Llama-3-8B O
+    {3584, 3584},  // Qwen2-7B O
+    {4608, 3584},  // Qwen2-7B QKV (bias)
+    {1000, 4104},  // odd N, K = 64 * 64 + 8
+    {4097, 1000},  // N one past a row block, K = 15 * 64 + 40
+    {17, 40},      // less than one tile each way
+};
+
+// Large shapes: a few M each (the CPU reference and the 100M-element weights are the cost).
+const std::vector<Shape> kLargeShapes = {
+    {12288, 4096}, {22016, 4096}, {11008, 4096}, {4096, 11008},  // Llama-2-7B QKV, gate+up, FFN1, FFN2
+    {6144, 4096},  {28672, 4096}, {4096, 14336},                 // Llama-3-8B QKV, gate+up, down
+    {37888, 3584}, {3584, 18944},                                // Qwen2-7B gate+up, down
+};
+
+TEST(GpuFlatGemm, MediumShapesEveryMFp16) {
+  FDPP_REQUIRE_GPU();
+  uint32_t seed = 1;
+  for (const Shape& s : kMediumShapes) check_shape<__half>(s.N, s.K, kAllM, seed++);
+}
+
+TEST(GpuFlatGemm, MediumShapesEveryMBf16) {
+  FDPP_REQUIRE_GPU();
+  uint32_t seed = 100;
+  for (const Shape& s : kMediumShapes) check_shape<__nv_bfloat16>(s.N, s.K, kAllM, seed++, Epilogue::kBias);
+}
+
+TEST(GpuFlatGemm, LargeShapesFp16) {
+  FDPP_REQUIRE_GPU();
+  uint32_t seed = 200;
+  for (const Shape& s : kLargeShapes) check_shape<__half>(s.N, s.K, {1, 16, 64}, seed++, Epilogue::kResidual);
+}
+
+TEST(GpuFlatGemm, LargeShapesBf16) {
+  FDPP_REQUIRE_GPU();
+  uint32_t seed = 300;
+  for (const Shape& s : kLargeShapes) check_shape<__nv_bfloat16>(s.N, s.K, {2, 31, 64}, seed++, Epilogue::kF32Out);
+}
+
+// Split K sums its partials in a fixed order: two runs give the same bits. [1000, 4104] has 8
+// row blocks, so any GPU with 16+ SMs splits K.
+TEST(GpuFlatGemm, SplitKIsDeterministic) {
+  FDPP_REQUIRE_GPU();
+  const Layer<__half> layer(1000, 4104, 7);
+  std::mt19937 rng(7);
+  for (int64_t M : {1, 16, 64}) {
+    test::DeviceArray<__half> x(static_cast<size_t>(M * layer.K)), a(static_cast<size_t>(M * layer.N)), b(a.size());
+    x.fill_normal(rng, 1.0f);
+    cuda::FlatGemmParams<__half> p;
+    p.x = x.dev;
+    p.w = layer.w.dev;
+    p.bias = layer.bias.dev;
+    p.M = M;
+    p.N = layer.N;
+    p.K = layer.K;
+    p.out = a.dev;  // the plan validates the operands, outputs included
+    cuda::FlatGemmPlan plan;
+    ASSERT_TRUE(cuda::plan_flat_gemm(p, &plan).is_ok());
+    int sms = 0;
+    ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
+    if (sms >= 16) {
+      EXPECT_GT(plan.splits, 1) << "M=" << M << ": the split-K path is not exercised";
+    }
+    p.out = a.dev;
+    ASSERT_TRUE(cuda::launch_flat_gemm(p, nullptr).is_ok());
+    p.out = b.dev;
+    ASSERT_TRUE(cuda::launch_flat_gemm(p, nullptr).is_ok());
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    std::vector<__half> ha(a.size()), hb(b.size());
+    ASSERT_EQ(cudaMemcpy(ha.data(), a.dev, ha.size() * 2, cudaMemcpyDeviceToHost), cudaSuccess);
+    ASSERT_EQ(cudaMemcpy(hb.data(), b.dev, hb.size() * 2, cudaMemcpyDeviceToHost), cudaSuccess);
+    EXPECT_EQ(std::memcmp(ha.data(), hb.data(), ha.size() * 2), 0) << "M=" << M << ": runs differ";
+  }
+}
+
+// K = 0: nothing to multiply; out = bias + residual.
+TEST(GpuFlatGemm, EmptyKGivesBiasPlusResidual) {
+  FDPP_REQUIRE_GPU();
+  std::mt19937 rng(9);
+  const int64_t M = 3, N = 300;
+  test::DeviceArray<__half> bias(N), res(static_cast<size_t>(M * N)), out(res.size());
+  bias.fill_normal(rng, 1.0f);
+  res.fill_normal(rng, 1.0f);
+  out.poison();
+  cuda::FlatGemmParams<__half> p;
+  p.bias = bias.dev;
+  p.residual = res.dev;
+  p.out = out.dev;
+  p.M = M;
+  p.N = N;
+  ASSERT_TRUE(cuda::launch_flat_gemm(p, nullptr).is_ok());
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  std::vector<double> want(res.size());
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) want[m * N + n] = bias.host[n] + res.host[m * N + n];
+  EXPECT_LT(test::scaled_max_error(out.download(), want), tol<__half>());
+}
+
+// What the flat GEMM refuses (the dispatcher routes these to the GEMV or cuBLASLt).
+TEST(GpuFlatGemm, RejectsBadArguments) {
+  FDPP_REQUIRE_GPU();
+  test::DeviceArray<__half> x(65 * 72 + 8), w(16 * 72 + 8), out(65 * 16);
+  cuda::FlatGemmParams<__half> p;
+  p.x = x.dev;
+  p.w = w.dev;
+  p.out = out.dev;
+  p.M = 2;
+  p.N = 16;
+  p.K = 64;
+  EXPECT_TRUE(cuda::launch_flat_gemm(p, nullptr).is_ok());
+
+  p.M = 65;  // past kFlatGemmMaxM
+  Status st = cuda::launch_flat_gemm(p, nullptr);
+  EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument) << st.message();
+  p.M = 2;
+
+  p.K = 60;  // K % 8 != 0
+  st = cuda::launch_flat_gemm(p, nullptr);
+  EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument) << st.message();
+  EXPECT_NE(st.message().find("multiple of 8"), std::string::npos) << st.message();
+  p.K = 64;
+
+  p.x = x.dev + 1;  // 2 bytes past a 16-byte boundary
+  st = cuda::launch_flat_gemm(p, nullptr);
+  EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument) << st.message();
+  EXPECT_NE(st.message().find("aligned"), std::string::npos) << st.message();
+  p.x = x.dev;
+  p.w = w.dev + 4;  // 8 bytes past
+  EXPECT_EQ(cuda::launch_flat_gemm(p, nullptr).code(), ErrorCode::kInvalidArgument);
+  p.w = w.dev;
+
+  cuda::FlatGemmPlan plan;
+  EXPECT_EQ(cuda::plan_flat_gemm(p, &plan).code(), ErrorCode::kOk);
+  p.K = 12;
+  EXPECT_EQ(cuda::plan_flat_gemm(p, &plan).code(), ErrorCode::kInvalidArgument);  // same checks as launch
+  p.K = 64;
+
+  float* f32 = reinterpret_cast<float*>(out.dev);
+  p.out_f32 = f32;  // both outputs
+  EXPECT_EQ(cuda::launch_flat_gemm(p, nullptr).code(), ErrorCode::kInvalidArgument);
+  p.out = nullptr;
+  p.out_f32 = nullptr;  // neither
+  EXPECT_EQ(cuda::launch_flat_gemm(p, nullptr).code(), ErrorCode::kInvalidArgument);
+
+  p.out = x.dev + 8;  // overlaps x
+  EXPECT_EQ(cuda::launch_flat_gemm(p, nullptr).code(), ErrorCode::kInvalidArgument);
+  p.out = out.dev;
+
+  p.w = nullptr;  // missing weights
+  EXPECT_EQ(cuda::launch_flat_gemm(p, nullptr).code(), ErrorCode::kInvalidArgument);
+  p.w = w.dev;
+
+  p.M = 0;  // nothing to do
+  EXPECT_TRUE(cuda::launch_flat_gemm(p, nullptr).is_ok());
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  EXPECT_EQ(cuda::flat_gemm_workspace_bytes(64, 4096, 4096), 0u);
+}
+
+}  // namespace
+}  // namespace fdpp

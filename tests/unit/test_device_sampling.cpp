@@ -1,0 +1,64 @@
+// Which sampling parameters the GPU sampler serves, and the row it is handed (no GPU needed).
+#include <gtest/gtest.h>
+
+#include <limits>
+
+#include "runtime/device_sampling.h"
+
+namespace fdpp {
+namespace {
+
+TEST(DeviceSampling, ServesGreedyTemperatureTopKAndTopP) {
+  SamplingParams p;  // defaults: temperature 1, no filters
+  EXPECT_TRUE(device_sampling_supported(p));
+  p.temperature = 0.0f;
+  EXPECT_TRUE(device_sampling_supported(p));
+  p.temperature = 0.7f;
+  p.top_k = 40;
+  p.top_p = 0.9f;
+  p.seed = 5;
+  EXPECT_TRUE(device_sampling_supported(p)) << device_sampling_unsupported_reason(p);
+}
+
+TEST(DeviceSampling, RefusesRepetitionPenaltyAndMinPNamingThem) {
+  SamplingParams p;
+  p.repetition_penalty = 1.1f;
+  EXPECT_FALSE(device_sampling_supported(p));
+  EXPECT_NE(device_sampling_unsupported_reason(p).find("repetition_penalty=1.1"), std::string::npos)
+      << device_sampling_unsupported_reason(p);
+  p.repetition_penalty = 1.0f;
+  p.min_p = 0.05f;
+  EXPECT_FALSE(device_sampling_supported(p));
+  EXPECT_NE(device_sampling_unsupported_reason(p).find("min_p=0.05"), std::string::npos)
+      << device_sampling_unsupported_reason(p);
+}
+
+TEST(DeviceSampling, RefusesInvalidParametersSoTheHostReportsThem) {
+  SamplingParams p;
+  p.temperature = -1.0f;
+  EXPECT_NE(device_sampling_unsupported_reason(p).find("temperature"), std::string::npos);
+  p.temperature = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_FALSE(device_sampling_supported(p));
+  p = SamplingParams{};
+  p.top_p = 0.0f;
+  EXPECT_NE(device_sampling_unsupported_reason(p).find("top_p"), std::string::npos);
+  p = SamplingParams{};
+  p.top_k = -3;
+  EXPECT_NE(device_sampling_unsupported_reason(p).find("top_k"), std::string::npos);
+}
+
+TEST(DeviceSampling, RowCarriesTheFiltersSeedAndStep) {
+  SamplingParams p;
+  p.temperature = 0.8f;
+  p.top_k = 50;
+  p.top_p = 0.95f;
+  const cuda::DeviceSamplingRow row = device_sampling_row(p, 1234, 17);
+  EXPECT_EQ(row.temperature, 0.8f);
+  EXPECT_EQ(row.top_k, 50);
+  EXPECT_EQ(row.top_p, 0.95f);
+  EXPECT_EQ(row.seed, 1234u);
+  EXPECT_EQ(row.step, 17u);
+}
+
+}  // namespace
+}  // namespace fdpp

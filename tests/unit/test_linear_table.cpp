@@ -1,0 +1,108 @@
+// The heuristic dataflow's table (backend/linear_table.h): choosing by M, the inflection points
+// found from a sweep's timings, and the JSON file with its errors.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "backend/linear_table.h"
+#include "fdpp/status.h"
+
+namespace fdpp {
+namespace {
+
+std::filesystem::path temp_file(const std::string& name, const std::string& text) {
+  const auto path = std::filesystem::temp_directory_path() / ("fdpp_linear_table_" + name);
+  std::ofstream(path) << text;
+  return path;
+}
+
+void expect_parse_error(const std::string& text, const std::string& needle) {
+  const auto path = temp_file("bad.json", text);
+  try {
+    LinearTable::load(path);
+    FAIL() << "no error for " << text;
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kParse) << e.what();
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(path.string()), std::string::npos) << e.what();
+  }
+}
+
+TEST(LinearTable, ChoosesByInflectionPoints) {
+  const LinearInflection at{2, 48};
+  EXPECT_EQ(choose_linear_impl(at, 1), LinearImpl::kGemv);
+  EXPECT_EQ(choose_linear_impl(at, 2), LinearImpl::kGemv);
+  EXPECT_EQ(choose_linear_impl(at, 3), LinearImpl::kFlatGemm);
+  EXPECT_EQ(choose_linear_impl(at, 48), LinearImpl::kFlatGemm);
+  EXPECT_EQ(choose_linear_impl(at, 49), LinearImpl::kCublasLt);
+  EXPECT_EQ(choose_linear_impl({0, 0}, 1), LinearImpl::kCublasLt);
+}
+
+TEST(LinearTable, InflectionPointsFollowTheFastestImplementation) {
+  // GEMV fastest for M <= 3, flat GEMM for 4..40, cuBLASLt above; the GEMV cannot run M > 8,
+  // the flat GEMM not M > 64.
+  std::vector<LinearTiming> t;
+  for (int64_t m = 1; m <= 128; ++m) {
+    LinearTiming x;
+    x.m = m;
+    x.gemv_us = m <= 8 ? 10.0 + 2.0 * m : -1;
+    x.flat_us = m <= 64 ? 15.0 + 0.5 * m : -1;
+    x.cublas_us = 30.0 + 0.1 * m;
+    t.push_back(x);
+  }
+  // gemv < flat while 10 + 2m < 15 + 0.5m, i.e. m < 3.33; flat < cublas while 15 + 0.5m < 30 + 0.1m, m < 37.5
+  EXPECT_EQ(inflection_from_timings(t), (LinearInflection{3, 37}));
+}
+
+TEST(LinearTable, OneNoisyPointDoesNotMoveTheInflection) {
+  std::vector<LinearTiming> t;
+  for (int64_t m = 1; m <= 16; ++m) t.push_back({m, m <= 8 ? 10.0 : -1, 20.0, 30.0});
+  t[5].flat_us = 9.9;  // M = 6: flat GEMM wins by 1% once
+  EXPECT_EQ(inflection_from_timings(t).m1, 8);
+}
+
+TEST(LinearTable, NeverChoosesAnImplementationThatCannotRun) {
+  std::vector<LinearTiming> t;
+  for (int64_t m = 1; m <= 4; ++m) t.push_back({m, -1, -1, 5.0});
+  EXPECT_EQ(inflection_from_timings(t), (LinearInflection{0, 0}));
+  EXPECT_EQ(inflection_from_timings({}), kDefaultLinearInflection);
+}
+
+TEST(LinearTable, SavesAndLoadsEntries) {
+  LinearTable table;
+  table.set({"NVIDIA H100 80GB HBM3", DType::kF16, 12288, 4096}, {2, 64});
+  table.set({"NVIDIA H100 80GB HBM3", DType::kBF16, 4096, 11008}, {1, 32});
+  const auto path = std::filesystem::temp_directory_path() / "fdpp_linear_table_dir" / "table.json";
+  table.save(path);
+  const LinearTable back = LinearTable::load(path);
+  EXPECT_EQ(back.size(), 2u);
+  EXPECT_EQ(back.find({"NVIDIA H100 80GB HBM3", DType::kBF16, 4096, 11008}), (LinearInflection{1, 32}));
+  EXPECT_FALSE(back.find({"NVIDIA H100 80GB HBM3", DType::kF16, 4096, 11008}).has_value());
+  EXPECT_EQ(back.find_or_default({"other", DType::kF16, 1, 1}), kDefaultLinearInflection);
+}
+
+TEST(LinearTable, MalformedFilesNameTheProblem) {
+  expect_parse_error("{\"format\": \"x\", \"version\": 1, \"entries\": []}", "'format'");
+  expect_parse_error("{\"format\": \"fdpp-linear-table\", \"version\": 7, \"entries\": []}", "'version'");
+  expect_parse_error("{\"format\": \"fdpp-linear-table\", \"version\": 1}", "'entries'");
+  const std::string head = "{\"format\": \"fdpp-linear-table\", \"version\": 1, \"entries\": [";
+  expect_parse_error(head + "{\"gpu\": \"g\", \"dtype\": \"F32\", \"n\": 1, \"k\": 1, \"m1\": 1, \"m2\": 2}]}", "'dtype'");
+  expect_parse_error(head + "{\"gpu\": \"g\", \"dtype\": \"F16\", \"n\": 0, \"k\": 1, \"m1\": 1, \"m2\": 2}]}", "'n'");
+  expect_parse_error(head + "{\"gpu\": \"g\", \"dtype\": \"F16\", \"n\": 1, \"k\": \"4\", \"m1\": 1, \"m2\": 2}]}", "'k'");
+  expect_parse_error(head + "{\"gpu\": \"g\", \"dtype\": \"F16\", \"n\": 1, \"k\": 1, \"m1\": 5, \"m2\": 2}]}", "m1 <= m2");
+  expect_parse_error(head + "{\"dtype\": \"F16\", \"n\": 1, \"k\": 1, \"m1\": 1, \"m2\": 2}]}", "entries[0]: field 'gpu'");
+  expect_parse_error("{\"format\": ", "malformed JSON");
+}
+
+TEST(LinearTable, MissingFileIsNotFound) {
+  try {
+    LinearTable::load("/nonexistent/fdpp/linear_table.json");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kNotFound);
+  }
+}
+
+}  // namespace
+}  // namespace fdpp
