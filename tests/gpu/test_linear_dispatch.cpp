@@ -1,0 +1,139 @@
+// The heuristic dataflow end to end (backend/cuda/gemm/linear_dispatch.h): every linear shape of
+// Llama-2-7B, Llama-3-8B and Qwen2-7B (fused QKV and gate/up, LM heads) and odd shapes, at
+// M in {1, 2, 3, 7, 8, 9, 16, 31, 64, 127, 512}, through whichever implementation the dispatcher
+// picks (and each one forced where it can run), against a float64 reference. Weights are filled on
+// the device; the reference reads back 64 sampled output features (their weight rows) so that the
+// largest shapes stay cheap. Outputs are poisoned (NaN) before every run.
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <random>
+#include <string>
+
+#include "backend/cuda/gemm/linear_dispatch.h"
+#include "backend/cuda/pointwise/pointwise.cuh"
+#include "backend/linear_tuner.h"
+#include "gpu/gpu_test_util.h"
+#include "model/model_shapes.h"
+
+namespace fdpp {
+namespace {
+
+constexpr int kSampledFeatures = 64;
+
+struct DeviceHalfs {
+  __half* dev = nullptr;
+  size_t n = 0;
+  explicit DeviceHalfs(size_t n_) : n(n_) { EXPECT_EQ(cudaMalloc(&dev, std::max<size_t>(n, 1) * 2), cudaSuccess); }
+  ~DeviceHalfs() { cudaFree(dev); }
+  DeviceHalfs(const DeviceHalfs&) = delete;
+  DeviceHalfs& operator=(const DeviceHalfs&) = delete;
+  std::vector<float> rows(size_t first, size_t count, size_t width) const {
+    std::vector<__half> h(count * width);
+    EXPECT_EQ(cudaMemcpy(h.data(), dev + first * width, h.size() * 2, cudaMemcpyDeviceToHost), cudaSuccess);
+    std::vector<float> f(h.size());
+    for (size_t i = 0; i < h.size(); ++i) f[i] = __half2float(h[i]);
+    return f;
+  }
+};
+
+// Runs out = x . w^T for one shape at every M, through the dispatcher's choice and through every
+// implementation that can serve the operands, and checks the sampled output features.
+void check_shape(cuda::LinearDispatcher& dispatch, const LinearShape& shape, const std::vector<int64_t>& ms,
+                 std::mt19937& rng) {
+  SCOPED_TRACE(shape.name + " [" + std::to_string(shape.n) + ", " + std::to_string(shape.k) + "]");
+  const int64_t max_m = *std::max_element(ms.begin(), ms.end());
+  DeviceHalfs w(static_cast<size_t>(shape.n * shape.k)), x(static_cast<size_t>(max_m * shape.k)),
+      out(static_cast<size_t>(max_m * shape.n));
+  ASSERT_TRUE(cuda::launch_fill_random(w.dev, shape.n * shape.k, rng(), 0.0f, 0.02f, nullptr).is_ok());
+  ASSERT_TRUE(cuda::launch_fill_random(x.dev, max_m * shape.k, rng(), 0.0f, 1.0f, nullptr).is_ok());
+  std::vector<size_t> features;
+  for (int i = 0; i < kSampledFeatures; ++i) features.push_back(rng() % static_cast<size_t>(shape.n));
+  features.push_back(static_cast<size_t>(shape.n - 1));  // the ragged edge
+  std::vector<std::vector<float>> w_rows;
+  for (size_t f : features) w_rows.push_back(w.rows(f, 1, static_cast<size_t>(shape.k)));
+  const std::vector<float> x_host = x.rows(0, static_cast<size_t>(max_m), static_cast<size_t>(shape.k));
+
+  for (int64_t m : ms) {
+    TensorView xv = TensorView::contiguous(x.dev, DType::kF16, {m, shape.k}, Device::kCuda);
+    TensorView wv = TensorView::contiguous(w.dev, DType::kF16, {shape.n, shape.k}, Device::kCuda);
+    TensorView ov = TensorView::contiguous(out.dev, DType::kF16, {m, shape.n}, Device::kCuda);
+    std::vector<std::optional<LinearImpl>> runs = {std::nullopt};
+    for (LinearImpl impl : {LinearImpl::kGemv, LinearImpl::kFlatGemm, LinearImpl::kCublasLt})
+      if (dispatch.can_run(impl, xv, wv)) runs.push_back(impl);
+    for (const auto& impl : runs) {
+      const LinearImpl used = impl ? *impl : dispatch.choose(xv, wv);
+      SCOPED_TRACE("M=" + std::to_string(m) + " " + linear_impl_name(used) + (impl ? " (forced)" : " (chosen)"));
+      ASSERT_EQ(cudaMemset(out.dev, 0xff, out.n * 2), cudaSuccess);
+      if (impl) dispatch.run_with(*impl, xv, wv, TensorView{}, ov);
+      else dispatch.run(xv, wv, TensorView{}, ov);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      const std::vector<float> got = out.rows(0, static_cast<size_t>(m), static_cast<size_t>(shape.n));
+      double worst = 0, scale = 1e-30;
+      for (int64_t r = 0; r < m; ++r) {
+        for (size_t j = 0; j < features.size(); ++j) {
+          double want = 0;
+          const float* xr = x_host.data() + r * shape.k;
+          for (int64_t k = 0; k < shape.k; ++k) want += double(xr[k]) * w_rows[j][static_cast<size_t>(k)];
+          const float g = got[static_cast<size_t>(r * shape.n) + features[j]];
+          worst = std::max(worst, std::isfinite(g) ? std::abs(g - want) : 1e30);
+          scale = std::max(scale, std::abs(want));
+        }
+      }
+      EXPECT_LT(worst / scale, 4e-3);
+    }
+  }
+}
+
+TEST(GpuLinearDispatch, ModelShapesAtEveryM) {
+  FDPP_REQUIRE_GPU();
+  cudaStream_t stream = nullptr;
+  cuda::LinearDispatcher dispatch(stream, "test", LinearTable{});
+  std::mt19937 rng(11);
+  const std::vector<int64_t> all_m = {1, 2, 3, 7, 8, 9, 16, 31, 64, 127, 512};
+  const std::vector<int64_t> few_m = {1, 9, 64, 512};
+  for (const char* model : {"llama2-7b", "llama3-8b", "qwen2-7b"}) {
+    SCOPED_TRACE(model);
+    for (const LinearShape& shape : model_linear_shapes(named_model_shape(model)))
+      check_shape(dispatch, shape, shape.name == "lm_head" ? few_m : all_m, rng);
+  }
+}
+
+TEST(GpuLinearDispatch, RaggedShapesFallThrough) {
+  FDPP_REQUIRE_GPU();
+  cuda::LinearDispatcher dispatch(nullptr, "test", LinearTable{});
+  std::mt19937 rng(12);
+  const std::vector<int64_t> ms = {1, 3, 8, 9, 31, 64, 127};
+  // N and K off every tile; K % 8 != 0 leaves the flat GEMM out (the dispatcher must skip it).
+  for (const LinearShape& shape : {LinearShape{"odd", 4097, 1000}, LinearShape{"odd k", 1000, 4100},
+                                   LinearShape{"tiny", 17, 40}})
+    check_shape(dispatch, shape, ms, rng);
+}
+
+TEST(GpuLinearDispatch, TheTableDecidesAndIncapableImplementationsHandOn) {
+  FDPP_REQUIRE_GPU();
+  LinearTable table;
+  table.set({"test", DType::kF16, 512, 256}, {2, 16});
+  table.set({"test", DType::kF16, 512, 260}, {2, 16});  // K % 8 != 0: no flat GEMM
+  cuda::LinearDispatcher dispatch(nullptr, "test", table);
+  DeviceHalfs buf(512 * 512);
+  auto pick = [&](int64_t m, int64_t k) {
+    const TensorView x = TensorView::contiguous(buf.dev, DType::kF16, {m, k}, Device::kCuda);
+    const TensorView w = TensorView::contiguous(buf.dev, DType::kF16, {512, k}, Device::kCuda);
+    return dispatch.choose(x, w);
+  };
+  EXPECT_EQ(pick(1, 256), LinearImpl::kGemv);
+  EXPECT_EQ(pick(2, 256), LinearImpl::kGemv);
+  EXPECT_EQ(pick(3, 256), LinearImpl::kFlatGemm);
+  EXPECT_EQ(pick(16, 256), LinearImpl::kFlatGemm);
+  EXPECT_EQ(pick(17, 256), LinearImpl::kCublasLt);
+  EXPECT_EQ(pick(3, 260), LinearImpl::kCublasLt);  // flat GEMM cannot serve K % 8 != 0
+  // Shapes the table does not list take the built-in defaults.
+  EXPECT_EQ(pick(kDefaultLinearInflection.m1, 128), LinearImpl::kGemv);
+  EXPECT_EQ(pick(kDefaultLinearInflection.m2 + 1, 128), LinearImpl::kCublasLt);
+}
+
+}  // namespace
+}  // namespace fdpp
