@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cuda/sampling/sampling_row.h"
 #include "core/tensor.h"
 
 namespace fdpp {
@@ -127,6 +128,13 @@ class Backend {
   virtual void gather_rows(const TensorView& x, TensorView& out) = 0;
   // Copies logits [R, V] to host fp32 (waits for the step to finish).
   virtual void logits_to_host(const TensorView& logits, std::span<float> out) = 0;
+  // Samples one token per row of logits [R, V] (fp32, on this backend) with rows[r]'s parameters
+  // and copies only the R tokens to the host (waits for the step to finish). Backends without a
+  // sampler return false and leave tokens alone; the caller then copies the logits.
+  virtual bool sample_rows(const TensorView& logits, std::span<const cuda::DeviceSamplingRow> rows,
+                           std::span<int32_t> tokens) {
+    return false;
+  }
 };
 
 enum class BackendKind { kAuto, kCpu, kCuda };

@@ -111,7 +111,7 @@ void LlamaModel::reserve(int64_t tokens, int64_t rows) {
   ++act_.generation;
 }
 
-void LlamaModel::forward(const StepBatch& batch, std::vector<float>& logits) {
+void LlamaModel::run_step(const StepBatch& batch) {
   const int64_t T = batch.num_tokens();
   const int64_t R = static_cast<int64_t>(batch.logit_rows.size());
   reserve(T, R);
@@ -121,8 +121,26 @@ void LlamaModel::forward(const StepBatch& batch, std::vector<float>& logits) {
     run_layers(T, R);
     backend_.end_graph_step();
   }
+}
+
+void LlamaModel::forward(const StepBatch& batch, std::vector<float>& logits) {
+  run_step(batch);
+  const auto R = static_cast<int64_t>(batch.logit_rows.size());
   logits.resize(static_cast<size_t>(R * config_.vocab_size));
   backend_.logits_to_host(act_.logits.view().first_rows(R), logits);
+}
+
+bool LlamaModel::forward_sampled(const StepBatch& batch, std::span<const cuda::DeviceSamplingRow> rows,
+                                 std::span<int32_t> tokens, std::vector<float>& logits) {
+  run_step(batch);
+  const auto R = static_cast<int64_t>(batch.logit_rows.size());
+  if (static_cast<int64_t>(rows.size()) != R || static_cast<int64_t>(tokens.size()) != R)
+    throw Error(ErrorCode::kInternal, fmt::format("forward_sampled: {} rows, {} parameters, {} tokens", R,
+                                                  rows.size(), tokens.size()));
+  if (backend_.sample_rows(act_.logits.view().first_rows(R), rows, tokens)) return true;
+  logits.resize(static_cast<size_t>(R * config_.vocab_size));
+  backend_.logits_to_host(act_.logits.view().first_rows(R), logits);
+  return false;
 }
 
 void LlamaModel::run_layers(int64_t T, int64_t R) {

@@ -43,6 +43,11 @@ class LlamaModel {
   // Runs one step. The batch's tokens must already have cache blocks in its block tables.
   // logits: resized to [R, V] fp32, R = batch.logit_rows.size().
   void forward(const StepBatch& batch, std::vector<float>& logits);
+  // Runs one step and samples its R logit rows on the backend with rows[r]'s parameters: tokens
+  // [R] filled, true. A backend without a sampler returns false after copying the logits into
+  // `logits` [R, V] instead, for the host sampler.
+  bool forward_sampled(const StepBatch& batch, std::span<const cuda::DeviceSamplingRow> rows,
+                       std::span<int32_t> tokens, std::vector<float>& logits);
 
   // Bytes of weights one decode step streams (all but the embedding table, which is gathered;
   // the LM head counts even when tied): the numerator of the bandwidth figure.
@@ -71,6 +76,8 @@ class LlamaModel {
   void reserve(int64_t tokens, int64_t rows);
   // The layers, final norm and LM head of one step (everything after begin_step()).
   void run_layers(int64_t T, int64_t R);
+  // Everything up to the logits on the backend: act_.logits [R, V].
+  void run_step(const StepBatch& batch);
   // Rows of `parts` (one dtype, equal trailing dims) as one tensor on the backend: a view spanning
   // them when they already lie back to back in memory, else a host copy adopted by the backend.
   TensorView fuse_rows(std::initializer_list<TensorView> parts, WeightPlacement placement);

@@ -11,6 +11,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <random>
 
 #include "backend/backend.h"
 #include "core/progress.h"
@@ -18,6 +19,7 @@
 #include "model/llama_model.h"
 #include "model/weight_store.h"
 #include "model/weights.h"
+#include "runtime/device_sampling.h"
 #include "runtime/kv_blocks.h"
 #include "runtime/sampler.h"
 #include "runtime/softmax_calibration.h"
@@ -33,6 +35,12 @@ double seconds_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
+// 64 bits from the OS's entropy source: the GPU sampler's seed for requests without one.
+uint64_t fresh_seed() {
+  std::random_device rd;
+  return (uint64_t{rd()} << 32) ^ rd();
+}
+
 struct Sequence {
   uint64_t id = 0;
   GenerationRequest request;
@@ -41,6 +49,10 @@ struct Sequence {
   int64_t num_cached = 0;             // tokens whose K/V are in the cache
   std::vector<int32_t> blocks;        // block table
   Sampler sampler;
+  // The GPU sampler serves this request (no repetition penalty, no min-p): tokens are drawn on the
+  // device from (device_seed, token index) whenever every row of the step can be.
+  bool device_sampling = false;
+  uint64_t device_seed = 0;
   std::optional<StreamDecoder> decoder;
   StopMatcher stop_matcher;
   FinishReason finish = FinishReason::kNone;
@@ -52,6 +64,8 @@ struct Sequence {
         callback(std::move(cb)),
         tokens(request.prompt),
         sampler(request.sampling),
+        device_sampling(device_sampling_supported(request.sampling)),
+        device_seed(request.sampling.seed.value_or(fresh_seed())),
         stop_matcher(request.stop.stop_strings),
         submitted(Clock::now()) {
     decoder.emplace(tok, request.prompt);
@@ -82,7 +96,7 @@ class EngineImpl final : public Engine {
  private:
   void admit_waiting();
   StepBatch build_step(std::vector<Sequence*>& with_logits);
-  void on_logits(Sequence& seq, std::span<float> logits);
+  void on_token(Sequence& seq, int32_t token);
   void emit(Sequence& seq, int32_t token, std::string text, FinishReason finish);
   void retire_finished();
   RequestStats stats_of(const Sequence& seq) const;
@@ -102,6 +116,8 @@ class EngineImpl final : public Engine {
   std::vector<std::unique_ptr<Sequence>> running_;
   std::map<uint64_t, RequestStats> finished_stats_;
   std::vector<float> logits_;
+  std::vector<cuda::DeviceSamplingRow> sample_rows_;  // [R] this step's GPU sampling parameters
+  std::vector<int32_t> sampled_;                      // [R] tokens the backend drew
 };
 
 ModelConfig load_config_checked(const EngineOptions& options) {
@@ -257,16 +273,31 @@ bool EngineImpl::step() {
   if (running_.empty()) return !waiting_.empty();
   std::vector<Sequence*> with_logits;
   const StepBatch batch = build_step(with_logits);
-  model_->forward(batch, logits_);
+  // Tokens are drawn on the backend when it has a sampler and every row's request allows it;
+  // otherwise the logits come to the host sampler.
+  const bool on_device = !with_logits.empty() && std::all_of(with_logits.begin(), with_logits.end(),
+                                                             [](const Sequence* s) { return s->device_sampling; });
+  bool sampled = false;
+  if (on_device) {
+    sample_rows_.clear();
+    for (const Sequence* s : with_logits)
+      sample_rows_.push_back(device_sampling_row(s->request.sampling, s->device_seed,
+                                                 static_cast<uint64_t>(s->generated())));
+    sampled_.resize(with_logits.size());
+    sampled = model_->forward_sampled(batch, sample_rows_, sampled_, logits_);
+  } else {
+    model_->forward(batch, logits_);
+  }
   const auto V = static_cast<size_t>(config_.vocab_size);
-  for (size_t r = 0; r < with_logits.size(); ++r)
-    on_logits(*with_logits[r], std::span<float>(logits_.data() + r * V, V));
+  for (size_t r = 0; r < with_logits.size(); ++r) {
+    Sequence& seq = *with_logits[r];
+    on_token(seq, sampled ? sampled_[r] : seq.sampler.sample(std::span<float>(logits_.data() + r * V, V), seq.tokens));
+  }
   retire_finished();
   return !idle();
 }
 
-void EngineImpl::on_logits(Sequence& seq, std::span<float> logits) {
-  const int32_t token = seq.sampler.sample(logits, seq.tokens);
+void EngineImpl::on_token(Sequence& seq, int32_t token) {
   const auto now = Clock::now();
   if (seq.generated() == 0) seq.first_token = now;
   seq.last_token = now;

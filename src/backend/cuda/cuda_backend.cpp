@@ -12,6 +12,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_ceilings.h"
 #include "backend/cuda/pointwise/pointwise.cuh"
+#include "backend/cuda/sampling/sampling.cuh"
 
 namespace fdpp::cuda {
 namespace {
@@ -51,6 +52,7 @@ CudaBackend::CudaBackend(int device, DType activation_dtype) : device_(device), 
   LinearTable table = std::filesystem::exists(table_path) ? LinearTable::load(table_path) : LinearTable{};
   linear_ = std::make_unique<LinearDispatcher>(stream_, prop.name, std::move(table));
   if (const char* g = std::getenv("FDPP_CUDA_GRAPHS"); g != nullptr && std::string(g) == "0") graphs_enabled_ = false;
+  if (const char* g = std::getenv("FDPP_GPU_SAMPLING"); g != nullptr && std::string(g) == "0") sampling_enabled_ = false;
   fallback_counter_ = allocate_bytes(sizeof(unsigned long long), "fallback counter");
   check(cudaMemsetAsync(fallback_counter_.view().data, 0, sizeof(unsigned long long), stream_), "memset");
 }
@@ -375,6 +377,32 @@ void CudaBackend::logits_to_host(const TensorView& logits, std::span<float> out)
                         cudaMemcpyDeviceToHost, stream_),
         "logits to host");
   check(cudaStreamSynchronize(stream_), "forward step");
+}
+
+bool CudaBackend::sample_rows(const TensorView& logits, std::span<const DeviceSamplingRow> rows,
+                              std::span<int32_t> tokens) {
+  if (!sampling_enabled_ || logits.dtype != DType::kF32 || logits.dim(logits.rank - 1) > kMaxSampleVocab) return false;
+  const auto r = static_cast<int64_t>(rows.size());
+  if (r > sample_capacity_) {
+    sample_capacity_ = std::max<int64_t>(r, 2 * sample_capacity_);
+    sample_rows_ = allocate_bytes(static_cast<size_t>(sample_capacity_) * sizeof(DeviceSamplingRow), "sampling rows");
+    sample_tokens_ = allocate_bytes(static_cast<size_t>(sample_capacity_) * sizeof(int32_t), "sampled tokens");
+  }
+  auto* dev_rows = static_cast<DeviceSamplingRow*>(sample_rows_.view().data);
+  auto* dev_tokens = static_cast<int32_t*>(sample_tokens_.view().data);
+  check(cudaMemcpyAsync(dev_rows, rows.data(), rows.size_bytes(), cudaMemcpyHostToDevice, stream_), "sampling rows");
+  SampleParams p;
+  p.logits = static_cast<const float*>(logits.data);
+  p.rows = r;
+  p.vocab = logits.dim(logits.rank - 1);
+  p.row_params = dev_rows;
+  p.tokens_out = dev_tokens;
+  throw_if_error(launch_sample(p, stream_));
+  check(cudaMemcpyAsync(tokens.data(), dev_tokens, static_cast<size_t>(r) * sizeof(int32_t), cudaMemcpyDeviceToHost,
+                        stream_),
+        "sampled tokens");
+  check(cudaStreamSynchronize(stream_), "forward step");
+  return true;
 }
 
 void CudaBackend::set_softmax_ranges(const std::vector<SoftmaxRangeSetting>& per_layer) {

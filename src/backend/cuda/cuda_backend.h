@@ -47,6 +47,8 @@ class CudaBackend final : public Backend {
   void attention(int64_t layer, const TensorView& q, float scale, TensorView& out) override;
   void gather_rows(const TensorView& x, TensorView& out) override;
   void logits_to_host(const TensorView& logits, std::span<float> out) override;
+  bool sample_rows(const TensorView& logits, std::span<const DeviceSamplingRow> rows,
+                   std::span<int32_t> tokens) override;
 
   LinearDispatcher& linear_dispatcher() { return *linear_; }
 
@@ -96,6 +98,11 @@ class CudaBackend final : public Backend {
   // buffer they read moves: the step metadata, the attention workspace, the KV cache.
   bool graphs_enabled_ = true;
   StepGraphs graphs_;
+
+  // GPU sampling (FDPP_GPU_SAMPLING=0 turns it off): row parameters in, tokens out.
+  bool sampling_enabled_ = true;
+  DeviceTensor sample_rows_, sample_tokens_;  // [capacity] DeviceSamplingRow, [capacity] int32
+  int64_t sample_capacity_ = 0;
 };
 
 }  // namespace fdpp::cuda
