@@ -9,6 +9,23 @@ import sys
 import torch
 import torch.nn.functional as F
 
+
+
+def median_us(iters, run):
+    """Median µs of `iters` calls of run(i) after 3 warm-up ones, each timed alone between events."""
+    times = []
+    for i in range(iters + 3):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        run(i)
+        e.record()
+        torch.cuda.synchronize()
+        if i >= 3:
+            times.append(s.elapsed_time(e) * 1e3)
+    times.sort()
+    return times[len(times) // 2]
+
+
 out_path = sys.argv[1]
 hq, hd = 32, 128
 results = {}
@@ -22,18 +39,8 @@ for hkv in (32, 8):
             q = torch.randn(batch, hq, 1, hd, device="cuda", dtype=torch.float16)
             kvs = [(torch.randn(batch, hkv, ctx, hd, device="cuda", dtype=torch.float16),
                     torch.randn(batch, hkv, ctx, hd, device="cuda", dtype=torch.float16)) for _ in range(copies)]
-            times = []
-            for i in range(53):
-                k, v = kvs[i % copies]
-                s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                s.record()
-                F.scaled_dot_product_attention(q, k, v, enable_gqa=(hkv != hq))
-                e.record()
-                torch.cuda.synchronize()
-                if i >= 3:
-                    times.append(s.elapsed_time(e) * 1e3)
-            times.sort()
-            results[f"b{batch}_c{ctx}_kv{hkv}"] = times[len(times) // 2]
+            results[f"b{batch}_c{ctx}_kv{hkv}"] = median_us(50, lambda i: F.scaled_dot_product_attention(
+                q, *kvs[i % copies], enable_gqa=(hkv != hq)))
             del kvs
             torch.cuda.empty_cache()
 prefill_shapes = [(dt, hkv, t) for hkv in (32, 8) for t in (1024, 2048, 4096, 8192) for dt in ("", "bf16_")
@@ -43,16 +50,7 @@ for dt, hkv, t in prefill_shapes:  # prefill: one causal sequence of t tokens
     q = torch.randn(1, hq, t, hd, device="cuda", dtype=dtype)
     k = torch.randn(1, hkv, t, hd, device="cuda", dtype=dtype)
     v = torch.randn(1, hkv, t, hd, device="cuda", dtype=dtype)
-    times = []
-    for i in range(23):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=(hkv != hq))
-        e.record()
-        torch.cuda.synchronize()
-        if i >= 3:
-            times.append(s.elapsed_time(e) * 1e3)
-    times.sort()
-    results[f"prefill_{dt}t{t}_kv{hkv}"] = times[len(times) // 2]
+    results[f"prefill_{dt}t{t}_kv{hkv}"] = median_us(20, lambda i: F.scaled_dot_product_attention(
+        q, k, v, is_causal=True, enable_gqa=(hkv != hq)))
 json.dump(results, open(out_path, "w"), indent=1)
 print(f"torch {torch.__version__}: {len(results)} SDPA shapes timed")

@@ -35,15 +35,17 @@ struct Row {
   double us, gbps, sdpa_us;
 };
 
-double time_attention(AttentionParams<__half>& p, const std::vector<int32_t*>& tables, int iters) {
+// Median µs of `iters` launches after 3 warm-up ones, each timed alone between two events;
+// launch(i) enqueues run i and returns its Status (a failure ends the benchmark with its message).
+template <typename Launch>
+double median_launch_us(int iters, Launch&& launch) {
   cudaEvent_t a, b;
   BENCH_CHECK(cudaEventCreate(&a));
   BENCH_CHECK(cudaEventCreate(&b));
   std::vector<float> times;
   for (int i = 0; i < iters + 3; ++i) {
-    p.slots.block_tables = tables[static_cast<size_t>(i) % tables.size()];
     BENCH_CHECK(cudaEventRecord(a));
-    const fdpp::Status st = fdpp::cuda::launch_attention(p, nullptr);
+    const fdpp::Status st = launch(i);
     BENCH_CHECK(cudaEventRecord(b));
     BENCH_CHECK(cudaEventSynchronize(b));
     if (!st.is_ok()) {
@@ -54,8 +56,17 @@ double time_attention(AttentionParams<__half>& p, const std::vector<int32_t*>& t
     BENCH_CHECK(cudaEventElapsedTime(&ms, a, b));
     if (i >= 3) times.push_back(ms);
   }
+  BENCH_CHECK(cudaEventDestroy(a));
+  BENCH_CHECK(cudaEventDestroy(b));
   std::sort(times.begin(), times.end());
   return times[times.size() / 2] * 1e3;
+}
+
+double time_attention(AttentionParams<__half>& p, const std::vector<int32_t*>& tables, int iters) {
+  return median_launch_us(iters, [&](int i) {
+    p.slots.block_tables = tables[static_cast<size_t>(i) % tables.size()];
+    return fdpp::cuda::launch_attention(p, nullptr);
+  });
 }
 
 // Median time of the prefill path (tiled kernel + fallback pass) over one causal sequence of T
@@ -105,31 +116,12 @@ double time_prefill(int tokens, int hq, int hkv, int hd, fdpp::cuda::SoftmaxRang
   BENCH_CHECK(cudaMemset(counter, 0, 8));
   p.workspace = ws;
   p.fallback_rows = counter;
-  cudaEvent_t a, b;
-  BENCH_CHECK(cudaEventCreate(&a));
-  BENCH_CHECK(cudaEventCreate(&b));
-  std::vector<float> times;
-  for (int i = 0; i < 23; ++i) {
-    BENCH_CHECK(cudaEventRecord(a));
-    const fdpp::Status st = fdpp::cuda::launch_prefill_attention(p, nullptr);
-    BENCH_CHECK(cudaEventRecord(b));
-    BENCH_CHECK(cudaEventSynchronize(b));
-    if (!st.is_ok()) {
-      fmt::print(stderr, "{}\n", st.message());
-      std::exit(1);
-    }
-    float ms = 0;
-    BENCH_CHECK(cudaEventElapsedTime(&ms, a, b));
-    if (i >= 3) times.push_back(ms);
-  }
-  std::sort(times.begin(), times.end());
-  BENCH_CHECK(cudaEventDestroy(a));
-  BENCH_CHECK(cudaEventDestroy(b));
+  const double us = median_launch_us(20, [&](int) { return fdpp::cuda::launch_prefill_attention(p, nullptr); });
   for (void* ptr : {static_cast<void*>(k), static_cast<void*>(v), static_cast<void*>(q), static_cast<void*>(out),
                     static_cast<void*>(d_pos), static_cast<void*>(d_seq), static_cast<void*>(d_table),
                     static_cast<void*>(d_tiles), ws, static_cast<void*>(counter)})
     cudaFree(ptr);
-  return times[times.size() / 2] * 1e3;
+  return us;
 }
 
 }  // namespace

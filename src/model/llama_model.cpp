@@ -123,11 +123,14 @@ void LlamaModel::run_step(const StepBatch& batch) {
   }
 }
 
-void LlamaModel::forward(const StepBatch& batch, std::vector<float>& logits) {
-  run_step(batch);
-  const auto R = static_cast<int64_t>(batch.logit_rows.size());
+void LlamaModel::copy_logits(int64_t R, std::vector<float>& logits) {
   logits.resize(static_cast<size_t>(R * config_.vocab_size));
   backend_.logits_to_host(act_.logits.view().first_rows(R), logits);
+}
+
+void LlamaModel::forward(const StepBatch& batch, std::vector<float>& logits) {
+  run_step(batch);
+  copy_logits(static_cast<int64_t>(batch.logit_rows.size()), logits);
 }
 
 bool LlamaModel::forward_sampled(const StepBatch& batch, std::span<const cuda::DeviceSamplingRow> rows,
@@ -138,8 +141,7 @@ bool LlamaModel::forward_sampled(const StepBatch& batch, std::span<const cuda::D
     throw Error(ErrorCode::kInternal, fmt::format("forward_sampled: {} rows, {} parameters, {} tokens", R,
                                                   rows.size(), tokens.size()));
   if (backend_.sample_rows(act_.logits.view().first_rows(R), rows, tokens)) return true;
-  logits.resize(static_cast<size_t>(R * config_.vocab_size));
-  backend_.logits_to_host(act_.logits.view().first_rows(R), logits);
+  copy_logits(R, logits);
   return false;
 }
 

@@ -78,6 +78,8 @@ class LlamaModel {
   void run_layers(int64_t T, int64_t R);
   // Everything up to the logits on the backend: act_.logits [R, V].
   void run_step(const StepBatch& batch);
+  // act_.logits' first R rows to the host: logits resized to [R, V].
+  void copy_logits(int64_t R, std::vector<float>& logits);
   // Rows of `parts` (one dtype, equal trailing dims) as one tensor on the backend: a view spanning
   // them when they already lie back to back in memory, else a host copy adopted by the backend.
   TensorView fuse_rows(std::initializer_list<TensorView> parts, WeightPlacement placement);

@@ -42,6 +42,21 @@ std::vector<float> prefill_logits(Backend& backend, const std::vector<int32_t>& 
   return logits;
 }
 
+nlohmann::json read_golden() {
+  std::ifstream f(golden_path());
+  return nlohmann::json::parse(f);
+}
+
+// stories260K-hf on the CUDA backend through the engine, as `fdpp generate` runs it.
+std::unique_ptr<Engine> cuda_engine() {
+  EngineOptions options;
+  options.model_dir = model_dir();
+  options.backend = "cuda";
+  options.show_progress = false;
+  options.max_batch_size = 4;
+  return Engine::create(options);
+}
+
 TEST(GpuModel, StoriesLogitsMatchCpuBackend) {
   FDPP_REQUIRE_GPU();
   if (!std::filesystem::exists(model_dir())) GTEST_SKIP() << "missing " << model_dir();
@@ -70,14 +85,8 @@ TEST(GpuModel, StoriesLogitsMatchCpuBackend) {
 TEST(GpuModel, StoriesGreedyTextMatchesHuggingFace) {
   FDPP_REQUIRE_GPU();
   if (!std::filesystem::exists(model_dir())) GTEST_SKIP() << "missing " << model_dir();
-  std::ifstream f(golden_path());
-  const auto golden = nlohmann::json::parse(f);
-  EngineOptions options;
-  options.model_dir = model_dir();
-  options.backend = "cuda";
-  options.show_progress = false;
-  options.max_batch_size = 4;
-  auto engine = Engine::create(options);
+  const auto golden = read_golden();
+  auto engine = cuda_engine();
   EXPECT_NE(engine->backend_name().find("cuda"), std::string::npos);
   GenerationRequest r;
   r.prompt = golden["prompt_ids"].get<std::vector<int32_t>>();
@@ -93,14 +102,8 @@ TEST(GpuModel, StoriesGreedyTextMatchesHuggingFace) {
 TEST(GpuModel, EngineSamplesOnTheGpu) {
   FDPP_REQUIRE_GPU();
   if (!std::filesystem::exists(model_dir())) GTEST_SKIP() << "missing " << model_dir();
-  std::ifstream f(golden_path());
-  const auto golden = nlohmann::json::parse(f);
-  EngineOptions options;
-  options.model_dir = model_dir();
-  options.backend = "cuda";
-  options.show_progress = false;
-  options.max_batch_size = 4;
-  auto engine = Engine::create(options);
+  const auto golden = read_golden();
+  auto engine = cuda_engine();
   GenerationRequest r;
   r.prompt = golden["prompt_ids"].get<std::vector<int32_t>>();
   r.sampling.temperature = 0.8f;

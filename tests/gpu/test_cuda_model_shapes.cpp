@@ -84,25 +84,25 @@ TEST(GpuModelShapes, HeadDim64GqaMatchesCpu) {
   check_shape(named_model_shape("tiny"), "tiny hd64 gqa2");
 }
 
-TEST(GpuModelShapes, HeadDim128Gqa4WithBiasMatchesCpu) {
-  FDPP_REQUIRE_GPU();
+// The tiny shape widened to 4 query heads of head_dim 128.
+ModelConfig head_dim_128_shape(int64_t kv_heads, bool attention_bias) {
   ModelConfig c = named_model_shape("tiny");
   c.hidden_size = 512;
   c.num_attention_heads = 4;
-  c.num_key_value_heads = 1;
+  c.num_key_value_heads = kv_heads;
   c.head_dim = 128;
-  c.attention_bias = true;
-  check_shape(c, "hd128 gqa4 bias");
+  c.attention_bias = attention_bias;
+  return c;
+}
+
+TEST(GpuModelShapes, HeadDim128Gqa4WithBiasMatchesCpu) {
+  FDPP_REQUIRE_GPU();
+  check_shape(head_dim_128_shape(1, true), "hd128 gqa4 bias");
 }
 
 TEST(GpuModelShapes, HeadDim128MhaMatchesCpu) {
   FDPP_REQUIRE_GPU();
-  ModelConfig c = named_model_shape("tiny");
-  c.hidden_size = 512;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 4;
-  c.head_dim = 128;
-  check_shape(c, "hd128 mha");
+  check_shape(head_dim_128_shape(4, false), "hd128 mha");
 }
 
 // The same weights reaching the GPU three ways must give the same logits: as CPU-made fp32 views

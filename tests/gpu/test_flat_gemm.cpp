@@ -10,47 +10,13 @@
 #include <string>
 #include <vector>
 
-#include "backend/cpu/cpu_ops.h"
 #include "backend/cuda/gemm/flat_gemm.cuh"
-#include "gpu/gpu_test_util.h"
+#include "gpu/linear_test_util.h"
 
 namespace fdpp {
 namespace {
 
-template <typename T>
-double tol() { return test::dtype_of<T>() == DType::kF16 ? 2e-3 : 1.6e-2; }
-
-// fp32 output: only the summation order differs from the reference.
-constexpr double kTolF32 = 1e-4;
-
-enum class Epilogue { kNone, kBias, kResidual, kResidualInPlace, kF32Out, kCount };
-
-const char* epilogue_name(Epilogue e) {
-  switch (e) {
-    case Epilogue::kNone: return "plain";
-    case Epilogue::kBias: return "+bias";
-    case Epilogue::kResidual: return "+bias +residual";
-    case Epilogue::kResidualInPlace: return "+residual in place";
-    case Epilogue::kF32Out: return "+bias fp32 out";
-    default: return "?";
-  }
-}
-
-// Device fp32 buffer [n] for the fp32-output variant.
-struct DeviceFloats {
-  float* dev = nullptr;
-  size_t n;
-  explicit DeviceFloats(size_t n_) : n(n_) { EXPECT_EQ(cudaMalloc(&dev, std::max<size_t>(n, 1) * 4), cudaSuccess); }
-  ~DeviceFloats() { cudaFree(dev); }
-  DeviceFloats(const DeviceFloats&) = delete;
-  DeviceFloats& operator=(const DeviceFloats&) = delete;
-  void poison() { EXPECT_EQ(cudaMemset(dev, 0xff, n * 4), cudaSuccess); }
-  std::vector<float> download() const {
-    std::vector<float> out(n);
-    EXPECT_EQ(cudaMemcpy(out.data(), dev, n * 4, cudaMemcpyDeviceToHost), cudaSuccess);
-    return out;
-  }
-};
+using test::Epilogue;
 
 // Uniform values in [-scale, scale) rounded to T, from a hash of (seed, index): fills the
 // 100M-element weight matrices in parallel, far faster than a sequential normal generator.
@@ -84,57 +50,19 @@ struct Layer {
   }
 };
 
-// One flat GEMM of a fresh x [M, K] with the layer's weights against cpu::linear.
+// One flat GEMM of a fresh x [M, K] with the layer's weights against cpu::linear; failures name
+// the kernel variant and split count the plan chose.
 template <typename T>
 void check_one(const Layer<T>& layer, int64_t M, Epilogue epi, std::mt19937& rng) {
-  const int64_t N = layer.N, K = layer.K;
-  test::DeviceArray<T> x(static_cast<size_t>(M * K)), res(static_cast<size_t>(M * N)), out(res.size());
-  x.fill_normal(rng, 1.0f);
-  res.fill_normal(rng, 2.0f);
-  DeviceFloats out_f32(res.size());
-  out.poison();
-  out_f32.poison();
-
-  const bool with_bias = epi == Epilogue::kBias || epi == Epilogue::kResidual || epi == Epilogue::kF32Out;
-  const bool with_res = epi == Epilogue::kResidual || epi == Epilogue::kResidualInPlace;
-  cuda::FlatGemmParams<T> p;
-  p.x = x.dev;
-  p.w = layer.w.dev;
-  p.bias = with_bias ? layer.bias.dev : nullptr;
-  p.M = M;
-  p.N = N;
-  p.K = K;
-  if (epi == Epilogue::kF32Out) {
-    p.out_f32 = out_f32.dev;
-  } else if (epi == Epilogue::kResidualInPlace) {
-    p.residual = res.dev;  // out aliases residual: its old contents are the residual, not poison
-    p.out = res.dev;
-  } else {
-    p.residual = with_res ? res.dev : nullptr;
-    p.out = out.dev;
-  }
-  cuda::FlatGemmPlan plan;
-  ASSERT_TRUE(cuda::plan_flat_gemm(p, &plan).is_ok());
-  SCOPED_TRACE(layer.name() + " M=" + std::to_string(M) + " " + epilogue_name(epi) + " (variant " +
-               std::to_string(plan.m_class) + ", splits " + std::to_string(plan.splits) + ")");
-  const Status st = cuda::launch_flat_gemm(p, nullptr);
-  ASSERT_TRUE(st.is_ok()) << st.message();
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-
-  std::vector<float> ref(static_cast<size_t>(M * N));
-  const TensorView wv = TensorView::contiguous(const_cast<float*>(layer.w.host.data()), DType::kF32, {N, K});
-  const TensorView bv =
-      with_bias ? TensorView::contiguous(const_cast<float*>(layer.bias.host.data()), DType::kF32, {N}) : TensorView{};
-  cpu::linear(x.host.data(), M, wv, bv, ref.data());
-  std::vector<double> want(ref.begin(), ref.end());
-  if (with_res)
-    for (size_t i = 0; i < want.size(); ++i) want[i] += res.host[i];
-
-  const std::vector<float> got =
-      epi == Epilogue::kF32Out ? out_f32.download() : epi == Epilogue::kResidualInPlace ? res.download() : out.download();
-  const auto unwritten = std::count_if(got.begin(), got.end(), [](float g) { return std::isnan(g); });
-  ASSERT_EQ(unwritten, 0) << "outputs left poisoned";
-  EXPECT_LT(test::scaled_max_error(got, want), epi == Epilogue::kF32Out ? kTolF32 : tol<T>());
+  test::check_linear_run<T, cuda::FlatGemmParams<T>>(
+      layer.w, layer.w.dev, layer.bias, M, layer.N, layer.K, epi, rng, layer.name(),
+      [](const cuda::FlatGemmParams<T>& p, std::string* trace) {
+        cuda::FlatGemmPlan plan;
+        const Status planned = cuda::plan_flat_gemm(p, &plan);
+        if (!planned.is_ok()) return planned;
+        *trace = " (variant " + std::to_string(plan.m_class) + ", splits " + std::to_string(plan.splits) + ")";
+        return cuda::launch_flat_gemm(p, nullptr);
+      });
 }
 
 // M values of the test: across the variants (1, 2, 4, 8 n-tiles of 8 tokens) and their edges.
@@ -255,7 +183,7 @@ TEST(GpuFlatGemm, EmptyKGivesBiasPlusResidual) {
   std::vector<double> want(res.size());
   for (int64_t m = 0; m < M; ++m)
     for (int64_t n = 0; n < N; ++n) want[m * N + n] = bias.host[n] + res.host[m * N + n];
-  EXPECT_LT(test::scaled_max_error(out.download(), want), tol<__half>());
+  EXPECT_LT(test::scaled_max_error(out.download(), want), test::linear_tol<__half>());
 }
 
 // What the flat GEMM refuses (the dispatcher routes these to the GEMV or cuBLASLt).

@@ -6,97 +6,22 @@
 #include <cmath>
 #include <string>
 
-#include "backend/cpu/cpu_ops.h"
 #include "backend/cuda/gemm/gemv.cuh"
-#include "gpu/gpu_test_util.h"
+#include "gpu/linear_test_util.h"
 
 namespace fdpp {
 namespace {
 
-template <typename T>
-double tol() { return test::dtype_of<T>() == DType::kF16 ? 2e-3 : 1.6e-2; }
-
-// fp32 output: only the summation order differs from the reference.
-constexpr double kTolF32 = 1e-4;
-
-enum class Epilogue { kNone, kBias, kResidual, kResidualInPlace, kF32Out, kCount };
-
-const char* epilogue_name(Epilogue e) {
-  switch (e) {
-    case Epilogue::kNone: return "plain";
-    case Epilogue::kBias: return "+bias";
-    case Epilogue::kResidual: return "+bias +residual";
-    case Epilogue::kResidualInPlace: return "+residual in place";
-    case Epilogue::kF32Out: return "+bias fp32 out";
-    default: return "?";
-  }
-}
-
-// Device fp32 buffer for the fp32-output variant.
-struct DeviceFloats {
-  float* dev = nullptr;
-  size_t n;
-  explicit DeviceFloats(size_t n_) : n(n_) { EXPECT_EQ(cudaMalloc(&dev, std::max<size_t>(n, 1) * 4), cudaSuccess); }
-  ~DeviceFloats() { cudaFree(dev); }
-  DeviceFloats(const DeviceFloats&) = delete;
-  DeviceFloats& operator=(const DeviceFloats&) = delete;
-  void poison() { EXPECT_EQ(cudaMemset(dev, 0xff, n * 4), cudaSuccess); }
-  std::vector<float> download() const {
-    std::vector<float> out(n);
-    EXPECT_EQ(cudaMemcpy(out.data(), dev, n * 4, cudaMemcpyDeviceToHost), cudaSuccess);
-    return out;
-  }
-};
+using test::Epilogue;
 
 // One GEMV of x [M, K] (fresh) with the given weights against cpu::linear.
 // w_dev points at the weights on the device (w.host holds the same values).
 template <typename T>
 void check_one(const test::DeviceArray<T>& w, const T* w_dev, const test::DeviceArray<T>& bias, int64_t M,
                int64_t N, int64_t K, Epilogue epi, std::mt19937& rng, const std::string& what) {
-  SCOPED_TRACE(what + " M=" + std::to_string(M) + " " + epilogue_name(epi));
-  test::DeviceArray<T> x(static_cast<size_t>(M * K)), res(static_cast<size_t>(M * N)), out(res.size());
-  x.fill_normal(rng, 1.0f);
-  res.fill_normal(rng, 2.0f);
-  DeviceFloats out_f32(res.size());
-  out.poison();
-  out_f32.poison();
-
-  const bool with_bias = epi == Epilogue::kBias || epi == Epilogue::kResidual || epi == Epilogue::kF32Out;
-  const bool with_res = epi == Epilogue::kResidual || epi == Epilogue::kResidualInPlace;
-  cuda::GemvParams<T> p;
-  p.x = x.dev;
-  p.w = w_dev;
-  p.bias = with_bias ? bias.dev : nullptr;
-  p.M = M;
-  p.N = N;
-  p.K = K;
-  if (epi == Epilogue::kF32Out) {
-    p.out_f32 = out_f32.dev;
-  } else if (epi == Epilogue::kResidualInPlace) {
-    p.residual = res.dev;  // out aliases residual: its old contents are the residual, not poison
-    p.out = res.dev;
-  } else {
-    p.residual = with_res ? res.dev : nullptr;
-    p.out = out.dev;
-  }
-  const Status st = cuda::launch_gemv(p, nullptr);
-  ASSERT_TRUE(st.is_ok()) << st.message();
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-
-  std::vector<float> ref(static_cast<size_t>(M * N));
-  const TensorView wv = TensorView::contiguous(const_cast<float*>(w.host.data()), DType::kF32, {N, K});
-  const TensorView bv =
-      with_bias ? TensorView::contiguous(const_cast<float*>(bias.host.data()), DType::kF32, {N}) : TensorView{};
-  cpu::linear(x.host.data(), M, wv, bv, ref.data());
-  std::vector<double> want(ref.begin(), ref.end());
-  if (with_res)
-    for (size_t i = 0; i < want.size(); ++i) want[i] += res.host[i];
-
-  const std::vector<float> got =
-      epi == Epilogue::kF32Out ? out_f32.download() : epi == Epilogue::kResidualInPlace ? res.download() : out.download();
-  const auto unwritten = std::count_if(got.begin(), got.end(), [](float g) { return std::isnan(g); });
-  ASSERT_EQ(unwritten, 0) << "outputs left poisoned";
-  EXPECT_LT(test::scaled_max_error(got, want), epi == Epilogue::kF32Out ? kTolF32 : tol<T>());
+  test::check_linear_run<T, cuda::GemvParams<T>>(
+      w, w_dev, bias, M, N, K, epi, rng, what,
+      [](const cuda::GemvParams<T>& p, std::string*) { return cuda::launch_gemv(p, nullptr); });
 }
 
 // Every M of the test on one [N, K]; the epilogue rotates with M so each shape sees each one.

@@ -25,7 +25,7 @@
 
 #include "backend/cuda/attention/attention.cuh"
 #include "backend/cuda/attention/attention_traits.h"
-#include "backend/cuda/attention/ptx.cuh"
+#include "backend/cuda/ptx.cuh"
 #include "backend/cuda/attention/split_common.cuh"
 #include "backend/cuda/cuda_utils.cuh"
 

@@ -50,11 +50,15 @@
 #include "backend/cuda/cuda_utils.cuh"
 #include "backend/cuda/gemm/flat_gemm.cuh"
 #include "backend/cuda/gemm/flat_gemm_traits.h"
+#include "backend/cuda/ptx.cuh"
 
 namespace fdpp::cuda {
 namespace {
 
 namespace cg = cooperative_groups;
+using detail::cp_async_16;
+using detail::cp_async_commit;
+using detail::smem_u32;
 using Traits = FlatGemmTraits;
 
 static_assert(kFlatGemmMaxM == Traits::kMaxM, "flat_gemm.cuh and the traits disagree on the largest M");
@@ -82,10 +86,6 @@ struct Layout {
 
 // ---- PTX wrappers --------------------------------------------------------------------------
 
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
 // An L2 policy that evicts these lines first: weights are read once, x and outputs stay.
 __device__ __forceinline__ uint64_t evict_first_policy() {
   uint64_t policy;
@@ -93,19 +93,13 @@ __device__ __forceinline__ uint64_t evict_first_policy() {
   return policy;
 }
 
-// 16 bytes global -> shared without passing through registers. valid == false writes zeros and
-// reads nothing (src-size 0); src must still be a mapped address.
-__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool valid) {
-  const int src_bytes = valid ? 16 : 0;
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
-}
+// cp_async_16 with an L2 cache-policy hint (detail::cp_async_16 is the plain one).
 __device__ __forceinline__ void cp_async_16_policy(uint32_t dst, const void* src, bool valid, uint64_t policy) {
   const int src_bytes = valid ? 16 : 0;
   asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2, %3;" ::"r"(dst), "l"(src),
                "r"(src_bytes), "l"(policy)
                : "memory");
 }
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
 // Waits until at most kPending of this thread's committed groups are still in flight.
 template <int kPending>
 __device__ __forceinline__ void cp_async_wait() {
@@ -182,7 +176,7 @@ flat_gemm_kernel(const FlatGemmParams<T> p, const int m_tiles, const int k_tiles
   const T* x_first = p.x + int64_t{row0} * K + chunk * 8;
   const int x_rows = m_tiles * 8;  // tokens the mma loop reads; those in [M, x_rows) are zeros
   const uint64_t w_policy = evict_first_policy();
-  const uint32_t smem_base = smem_addr(smem);
+  const uint32_t smem_base = smem_u32(smem);
 
   auto load_tile = [&](int tile, int stage) {
     const int64_t k0 = int64_t{tile} * Traits::kKTile;

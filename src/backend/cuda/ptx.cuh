@@ -1,5 +1,6 @@
-// Thin wrappers over the PTX instructions of the tiled prefill kernel (sm_80+): cp.async 16-byte
-// copies into shared memory, ldmatrix, mma.sync m16n8k16 with fp32 accumulators, ex2.approx.
+// Thin wrappers over PTX instructions the tensor-core kernels share (sm_80+; the tiled prefill
+// attention, the flat GEMM): cp.async 16-byte copies into shared memory, ldmatrix, mma.sync
+// m16n8k16 with fp32 accumulators, ex2.approx.
 //
 // Fragment layouts (PTX ISA, "Matrix Fragments for mma.m16n8k16"), lane = 4 * g + tig:
 //   A 16x16 (row-major):  a0 = A[g][2tig, 2tig+1], a1 = A[g+8][2tig..], a2 = A[g][8+2tig..], a3 = A[g+8][8+2tig..]

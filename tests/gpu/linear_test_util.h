@@ -1,0 +1,108 @@
+// Shared harness of the linear-kernel tests (GEMV, flat GEMM): one run of out [M, N] = x [M, K] .
+// w [N, K]^T with a chosen epilogue against cpu::linear on fresh inputs rounded to the device
+// dtype, outputs poisoned (NaN) before the run. The kernels' Params share their fields (x, w, bias,
+// residual, out / out_f32, M, N, K), so one setup serves both.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/cpu_ops.h"
+#include "gpu/gpu_test_util.h"
+
+namespace fdpp::test {
+
+template <typename T>
+double linear_tol() { return dtype_of<T>() == DType::kF16 ? 2e-3 : 1.6e-2; }
+
+// fp32 output: only the summation order differs from the reference.
+constexpr double kLinearTolF32 = 1e-4;
+
+enum class Epilogue { kNone, kBias, kResidual, kResidualInPlace, kF32Out, kCount };
+
+inline const char* epilogue_name(Epilogue e) {
+  switch (e) {
+    case Epilogue::kNone: return "plain";
+    case Epilogue::kBias: return "+bias";
+    case Epilogue::kResidual: return "+bias +residual";
+    case Epilogue::kResidualInPlace: return "+residual in place";
+    case Epilogue::kF32Out: return "+bias fp32 out";
+    default: return "?";
+  }
+}
+
+// Device fp32 buffer [n] for the fp32-output variant.
+struct DeviceFloats {
+  float* dev = nullptr;
+  size_t n;
+  explicit DeviceFloats(size_t n_) : n(n_) { EXPECT_EQ(cudaMalloc(&dev, std::max<size_t>(n, 1) * 4), cudaSuccess); }
+  ~DeviceFloats() { cudaFree(dev); }
+  DeviceFloats(const DeviceFloats&) = delete;
+  DeviceFloats& operator=(const DeviceFloats&) = delete;
+  void poison() { EXPECT_EQ(cudaMemset(dev, 0xff, n * 4), cudaSuccess); }
+  std::vector<float> download() const {
+    std::vector<float> out(n);
+    EXPECT_EQ(cudaMemcpy(out.data(), dev, n * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+    return out;
+  }
+};
+
+// One run of a linear kernel with Params P on a fresh x [M, K]: w_host / bias hold the reference
+// values, w_dev the weights the kernel reads. launch(p) enqueues the kernel and returns its Status;
+// it may set *trace to what the failure messages should name (a plan, a variant).
+template <typename T, typename P>
+void check_linear_run(const DeviceArray<T>& w_host, const T* w_dev, const DeviceArray<T>& bias, int64_t M, int64_t N,
+                      int64_t K, Epilogue epi, std::mt19937& rng, const std::string& what,
+                      const std::function<Status(const P&, std::string*)>& launch) {
+  DeviceArray<T> x(static_cast<size_t>(M * K)), res(static_cast<size_t>(M * N)), out(res.size());
+  x.fill_normal(rng, 1.0f);
+  res.fill_normal(rng, 2.0f);
+  DeviceFloats out_f32(res.size());
+  out.poison();
+  out_f32.poison();
+
+  const bool with_bias = epi == Epilogue::kBias || epi == Epilogue::kResidual || epi == Epilogue::kF32Out;
+  const bool with_res = epi == Epilogue::kResidual || epi == Epilogue::kResidualInPlace;
+  P p;
+  p.x = x.dev;
+  p.w = w_dev;
+  p.bias = with_bias ? bias.dev : nullptr;
+  p.M = M;
+  p.N = N;
+  p.K = K;
+  if (epi == Epilogue::kF32Out) {
+    p.out_f32 = out_f32.dev;
+  } else if (epi == Epilogue::kResidualInPlace) {
+    p.residual = res.dev;  // out aliases residual: its old contents are the residual, not poison
+    p.out = res.dev;
+  } else {
+    p.residual = with_res ? res.dev : nullptr;
+    p.out = out.dev;
+  }
+  std::string detail;
+  const Status st = launch(p, &detail);
+  SCOPED_TRACE(what + " M=" + std::to_string(M) + " " + epilogue_name(epi) + detail);
+  ASSERT_TRUE(st.is_ok()) << st.message();
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+
+  std::vector<float> ref(static_cast<size_t>(M * N));
+  const TensorView wv = TensorView::contiguous(const_cast<float*>(w_host.host.data()), DType::kF32, {N, K});
+  const TensorView bv =
+      with_bias ? TensorView::contiguous(const_cast<float*>(bias.host.data()), DType::kF32, {N}) : TensorView{};
+  cpu::linear(x.host.data(), M, wv, bv, ref.data());
+  std::vector<double> want(ref.begin(), ref.end());
+  if (with_res)
+    for (size_t i = 0; i < want.size(); ++i) want[i] += res.host[i];
+
+  const std::vector<float> got =
+      epi == Epilogue::kF32Out ? out_f32.download() : epi == Epilogue::kResidualInPlace ? res.download() : out.download();
+  const auto unwritten = std::count_if(got.begin(), got.end(), [](float g) { return std::isnan(g); });
+  ASSERT_EQ(unwritten, 0) << "outputs left poisoned";
+  EXPECT_LT(scaled_max_error(got, want), epi == Epilogue::kF32Out ? kLinearTolF32 : linear_tol<T>());
+}
+
+}  // namespace fdpp::test
