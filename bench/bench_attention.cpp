@@ -62,6 +62,15 @@ double median_launch_us(int iters, Launch&& launch) {
   return times[times.size() / 2] * 1e3;
 }
 
+// Device workspace for p.plan and a zeroed fallback-row counter, attached to p (freed by the
+// caller through p.workspace and p.fallback_rows).
+template <typename T>
+void attach_workspace(AttentionParams<T>& p) {
+  BENCH_CHECK(cudaMalloc(&p.workspace, p.plan.workspace_bytes));
+  BENCH_CHECK(cudaMalloc(&p.fallback_rows, 8));
+  BENCH_CHECK(cudaMemset(p.fallback_rows, 0, 8));
+}
+
 double time_attention(AttentionParams<__half>& p, const std::vector<int32_t*>& tables, int iters) {
   return median_launch_us(iters, [&](int i) {
     p.slots.block_tables = tables[static_cast<size_t>(i) % tables.size()];
@@ -109,17 +118,11 @@ double time_prefill(int tokens, int hq, int hkv, int hd, fdpp::cuda::SoftmaxRang
   p.plan = fdpp::cuda::plan_prefill_attention(tokens, hq, hkv, hd);
   p.tiles = d_tiles;
   p.num_tiles = static_cast<int32_t>(tiles.size() / 2);
-  void* ws = nullptr;
-  unsigned long long* counter = nullptr;
-  BENCH_CHECK(cudaMalloc(&ws, p.plan.workspace_bytes));
-  BENCH_CHECK(cudaMalloc(&counter, 8));
-  BENCH_CHECK(cudaMemset(counter, 0, 8));
-  p.workspace = ws;
-  p.fallback_rows = counter;
+  attach_workspace(p);
   const double us = median_launch_us(20, [&](int) { return fdpp::cuda::launch_prefill_attention(p, nullptr); });
   for (void* ptr : {static_cast<void*>(k), static_cast<void*>(v), static_cast<void*>(q), static_cast<void*>(out),
                     static_cast<void*>(d_pos), static_cast<void*>(d_seq), static_cast<void*>(d_table),
-                    static_cast<void*>(d_tiles), ws, static_cast<void*>(counter)})
+                    static_cast<void*>(d_tiles), p.workspace, static_cast<void*>(p.fallback_rows)})
     cudaFree(ptr);
   return us;
 }
@@ -190,13 +193,7 @@ int main(int argc, char** argv) {
         p.num_q_heads = hq;
         p.scale = 1.0f / std::sqrt(static_cast<float>(hd));
         p.plan = fdpp::cuda::plan_attention(batch, hq, hkv, hd, context, sms);
-        void* ws = nullptr;
-        unsigned long long* counter = nullptr;
-        BENCH_CHECK(cudaMalloc(&ws, p.plan.workspace_bytes));
-        BENCH_CHECK(cudaMalloc(&counter, 8));
-        BENCH_CHECK(cudaMemset(counter, 0, 8));
-        p.workspace = ws;
-        p.fallback_rows = counter;
+        attach_workspace(p);
         const double us = time_attention(p, tables, 50);
         const double bytes = 2.0 * batch * context * hkv * hd * 2;
         const std::string key = fmt::format("b{}_c{}_kv{}", batch, context, hkv);
@@ -213,8 +210,8 @@ int main(int argc, char** argv) {
         cudaFree(d_seq);
         cudaFree(q);
         cudaFree(out);
-        cudaFree(ws);
-        cudaFree(counter);
+        cudaFree(p.workspace);
+        cudaFree(p.fallback_rows);
       }
     }
     cudaFree(k);
