@@ -4,6 +4,7 @@
 // chunk that starts at a nonzero position, then decode steps of one shape (CUDA graph replays).
 // stories260K (head dim 8) only reaches the generic path.
 #include <cmath>
+#include <cstdio>
 #include <string>
 
 #include "backend/cpu/cpu_backend.h"
@@ -164,6 +165,50 @@ TEST(GpuModelShapes, WeightPathsAgreeOnTheGpu) {
   const std::vector<double> ref(logits[1].begin(), logits[1].end());
   EXPECT_LT(test::scaled_max_error(logits[0], ref), 1e-3) << "adjacent fp32 views vs separate fp32 copies";
   EXPECT_LT(test::scaled_max_error(logits[2], ref), 1e-3) << "fp16 host copies vs separate fp32 copies";
+}
+
+// Which step layout diverges: one sequence or two, identity or interleaved block tables, prefill
+// or a single token. Prints each layout's error and fails on any over the bound, so one device
+// run shows the whole pattern rather than the first failure.
+TEST(GpuModelShapes, StepLayoutsMatchCpu) {
+  FDPP_REQUIRE_GPU();
+  const ModelConfig config = named_model_shape("tiny");
+  CpuBackend cpu;
+  std::vector<DeviceTensor> storage;
+  const LlamaWeights weights = make_random_weights(config, cpu, storage, 1234);
+  LlamaModel cpu_model(config, weights, cpu, WeightPlacement::kOnBackend);
+  cuda::CudaBackend gpu(0, DType::kF16);
+  LlamaModel gpu_model(config, weights, gpu, WeightPlacement::kHost);
+  const KvCacheShape kv{config.num_hidden_layers, 2 * kBlocksPerSeq, kBlockSize, config.num_key_value_heads,
+                        config.head_dim};
+  struct Layout {
+    const char* name;
+    std::vector<std::pair<int32_t, std::vector<int32_t>>> seqs;
+    bool identity_tables;
+  };
+  const std::vector<Layout> layouts = {
+      {"one token, one seq, identity", {{0, {0}}}, true},
+      {"prefill 2, one seq, identity", {{0, range(0, 2)}}, true},
+      {"prefill 37, one seq, identity", {{0, range(0, 37)}}, true},
+      {"prefill 37, one seq, interleaved", {{0, range(0, 37)}}, false},
+      {"prefill 37+5, two seqs, identity", {{0, range(0, 37)}, {1, range(0, 5)}}, true},
+      {"prefill 37+5, two seqs, interleaved", {{0, range(0, 37)}, {1, range(0, 5)}}, false},
+  };
+  for (const Layout& layout : layouts) {
+    cpu.init_kv_cache(kv);
+    gpu.init_kv_cache(kv);
+    StepBatch step = make_step(layout.seqs, config.vocab_size);
+    if (layout.identity_tables)
+      for (size_t i = 0; i < step.block_tables.size(); ++i) step.block_tables[i] = static_cast<int32_t>(i);
+    std::vector<float> want, got;
+    cpu_model.forward(step, want);
+    gpu_model.forward(step, got);
+    ASSERT_EQ(got.size(), want.size());
+    const double err = test::scaled_max_error(got, std::vector<double>(want.begin(), want.end()));
+    std::printf("[layout] %-40s scaled error %.3e  cpu[0..2] %+.4f %+.4f %+.4f  gpu[0..2] %+.4f %+.4f %+.4f\n",
+                layout.name, err, want[0], want[1], want[2], got[0], got[1], got[2]);
+    EXPECT_LT(err, 1e-2) << layout.name;
+  }
 }
 
 }  // namespace

@@ -38,7 +38,7 @@ void check_rmsnorm(int64_t rows, int64_t dim, bool with_residual, uint32_t seed)
 TEST(GpuPointwise, RmsNormMatchesCpu) {
   FDPP_REQUIRE_GPU();
   uint32_t seed = 1;
-  for (auto [rows, dim] : {std::pair<int64_t, int64_t>{1, 64}, {7, 4096}, {64, 5120}, {3, 333}}) {
+  for (auto [rows, dim] : {std::pair<int64_t, int64_t>{1, 64}, {7, 4096}, {64, 5120}, {3, 333}, {1, 8192}, {2, 12288}}) {
     for (bool residual : {false, true}) {
       check_rmsnorm<__half>(rows, dim, residual, seed++);
       check_rmsnorm<__nv_bfloat16>(rows, dim, residual, seed++);
@@ -114,6 +114,9 @@ TEST(GpuPointwise, QkvStoreMatchesCpuRopeAndCacheWrite) {
   check_qkv_store<__half>(32, 8, 128, 1);
   check_qkv_store<__nv_bfloat16>(4, 4, 64, 2);
   check_qkv_store<__half>(2, 1, 8, 3);
+  check_qkv_store<__half>(5, 1, 80, 4);     // 3 heads per block: groups straddle q/k/v
+  check_qkv_store<__nv_bfloat16>(4, 2, 256, 5);
+  check_qkv_store<__half>(2, 1, 512, 6);    // more pairs than threads in a block
 }
 
 TEST(GpuPointwise, SiluMulAndAddMatchCpu) {

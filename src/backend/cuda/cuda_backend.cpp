@@ -53,6 +53,8 @@ CudaBackend::CudaBackend(int device, DType activation_dtype) : device_(device), 
   linear_ = std::make_unique<LinearDispatcher>(stream_, prop.name, std::move(table));
   if (const char* g = std::getenv("FDPP_CUDA_GRAPHS"); g != nullptr && std::string(g) == "0") graphs_enabled_ = false;
   if (const char* g = std::getenv("FDPP_GPU_SAMPLING"); g != nullptr && std::string(g) == "0") sampling_enabled_ = false;
+  if (const char* g = std::getenv("FDPP_POISON_ALLOCATIONS"); g != nullptr && std::string(g) == "1")
+    poison_allocations_ = true;
   fallback_counter_ = allocate_bytes(sizeof(unsigned long long), "fallback counter");
   check(cudaMemsetAsync(fallback_counter_.view().data, 0, sizeof(unsigned long long), stream_), "memset");
 }
@@ -78,6 +80,8 @@ DeviceTensor CudaBackend::allocate_bytes(size_t bytes, const char* what) {
                             total_bytes / 1073741824.0));
   }
   std::shared_ptr<void> owner(p, [](void* q) { cudaFree(q); });
+  // All-ones bytes are NaN in every float dtype and -1 as int32: a read before the first write shows.
+  if (poison_allocations_) check(cudaMemset(p, 0xFF, std::max<size_t>(bytes, 16)), what);
   return DeviceTensor(TensorView::contiguous(p, DType::kI32, {static_cast<int64_t>(bytes / 4)}, Device::kCuda),
                       owner);
 }
@@ -95,7 +99,10 @@ TensorView CudaBackend::upload(const TensorView& host) {
   TensorView view = host;
   view.data = d.view().data;
   view.device = Device::kCuda;
-  check(cudaMemcpy(view.data, host.data, host.nbytes(), cudaMemcpyHostToDevice), "weight upload");
+  // On stream_, not through cudaMemcpy: from pageable memory that returns before the DMA lands, and
+  // the legacy stream it uses does not order the kernels of our non-blocking stream after it.
+  check(cudaMemcpyAsync(view.data, host.data, host.nbytes(), cudaMemcpyHostToDevice, stream_), "weight upload");
+  check(cudaStreamSynchronize(stream_), "weight upload");
   weights_.push_back(std::move(d));
   return view;
 }
@@ -106,7 +113,9 @@ TensorView CudaBackend::adopt_weight(const TensorView& host) {
   std::vector<float> wide(static_cast<size_t>(host.numel()));
   convert_to_float(host.data, host.dtype, wide.size(), wide.data());
   DeviceTensor staging = allocate_bytes(wide.size() * sizeof(float), "weight conversion");
-  check(cudaMemcpy(staging.view().data, wide.data(), wide.size() * sizeof(float), cudaMemcpyHostToDevice),
+  // Same stream as the conversion kernel, so the kernel reads the staging buffer only after the copy.
+  check(cudaMemcpyAsync(staging.view().data, wide.data(), wide.size() * sizeof(float), cudaMemcpyHostToDevice,
+                        stream_),
         "weight upload");
   DeviceTensor d = allocate_bytes(static_cast<size_t>(host.numel()) * dtype_size(dtype_), "weight upload");
   TensorView view = host;
@@ -420,7 +429,9 @@ void CudaBackend::set_softmax_ranges(const std::vector<SoftmaxRangeSetting>& per
 
 uint64_t CudaBackend::softmax_fallback_rows() const {
   unsigned long long n = 0;
-  check(cudaMemcpy(&n, fallback_counter_.view().data, sizeof(n), cudaMemcpyDeviceToHost), "fallback counter");
+  check(cudaMemcpyAsync(&n, fallback_counter_.view().data, sizeof(n), cudaMemcpyDeviceToHost, stream_),
+        "fallback counter");
+  check(cudaStreamSynchronize(stream_), "fallback counter");
   return n;
 }
 

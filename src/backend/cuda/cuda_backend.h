@@ -97,6 +97,9 @@ class CudaBackend final : public Backend {
   // Decode steps recorded as CUDA graphs (FDPP_CUDA_GRAPHS=0 turns them off). Dropped whenever a
   // buffer they read moves: the step metadata, the attention workspace, the KV cache.
   bool graphs_enabled_ = true;
+  // FDPP_POISON_ALLOCATIONS=1: new buffers start as all-ones bytes (NaN), so reads of unwritten
+  // memory show in the results instead of passing on a fresh, zeroed allocation.
+  bool poison_allocations_ = false;
   StepGraphs graphs_;
 
   // GPU sampling (FDPP_GPU_SAMPLING=0 turns it off): row parameters in, tokens out.

@@ -23,6 +23,8 @@ template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(f
   return __float2bfloat16_rn(v);
 }
 
+inline bool is_aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
 // 8 half-precision elements = one 16-byte load.
 struct alignas(16) Vec8 {
   uint4 raw;

@@ -410,7 +410,6 @@ int smem_for_class(int m_class) {
   }
 }
 
-bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
 
 bool overlaps(const void* a, int64_t a_bytes, const void* b, int64_t b_bytes) {
   const auto a0 = reinterpret_cast<uintptr_t>(a), b0 = reinterpret_cast<uintptr_t>(b);
@@ -440,7 +439,7 @@ Status validate(const FlatGemmParams<T>& p, bool* nothing_to_do) {
     if (p.K % 8 != 0)
       return {ErrorCode::kInvalidArgument, "flat_gemm: K = " + std::to_string(p.K) +
                                                " is not a multiple of 8 (rows must be whole 16-byte chunks)"};
-    if (!aligned16(p.x) || !aligned16(p.w))
+    if (!is_aligned16(p.x) || !is_aligned16(p.w))
       return {ErrorCode::kInvalidArgument, "flat_gemm: x and w must be 16-byte aligned"};
     const int64_t out_bytes = p.M * p.N * (p.out_f32 != nullptr ? 4 : int64_t{sizeof(T)});
     const void* out = p.out_f32 != nullptr ? static_cast<const void*>(p.out_f32) : static_cast<const void*>(p.out);

@@ -279,7 +279,6 @@ Status launch_for_m(const GemvParams<T>& p, cudaStream_t stream, bool vec, bool 
   return f32 ? launch_variant<T, float, M, 1>(p, stream) : launch_variant<T, T, M, 1>(p, stream);
 }
 
-bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
 
 bool overlaps(const void* a, int64_t a_bytes, const void* b, int64_t b_bytes) {
   const auto a0 = reinterpret_cast<uintptr_t>(a), b0 = reinterpret_cast<uintptr_t>(b);
@@ -309,7 +308,7 @@ Status launch_gemv(const GemvParams<T>& p, cudaStream_t stream) {
   if (p.K > 0 && overlaps(p.x, p.M * p.K * int64_t{sizeof(T)}, out, out_bytes))
     return {ErrorCode::kInvalidArgument, "gemv: x overlaps the output"};
 
-  const bool vec = p.K % 8 == 0 && aligned16(p.x) && aligned16(p.w);
+  const bool vec = p.K % 8 == 0 && is_aligned16(p.x) && is_aligned16(p.w);
   const bool f32 = p.out_f32 != nullptr;
   switch (p.M) {
     case 1: return launch_for_m<T, 1>(p, stream, vec, f32);

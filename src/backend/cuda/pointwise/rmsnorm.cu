@@ -51,12 +51,72 @@ __global__ void __launch_bounds__(kThreads) rmsnorm_kernel(const RmsNormParams<T
     out[i] = from_float<T>(to_float(x[i]) * inv_rms * to_float(p.weight[i]));
 }
 
+// The same for 16-bit rows of dim % 8 == 0 and dim <= kThreads * 8 * kVecs: every 16-byte piece
+// of the row (and of the residual) is loaded up front into registers, so a row costs about one
+// memory latency instead of one per element (a decode step's norm is a single row: latency-bound).
+template <typename T, int kVecs>
+__global__ void __launch_bounds__(kThreads) rmsnorm_vec_kernel(const RmsNormParams<T> p) {
+  const int64_t row = blockIdx.x;
+  const int pieces = static_cast<int>(p.dim / 8);
+  uint4* x = reinterpret_cast<uint4*>(p.x + row * p.dim);
+  uint4* out = reinterpret_cast<uint4*>(p.out + row * p.dim);
+  const uint4* weight = reinterpret_cast<const uint4*>(p.weight);
+  float v[kVecs][8];
+  uint4 raw[kVecs], res_raw[kVecs];
+#pragma unroll
+  for (int k = 0; k < kVecs; ++k) {
+    const int i = k * kThreads + threadIdx.x;
+    if (i < pieces) {
+      raw[k] = x[i];
+      if (p.residual != nullptr) res_raw[k] = reinterpret_cast<const uint4*>(p.residual + row * p.dim)[i];
+    }
+  }
+  float sum_sq = 0.0f;
+#pragma unroll
+  for (int k = 0; k < kVecs; ++k) {
+    const int i = k * kThreads + threadIdx.x;
+    if (i >= pieces) continue;
+    unpack8<T>(raw[k], v[k]);
+    if (p.residual != nullptr) {
+      float r[8];
+      unpack8<T>(res_raw[k], r);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) v[k][e] = to_float(from_float<T>(v[k][e] + r[e]));  // rounded as unfused
+      x[i] = pack8<T>(v[k]);
+    }
+#pragma unroll
+    for (int e = 0; e < 8; ++e) sum_sq += v[k][e] * v[k][e];
+  }
+  const float inv_rms = rsqrtf(block_sum(sum_sq) / static_cast<float>(p.dim) + p.eps);
+#pragma unroll
+  for (int k = 0; k < kVecs; ++k) {
+    const int i = k * kThreads + threadIdx.x;
+    if (i >= pieces) continue;
+    float w[8];
+    unpack8<T>(weight[i], w);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) v[k][e] = v[k][e] * inv_rms * w[e];
+    out[i] = pack8<T>(v[k]);
+  }
+}
+
 }  // namespace
 
 template <typename T>
 Status launch_rmsnorm(const RmsNormParams<T>& p, cudaStream_t stream) {
   if (p.rows <= 0 || p.dim <= 0) return Status::ok();
-  rmsnorm_kernel<T><<<static_cast<unsigned>(p.rows), kThreads, 0, stream>>>(p);
+  const auto rows = static_cast<unsigned>(p.rows);
+  if constexpr (sizeof(T) == 2) {
+    const bool aligned = p.dim % 8 == 0 && is_aligned16(p.x) && is_aligned16(p.out) && is_aligned16(p.weight) &&
+                         (p.residual == nullptr || is_aligned16(p.residual));
+    const int64_t per_thread = (p.dim / 8 + kThreads - 1) / kThreads;
+    if (aligned && per_thread <= 1) rmsnorm_vec_kernel<T, 1><<<rows, kThreads, 0, stream>>>(p);
+    else if (aligned && per_thread <= 2) rmsnorm_vec_kernel<T, 2><<<rows, kThreads, 0, stream>>>(p);
+    else if (aligned && per_thread <= 4) rmsnorm_vec_kernel<T, 4><<<rows, kThreads, 0, stream>>>(p);
+    else rmsnorm_kernel<T><<<rows, kThreads, 0, stream>>>(p);
+  } else {
+    rmsnorm_kernel<T><<<rows, kThreads, 0, stream>>>(p);
+  }
   return last_launch_status("rmsnorm");
 }
 
