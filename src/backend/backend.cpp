@@ -11,6 +11,22 @@
 
 namespace fdpp {
 
+void Backend::linear_fused(const TensorView& x, const TensorView& w, const TensorView& bias,
+                           const LinearFusion& fusion, TensorView& out, TensorView& scratch) {
+  const bool norm = !fusion.norm_weight.empty();
+  if (norm && fusion.accumulate)
+    throw Error(ErrorCode::kInternal, "linear_fused: a norm before and an accumulate after one product");
+  if (norm) {
+    rmsnorm(x, fusion.norm_weight, fusion.eps, scratch);
+    linear(scratch, w, bias, out);
+  } else if (fusion.accumulate) {
+    linear(x, w, bias, scratch);
+    add(out, scratch);
+  } else {
+    linear(x, w, bias, out);
+  }
+}
+
 BackendKind parse_backend_kind(const std::string& name) {
   if (name == "auto") return BackendKind::kAuto;
   if (name == "cpu") return BackendKind::kCpu;

@@ -59,6 +59,13 @@ class DeviceTensor {
   std::shared_ptr<void> owner_;
 };
 
+// What Backend::linear_fused does around its product: at most one of the two.
+struct LinearFusion {
+  TensorView norm_weight;   // set: the input is rmsnorm(x) * norm_weight [K] (with eps), not x
+  float eps = 0.0f;
+  bool accumulate = false;  // out += product (the residual add) instead of out = product
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -105,11 +112,14 @@ class Backend {
   virtual void embed(const TensorView& table, TensorView& out) = 0;
   // out [R, D] = rmsnorm(x [R, D]) * weight [D]
   virtual void rmsnorm(const TensorView& x, const TensorView& weight, float eps, TensorView& out) = 0;
-  // x [R, D] += residual [R, D]; then out [R, D] = rmsnorm(x) * weight. Fused on fast backends.
-  virtual void add_rmsnorm(TensorView& x, const TensorView& residual, const TensorView& weight,
-                           float eps, TensorView& out) = 0;
   // out [M, N] = x [M, K] . w [N, K]^T (+ bias [N])
   virtual void linear(const TensorView& x, const TensorView& w, const TensorView& bias, TensorView& out) = 0;
+  // out [M, N] (+)= input [M, K] . w [N, K]^T (+ bias [N]), with the RMSNorm before it or the
+  // residual add after it as `fusion` says. This default runs the steps one by one through
+  // `scratch`: [M, K] for the normalised input, [M, N] for the product. Fast backends fuse them
+  // into the product where their kernels can (the GEMV of a decode step).
+  virtual void linear_fused(const TensorView& x, const TensorView& w, const TensorView& bias,
+                            const LinearFusion& fusion, TensorView& out, TensorView& scratch);
   // The fused QKV projection's output qkv [T, (Hq + 2 Hkv) * hd] (per token: Hq query heads, then
   // Hkv key heads, then Hkv value heads) is split three ways: q rotated by the step's positions
   // (rotate-half RoPE; inv_freq [hd/2] fp32, an uploaded table) into q_out [T, Hq, hd]; k rotated

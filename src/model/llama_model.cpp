@@ -162,32 +162,29 @@ void LlamaModel::run_layers(int64_t T, int64_t R) {
   TensorView q_heads = q.reshape({T, Hq, hd});
   TensorView attn_heads = attn.reshape({T, Hq, hd});
 
+  // x is the residual stream. Each norm rides in the prologue of the projection after it and each
+  // residual add in the epilogue of the projection before it, where the backend can fuse them;
+  // h and out are the scratch of the unfused form (the normalised input, the product).
+  const LinearFusion accumulate{TensorView{}, 0.0f, true};
   backend_.embed(embed_, x);
   for (size_t l = 0; l < layers_.size(); ++l) {
     const FusedLayerWeights& w = layers_[l];
     const auto layer = static_cast<int64_t>(l);
-    // x += previous block's output (the MLP of layer l-1), h = norm(x)
-    if (l == 0) backend_.rmsnorm(x, w.input_norm, eps, h);
-    else backend_.add_rmsnorm(x, out, w.input_norm, eps, h);
-
-    backend_.linear(h, w.wqkv, w.bqkv, qkv);
+    backend_.linear_fused(x, w.wqkv, w.bqkv, LinearFusion{w.input_norm, eps}, qkv, h);
     backend_.qkv_rope_store(layer, qkv, inv_freq_, q_heads);
     backend_.attention(layer, q_heads, scale, attn_heads);
-    backend_.linear(attn, w.wo, TensorView{}, out);
-    backend_.add_rmsnorm(x, out, w.post_attn_norm, eps, h);
+    backend_.linear_fused(attn, w.wo, TensorView{}, accumulate, x, out);
 
-    backend_.linear(h, w.w_gate_up, TensorView{}, gate_up);
+    backend_.linear_fused(x, w.w_gate_up, TensorView{}, LinearFusion{w.post_attn_norm, eps}, gate_up, h);
     backend_.silu_mul(gate_up, act);
-    backend_.linear(act, w.w_down, TensorView{}, out);
+    backend_.linear_fused(act, w.w_down, TensorView{}, accumulate, x, out);
   }
-  backend_.add(x, out);
 
   TensorView last = act_.last.view().first_rows(R);
   TensorView last_n = act_.last_n.view().first_rows(R);
   TensorView logits_view = act_.logits.view().first_rows(R);
   backend_.gather_rows(x, last);
-  backend_.rmsnorm(last, final_norm_, eps, last_n);
-  backend_.linear(last_n, lm_head_, TensorView{}, logits_view);
+  backend_.linear_fused(last, lm_head_, TensorView{}, LinearFusion{final_norm_, eps}, logits_view, last_n);
 }
 
 }  // namespace fdpp

@@ -1,7 +1,8 @@
 // The CUDA-core GEMV (backend/cuda/gemm/gemv.cuh) against the CPU reference cpu::linear on fresh
 // random inputs rounded to the device dtype, fp16 and bf16, M in {1, 2, 3, 7, 8}: Llama-2-7B
 // shapes, odd N, K % 8 != 0 (the scalar path), unaligned pointers, every epilogue (bias,
-// residual, in-place residual, fp32 output). Outputs are poisoned (NaN) before every run.
+// residual, in-place residual, fp32 output) and the RMSNorm prologue. Outputs are poisoned (NaN)
+// before every run.
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -71,6 +72,76 @@ TEST(GpuGemv, UnalignedWeightsTakeTheScalarPath) {
   ASSERT_EQ(cudaMemcpy(shifted + 1, w.dev, w.size() * sizeof(__half), cudaMemcpyDeviceToDevice), cudaSuccess);
   for (int64_t M : {1, 4, 8}) check_one<__half>(w, shifted + 1, bias, M, N, K, Epilogue::kResidual, rng, "unaligned w");
   cudaFree(shifted);
+}
+
+// The RMSNorm prologue: out = (rmsnorm(x) * g) . w^T + bias, against cpu::rmsnorm then
+// cpu::linear in fp32. x has a nonzero mean and spread so that 1/rms is far from 1.
+template <typename T>
+void check_norm_prologue(int64_t N, int64_t K, int64_t M, bool f32_out, std::mt19937& rng) {
+  SCOPED_TRACE("norm prologue [" + std::to_string(N) + ", " + std::to_string(K) + "] M=" + std::to_string(M) +
+               (f32_out ? " fp32 out" : ""));
+  test::DeviceArray<T> w(static_cast<size_t>(N * K)), bias(static_cast<size_t>(N)), x(static_cast<size_t>(M * K));
+  test::DeviceArray<T> g(static_cast<size_t>(K)), out(static_cast<size_t>(M * N));
+  test::DeviceFloats out_f32(out.size());
+  w.fill_normal(rng, 1.0f / std::sqrt(static_cast<float>(K)));
+  bias.fill_normal(rng, 0.5f);
+  x.fill_normal(rng, 3.0f, 0.5f);
+  g.fill_normal(rng, 0.2f, 1.0f);
+  out.poison();
+  out_f32.poison();
+  cuda::GemvParams<T> p;
+  p.x = x.dev;
+  p.w = w.dev;
+  p.bias = bias.dev;
+  p.M = M;
+  p.N = N;
+  p.K = K;
+  p.norm_weight = g.dev;
+  p.norm_eps = 1e-5f;
+  if (f32_out) p.out_f32 = out_f32.dev;
+  else p.out = out.dev;
+  ASSERT_TRUE(cuda::gemv_can_fuse_norm(M, K, x.dev, w.dev, g.dev));
+  const Status st = cuda::launch_gemv(p, nullptr);
+  ASSERT_TRUE(st.is_ok()) << st.message();
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+
+  std::vector<float> normed(x.size()), ref(out.size());
+  cpu::rmsnorm(x.host.data(), TensorView::contiguous(g.host.data(), DType::kF32, {K}), 1e-5f, M, normed.data());
+  cpu::linear(normed.data(), M, TensorView::contiguous(w.host.data(), DType::kF32, {N, K}),
+              TensorView::contiguous(bias.host.data(), DType::kF32, {N}), ref.data());
+  const std::vector<float> got = f32_out ? out_f32.download() : out.download();
+  ASSERT_EQ(std::count_if(got.begin(), got.end(), [](float v) { return std::isnan(v); }), 0) << "outputs left poisoned";
+  EXPECT_LT(test::scaled_max_error(got, std::vector<double>(ref.begin(), ref.end())),
+            f32_out ? 2 * test::kLinearTolF32 : test::linear_tol<T>());
+}
+
+TEST(GpuGemv, NormPrologueMatchesCpu) {
+  FDPP_REQUIRE_GPU();
+  std::mt19937 rng(11);
+  for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{{12288, 4096}, {4096, 4096}, {1000, 4104}, {17, 40}})
+    for (int64_t M = 1; M <= cuda::kGemvNormMaxM; ++M) {
+      check_norm_prologue<__half>(n, k, M, M == 1, rng);
+      check_norm_prologue<__nv_bfloat16>(n, k, M, M == 2, rng);
+    }
+}
+
+TEST(GpuGemv, NormPrologueRejectsWhatItCannotFuse) {
+  FDPP_REQUIRE_GPU();
+  test::DeviceArray<__half> x(8 * 64), w(16 * 64), g(64), out(8 * 16);
+  cuda::GemvParams<__half> p;
+  p.x = x.dev;
+  p.w = w.dev;
+  p.out = out.dev;
+  p.N = 16;
+  p.K = 64;
+  p.norm_weight = g.dev;
+  p.M = cuda::kGemvNormMaxM + 1;  // more sums of squares than the variant holds
+  EXPECT_FALSE(cuda::gemv_can_fuse_norm(p.M, p.K, p.x, p.w, p.norm_weight));
+  EXPECT_EQ(cuda::launch_gemv(p, nullptr).code(), ErrorCode::kUnsupported);
+  p.M = 1;
+  p.K = 60;  // K % 8 != 0: the scalar path has no norm variant
+  EXPECT_EQ(cuda::launch_gemv(p, nullptr).code(), ErrorCode::kUnsupported);
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
 }
 
 TEST(GpuGemv, RejectsBadArguments) {

@@ -135,5 +135,69 @@ TEST(GpuLinearDispatch, TheTableDecidesAndIncapableImplementationsHandOn) {
   EXPECT_EQ(pick(kDefaultLinearInflection.m2 + 1, 128), LinearImpl::kCublasLt);
 }
 
+// run_fused: the residual add in every implementation's epilogue (out += x . w^T in place), and
+// the RMSNorm prologue taken by the GEMV and declined (nothing launched) by the others.
+TEST(GpuLinearDispatch, FusedAccumulateAndNormPrologue) {
+  FDPP_REQUIRE_GPU();
+  const int64_t N = 512, K = 256;
+  LinearTable table;
+  table.set({"test", DType::kF16, N, K}, {2, 16});  // M 1-2 GEMV, 3-16 flat GEMM, above cuBLASLt
+  cuda::LinearDispatcher dispatch(nullptr, "test", table);
+  std::mt19937 rng(13);
+  const int64_t max_m = 32;
+  DeviceHalfs w(static_cast<size_t>(N * K)), x(static_cast<size_t>(max_m * K)), g(static_cast<size_t>(K)),
+      out(static_cast<size_t>(max_m * N));
+  ASSERT_TRUE(cuda::launch_fill_random(w.dev, N * K, rng(), 0.0f, 0.05f, nullptr).is_ok());
+  ASSERT_TRUE(cuda::launch_fill_random(x.dev, max_m * K, rng(), 0.3f, 2.0f, nullptr).is_ok());
+  ASSERT_TRUE(cuda::launch_fill_random(g.dev, K, rng(), 1.0f, 0.2f, nullptr).is_ok());
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const std::vector<float> wh = w.rows(0, static_cast<size_t>(N), static_cast<size_t>(K));
+  const std::vector<float> xh = x.rows(0, static_cast<size_t>(max_m), static_cast<size_t>(K));
+  const std::vector<float> gh = g.rows(0, 1, static_cast<size_t>(K));
+  const TensorView wv = TensorView::contiguous(w.dev, DType::kF16, {N, K}, Device::kCuda);
+  const TensorView gv = TensorView::contiguous(g.dev, DType::kF16, {K}, Device::kCuda);
+  for (int64_t m : {1, 2, 8, 32}) {
+    const TensorView xv = TensorView::contiguous(x.dev, DType::kF16, {m, K}, Device::kCuda);
+    TensorView ov = TensorView::contiguous(out.dev, DType::kF16, {m, N}, Device::kCuda);
+    const LinearImpl impl = dispatch.choose(xv, wv);
+    SCOPED_TRACE("M=" + std::to_string(m) + " " + linear_impl_name(impl));
+    for (bool norm : {false, true}) {
+      SCOPED_TRACE(norm ? "norm prologue" : "accumulate");
+      ASSERT_TRUE(cuda::launch_fill_random(out.dev, m * N, rng(), 0.0f, 1.0f, nullptr).is_ok());
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      const std::vector<float> before = out.rows(0, static_cast<size_t>(m), static_cast<size_t>(N));
+      const bool ran = dispatch.run_fused(xv, norm ? gv : TensorView{}, 1e-5f, wv, TensorView{}, !norm, ov);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      const std::vector<float> got = out.rows(0, static_cast<size_t>(m), static_cast<size_t>(N));
+      if (norm && impl != LinearImpl::kGemv) {
+        EXPECT_FALSE(ran);
+        EXPECT_EQ(got, before) << "a declined fusion must launch nothing";
+        continue;
+      }
+      ASSERT_TRUE(ran);
+      double worst = 0, scale = 1e-30;
+      for (int64_t r = 0; r < m; ++r) {
+        const float* xr = xh.data() + r * K;
+        double inv_rms = 1.0;
+        if (norm) {
+          double ss = 0;
+          for (int64_t k = 0; k < K; ++k) ss += double(xr[k]) * xr[k];
+          inv_rms = 1.0 / std::sqrt(ss / K + 1e-5);
+        }
+        for (int64_t n = 0; n < N; ++n) {
+          double dot = 0;
+          for (int64_t k = 0; k < K; ++k)
+            dot += double(xr[k]) * (norm ? gh[static_cast<size_t>(k)] : 1.0f) * wh[static_cast<size_t>(n * K + k)];
+          const auto i = static_cast<size_t>(r * N + n);
+          const double want = norm ? dot * inv_rms : before[i] + dot;
+          worst = std::max(worst, std::isfinite(got[i]) ? std::abs(got[i] - want) : 1e30);
+          scale = std::max(scale, std::abs(want));
+        }
+      }
+      EXPECT_LT(worst / scale, 4e-3);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace fdpp

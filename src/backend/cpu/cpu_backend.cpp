@@ -106,12 +106,6 @@ void CpuBackend::rmsnorm(const TensorView& x, const TensorView& weight, float ep
   cpu::rmsnorm(f32(x), weight, eps, rows_of(x), f32(out));
 }
 
-void CpuBackend::add_rmsnorm(TensorView& x, const TensorView& residual, const TensorView& weight,
-                             float eps, TensorView& out) {
-  add(x, residual);
-  rmsnorm(x, weight, eps, out);
-}
-
 void CpuBackend::linear(const TensorView& x, const TensorView& w, const TensorView& bias, TensorView& out) {
   require_f32(x, "linear input");
   require_f32(out, "linear output");

@@ -25,8 +25,6 @@ class CpuBackend final : public Backend {
   void begin_step(const StepBatch& batch) override;
   void embed(const TensorView& table, TensorView& out) override;
   void rmsnorm(const TensorView& x, const TensorView& weight, float eps, TensorView& out) override;
-  void add_rmsnorm(TensorView& x, const TensorView& residual, const TensorView& weight, float eps,
-                   TensorView& out) override;
   void linear(const TensorView& x, const TensorView& w, const TensorView& bias, TensorView& out) override;
   void qkv_rope_store(int64_t layer, const TensorView& qkv, const TensorView& inv_freq, TensorView& q_out) override;
   void silu_mul(const TensorView& gate_up, TensorView& out) override;

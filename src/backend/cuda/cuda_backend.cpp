@@ -267,18 +267,14 @@ void CudaBackend::rmsnorm(const TensorView& x, const TensorView& weight, float e
   });
 }
 
-void CudaBackend::add_rmsnorm(TensorView& x, const TensorView& residual, const TensorView& weight, float eps,
-                              TensorView& out) {
-  dispatch(dtype_, [&](auto tag) {
-    using T = decltype(tag);
-    RmsNormParams<T> p{ptr<T>(x), ptr<T>(residual), ptr<T>(weight), ptr<T>(out), rows_of(x), x.dim(x.rank - 1),
-                       eps};
-    throw_if_error(launch_rmsnorm(p, stream_));
-  });
-}
-
 void CudaBackend::linear(const TensorView& x, const TensorView& w, const TensorView& bias, TensorView& out) {
   linear_->run(x, w, bias, out);
+}
+
+void CudaBackend::linear_fused(const TensorView& x, const TensorView& w, const TensorView& bias,
+                               const LinearFusion& fusion, TensorView& out, TensorView& scratch) {
+  if (linear_->run_fused(x, fusion.norm_weight, fusion.eps, w, bias, fusion.accumulate, out)) return;
+  Backend::linear_fused(x, w, bias, fusion, out, scratch);  // a norm the chosen kernel cannot take
 }
 
 template <typename T>

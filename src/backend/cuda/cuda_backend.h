@@ -38,9 +38,9 @@ class CudaBackend final : public Backend {
   void end_graph_step() override;
   void embed(const TensorView& table, TensorView& out) override;
   void rmsnorm(const TensorView& x, const TensorView& weight, float eps, TensorView& out) override;
-  void add_rmsnorm(TensorView& x, const TensorView& residual, const TensorView& weight, float eps,
-                   TensorView& out) override;
   void linear(const TensorView& x, const TensorView& w, const TensorView& bias, TensorView& out) override;
+  void linear_fused(const TensorView& x, const TensorView& w, const TensorView& bias, const LinearFusion& fusion,
+                    TensorView& out, TensorView& scratch) override;
   void qkv_rope_store(int64_t layer, const TensorView& qkv, const TensorView& inv_freq, TensorView& q_out) override;
   void silu_mul(const TensorView& gate_up, TensorView& out) override;
   void add(TensorView& x, const TensorView& y) override;

@@ -69,7 +69,8 @@ CublasLtLinear::Plan& CublasLtLinear::plan_for(const Key& key) {
   return plans_.emplace(key, p).first->second;
 }
 
-void CublasLtLinear::run(const TensorView& x, const TensorView& w, const TensorView& bias, TensorView& out) {
+void CublasLtLinear::run(const TensorView& x, const TensorView& w, const TensorView& bias, TensorView& out,
+                         bool accumulate) {
   const int64_t K = w.dim(1), N = w.dim(0);
   const int64_t M = x.numel() / K;
   if (x.dtype != w.dtype || x.numel() != M * K || out.numel() != M * N)
@@ -84,7 +85,7 @@ void CublasLtLinear::run(const TensorView& x, const TensorView& w, const TensorV
     check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias_ptr, sizeof(bias_ptr)),
           "bias pointer");
   }
-  const float alpha = 1.0f, beta = 0.0f;
+  const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
   check(cublasLtMatmul(handle_, p.desc, &alpha, w.data, p.a, x.data, p.b, &beta, out.data, p.c, out.data, p.c,
                        &p.algo, workspace_, workspace_bytes_, stream_),
         "cublasLtMatmul");

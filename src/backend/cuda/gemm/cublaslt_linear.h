@@ -19,8 +19,9 @@ class CublasLtLinear {
   CublasLtLinear(const CublasLtLinear&) = delete;
   CublasLtLinear& operator=(const CublasLtLinear&) = delete;
 
-  // x, w, bias: F16 or BF16 (the same); out: the same dtype or F32. Throws fdpp::Error.
-  void run(const TensorView& x, const TensorView& w, const TensorView& bias, TensorView& out);
+  // x, w, bias: F16 or BF16 (the same); out: the same dtype or F32. accumulate: out += the
+  // product (beta = 1, in place). Throws fdpp::Error.
+  void run(const TensorView& x, const TensorView& w, const TensorView& bias, TensorView& out, bool accumulate = false);
 
  private:
   struct Plan {

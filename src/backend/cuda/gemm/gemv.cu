@@ -12,6 +12,10 @@
 // holds, R * pow2(M) - 1 shuffles in all instead of 5 per value) leaves one sum per lane; the
 // block's warps meet in shared memory and the first R * pow2(M) threads apply bias and residual
 // and store, rounding once.
+// RMSNorm prologue (M <= 4): each x piece is multiplied by the norm weight's piece (one more L1
+// load per x load) and its squares summed; a second small reduction gives each row's 1/rms,
+// applied to the sums before the bias. It replaces a norm launch that wrote x back out (a decode
+// step of Llama-2-7B had 65, ~3-4 us each).
 //
 // Predicted bandwidth on the H100 SXM (3.0 TB/s read ceiling, DESIGN.md section 2). The kernel
 // moves N*K*2 weight bytes once; x comes from L1/L2 and the output is at most 8 * N * 2 bytes.
@@ -151,9 +155,10 @@ __device__ __forceinline__ float warp_reduce_transpose(float (&v)[V], int lane) 
 }
 
 // Grid: ceil(N / R) blocks of GemvTraits::kThreads. Block b computes out[:, b*R .. b*R + R).
-template <typename T, typename OutT, int M, int kVec>
+template <typename T, typename OutT, int M, int kVec, bool kNorm>
 __global__ void __launch_bounds__(GemvTraits::kThreads, GemvTraits::kMinBlocksPerSmFor<M>)
 gemv_kernel(const GemvParams<T> p) {
+  static_assert(!kNorm || (kVec == 8 && M <= kGemvNormMaxM), "the norm prologue is a fast-path variant");
   using P = Piece<T, kVec>;
   using Raw = typename P::Raw;
   constexpr int kThreads = GemvTraits::kThreads;
@@ -179,6 +184,11 @@ gemv_kernel(const GemvParams<T> p) {
   for (int r = 0; r < R; ++r)
 #pragma unroll
     for (int m = 0; m < M; ++m) acc[r][m] = 0.0f;
+  // kNorm: the block's threads see every x piece exactly once, so these add up to each row's
+  // sum of squares; the product runs on x * norm_weight and is scaled by 1/rms at the end.
+  float sum_sq[M];
+#pragma unroll
+  for (int m = 0; m < M; ++m) sum_sq[m] = 0.0f;
 
   for (int i0 = tid; i0 < pieces; i0 += kThreads * U) {
     // All weight loads of this step first (U * R in flight), predicated on the row's end.
@@ -197,6 +207,8 @@ gemv_kernel(const GemvParams<T> p) {
 #pragma unroll
       for (int m = 0; m < M; ++m) xr[m] = i < pieces ? P::load_cached(p.x + int64_t{m} * K, i) : P::zero();
       if constexpr (kVec == 8) {
+        Raw gr = P::zero();
+        if constexpr (kNorm) gr = i < pieces ? P::load_cached(p.norm_weight, i) : P::zero();
         // Two elements at a time: each w and x element is converted once, and only 2 * R weight
         // floats are live (converting whole pieces first would hold 8 * R).
 #pragma unroll
@@ -206,7 +218,13 @@ gemv_kernel(const GemvParams<T> p) {
           for (int r = 0; r < R; ++r) wf[r] = P::pair(wr[u][r], j);
 #pragma unroll
           for (int m = 0; m < M; ++m) {
-            const float2 xf = P::pair(xr[m], j);
+            float2 xf = P::pair(xr[m], j);
+            if constexpr (kNorm) {
+              const float2 gf = P::pair(gr, j);
+              sum_sq[m] = fmaf(xf.x, xf.x, fmaf(xf.y, xf.y, sum_sq[m]));
+              xf.x *= gf.x;
+              xf.y *= gf.y;
+            }
 #pragma unroll
             for (int r = 0; r < R; ++r) {
               acc[r][m] = fmaf(wf[r].x, xf.x, acc[r][m]);
@@ -235,6 +253,15 @@ gemv_kernel(const GemvParams<T> p) {
   __shared__ float partial[GemvTraits::kWarps][V];
   constexpr int kLanesPerValue = 32 / V;
   if (lane % kLanesPerValue == 0) partial[warp][lane / kLanesPerValue] = warp_sum;
+  __shared__ float partial_sq[kNorm ? GemvTraits::kWarps : 1][M];
+  if constexpr (kNorm) {
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+#pragma unroll
+      for (int off = 16; off > 0; off >>= 1) sum_sq[m] += __shfl_xor_sync(0xffffffffu, sum_sq[m], off);
+      if (lane == 0) partial_sq[warp][m] = sum_sq[m];
+    }
+  }
   __syncthreads();
   if (tid < V) {
     const int r = tid / Mp, m = tid % Mp;
@@ -243,6 +270,12 @@ gemv_kernel(const GemvParams<T> p) {
       float y = 0.0f;
 #pragma unroll
       for (int w = 0; w < GemvTraits::kWarps; ++w) y += partial[w][tid];
+      if constexpr (kNorm) {
+        float ss = 0.0f;
+#pragma unroll
+        for (int w = 0; w < GemvTraits::kWarps; ++w) ss += partial_sq[w][m];
+        y *= rsqrtf(ss / static_cast<float>(K) + p.norm_eps);
+      }
       if (p.bias != nullptr) y += to_float(p.bias[n]);
       const int64_t o = int64_t{m} * N + n;
       if (p.residual != nullptr) y += to_float(p.residual[o]);  // may alias out: read before the store
@@ -255,9 +288,9 @@ gemv_kernel(const GemvParams<T> p) {
   }
 }
 
-template <typename T, typename OutT, int M, int kVec>
+template <typename T, typename OutT, int M, int kVec, bool kNorm = false>
 Status launch_variant(const GemvParams<T>& p, cudaStream_t stream) {
-  auto* kernel = gemv_kernel<T, OutT, M, kVec>;
+  auto* kernel = gemv_kernel<T, OutT, M, kVec, kNorm>;
   // Prefer the largest L1 (x lives there): once per instantiation, thread-safe static init.
   static const bool carveout_set = [kernel] {
     if (cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
@@ -275,6 +308,10 @@ Status launch_variant(const GemvParams<T>& p, cudaStream_t stream) {
 
 template <typename T, int M>
 Status launch_for_m(const GemvParams<T>& p, cudaStream_t stream, bool vec, bool f32) {
+  if constexpr (M <= kGemvNormMaxM) {
+    if (p.norm_weight != nullptr)
+      return f32 ? launch_variant<T, float, M, 8, true>(p, stream) : launch_variant<T, T, M, 8, true>(p, stream);
+  }
   if (vec) return f32 ? launch_variant<T, float, M, 8>(p, stream) : launch_variant<T, T, M, 8>(p, stream);
   return f32 ? launch_variant<T, float, M, 1>(p, stream) : launch_variant<T, T, M, 1>(p, stream);
 }
@@ -308,6 +345,9 @@ Status launch_gemv(const GemvParams<T>& p, cudaStream_t stream) {
   if (p.K > 0 && overlaps(p.x, p.M * p.K * int64_t{sizeof(T)}, out, out_bytes))
     return {ErrorCode::kInvalidArgument, "gemv: x overlaps the output"};
 
+  if (p.norm_weight != nullptr && !gemv_can_fuse_norm(p.M, p.K, p.x, p.w, p.norm_weight))
+    return {ErrorCode::kUnsupported, "gemv: the norm prologue needs M <= " + std::to_string(kGemvNormMaxM) +
+                                         ", K % 8 == 0 and 16-byte aligned x, w and norm weight"};
   const bool vec = p.K % 8 == 0 && is_aligned16(p.x) && is_aligned16(p.w);
   const bool f32 = p.out_f32 != nullptr;
   switch (p.M) {
@@ -320,6 +360,10 @@ Status launch_gemv(const GemvParams<T>& p, cudaStream_t stream) {
     case 7: return launch_for_m<T, 7>(p, stream, vec, f32);
     default: return launch_for_m<T, 8>(p, stream, vec, f32);
   }
+}
+
+bool gemv_can_fuse_norm(int64_t M, int64_t K, const void* x, const void* w, const void* norm_weight) {
+  return M <= kGemvNormMaxM && K % 8 == 0 && is_aligned16(x) && is_aligned16(w) && is_aligned16(norm_weight);
 }
 
 template Status launch_gemv<__half>(const GemvParams<__half>&, cudaStream_t);

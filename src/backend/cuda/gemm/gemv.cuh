@@ -17,6 +17,8 @@ namespace fdpp::cuda {
 
 // The largest M the GEMV kernels serve; larger M is the flat GEMM's (or cuBLASLt's) job.
 inline constexpr int64_t kGemvMaxM = 8;
+// The largest M with the RMSNorm prologue (its M sums of squares must fit beside the accumulators).
+inline constexpr int64_t kGemvNormMaxM = 4;
 
 template <typename T>
 struct GemvParams {
@@ -27,12 +29,22 @@ struct GemvParams {
   T* out = nullptr;             // [M, N]; may alias residual (in-place residual add)
   int64_t M = 0, N = 0, K = 0;
   float* out_f32 = nullptr;     // [M, N] fp32 instead of out (logits); exactly one of out, out_f32
+  // RMSNorm prologue: when set, row m of the product's input is rmsnorm(x[m]) * norm_weight, with
+  // x's sum of squares gathered while the product streams (no normalised copy of x is written).
+  // Fast path and M <= kGemvNormMaxM only.
+  const T* norm_weight = nullptr;  // [K] or nullptr
+  float norm_eps = 0.0f;
 };
 
 // Fast path: K % 8 == 0 and x, w 16-byte aligned (16-byte loads). Anything else takes a scalar
 // path with the same results. Errors: kInvalidArgument for M > kGemvMaxM, a missing pointer,
-// both or neither output, or x overlapping the output; kInternal for a failed launch.
+// both or neither output, or x overlapping the output; kUnsupported for the norm prologue off the
+// fast path or above kGemvNormMaxM (gemv_can_fuse_norm says beforehand); kInternal for a failed
+// launch.
 template <typename T>
 Status launch_gemv(const GemvParams<T>& p, cudaStream_t stream);
+
+// Whether launch_gemv takes the RMSNorm prologue for these operands.
+bool gemv_can_fuse_norm(int64_t M, int64_t K, const void* x, const void* w, const void* norm_weight);
 
 }  // namespace fdpp::cuda

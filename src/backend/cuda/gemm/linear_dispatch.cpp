@@ -20,7 +20,7 @@ namespace {
 static_assert(kSmallMKernelsMaxM == std::max(kGemvMaxM, kFlatGemmMaxM), "linear_table.h's sweep limit");
 
 int64_t rows_of(const TensorView& t) { return t.numel() / t.dim(t.rank - 1); }
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }  // cuda_utils.cuh is device code
 
 // Fills the fields GemvParams and FlatGemmParams share.
 template <typename P, typename T>
@@ -37,11 +37,39 @@ P kernel_params(const TensorView& x, const TensorView& w, const TensorView& bias
   return p;
 }
 
+// What the kernels fuse around the product (see LinearDispatcher::run_fused).
+struct KernelFusion {
+  const void* norm_weight = nullptr;  // GEMV only
+  float eps = 0.0f;
+  bool accumulate = false;
+};
+
 template <typename T>
 void run_kernel(LinearImpl impl, const TensorView& x, const TensorView& w, const TensorView& bias, TensorView& out,
-                cudaStream_t stream) {
-  if (impl == LinearImpl::kGemv) throw_if_error(launch_gemv(kernel_params<GemvParams<T>, T>(x, w, bias, out), stream));
-  else throw_if_error(launch_flat_gemm(kernel_params<FlatGemmParams<T>, T>(x, w, bias, out), stream));
+                const KernelFusion& fusion, cudaStream_t stream) {
+  if (fusion.accumulate && out.dtype == DType::kF32)
+    throw Error(ErrorCode::kInternal, "linear: accumulating into fp32 output is not supported");
+  if (impl == LinearImpl::kGemv) {
+    auto p = kernel_params<GemvParams<T>, T>(x, w, bias, out);
+    if (fusion.accumulate) p.residual = p.out;
+    p.norm_weight = static_cast<const T*>(fusion.norm_weight);
+    p.norm_eps = fusion.eps;
+    throw_if_error(launch_gemv(p, stream));
+  } else {
+    auto p = kernel_params<FlatGemmParams<T>, T>(x, w, bias, out);
+    if (fusion.accumulate) p.residual = p.out;
+    throw_if_error(launch_flat_gemm(p, stream));
+  }
+}
+
+void run_kernel_for_dtype(LinearImpl impl, const TensorView& x, const TensorView& w, const TensorView& bias,
+                          TensorView& out, const KernelFusion& fusion, cudaStream_t stream) {
+  switch (x.dtype) {
+    case DType::kF16: run_kernel<__half>(impl, x, w, bias, out, fusion, stream); break;
+    case DType::kBF16: run_kernel<__nv_bfloat16>(impl, x, w, bias, out, fusion, stream); break;
+    default:
+      throw Error(ErrorCode::kUnsupported, fmt::format("linear: activation dtype {}", dtype_name(x.dtype)));
+  }
 }
 
 }  // namespace
@@ -94,16 +122,22 @@ void LinearDispatcher::run_with(LinearImpl impl, const TensorView& x, const Tens
     throw Error(ErrorCode::kInternal, fmt::format("linear: {} cannot serve x {} . w {}", linear_impl_name(impl),
                                                   x.shape_string(), w.shape_string()));
   ++calls_[static_cast<size_t>(impl)];
-  if (impl == LinearImpl::kCublasLt) {
-    cublaslt_.run(x, w, bias, out);
-    return;
-  }
-  switch (x.dtype) {
-    case DType::kF16: run_kernel<__half>(impl, x, w, bias, out, stream_); break;
-    case DType::kBF16: run_kernel<__nv_bfloat16>(impl, x, w, bias, out, stream_); break;
-    default:
-      throw Error(ErrorCode::kUnsupported, fmt::format("linear: activation dtype {}", dtype_name(x.dtype)));
-  }
+  if (impl == LinearImpl::kCublasLt) cublaslt_.run(x, w, bias, out);
+  else run_kernel_for_dtype(impl, x, w, bias, out, KernelFusion{}, stream_);
+}
+
+bool LinearDispatcher::run_fused(const TensorView& x, const TensorView& norm_weight, float eps, const TensorView& w,
+                                 const TensorView& bias, bool accumulate, TensorView& out) {
+  const LinearImpl impl = choose(x, w);
+  const bool norm = !norm_weight.empty();
+  if (norm && (impl != LinearImpl::kGemv || norm_weight.dtype != x.dtype ||
+               !gemv_can_fuse_norm(rows_of(x), w.dim(1), x.data, w.data, norm_weight.data)))
+    return false;
+  ++calls_[static_cast<size_t>(impl)];
+  if (impl == LinearImpl::kCublasLt) cublaslt_.run(x, w, bias, out, accumulate);
+  else run_kernel_for_dtype(impl, x, w, bias, out, KernelFusion{norm ? norm_weight.data : nullptr, eps, accumulate},
+                            stream_);
+  return true;
 }
 
 }  // namespace fdpp::cuda
