@@ -108,8 +108,9 @@ TEST(GpuModelShapes, HeadDim128MhaMatchesCpu) {
 
 // The same weights reaching the GPU three ways must give the same logits: as CPU-made fp32 views
 // that lie back to back (fused without a copy), as separate fp32 copies (fused through a host
-// copy, the checkpoint path), and as fp16 host copies (no conversion on upload). Narrows down the
-// CPU-vs-GPU mismatch the tests above show (docs: issue notes of 2026-11-23) without the CPU.
+// copy, the checkpoint path), and as fp16 host copies (no conversion on upload). It caught the
+// upload race of 2026-11-23: the fp32 -> fp16 conversion kernel ran on the backend's stream while
+// cudaMemcpy's pageable copy into its staging buffer was still landing on the legacy stream.
 TEST(GpuModelShapes, WeightPathsAgreeOnTheGpu) {
   FDPP_REQUIRE_GPU();
   const ModelConfig config = named_model_shape("tiny");
@@ -167,9 +168,9 @@ TEST(GpuModelShapes, WeightPathsAgreeOnTheGpu) {
   EXPECT_LT(test::scaled_max_error(logits[2], ref), 1e-3) << "fp16 host copies vs separate fp32 copies";
 }
 
-// Which step layout diverges: one sequence or two, identity or interleaved block tables, prefill
-// or a single token. Prints each layout's error and fails on any over the bound, so one device
-// run shows the whole pattern rather than the first failure.
+// Step layouts one at a time against the CPU: one sequence or two, identity or interleaved block
+// tables, prefill or a single token. Prints each layout's error and checks every one, so a
+// failing device run shows the whole pattern rather than the first failure.
 TEST(GpuModelShapes, StepLayoutsMatchCpu) {
   FDPP_REQUIRE_GPU();
   const ModelConfig config = named_model_shape("tiny");
