@@ -39,6 +39,11 @@ StepBatch make_step(const std::vector<std::pair<int32_t, std::vector<int32_t>>>&
   return b;
 }
 
+// Room for the two sequences of make_step.
+KvCacheShape two_sequence_cache(const ModelConfig& config) {
+  return {config.num_hidden_layers, 2 * kBlocksPerSeq, kBlockSize, config.num_key_value_heads, config.head_dim};
+}
+
 std::vector<int32_t> range(int32_t first, int32_t count) {
   std::vector<int32_t> v;
   for (int32_t i = 0; i < count; ++i) v.push_back(first + i);
@@ -50,8 +55,7 @@ void check_shape(const ModelConfig& config, const std::string& what) {
   std::vector<DeviceTensor> storage;
   const LlamaWeights weights = make_random_weights(config, cpu, storage, 1234);
   LlamaModel cpu_model(config, weights, cpu, WeightPlacement::kOnBackend);
-  const KvCacheShape kv{config.num_hidden_layers, 2 * kBlocksPerSeq, kBlockSize, config.num_key_value_heads,
-                        config.head_dim};
+  const KvCacheShape kv = two_sequence_cache(config);
   cpu.init_kv_cache(kv);
   for (DType dt : {DType::kF16, DType::kBF16}) {
     SCOPED_TRACE(what + " " + dtype_name(dt));
@@ -152,8 +156,7 @@ TEST(GpuModelShapes, WeightPathsAgreeOnTheGpu) {
   };
   const LlamaWeights separate = rebuild(copy32);
   const LlamaWeights half = rebuild(copy16);
-  const KvCacheShape kv{config.num_hidden_layers, 2 * kBlocksPerSeq, kBlockSize, config.num_key_value_heads,
-                        config.head_dim};
+  const KvCacheShape kv = two_sequence_cache(config);
   const StepBatch step = make_step({{0, range(0, 37)}, {1, range(0, 5)}}, config.vocab_size);
   std::vector<std::vector<float>> logits;
   for (const LlamaWeights* w : {&adjacent, &separate, &half}) {
@@ -180,8 +183,7 @@ TEST(GpuModelShapes, StepLayoutsMatchCpu) {
   LlamaModel cpu_model(config, weights, cpu, WeightPlacement::kOnBackend);
   cuda::CudaBackend gpu(0, DType::kF16);
   LlamaModel gpu_model(config, weights, gpu, WeightPlacement::kHost);
-  const KvCacheShape kv{config.num_hidden_layers, 2 * kBlocksPerSeq, kBlockSize, config.num_key_value_heads,
-                        config.head_dim};
+  const KvCacheShape kv = two_sequence_cache(config);
   struct Layout {
     const char* name;
     std::vector<std::pair<int32_t, std::vector<int32_t>>> seqs;

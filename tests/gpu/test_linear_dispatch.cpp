@@ -166,7 +166,8 @@ TEST(GpuLinearDispatch, FusedAccumulateAndNormPrologue) {
       ASSERT_TRUE(cuda::launch_fill_random(out.dev, m * N, rng(), 0.0f, 1.0f, nullptr).is_ok());
       ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
       const std::vector<float> before = out.rows(0, static_cast<size_t>(m), static_cast<size_t>(N));
-      const bool ran = dispatch.run_fused(xv, norm ? gv : TensorView{}, 1e-5f, wv, TensorView{}, !norm, ov);
+      const LinearFusion fusion = norm ? LinearFusion{gv, 1e-5f, false} : LinearFusion{TensorView{}, 0.0f, true};
+      const bool ran = dispatch.run_fused(xv, wv, TensorView{}, fusion, ov);
       ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
       const std::vector<float> got = out.rows(0, static_cast<size_t>(m), static_cast<size_t>(N));
       if (norm && impl != LinearImpl::kGemv) {

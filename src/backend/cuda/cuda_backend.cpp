@@ -273,7 +273,7 @@ void CudaBackend::linear(const TensorView& x, const TensorView& w, const TensorV
 
 void CudaBackend::linear_fused(const TensorView& x, const TensorView& w, const TensorView& bias,
                                const LinearFusion& fusion, TensorView& out, TensorView& scratch) {
-  if (linear_->run_fused(x, fusion.norm_weight, fusion.eps, w, bias, fusion.accumulate, out)) return;
+  if (linear_->run_fused(x, w, bias, fusion, out)) return;
   Backend::linear_fused(x, w, bias, fusion, out, scratch);  // a norm the chosen kernel cannot take
 }
 

@@ -52,7 +52,7 @@ Status launch_qkv_store(const QkvStoreParams<T>& p, cudaStream_t stream) {
   const int half = p.kv.head_dim / 2;
   const int heads_per_block = std::max(1, kThreads / half);
   const int heads = p.num_q_heads + 2 * p.kv.num_kv_heads;
-  const dim3 grid(static_cast<unsigned>(p.slots.tokens), static_cast<unsigned>((heads + heads_per_block - 1) / heads_per_block));
+  const dim3 grid(static_cast<unsigned>(p.slots.tokens), ceil_div(heads, heads_per_block));
   qkv_store_kernel<T><<<grid, kThreads, 0, stream>>>(p);
   return last_launch_status("qkv_store");
 }

@@ -316,7 +316,6 @@ Status launch_for_m(const GemvParams<T>& p, cudaStream_t stream, bool vec, bool 
   return f32 ? launch_variant<T, float, M, 1>(p, stream) : launch_variant<T, T, M, 1>(p, stream);
 }
 
-
 bool overlaps(const void* a, int64_t a_bytes, const void* b, int64_t b_bytes) {
   const auto a0 = reinterpret_cast<uintptr_t>(a), b0 = reinterpret_cast<uintptr_t>(b);
   return a0 < b0 + static_cast<uintptr_t>(b_bytes) && b0 < a0 + static_cast<uintptr_t>(a_bytes);

@@ -37,22 +37,15 @@ P kernel_params(const TensorView& x, const TensorView& w, const TensorView& bias
   return p;
 }
 
-// What the kernels fuse around the product (see LinearDispatcher::run_fused).
-struct KernelFusion {
-  const void* norm_weight = nullptr;  // GEMV only
-  float eps = 0.0f;
-  bool accumulate = false;
-};
-
 template <typename T>
 void run_kernel(LinearImpl impl, const TensorView& x, const TensorView& w, const TensorView& bias, TensorView& out,
-                const KernelFusion& fusion, cudaStream_t stream) {
+                const LinearFusion& fusion, cudaStream_t stream) {
   if (fusion.accumulate && out.dtype == DType::kF32)
     throw Error(ErrorCode::kInternal, "linear: accumulating into fp32 output is not supported");
   if (impl == LinearImpl::kGemv) {
     auto p = kernel_params<GemvParams<T>, T>(x, w, bias, out);
     if (fusion.accumulate) p.residual = p.out;
-    p.norm_weight = static_cast<const T*>(fusion.norm_weight);
+    p.norm_weight = fusion.norm_weight.empty() ? nullptr : static_cast<const T*>(fusion.norm_weight.data);
     p.norm_eps = fusion.eps;
     throw_if_error(launch_gemv(p, stream));
   } else {
@@ -63,7 +56,7 @@ void run_kernel(LinearImpl impl, const TensorView& x, const TensorView& w, const
 }
 
 void run_kernel_for_dtype(LinearImpl impl, const TensorView& x, const TensorView& w, const TensorView& bias,
-                          TensorView& out, const KernelFusion& fusion, cudaStream_t stream) {
+                          TensorView& out, const LinearFusion& fusion, cudaStream_t stream) {
   switch (x.dtype) {
     case DType::kF16: run_kernel<__half>(impl, x, w, bias, out, fusion, stream); break;
     case DType::kBF16: run_kernel<__nv_bfloat16>(impl, x, w, bias, out, fusion, stream); break;
@@ -123,20 +116,19 @@ void LinearDispatcher::run_with(LinearImpl impl, const TensorView& x, const Tens
                                                   x.shape_string(), w.shape_string()));
   ++calls_[static_cast<size_t>(impl)];
   if (impl == LinearImpl::kCublasLt) cublaslt_.run(x, w, bias, out);
-  else run_kernel_for_dtype(impl, x, w, bias, out, KernelFusion{}, stream_);
+  else run_kernel_for_dtype(impl, x, w, bias, out, LinearFusion{}, stream_);
 }
 
-bool LinearDispatcher::run_fused(const TensorView& x, const TensorView& norm_weight, float eps, const TensorView& w,
-                                 const TensorView& bias, bool accumulate, TensorView& out) {
+bool LinearDispatcher::run_fused(const TensorView& x, const TensorView& w, const TensorView& bias,
+                                 const LinearFusion& fusion, TensorView& out) {
   const LinearImpl impl = choose(x, w);
-  const bool norm = !norm_weight.empty();
-  if (norm && (impl != LinearImpl::kGemv || norm_weight.dtype != x.dtype ||
-               !gemv_can_fuse_norm(rows_of(x), w.dim(1), x.data, w.data, norm_weight.data)))
+  const TensorView& g = fusion.norm_weight;
+  if (!g.empty() && (impl != LinearImpl::kGemv || g.dtype != x.dtype ||
+                     !gemv_can_fuse_norm(rows_of(x), w.dim(1), x.data, w.data, g.data)))
     return false;
   ++calls_[static_cast<size_t>(impl)];
-  if (impl == LinearImpl::kCublasLt) cublaslt_.run(x, w, bias, out, accumulate);
-  else run_kernel_for_dtype(impl, x, w, bias, out, KernelFusion{norm ? norm_weight.data : nullptr, eps, accumulate},
-                            stream_);
+  if (impl == LinearImpl::kCublasLt) cublaslt_.run(x, w, bias, out, fusion.accumulate);
+  else run_kernel_for_dtype(impl, x, w, bias, out, fusion, stream_);
   return true;
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <utility>
 
+#include "backend/backend.h"
 #include "backend/cuda/gemm/cublaslt_linear.h"
 #include "backend/linear_table.h"
 #include "core/tensor.h"
@@ -26,13 +27,13 @@ class LinearDispatcher {
   // out [M, N] = x [M, K] . w [N, K]^T (+ bias [N]); x, w, bias in the activation dtype (F16 or
   // BF16), out the same or F32. Throws fdpp::Error.
   void run(const TensorView& x, const TensorView& w, const TensorView& bias, TensorView& out);
-  // out [M, N] = input . w^T (+ bias) (+ out's own values when accumulate: the residual add in
-  // the product's epilogue, rounded once). input is x, or rmsnorm(x) * norm_weight (eps) when
-  // norm_weight is set, which only the GEMV fuses: then, unless the choice for these operands is
-  // a GEMV that can take the norm, this launches nothing and returns false (the caller normalises
+  // out [M, N] = input . w^T (+ bias) (+ out's own values when fusion.accumulate: the residual
+  // add in the product's epilogue, rounded once). input is x, or rmsnorm(x) * fusion.norm_weight
+  // when that is set, which only the GEMV fuses: then, unless the choice for these operands is a
+  // GEMV that can take the norm, this launches nothing and returns false (the caller normalises
   // first). Otherwise true. Throws fdpp::Error.
-  bool run_fused(const TensorView& x, const TensorView& norm_weight, float eps, const TensorView& w,
-                 const TensorView& bias, bool accumulate, TensorView& out);
+  bool run_fused(const TensorView& x, const TensorView& w, const TensorView& bias, const LinearFusion& fusion,
+                 TensorView& out);
   // The implementation run() picks for these operands.
   LinearImpl choose(const TensorView& x, const TensorView& w) const;
   // Whether an implementation can serve these operands at all.
