@@ -1,7 +1,11 @@
 // Linear-layer benchmark for small M (decode): the CUDA-core GEMV (backend/cuda/gemm/gemv.cuh,
 // M <= 8) and the tensor-core flat GEMM (flat_gemm.cuh, M <= 64) against cuBLASLt
 // (CublasLtLinear, same [N, K] weights) in the same run, fp16, on the Llama-2-7B and Llama-3-8B
-// linear shapes and the Llama-3 LM head, M in {1, 2, 4, 8, 16, 32, 64, 128} (cuBLASLt alone at 128).
+// linear shapes and the Llama-3 LM head, M in {1, 2, 4, 8, 16, 32, 64, 128, 256, 1024} (cuBLASLt
+// alone above 64). Where the flat GEMM's streamed mainloop runs (M <= 16) the pipelined one is
+// timed too ("pipelined µs"). "chosen" is the implementation the dispatcher's table picks (fdpp
+// tune's file where one exists, else the built-in defaults) and "chosen vs best" its time over
+// the fastest of the three.
 //
 // Per (shape, M, kernel): µs is the median of --iters single launches, each between two CUDA
 // events with a 30 µs spin kernel queued ahead, so the host's launch cost is not in the figure;
@@ -12,13 +16,15 @@
 // fdpp output is checked against cuBLASLt's (max |diff| / max |cuBLASLt|). Data: hashed values in
 // [-2, 2). "splits" is the flat GEMM's split-K (cluster size) for the shape.
 //
-// Usage: bench_linear [--iters N] [--quick]   (--quick: the first two shapes only)
+// Usage: bench_linear [--iters N] [--quick] [--shape NAME] [--m M1,M2,...]
+//   --quick: the first two shapes only; --shape: one shape by name ("L3-8B lm_head"); --m: these M.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <cstdlib>
 #include <functional>
 #include <string>
@@ -28,6 +34,7 @@
 #include "backend/cuda/gemm/cublaslt_linear.h"
 #include "backend/cuda/gemm/flat_gemm.cuh"
 #include "backend/cuda/gemm/gemv.cuh"
+#include "backend/linear_table.h"
 #include "core/tensor.h"
 #include "gpu_spin.h"
 #include "bench_common.h"
@@ -60,7 +67,8 @@ struct Row {
   std::string shape;
   int64_t N, K, M;
   int splits;  // flat GEMM split-K (0 where it does not run)
-  Timing gemv, flat, lt;
+  Timing gemv, flat, flat_pipelined, lt;  // flat: the mainloop the kernel picks; flat_pipelined: forced (M <= 16)
+  fdpp::LinearImpl chosen;                // what the dispatcher's table picks for (N, K, M)
 };
 
 double median(std::vector<double> v) {
@@ -114,17 +122,35 @@ std::vector<float> download_half(const __half* dev, size_t n) {
 int main(int argc, char** argv) {
   int iters = 50;
   bool quick = false;
+  std::string only_shape;  // --shape: one shape by its name, e.g. "L3-8B lm_head"
+  std::vector<int64_t> ms = {1, 2, 4, 8, 16, 32, 64, 128, 256, 1024};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--iters" && i + 1 < argc) iters = std::max(1, std::atoi(argv[++i]));
     else if (a == "--quick") quick = true;
-    else {
-      fmt::print(stderr, "usage: bench_linear [--iters N] [--quick]\n");
+    else if (a == "--shape" && i + 1 < argc) only_shape = argv[++i];
+    else if (a == "--m" && i + 1 < argc) {
+      ms.clear();
+      for (const char* c = argv[++i]; *c != '\0';) {
+        char* end = nullptr;
+        const long v = std::strtol(c, &end, 10);
+        if (end == c || v < 1) break;
+        ms.push_back(v);
+        c = *end == ',' ? end + 1 : end;
+      }
+    } else {
+      fmt::print(stderr, "usage: bench_linear [--iters N] [--quick] [--shape NAME] [--m M1,M2,...]\n");
       return 2;
     }
   }
-  const std::vector<Shape> shapes(kShapes.begin(), quick ? kShapes.begin() + 2 : kShapes.end());
-  const std::vector<int64_t> ms = {1, 2, 4, 8, 16, 32, 64, 128};
+  std::vector<Shape> shapes(kShapes.begin(), quick ? kShapes.begin() + 2 : kShapes.end());
+  if (!only_shape.empty())
+    std::erase_if(shapes, [&](const Shape& s) { return only_shape != s.name; });
+  if (shapes.empty() || ms.empty()) {
+    fmt::print(stderr, "bench_linear: no shape named '{}' or no M given\n", only_shape);
+    return 2;
+  }
+  std::sort(ms.begin(), ms.end());
   const int64_t max_m = ms.back();
 
   cudaDeviceProp prop{};
@@ -153,6 +179,13 @@ int main(int argc, char** argv) {
   fill_random_half(x, static_cast<size_t>(max_m * max_k), 99u);
   BENCH_CHECK(cudaDeviceSynchronize());
 
+  // The dispatcher's table (fdpp tune's file where one exists, else the built-in defaults) for the
+  // "chosen" column.
+  fdpp::LinearTable table;
+  const auto table_path = fdpp::default_linear_table_path();
+  if (std::filesystem::exists(table_path)) table = fdpp::LinearTable::load(table_path);
+  fmt::print("# heuristic table: {}\n", std::filesystem::exists(table_path) ? table_path.string() : "built-in defaults");
+
   cudaStream_t stream;
   BENCH_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   std::vector<Row> rows;
@@ -166,7 +199,8 @@ int main(int argc, char** argv) {
         return reinterpret_cast<__half*>(static_cast<char*>(pool) + static_cast<size_t>(i % copies) * w_bytes);
       };
       for (int64_t M : ms) {
-        Row row{s.name, s.N, s.K, M, 0, {}, {}, {}};
+        Row row{s.name, s.N, s.K, M, 0, {}, {}, {}, {}, {}};
+        row.chosen = fdpp::choose_linear_impl(table.find_or_default({prop.name, fdpp::DType::kF16, s.N, s.K}), M);
         const double bytes = static_cast<double>(s.N * s.K + M * s.K + M * s.N) * 2;
 
         fdpp::TensorView xv = fdpp::TensorView::contiguous(x, fdpp::DType::kF16, {M, s.K}, fdpp::Device::kCuda);
@@ -232,10 +266,17 @@ int main(int argc, char** argv) {
           fdpp::cuda::FlatGemmPlan plan;
           if (const fdpp::Status st = fdpp::cuda::plan_flat_gemm(p, &plan); !st.is_ok()) fail("flat_gemm plan", st);
           row.splits = plan.splits;
-          row.flat = measure("flat gemm", [&](int i) {
+          row.flat = measure(plan.streamed ? "flat strm" : "flat pipe", [&](int i) {
             p.w = weights(i);
             if (const fdpp::Status st = fdpp::cuda::launch_flat_gemm(p, stream); !st.is_ok()) fail("flat_gemm", st);
           });
+          if (plan.streamed) {  // the other mainloop at the same M, for the comparison
+            p.mainloop = fdpp::cuda::FlatGemmMainloop::kPipelined;
+            row.flat_pipelined = measure("flat pipe", [&](int i) {
+              p.w = weights(i);
+              if (const fdpp::Status st = fdpp::cuda::launch_flat_gemm(p, stream); !st.is_ok()) fail("flat_gemm", st);
+            });
+          }
         }
         if (!row.gemv.ran && !row.flat.ran)
           fmt::print("{:>14} [{:>6}, {:>5}] M={:<3}  cuBLASLt {:7.1f} us ({:4.0f} GB/s, {:5.1f}%), b2b {:7.1f} us\n",
@@ -251,24 +292,34 @@ int main(int argc, char** argv) {
 
   // Markdown table for docs/PERF.md; "-" where a kernel does not serve that M.
   auto cell = [](bool ran, double v, const char* format) { return ran ? fmt::format(fmt::runtime(format), v) : std::string("-"); };
-  fmt::print("\n| shape | N | K | M | GEMV µs | GEMV % | flat µs | flat GB/s | flat % | flat TFLOP/s | flat b2b µs | "
-             "flat b2b % | splits | cuBLASLt µs | cuBLASLt % | cuBLASLt b2b µs | flat vs cuBLASLt | "
-             "GEMV vs cuBLASLt | max err GEMV / flat |\n");
-  fmt::print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
-             "---: | ---: | ---: | ---: |\n");
+  fmt::print("\n| shape | N | K | M | GEMV µs | GEMV % | flat µs | flat % | flat TFLOP/s | flat b2b % | mainloop | splits | "
+             "pipelined µs | cuBLASLt µs | cuBLASLt % | best fdpp vs cuBLASLt | chosen | chosen vs best | max err |\n");
+  fmt::print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | "
+             "--- | ---: | ---: |\n");
   for (const Row& r : rows) {
     const double bytes = static_cast<double>(r.N * r.K + r.M * r.K + r.M * r.N) * 2;
     const double flops = 2.0 * static_cast<double>(r.M * r.N * r.K);
     auto pct = [&](double us) { return 100 * bytes / (us * 1e-6) / kCeiling; };
-    fmt::print("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1f} | {:.1f}% | {:.1f} | {} | {} | "
-               "{} / {} |\n",
+    // The flat GEMM's time is the faster mainloop's where both ran (the kernel's own choice is "mainloop").
+    const double flat_us = r.flat_pipelined.ran ? std::min(r.flat.us, r.flat_pipelined.us) : r.flat.us;
+    double fdpp_best = 1e30;
+    if (r.gemv.ran) fdpp_best = std::min(fdpp_best, r.gemv.us);
+    if (r.flat.ran) fdpp_best = std::min(fdpp_best, r.flat.us);
+    const double best = std::min(fdpp_best, r.lt.us);
+    const double chosen_us = r.chosen == fdpp::LinearImpl::kGemv && r.gemv.ran       ? r.gemv.us
+                             : r.chosen == fdpp::LinearImpl::kFlatGemm && r.flat.ran ? r.flat.us
+                                                                                     : r.lt.us;
+    const double err = std::max(r.gemv.ran ? r.gemv.err : 0.0, r.flat.ran ? r.flat.err : 0.0);
+    fmt::print("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1f} | {:.1f}% | {} | {} | {:.2f} | {} |\n",
                r.shape, r.N, r.K, r.M, cell(r.gemv.ran, r.gemv.us, "{:.1f}"), cell(r.gemv.ran, pct(r.gemv.us), "{:.1f}%"),
-               cell(r.flat.ran, r.flat.us, "{:.1f}"), cell(r.flat.ran, bytes / r.flat.us * 1e-3, "{:.0f}"),
-               cell(r.flat.ran, pct(r.flat.us), "{:.1f}%"), cell(r.flat.ran, flops / (r.flat.us * 1e-6) * 1e-12, "{:.2f}"),
-               cell(r.flat.ran, r.flat.b2b_us, "{:.1f}"), cell(r.flat.ran, pct(r.flat.b2b_us), "{:.1f}%"),
-               r.flat.ran ? std::to_string(r.splits) : std::string("-"), r.lt.us, pct(r.lt.us), r.lt.b2b_us,
-               cell(r.flat.ran, r.lt.us / r.flat.us, "{:.2f}x"), cell(r.gemv.ran, r.lt.us / r.gemv.us, "{:.2f}x"),
-               cell(r.gemv.ran, r.gemv.err, "{:.1e}"), cell(r.flat.ran, r.flat.err, "{:.1e}"));
+               cell(r.flat.ran, r.flat.us, "{:.1f}"), cell(r.flat.ran, pct(r.flat.us), "{:.1f}%"),
+               cell(r.flat.ran, flops / (r.flat.us * 1e-6) * 1e-12, "{:.2f}"),
+               cell(r.flat.ran, pct(r.flat.b2b_us), "{:.1f}%"),
+               r.flat.ran ? (r.flat_pipelined.ran ? "streamed" : "pipelined") : "-",
+               r.flat.ran ? std::to_string(r.splits) : std::string("-"),
+               cell(r.flat.ran, r.flat_pipelined.ran ? r.flat_pipelined.us : flat_us, "{:.1f}"), r.lt.us, pct(r.lt.us),
+               cell(fdpp_best < 1e30, r.lt.us / fdpp_best, "{:.2f}x"), fdpp::linear_impl_name(r.chosen), chosen_us / best,
+               cell(r.gemv.ran || r.flat.ran, err, "{:.1e}"));
   }
   cudaFree(pool);
   cudaFree(x);

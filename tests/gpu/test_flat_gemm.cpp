@@ -1,13 +1,15 @@
 // The tensor-core flat GEMM (backend/cuda/gemm/flat_gemm.cuh) against the CPU reference
 // cpu::linear on fresh random inputs rounded to the device dtype, fp16 and bf16: the linear shapes
 // of Llama-2-7B, Llama-3-8B and Qwen2-7B (QKV with bias), odd N, K a multiple of 8 but not of the
-// 64-element K tile, M from 1 to 64 (medium shapes every M, the largest a few), every epilogue
-// (bias, residual, in-place residual, fp32 output), split-K determinism, and the arguments the
-// kernel refuses. Outputs are poisoned (NaN) before every run.
+// 64-element K tile, M from 1 to 64 (medium shapes every M, the largest a few), both mainloops
+// (streamed, the default up to M = 16, and pipelined), every epilogue (bias, residual, in-place
+// residual, fp32 output), the RMSNorm prologue, split-K determinism, and the arguments the kernel
+// refuses. Outputs are poisoned (NaN) before every run.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backend/cuda/gemm/flat_gemm.cuh"
@@ -51,16 +53,19 @@ struct Layer {
 };
 
 // One flat GEMM of a fresh x [M, K] with the layer's weights against cpu::linear; failures name
-// the kernel variant and split count the plan chose.
+// the mainloop, kernel variant and split count the plan chose.
 template <typename T>
-void check_one(const Layer<T>& layer, int64_t M, Epilogue epi, std::mt19937& rng) {
+void check_one(const Layer<T>& layer, int64_t M, Epilogue epi, std::mt19937& rng,
+               cuda::FlatGemmMainloop mainloop = cuda::FlatGemmMainloop::kAuto) {
   test::check_linear_run<T, cuda::FlatGemmParams<T>>(
       layer.w, layer.w.dev, layer.bias, M, layer.N, layer.K, epi, rng, layer.name(),
-      [](const cuda::FlatGemmParams<T>& p, std::string* trace) {
+      [mainloop](cuda::FlatGemmParams<T> p, std::string* trace) {
+        p.mainloop = mainloop;
         cuda::FlatGemmPlan plan;
         const Status planned = cuda::plan_flat_gemm(p, &plan);
         if (!planned.is_ok()) return planned;
-        *trace = " (variant " + std::to_string(plan.m_class) + ", splits " + std::to_string(plan.splits) + ")";
+        *trace = std::string(plan.streamed ? " (streamed" : " (pipelined") + ", variant " +
+                 std::to_string(plan.m_class) + ", splits " + std::to_string(plan.splits) + ")";
         return cuda::launch_flat_gemm(p, nullptr);
       });
 }
@@ -70,12 +75,13 @@ const std::vector<int64_t> kAllM = {1, 2, 3, 7, 8, 9, 16, 31, 33, 64};
 
 // Runs the given M on one shape; the epilogue rotates with M so every shape sees several.
 template <typename T>
-void check_shape(int64_t N, int64_t K, const std::vector<int64_t>& ms, uint32_t seed, Epilogue first = Epilogue::kNone) {
+void check_shape(int64_t N, int64_t K, const std::vector<int64_t>& ms, uint32_t seed, Epilogue first = Epilogue::kNone,
+                 cuda::FlatGemmMainloop mainloop = cuda::FlatGemmMainloop::kAuto) {
   const Layer<T> layer(N, K, seed);
   std::mt19937 rng(seed);
   int e = static_cast<int>(first);
   for (int64_t M : ms) {
-    check_one<T>(layer, M, static_cast<Epilogue>(e++ % static_cast<int>(Epilogue::kCount)), rng);
+    check_one<T>(layer, M, static_cast<Epilogue>(e++ % static_cast<int>(Epilogue::kCount)), rng, mainloop);
     if (::testing::Test::HasFatalFailure()) return;
   }
 }
@@ -127,13 +133,43 @@ TEST(GpuFlatGemm, LargeShapesBf16) {
   for (const Shape& s : kLargeShapes) check_shape<__nv_bfloat16>(s.N, s.K, {2, 31, 64}, seed++, Epilogue::kF32Out);
 }
 
-// Split K sums its partials in a fixed order: two runs give the same bits. [1000, 4104] has 8
-// row blocks, so any GPU with 16+ SMs splits K.
+// kAuto takes the streamed mainloop up to M = 16; the pipelined one must stay right there too
+// (benchmarks compare them, and FlatGemmMainloop::kPipelined can be forced).
+TEST(GpuFlatGemm, PipelinedMainloopAtSmallM) {
+  FDPP_REQUIRE_GPU();
+  uint32_t seed = 400;
+  for (const Shape& s : kMediumShapes) {
+    check_shape<__half>(s.N, s.K, {1, 3, 8, 9, 16}, seed++, Epilogue::kNone, cuda::FlatGemmMainloop::kPipelined);
+    check_shape<__nv_bfloat16>(s.N, s.K, {2, 16}, seed++, Epilogue::kResidual, cuda::FlatGemmMainloop::kPipelined);
+  }
+}
+
+// The RMSNorm prologue of the streamed mainloop, against cpu::rmsnorm then cpu::linear: split
+// K (the sums of squares meet across the cluster like the products), ragged N and K, both
+// n-tile variants.
+TEST(GpuFlatGemm, NormPrologueMatchesCpu) {
+  FDPP_REQUIRE_GPU();
+  std::mt19937 rng(12);
+  auto launch = [](const auto& p) {
+    EXPECT_TRUE(cuda::flat_gemm_can_fuse_norm(p.M, p.K, p.x, p.w, p.norm_weight));
+    return cuda::launch_flat_gemm(p, nullptr);
+  };
+  for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{{12288, 4096}, {4096, 4096}, {1000, 4104}, {17, 40}})
+    for (int64_t M : {1, 3, 8, 9, 16}) {
+      test::check_norm_prologue_run<__half, cuda::FlatGemmParams<__half>>(n, k, M, M == 3, true, rng, launch);
+      test::check_norm_prologue_run<__nv_bfloat16, cuda::FlatGemmParams<__nv_bfloat16>>(n, k, M, M == 9, true, rng,
+                                                                                           launch);
+    }
+}
+
+// Split K sums its partials in a fixed order, and the streamed kernel its warps' K pieces: two
+// runs give the same bits. [1000, 4104] has 8 row blocks of the pipelined kernel, so any GPU with
+// 16+ SMs splits K there (M > 16; the streamed kernel never splits).
 TEST(GpuFlatGemm, SplitKIsDeterministic) {
   FDPP_REQUIRE_GPU();
   const Layer<__half> layer(1000, 4104, 7);
   std::mt19937 rng(7);
-  for (int64_t M : {1, 16, 64}) {
+  for (int64_t M : {1, 16, 32, 64}) {
     test::DeviceArray<__half> x(static_cast<size_t>(M * layer.K)), a(static_cast<size_t>(M * layer.N)), b(a.size());
     x.fill_normal(rng, 1.0f);
     cuda::FlatGemmParams<__half> p;
@@ -148,7 +184,7 @@ TEST(GpuFlatGemm, SplitKIsDeterministic) {
     ASSERT_TRUE(cuda::plan_flat_gemm(p, &plan).is_ok());
     int sms = 0;
     ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
-    if (sms >= 16) {
+    if (sms >= 16 && !plan.streamed) {
       EXPECT_GT(plan.splits, 1) << "M=" << M << ": the split-K path is not exercised";
     }
     p.out = a.dev;
@@ -239,6 +275,26 @@ TEST(GpuFlatGemm, RejectsBadArguments) {
   p.w = nullptr;  // missing weights
   EXPECT_EQ(cuda::launch_flat_gemm(p, nullptr).code(), ErrorCode::kInvalidArgument);
   p.w = w.dev;
+
+  p.M = 17;  // the streamed mainloop forced past its largest M
+  p.mainloop = cuda::FlatGemmMainloop::kStreamed;
+  EXPECT_EQ(cuda::launch_flat_gemm(p, nullptr).code(), ErrorCode::kInvalidArgument);
+  p.mainloop = cuda::FlatGemmMainloop::kAuto;
+
+  // The norm prologue where no variant takes it: kUnsupported, which the dispatcher avoids by
+  // asking flat_gemm_can_fuse_norm first.
+  test::DeviceArray<__half> g(64);
+  p.norm_weight = g.dev;
+  EXPECT_FALSE(cuda::flat_gemm_can_fuse_norm(p.M, p.K, p.x, p.w, p.norm_weight));  // M = 17
+  EXPECT_EQ(cuda::launch_flat_gemm(p, nullptr).code(), ErrorCode::kUnsupported);
+  p.M = 2;
+  EXPECT_TRUE(cuda::launch_flat_gemm(p, nullptr).is_ok());
+  p.mainloop = cuda::FlatGemmMainloop::kPipelined;  // the pipelined mainloop has no prologue
+  EXPECT_EQ(cuda::launch_flat_gemm(p, nullptr).code(), ErrorCode::kUnsupported);
+  p.mainloop = cuda::FlatGemmMainloop::kAuto;
+  p.norm_weight = g.dev + 1;  // unaligned norm weight
+  EXPECT_EQ(cuda::launch_flat_gemm(p, nullptr).code(), ErrorCode::kUnsupported);
+  p.norm_weight = nullptr;
 
   p.M = 0;  // nothing to do
   EXPECT_TRUE(cuda::launch_flat_gemm(p, nullptr).is_ok());

@@ -74,45 +74,13 @@ TEST(GpuGemv, UnalignedWeightsTakeTheScalarPath) {
   cudaFree(shifted);
 }
 
-// The RMSNorm prologue: out = (rmsnorm(x) * g) . w^T + bias, against cpu::rmsnorm then
-// cpu::linear in fp32. x has a nonzero mean and spread so that 1/rms is far from 1.
+// The RMSNorm prologue against cpu::rmsnorm then cpu::linear (linear_test_util.h).
 template <typename T>
 void check_norm_prologue(int64_t N, int64_t K, int64_t M, bool f32_out, std::mt19937& rng) {
-  SCOPED_TRACE("norm prologue [" + std::to_string(N) + ", " + std::to_string(K) + "] M=" + std::to_string(M) +
-               (f32_out ? " fp32 out" : ""));
-  test::DeviceArray<T> w(static_cast<size_t>(N * K)), bias(static_cast<size_t>(N)), x(static_cast<size_t>(M * K));
-  test::DeviceArray<T> g(static_cast<size_t>(K)), out(static_cast<size_t>(M * N));
-  test::DeviceFloats out_f32(out.size());
-  w.fill_normal(rng, 1.0f / std::sqrt(static_cast<float>(K)));
-  bias.fill_normal(rng, 0.5f);
-  x.fill_normal(rng, 3.0f, 0.5f);
-  g.fill_normal(rng, 0.2f, 1.0f);
-  out.poison();
-  out_f32.poison();
-  cuda::GemvParams<T> p;
-  p.x = x.dev;
-  p.w = w.dev;
-  p.bias = bias.dev;
-  p.M = M;
-  p.N = N;
-  p.K = K;
-  p.norm_weight = g.dev;
-  p.norm_eps = 1e-5f;
-  if (f32_out) p.out_f32 = out_f32.dev;
-  else p.out = out.dev;
-  ASSERT_TRUE(cuda::gemv_can_fuse_norm(M, K, x.dev, w.dev, g.dev));
-  const Status st = cuda::launch_gemv(p, nullptr);
-  ASSERT_TRUE(st.is_ok()) << st.message();
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-
-  std::vector<float> normed(x.size()), ref(out.size());
-  cpu::rmsnorm(x.host.data(), TensorView::contiguous(g.host.data(), DType::kF32, {K}), 1e-5f, M, normed.data());
-  cpu::linear(normed.data(), M, TensorView::contiguous(w.host.data(), DType::kF32, {N, K}),
-              TensorView::contiguous(bias.host.data(), DType::kF32, {N}), ref.data());
-  const std::vector<float> got = f32_out ? out_f32.download() : out.download();
-  ASSERT_EQ(std::count_if(got.begin(), got.end(), [](float v) { return std::isnan(v); }), 0) << "outputs left poisoned";
-  EXPECT_LT(test::scaled_max_error(got, std::vector<double>(ref.begin(), ref.end())),
-            f32_out ? 2 * test::kLinearTolF32 : test::linear_tol<T>());
+  test::check_norm_prologue_run<T, cuda::GemvParams<T>>(N, K, M, f32_out, false, rng, [](const cuda::GemvParams<T>& p) {
+    EXPECT_TRUE(cuda::gemv_can_fuse_norm(p.M, p.K, p.x, p.w, p.norm_weight));
+    return cuda::launch_gemv(p, nullptr);
+  });
 }
 
 TEST(GpuGemv, NormPrologueMatchesCpu) {

@@ -136,7 +136,8 @@ TEST(GpuLinearDispatch, TheTableDecidesAndIncapableImplementationsHandOn) {
 }
 
 // run_fused: the residual add in every implementation's epilogue (out += x . w^T in place), and
-// the RMSNorm prologue taken by the GEMV and declined (nothing launched) by the others.
+// the RMSNorm prologue taken by the GEMV and the flat GEMM (M <= 16) and declined (nothing
+// launched) by cuBLASLt.
 TEST(GpuLinearDispatch, FusedAccumulateAndNormPrologue) {
   FDPP_REQUIRE_GPU();
   const int64_t N = 512, K = 256;
@@ -156,7 +157,7 @@ TEST(GpuLinearDispatch, FusedAccumulateAndNormPrologue) {
   const std::vector<float> gh = g.rows(0, 1, static_cast<size_t>(K));
   const TensorView wv = TensorView::contiguous(w.dev, DType::kF16, {N, K}, Device::kCuda);
   const TensorView gv = TensorView::contiguous(g.dev, DType::kF16, {K}, Device::kCuda);
-  for (int64_t m : {1, 2, 8, 32}) {
+  for (int64_t m : {1, 2, 8, 16, 32}) {
     const TensorView xv = TensorView::contiguous(x.dev, DType::kF16, {m, K}, Device::kCuda);
     TensorView ov = TensorView::contiguous(out.dev, DType::kF16, {m, N}, Device::kCuda);
     const LinearImpl impl = dispatch.choose(xv, wv);
@@ -170,7 +171,7 @@ TEST(GpuLinearDispatch, FusedAccumulateAndNormPrologue) {
       const bool ran = dispatch.run_fused(xv, wv, TensorView{}, fusion, ov);
       ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
       const std::vector<float> got = out.rows(0, static_cast<size_t>(m), static_cast<size_t>(N));
-      if (norm && impl != LinearImpl::kGemv) {
+      if (norm && impl == LinearImpl::kCublasLt) {  // the GEMV and the streamed flat GEMM take the norm
         EXPECT_FALSE(ran);
         EXPECT_EQ(got, before) << "a declined fusion must launch nothing";
         continue;

@@ -19,6 +19,13 @@ namespace fdpp::cuda {
 
 // The largest M one launch serves (FlatGemmTraits::kMaxM); larger M is a tiled GEMM's job.
 inline constexpr int64_t kFlatGemmMaxM = 64;
+// The largest M the streamed mainloop (and with it the RMSNorm prologue) serves.
+inline constexpr int64_t kFlatGemmStreamedMaxM = 16;
+
+// How K is walked (flat_gemm.cu's header): kStreamed loads weights straight into registers (M <=
+// kFlatGemmStreamedMaxM), kPipelined through a cp.async shared-memory pipeline (any M). kAuto
+// takes kStreamed wherever it can run; forcing one is for benchmarks and tests.
+enum class FlatGemmMainloop { kAuto, kStreamed, kPipelined };
 
 template <typename T>
 struct FlatGemmParams {
@@ -29,14 +36,21 @@ struct FlatGemmParams {
   T* out = nullptr;             // [M, N]; may be the residual pointer itself (in-place residual add)
   int64_t M = 0, N = 0, K = 0;
   float* out_f32 = nullptr;     // [M, N] fp32 instead of out (logits); exactly one of out, out_f32
+  // RMSNorm prologue (streamed mainloop only): when set, row m of the product's input is
+  // rmsnorm(x[m]) * norm_weight; x's sums of squares are gathered while the weights stream and
+  // 1/rms scales the sums before bias and residual (no normalised copy of x is written).
+  const T* norm_weight = nullptr;  // [K], 16-byte aligned, or nullptr
+  float norm_eps = 0.0f;
+  FlatGemmMainloop mainloop = FlatGemmMainloop::kAuto;
 };
 
 // How one launch is cut (computed on the host per call; the bench prints it).
 struct FlatGemmPlan {
   int m_tiles = 0;     // ceil(M / 8): groups of 8 tokens (mma n-tiles) the kernel computes
   int m_class = 0;     // kernel variant: 1, 2, 4 or 8 n-tiles, the smallest >= m_tiles
+  bool streamed = false;  // the mainloop: streamed (true) or pipelined
   int n_blocks = 0;    // ceil(N / FlatGemmTraits::kBlockN (128)): CTAs along N, one block of weight rows each
-  int k_tiles = 0;     // ceil(K / FlatGemmTraits::kKTile (64)): pipeline steps along K
+  int k_tiles = 0;     // ceil(K / 64): steps along K (FlatGemmTraits::kKTile = kStreamedKStep = 64)
   int splits = 1;      // CTAs along K per block of rows = the thread-block cluster size (1..8)
   int smem_bytes = 0;  // dynamic shared memory per CTA
 };
@@ -45,12 +59,17 @@ struct FlatGemmPlan {
 template <typename T>
 Status plan_flat_gemm(const FlatGemmParams<T>& p, FlatGemmPlan* plan);
 
-// Requirements: M <= kFlatGemmMaxM, K % 8 == 0, x and w 16-byte aligned (16-byte asynchronous
-// copies); anything else returns kInvalidArgument with a message (route it to the GEMV or
-// cuBLASLt). Also kInvalidArgument for a missing pointer, both or neither output, or x
-// overlapping the output; kInternal for a failed launch.
+// Requirements: M <= kFlatGemmMaxM, K % 8 == 0, x and w 16-byte aligned (16-byte loads);
+// anything else returns kInvalidArgument with a message (route it to the GEMV or cuBLASLt). Also
+// kInvalidArgument for a missing pointer, both or neither output, x overlapping the output, or
+// the streamed mainloop forced above kFlatGemmStreamedMaxM; kUnsupported for the norm prologue
+// where flat_gemm_can_fuse_norm is false or with the pipelined mainloop forced; kInternal for a
+// failed launch.
 template <typename T>
 Status launch_flat_gemm(const FlatGemmParams<T>& p, cudaStream_t stream);
+
+// Whether launch_flat_gemm takes the RMSNorm prologue for these operands.
+bool flat_gemm_can_fuse_norm(int64_t M, int64_t K, const void* x, const void* w, const void* norm_weight);
 
 // Global workspace the launch needs: none. Split-K partial sums meet in distributed shared
 // memory inside the launch (flat_gemm_traits.h); kept so callers size every linear kernel alike.

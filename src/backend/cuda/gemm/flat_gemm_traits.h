@@ -55,6 +55,37 @@ struct FlatGemmTraits {
   // Token rows a thread reduces per batch: 4 x kMaxSplits = 32 distributed-shared-memory loads
   // in flight, so the ~200-cycle remote latency is paid once per 4 rows, not once per value.
   static constexpr int kReduceBatch = 4;
-};
 
+  // ---- the streamed mainloop (flat_gemm_streamed.cuh), M <= 8 x kStreamedMaxMTiles ----------
+  // Weights go from HBM straight into mma A fragments (16-byte loads, K permuted inside each
+  // 32-element chunk so a fragment is one load: no shared memory, no barrier in the loop) and x
+  // through L1, like the GEMV. The first version (4 warps x 32 rows, 128 B of each row per step)
+  // ran no faster than the pipelined mainloop (77% of the read ceiling): both scatter 128-byte
+  // pieces over 128 rows 8 KB apart, while the GEMV (95-105%) reads whole rows. So a CTA owns only
+  // kStreamedRows rows (one mma row tile) and its warps split K in interleaved pieces: per step
+  // the CTA reads 1 KB contiguous of each of its 16 rows, and N = 4096 still makes 256 CTAs
+  // (two per SM) without split K.
+  static constexpr int kStreamedRows = 16;
+  // 32-element chunks per row a warp reads per step (4 lanes x 16 bytes each): 256 contiguous bytes
+  // per row and warp, 8 16-byte loads per thread (rows g and g + 8), and the next step's loads are
+  // issued before this step's mmas (registers double-buffered): 4 KB in flight per warp.
+  static constexpr int kStreamedChunks = 4;
+  static constexpr int kStreamedKStep = kWarps * kStreamedChunks * 32;  // elements of K per CTA step: 512
+  // n-tiles of 8 tokens the streamed variants serve (M <= 16): per thread 2 x 32 registers of
+  // weights, 16 per n-tile of x and 4 per n-tile of accumulators.
+  static constexpr int kStreamedMaxMTiles = 2;
+  // Resident CTAs per SM the register budget must allow (<= 128 registers a thread): 4 CTAs = 16
+  // warps, up to 64 KB of weight loads in flight per SM, ~3x what HBM latency asks (header).
+  template <int MT>
+  static constexpr int kStreamedMinCtasPerSmFor = 4;
+  // Chunks of x loaded at once: every chunk of a step at one n-tile (16 registers); at two n-tiles
+  // half of them (16 registers instead of 32), one more L1 round trip per step, so that two
+  // n-tiles fit 128 registers too (142 with all 4 chunks: 3 CTAs per SM, 78-80% on the
+  // [12288, 4096] and [22016, 4096] shapes at M = 16).
+  template <int MT>
+  static constexpr int kStreamedXChunksFor = MT <= 1 ? 4 : 2;
+  // CTAs per SM the shared-memory carveout must hold (flat_gemm.cu): the register limit's 4,
+  // with room to spare; the rest of the SM's 256 KB is L1, where x lives.
+  static constexpr int kStreamedCarveoutCtas = 6;
+};
 }  // namespace fdpp::cuda

@@ -51,6 +51,8 @@ void run_kernel(LinearImpl impl, const TensorView& x, const TensorView& w, const
   } else {
     auto p = kernel_params<FlatGemmParams<T>, T>(x, w, bias, out);
     if (fusion.accumulate) p.residual = p.out;
+    p.norm_weight = fusion.norm_weight.empty() ? nullptr : static_cast<const T*>(fusion.norm_weight.data);
+    p.norm_eps = fusion.eps;
     throw_if_error(launch_flat_gemm(p, stream));
   }
 }
@@ -123,9 +125,13 @@ bool LinearDispatcher::run_fused(const TensorView& x, const TensorView& w, const
                                  const LinearFusion& fusion, TensorView& out) {
   const LinearImpl impl = choose(x, w);
   const TensorView& g = fusion.norm_weight;
-  if (!g.empty() && (impl != LinearImpl::kGemv || g.dtype != x.dtype ||
-                     !gemv_can_fuse_norm(rows_of(x), w.dim(1), x.data, w.data, g.data)))
-    return false;
+  if (!g.empty()) {
+    const int64_t m = rows_of(x), k = w.dim(1);
+    const bool fusable = g.dtype == x.dtype &&
+                         ((impl == LinearImpl::kGemv && gemv_can_fuse_norm(m, k, x.data, w.data, g.data)) ||
+                          (impl == LinearImpl::kFlatGemm && flat_gemm_can_fuse_norm(m, k, x.data, w.data, g.data)));
+    if (!fusable) return false;
+  }
   ++calls_[static_cast<size_t>(impl)];
   if (impl == LinearImpl::kCublasLt) cublaslt_.run(x, w, bias, out, fusion.accumulate);
   else run_kernel_for_dtype(impl, x, w, bias, out, fusion, stream_);

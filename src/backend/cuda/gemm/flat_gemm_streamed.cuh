@@ -1,0 +1,241 @@
+// The streamed flat GEMM (flat_gemm.cu's header), M <= kFlatGemmStreamedMaxM: weights go from
+// HBM straight into mma.sync A fragments, x comes through L1, nothing passes through shared
+// memory until the end, and the loop has no barrier. Device code, included by flat_gemm.cu only.
+//
+// The K permutation. mma.m16n8k16 wants lane (g = lane / 4, q = lane % 4) to hold A[g][2q, 2q+1],
+// A[g+8][2q, 2q+1], A[g][2q+8, 2q+9], A[g+8][2q+8, 2q+9] and B[2q, 2q+1][g], B[2q+8, 2q+9][g]:
+// four bytes per row per 16 k, too small a load. But a dot product does not care in which order
+// its k terms come, as long as A and B agree. So within each 32-element chunk of K, lane q loads
+// the 8 elements [8q, 8q + 8) of weight rows g and g + 8 (two 16-byte loads) and of token g's x
+// row, and the chunk is two mmas: mma h (0, 1) takes elements 4h, 4h + 1 as the fragment's
+// "2q, 2q+1" and 4h + 2, 4h + 3 as its "2q+8, 2q+9", for A and B alike. Every 16-element mma
+// still sums 16 distinct k terms, each weight element meets its own x element, and the four lanes
+// of a row read 64 contiguous bytes per load.
+//
+// Dataflow. CTA b owns weight rows [16b, 16b + 16) (one mma row tile) and every token (n-tiles of
+// 8); its 4 warps split K: a CTA step is 512 elements, warp w takes elements [128w, 128w + 128)
+// of it as 4 chunks, so the CTA reads 1 KB contiguous of each of its rows per step (the access
+// pattern is what moved this kernel from 77% to the GEMV's rate: flat_gemm_traits.h). The next
+// step's 8 loads per thread are issued before this step's mmas (two register buffers, the loop
+// unrolled by two so both stay in registers). At the end the warps' fp32 tiles [16 rows x tokens]
+// meet in shared memory (with the norm prologue, the per-token sums of squares too) and 128
+// threads finish 2 outputs each: sum the 4 warps in a fixed order, 1/rms, bias, residual, one
+// rounding, store. No split K, no atomics, one launch.
+#pragma once
+
+#include "backend/cuda/cuda_utils.cuh"
+#include "backend/cuda/gemm/flat_gemm.cuh"
+#include "backend/cuda/gemm/flat_gemm_traits.h"
+#include "backend/cuda/ptx.cuh"
+
+namespace fdpp::cuda::flat_gemm_detail {
+
+using Traits = FlatGemmTraits;
+
+static_assert(kFlatGemmStreamedMaxM == 8 * Traits::kStreamedMaxMTiles, "flat_gemm.cuh and the traits disagree");
+
+// 16 bytes of weights: read once, so no L1 allocation (L1 is x's); L2 fetches 256 bytes around
+// each miss, so the 64-byte pieces of a row that four lanes read arrive from HBM in whole
+// 256-byte runs (a warp reads 256 contiguous bytes of each row per step).
+__device__ __forceinline__ uint4 load_weights_16(const void* p) {
+  uint4 r;
+  asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+               : "l"(p));
+  return r;
+}
+
+// Register i (0..3) of a 16-byte vector: elements 2i and 2i + 1.
+template <int I>
+__device__ __forceinline__ uint32_t word(const uint4& v) {
+  static_assert(I >= 0 && I < 4, "four 32-bit words");
+  return I == 0 ? v.x : I == 1 ? v.y : I == 2 ? v.z : v.w;
+}
+
+// The RMSNorm prologue on 8 elements of x: adds their squares to *sum_sq and returns x * g,
+// rounded to T for the mma (the unfused path rounds rmsnorm(x) * g to T too).
+template <typename T>
+__device__ __forceinline__ uint4 scale_and_square(const uint4& x, const uint4& g, float& sum_sq) {
+  float xf[8], gf[8];
+  unpack8<T>(x, xf);
+  unpack8<T>(g, gf);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    sum_sq = fmaf(xf[i], xf[i], sum_sq);
+    xf[i] *= gf[i];
+  }
+  return pack8<T>(xf);
+}
+
+// Shared memory of the end: per warp, the fp32 tile [tokens][16 rows] (+1 float of padding per
+// token row) and the per-token sums of squares.
+template <int MT>
+struct StreamedSmem {
+  static constexpr int kTokens = MT * 8;
+  static constexpr int kRowStride = Traits::kStreamedRows + 1;
+  static constexpr int kTileFloats = kTokens * kRowStride;
+  static constexpr int kBytes = Traits::kWarps * (kTileFloats + kTokens) * 4;
+};
+
+// Grid ceil(N / kStreamedRows), Traits::kThreads threads, StreamedSmem<MT>::kBytes of dynamic
+// shared memory. m_tiles = ceil(M / 8) <= MT; k_steps = ceil(K / kStreamedKStep).
+template <typename T, int MT, bool kNorm>
+__global__ void __launch_bounds__(Traits::kThreads, Traits::kStreamedMinCtasPerSmFor<MT>)
+flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const int k_steps) {
+  constexpr int kChunks = Traits::kStreamedChunks;
+  constexpr int kRows = Traits::kStreamedRows;
+  static_assert(kRows == 16, "one mma row tile per CTA");
+  static_assert(MT <= Traits::kStreamedMaxMTiles, "the register budget (flat_gemm_traits.h)");
+  static_assert(Traits::kThreads == 2 * kRows * 4, "the end gives each thread one row and 2 of 16 tokens");
+  using Smem = StreamedSmem<MT>;
+  extern __shared__ __align__(128) unsigned char smem[];
+
+  const int64_t N = p.N, K = p.K;
+  const int M = static_cast<int>(p.M);
+  const int64_t n0 = int64_t{blockIdx.x} * kRows;
+  const int tid = static_cast<int>(threadIdx.x), lane = tid % 32, warp = tid / 32;
+  const int g = lane / 4, q = lane % 4;
+  // This lane's first element: warp w's quarter of the step, lane q's 8 elements of chunk 0.
+  const int lane_k = warp * kChunks * 32 + q * 8;
+
+  // Weight rows g and g + 8; rows past N (last CTA) re-read row N - 1, never stored.
+  const T* wrow[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int64_t row = n0 + h * 8 + g;
+    wrow[h] = p.w + (row < N ? row : N - 1) * K + lane_k;
+  }
+  // Token g of each n-tile; tokens past M are zeros (nullptr: never loaded).
+  const T* xrow[MT];
+#pragma unroll
+  for (int j = 0; j < MT; ++j) {
+    const int token = j * 8 + g;
+    xrow[j] = token < M ? p.x + int64_t{token} * K + lane_k : nullptr;
+  }
+  const uint4 zero = make_uint4(0, 0, 0, 0);
+
+  float acc[MT][4];
+#pragma unroll
+  for (int j = 0; j < MT; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc[j][e] = 0.0f;
+  float sum_sq[MT];  // kNorm: this lane's share of token j * 8 + g's sum of squares
+#pragma unroll
+  for (int j = 0; j < MT; ++j) sum_sq[j] = 0.0f;
+
+  // w[h][c]: row g (h = 0) or g + 8 (h = 1), chunk c. A chunk past K (K % 8 == 0: wholly in or
+  // out) is zeros in w and in x.
+  auto load = [&](uint4 (&w)[2][kChunks], int step) {
+    const int64_t k0 = int64_t{step} * Traits::kStreamedKStep;
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+      const bool ok = k0 + lane_k + c * 32 < K;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) w[h][c] = ok ? load_weights_16(wrow[h] + k0 + c * 32) : zero;
+    }
+  };
+  // x is loaded kXGroup chunks at a time (one L1 round trip each): all 4 at one n-tile, 2 at two,
+  // where 4 x 2 x pieces held at once cost the registers of a fourth resident CTA.
+  constexpr int kXGroup = Traits::kStreamedXChunksFor<MT>;
+  static_assert(kChunks % kXGroup == 0, "whole groups of chunks");
+  auto compute = [&](const uint4 (&w)[2][kChunks], int step) {
+    const int64_t k0 = int64_t{step} * Traits::kStreamedKStep;
+#pragma unroll
+    for (int c0 = 0; c0 < kChunks; c0 += kXGroup) {
+      uint4 xv[kXGroup][MT];
+#pragma unroll
+      for (int cc = 0; cc < kXGroup; ++cc) {
+        const int64_t k = k0 + (c0 + cc) * 32;
+        const bool ok = k + lane_k < K;
+        uint4 gv = zero;
+        if constexpr (kNorm) gv = ok ? __ldg(reinterpret_cast<const uint4*>(p.norm_weight + k + lane_k)) : zero;
+#pragma unroll
+        for (int j = 0; j < MT; ++j) {
+          xv[cc][j] = zero;
+          if (j < m_tiles && ok && xrow[j] != nullptr) xv[cc][j] = __ldg(reinterpret_cast<const uint4*>(xrow[j] + k));
+          if constexpr (kNorm) xv[cc][j] = scale_and_square<T>(xv[cc][j], gv, sum_sq[j]);
+        }
+      }
+#pragma unroll
+      for (int cc = 0; cc < kXGroup; ++cc) {
+        const int c = c0 + cc;
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const uint4& lo = w[0][c];  // row g
+          const uint4& hi = w[1][c];  // row g + 8
+          const uint32_t a[4] = {h == 0 ? word<0>(lo) : word<2>(lo), h == 0 ? word<0>(hi) : word<2>(hi),
+                                 h == 0 ? word<1>(lo) : word<3>(lo), h == 0 ? word<1>(hi) : word<3>(hi)};
+#pragma unroll
+          for (int j = 0; j < MT; ++j) {
+            if (j < m_tiles) {  // warp-uniform
+              const uint32_t b0 = h == 0 ? word<0>(xv[cc][j]) : word<2>(xv[cc][j]);
+              const uint32_t b1 = h == 0 ? word<1>(xv[cc][j]) : word<3>(xv[cc][j]);
+              detail::mma_16816(acc[j], a, b0, b1, T{});
+            }
+          }
+        }
+      }
+    }
+  };
+
+  uint4 wa[2][kChunks], wb[2][kChunks];
+  if (k_steps > 0) load(wa, 0);
+  for (int s = 0; s < k_steps; s += 2) {
+    if (s + 1 < k_steps) load(wb, s + 1);
+    compute(wa, s);
+    if (s + 1 < k_steps) {
+      if (s + 2 < k_steps) load(wa, s + 2);
+      compute(wb, s + 1);
+    }
+  }
+
+  // Warp w's tile: accumulator element e of lane (g, q), n-tile j, is row g (+ 8 for e >= 2) and
+  // token 8j + 2q (+ 1 for odd e).
+  float* tile = reinterpret_cast<float*>(smem) + warp * Smem::kTileFloats;
+  float* warp_sum_sq = reinterpret_cast<float*>(smem) + Traits::kWarps * Smem::kTileFloats + warp * Smem::kTokens;
+#pragma unroll
+  for (int j = 0; j < MT; ++j) {
+    const int token = j * 8 + 2 * q;
+    tile[token * Smem::kRowStride + g] = acc[j][0];
+    tile[(token + 1) * Smem::kRowStride + g] = acc[j][1];
+    tile[token * Smem::kRowStride + g + 8] = acc[j][2];
+    tile[(token + 1) * Smem::kRowStride + g + 8] = acc[j][3];
+    if constexpr (kNorm) {
+      float v = sum_sq[j];  // the four lanes of token 8j + g hold its four 8-element pieces
+      v += __shfl_xor_sync(0xffffffffu, v, 1);
+      v += __shfl_xor_sync(0xffffffffu, v, 2);
+      if (q == 0) warp_sum_sq[j * 8 + g] = v;
+    }
+  }
+  __syncthreads();
+
+  // Thread tid finishes row n0 + tid % 16 for tokens tid / 16 and tid / 16 + 8.
+  const int r = tid % kRows;
+  const int64_t n = n0 + r;
+  if (n >= N) return;
+  const float* tiles = reinterpret_cast<const float*>(smem);
+  const float* sums_sq = tiles + Traits::kWarps * Smem::kTileFloats;
+  const float bias = p.bias != nullptr ? to_float(p.bias[n]) : 0.0f;
+#pragma unroll
+  for (int t = 0; t < 2; ++t) {
+    const int m = tid / kRows + t * 8;
+    if (m >= M) break;
+    float y = 0.0f, ss = 0.0f;
+#pragma unroll
+    for (int w = 0; w < Traits::kWarps; ++w) {  // fixed order: deterministic
+      y += tiles[w * Smem::kTileFloats + m * Smem::kRowStride + r];
+      if constexpr (kNorm) ss += sums_sq[w * Smem::kTokens + m];
+    }
+    if constexpr (kNorm) y *= rsqrtf(ss / static_cast<float>(K) + p.norm_eps);
+    y += bias;
+    const int64_t o = int64_t{m} * N + n;
+    if (p.residual != nullptr) y += to_float(p.residual[o]);  // may alias out: read before the store
+    if (p.out_f32 != nullptr) {
+      p.out_f32[o] = y;
+    } else {
+      p.out[o] = from_float<T>(y);
+    }
+  }
+}
+
+}  // namespace fdpp::cuda::flat_gemm_detail
