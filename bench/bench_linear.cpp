@@ -69,6 +69,7 @@ struct Row {
   int splits;  // flat GEMM split-K (0 where it does not run)
   Timing gemv, flat, flat_pipelined, lt;  // flat: the mainloop the kernel picks; flat_pipelined: forced (M <= 16)
   fdpp::LinearImpl chosen;                // what the dispatcher's table picks for (N, K, M)
+  double flat_norm_us = 0;                // the streamed kernel with its RMSNorm prologue (0: not run)
 };
 
 double median(std::vector<double> v) {
@@ -173,6 +174,9 @@ int main(int argc, char** argv) {
   __half *x = nullptr, *out_fdpp = nullptr, *out_lt = nullptr;  // x [max_m, max_k]; outs [max_m, max_n]
   BENCH_CHECK(cudaMalloc(&pool, pool_bytes));
   BENCH_CHECK(cudaMalloc(&x, static_cast<size_t>(max_m * max_k) * sizeof(__half)));
+  __half* gamma = nullptr;  // RMSNorm weight [max_k] for the norm-prologue timing
+  BENCH_CHECK(cudaMalloc(&gamma, static_cast<size_t>(max_k) * sizeof(__half)));
+  fill_random_half(gamma, static_cast<size_t>(max_k), 7u);
   BENCH_CHECK(cudaMalloc(&out_fdpp, static_cast<size_t>(max_m * max_n) * sizeof(__half)));
   BENCH_CHECK(cudaMalloc(&out_lt, static_cast<size_t>(max_m * max_n) * sizeof(__half)));
   fill_random_half(pool, pool_bytes / sizeof(__half), 1234u);
@@ -199,7 +203,7 @@ int main(int argc, char** argv) {
         return reinterpret_cast<__half*>(static_cast<char*>(pool) + static_cast<size_t>(i % copies) * w_bytes);
       };
       for (int64_t M : ms) {
-        Row row{s.name, s.N, s.K, M, 0, {}, {}, {}, {}, {}};
+        Row row{s.name, s.N, s.K, M, 0, {}, {}, {}, {}, {}, 0};
         row.chosen = fdpp::choose_linear_impl(table.find_or_default({prop.name, fdpp::DType::kF16, s.N, s.K}), M);
         const double bytes = static_cast<double>(s.N * s.K + M * s.K + M * s.N) * 2;
 
@@ -270,6 +274,16 @@ int main(int argc, char** argv) {
             p.w = weights(i);
             if (const fdpp::Status st = fdpp::cuda::launch_flat_gemm(p, stream); !st.is_ok()) fail("flat_gemm", st);
           });
+          if (plan.streamed) {  // with the RMSNorm prologue (timed only: its output is not cuBLASLt's)
+            p.norm_weight = gamma;
+            p.norm_eps = 1e-5f;
+            row.flat_norm_us = time_launches(stream, iters, [&](int i) {
+                                 p.w = weights(i);
+                                 if (const fdpp::Status st = fdpp::cuda::launch_flat_gemm(p, stream); !st.is_ok())
+                                   fail("flat_gemm norm", st);
+                               }).first;
+            p.norm_weight = nullptr;
+          }
           if (plan.streamed) {  // the other mainloop at the same M, for the comparison
             p.mainloop = fdpp::cuda::FlatGemmMainloop::kPipelined;
             row.flat_pipelined = measure("flat pipe", [&](int i) {
@@ -293,9 +307,9 @@ int main(int argc, char** argv) {
   // Markdown table for docs/PERF.md; "-" where a kernel does not serve that M.
   auto cell = [](bool ran, double v, const char* format) { return ran ? fmt::format(fmt::runtime(format), v) : std::string("-"); };
   fmt::print("\n| shape | N | K | M | GEMV µs | GEMV % | flat µs | flat % | flat TFLOP/s | flat b2b % | mainloop | splits | "
-             "pipelined µs | cuBLASLt µs | cuBLASLt % | best fdpp vs cuBLASLt | chosen | chosen vs best | max err |\n");
+             "pipelined µs | flat+norm µs | cuBLASLt µs | cuBLASLt % | best fdpp vs cuBLASLt | chosen | chosen vs best | max err |\n");
   fmt::print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | "
-             "--- | ---: | ---: |\n");
+             "---: | --- | ---: | ---: |\n");
   for (const Row& r : rows) {
     const double bytes = static_cast<double>(r.N * r.K + r.M * r.K + r.M * r.N) * 2;
     const double flops = 2.0 * static_cast<double>(r.M * r.N * r.K);
@@ -310,19 +324,21 @@ int main(int argc, char** argv) {
                              : r.chosen == fdpp::LinearImpl::kFlatGemm && r.flat.ran ? r.flat.us
                                                                                      : r.lt.us;
     const double err = std::max(r.gemv.ran ? r.gemv.err : 0.0, r.flat.ran ? r.flat.err : 0.0);
-    fmt::print("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1f} | {:.1f}% | {} | {} | {:.2f} | {} |\n",
+    fmt::print("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1f} | {:.1f}% | {} | {} | {:.2f} | {} |\n",
                r.shape, r.N, r.K, r.M, cell(r.gemv.ran, r.gemv.us, "{:.1f}"), cell(r.gemv.ran, pct(r.gemv.us), "{:.1f}%"),
                cell(r.flat.ran, r.flat.us, "{:.1f}"), cell(r.flat.ran, pct(r.flat.us), "{:.1f}%"),
                cell(r.flat.ran, flops / (r.flat.us * 1e-6) * 1e-12, "{:.2f}"),
                cell(r.flat.ran, pct(r.flat.b2b_us), "{:.1f}%"),
                r.flat.ran ? (r.flat_pipelined.ran ? "streamed" : "pipelined") : "-",
                r.flat.ran ? std::to_string(r.splits) : std::string("-"),
-               cell(r.flat.ran, r.flat_pipelined.ran ? r.flat_pipelined.us : flat_us, "{:.1f}"), r.lt.us, pct(r.lt.us),
+               cell(r.flat.ran, r.flat_pipelined.ran ? r.flat_pipelined.us : flat_us, "{:.1f}"),
+               cell(r.flat_norm_us > 0, r.flat_norm_us, "{:.1f}"), r.lt.us, pct(r.lt.us),
                cell(fdpp_best < 1e30, r.lt.us / fdpp_best, "{:.2f}x"), fdpp::linear_impl_name(r.chosen), chosen_us / best,
                cell(r.gemv.ran || r.flat.ran, err, "{:.1e}"));
   }
   cudaFree(pool);
   cudaFree(x);
+  cudaFree(gamma);
   cudaFree(out_fdpp);
   cudaFree(out_lt);
   cudaStreamDestroy(stream);

@@ -29,9 +29,9 @@ struct LinearInflection {
 };
 
 // Used for shapes the table does not list: `fdpp tune --shape llama2-7b` on the H100
-// (2026-11-23, docs/PERF.md) found the GEMV ahead of cuBLASLt up to M = 3..8 depending on the shape
-// and the first flat GEMM slower than cuBLASLt at every M, so the default never picks it.
-inline constexpr LinearInflection kDefaultLinearInflection{3, 3};
+// (2026-11-23, docs/PERF.md) with the streamed flat GEMM found m1 = 3 on four of five shapes
+// (4 on the down projection) and m2 = 7-8 on three (4 on down, 16-24 on O and the LM head).
+inline constexpr LinearInflection kDefaultLinearInflection{3, 8};
 
 // The largest M the GEMV or the flat GEMM serves (kFlatGemmMaxM; checked where both are seen):
 // above it cuBLASLt is the only candidate, so `fdpp tune` sweeps every M only up to here.

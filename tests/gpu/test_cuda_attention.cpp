@@ -6,6 +6,7 @@
 
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cuda/attention/attention.cuh"
+#include "backend/cuda/attention/attention_traits.h"
 #include "fdpp/status.h"
 #include "gpu/gpu_test_util.h"
 
@@ -442,6 +443,32 @@ TEST(GpuAttention, FallbackRecomputesOutOfRangeRows) {
   Case none;  // ordinary inputs never fall back with the default range
   none.kv_lens = {2048};
   EXPECT_EQ(run_case<__half>(none, 11).fallback_rows, 0u);
+}
+
+// Batches whose (token, kv head) blocks cover the GPU kSingleSplitWaves times run one split per
+// row: the split kernel divides, or recomputes a flagged group with the online softmax, and no
+// merge is launched. Both split kernels (CUDA cores at group 1, tensor cores at group 4), both
+// dtypes, and the fallback on every row.
+TEST(GpuAttention, SingleSplitRowsFinishInTheSplitKernel) {
+  FDPP_REQUIRE_GPU();
+  int sms = 0;
+  ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
+  uint32_t seed = 500;
+  for (int hkv : {32, 8}) {
+    Case c;
+    c.hkv = hkv;
+    const int seqs = (sms * cuda::SplitKvTraits::kSingleSplitWaves + hkv - 1) / hkv;
+    for (int i = 0; i < seqs; ++i) c.kv_lens.push_back(100 + 37 * i % 900);
+    const int max_len = *std::max_element(c.kv_lens.begin(), c.kv_lens.end());
+    ASSERT_EQ(cuda::plan_attention(seqs, c.hq, c.hkv, c.hd, max_len, sms).num_splits, 1) << "hkv " << hkv;
+    expect_close<__half>(c, seed++, "single split fp16");
+    expect_close<__nv_bfloat16>(c, seed++, "single split bf16");
+
+    c.range = {0.0f, -0.01f, 0.01f};  // nothing fits: every row falls back inside the split kernel
+    const Result all = run_case<__half>(c, seed++);
+    EXPECT_LT(all.err_vs_f64, 4e-3) << "hkv " << hkv;
+    EXPECT_EQ(all.fallback_rows, static_cast<uint64_t>(seqs * c.hq)) << "hkv " << hkv;
+  }
 }
 
 TEST(GpuAttention, SoftmaxRangeValidation) {

@@ -191,7 +191,8 @@ AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv
   plan.fast_path = (head_dim == 64 || head_dim == 128) && group >= 1 && group <= 8;
   if (plan.fast_path) {
     const int64_t blocks_per_split = tokens * num_kv_heads;
-    const int64_t want = (int64_t{sm_count} * SplitKvTraits::kWavesTarget + blocks_per_split - 1) / blocks_per_split;
+    int64_t want = (int64_t{sm_count} * SplitKvTraits::kWavesTarget + blocks_per_split - 1) / blocks_per_split;
+    if (blocks_per_split >= int64_t{sm_count} * SplitKvTraits::kSingleSplitWaves) want = 1;
     const int64_t max_splits = std::max<int64_t>(1, (max_kv_len + SplitKvTraits::kMinSplitPositions - 1) /
                                                         SplitKvTraits::kMinSplitPositions);
     plan.num_splits = static_cast<int32_t>(std::clamp<int64_t>(want, 1, max_splits));
@@ -216,7 +217,7 @@ Status launch_attention(const AttentionParams<T>& p, cudaStream_t stream) {
     if (p.kv.head_dim == 128) launch_split<T, 128>(p, group, stream);
     else launch_split<T, 64>(p, group, stream);
     const Status st = last_launch_status("attention split-kv");
-    if (!st.is_ok()) return st;
+    if (!st.is_ok() || p.plan.num_splits == 1) return st;  // one split: the split kernel wrote out
   }
   const dim3 grid(static_cast<unsigned>(p.num_q_heads), static_cast<unsigned>(p.row_count()));
   merge_kernel<T><<<grid, MergeTraits::kThreads, 0, stream>>>(p);

@@ -17,6 +17,10 @@ struct SplitKvTraits {
   // positions than this, so the merge stays cheap.
   static constexpr int kWavesTarget = 4;
   static constexpr int kMinSplitPositions = 64;
+  // When the (token, kv head) blocks alone cover the GPU this many times (batch 16 of a 32-head
+  // MHA model: 512 blocks, 3.9 waves on 132 SMs), each row is one split: the split kernel
+  // finishes its rows and the merge launch (~5 us per layer at batch 16) disappears.
+  static constexpr int kSingleSplitWaves = 3;
   // GQA groups from this size up run on tensor cores (attention_mma.cuh): with 4+ query heads per
   // KV row, CUDA cores cannot issue the multiply-adds at HBM speed.
   static constexpr int kMinTensorCoreGroup = 3;

@@ -5,6 +5,7 @@
 
 #include "backend/cuda/attention/attention.cuh"
 #include "backend/cuda/attention/attention_traits.h"
+#include "backend/cuda/cuda_utils.cuh"
 
 namespace fdpp::cuda::detail {
 
@@ -32,6 +33,11 @@ __device__ __forceinline__ int64_t slot_offset(const int32_t* table, int32_t pos
   return (int64_t{table[pos / block_size]} * block_size + pos % block_size) * row_elems;
 }
 
+// The online-softmax recomputation of one (launch row, q head) by a block of MergeTraits::kThreads
+// threads (online_softmax.cuh, which includes this header; every kernel file includes both).
+template <typename T>
+__device__ void online_softmax_row(const AttentionParams<T>& p, int64_t z, int h);
+
 // Per-warp partial sums of a split, combined across warps in shared memory.
 template <int kGroup, int kHeadDim>
 struct SplitPartials {
@@ -42,10 +48,32 @@ struct SplitPartials {
 
 // After every warp has filled its slice of `sp` (and a __syncthreads): sums over warps and writes
 // the split's partial numerators, denominators and range flags for the group's query heads of
-// launch row z.
+// launch row z. With one split per row the block finishes the rows itself (the merge's work:
+// one division, or the online-softmax fallback for a flagged group) and launch_attention skips
+// the merge launch.
 template <typename T, int kGroup, int kHeadDim>
 __device__ void store_split(const AttentionParams<T>& p, const SplitPartials<kGroup, kHeadDim>& sp, int64_t z,
                             int kv_head, int group, int split) {
+  static_assert(SplitKvTraits::kThreads == MergeTraits::kThreads, "the fallback runs on the split's block");
+  if (p.plan.num_splits == 1) {  // the whole row in one block: finish it here, no merge launch
+    if (sp.out_of_range) {       // block-uniform: recompute the group's rows with the online softmax
+      if (threadIdx.x == 0 && p.fallback_rows != nullptr) atomicAdd(p.fallback_rows, static_cast<unsigned long long>(group));
+      for (int g = 0; g < group; ++g) online_softmax_row(p, z, kv_head * group + g);
+      return;
+    }
+    const int64_t t = p.token_of(z);
+    for (int j = threadIdx.x; j < group * kHeadDim; j += SplitKvTraits::kThreads) {
+      const int g = j / kHeadDim, d = j % kHeadDim;
+      float a = 0.0f, s = 0.0f;
+#pragma unroll
+      for (int w = 0; w < SplitKvTraits::kWarps; ++w) {
+        a += sp.acc[w][g][d];
+        s += sp.sum[w][g];
+      }
+      p.out[(t * p.num_q_heads + kv_head * group + g) * kHeadDim + d] = from_float<T>(a / s);
+    }
+    return;
+  }
   const Workspace ws = carve(p.workspace, p.row_count(), p.num_q_heads, p.plan.num_splits, kHeadDim);
   for (int j = threadIdx.x; j < group * kHeadDim; j += SplitKvTraits::kThreads) {
     const int g = j / kHeadDim, d = j % kHeadDim;

@@ -1,6 +1,7 @@
 // The streamed flat GEMM (flat_gemm.cu's header), M <= kFlatGemmStreamedMaxM: weights go from
-// HBM straight into mma.sync A fragments, x comes through L1, nothing passes through shared
-// memory until the end, and the loop has no barrier. Device code, included by flat_gemm.cu only.
+// HBM straight into mma.sync A fragments, each warp stages its own x slices in shared memory
+// (cp.async through L1, one step ahead), and the loop has no block barrier. Device code, included
+// by flat_gemm.cu only.
 //
 // The K permutation. mma.m16n8k16 wants lane (g = lane / 4, q = lane % 4) to hold A[g][2q, 2q+1],
 // A[g+8][2q, 2q+1], A[g][2q+8, 2q+9], A[g+8][2q+8, 2q+9] and B[2q, 2q+1][g], B[2q+8, 2q+9][g]:
@@ -17,11 +18,15 @@
 // of it as 4 chunks, so the CTA reads 1 KB contiguous of each of its rows per step (the access
 // pattern is what moved this kernel from 77% to the GEMV's rate: flat_gemm_traits.h). The next
 // step's 8 loads per thread are issued before this step's mmas (two register buffers, the loop
-// unrolled by two so both stay in registers). At the end the warps' fp32 tiles [16 rows x tokens]
+// unrolled by two so both stay in registers); the warp's x slice of the next step, [tokens][128],
+// is copied to its shared-memory stage by cp.async meanwhile. Loading x straight into registers
+// (L1 hits, but 8 lines per load and a round trip per step) held M = 16 to 70-80%. At the end the warps' fp32 tiles [16 rows x tokens]
 // meet in shared memory (with the norm prologue, the per-token sums of squares too) and 128
 // threads finish 2 outputs each: sum the 4 warps in a fixed order, 1/rms, bias, residual, one
 // rounding, store. No split K, no atomics, one launch.
 #pragma once
+
+#include <type_traits>
 
 #include "backend/cuda/cuda_utils.cuh"
 #include "backend/cuda/gemm/flat_gemm.cuh"
@@ -45,6 +50,14 @@ __device__ __forceinline__ uint4 load_weights_16(const void* p) {
   return r;
 }
 
+// 16 bytes global -> shared through L1 (.ca: the x slices every CTA of the SM reads stay in L1);
+// src-size 0 writes zeros.
+__device__ __forceinline__ void cp_async_16_ca(uint32_t dst, const void* src, bool valid) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0) : "memory");
+}
+// Waits until at most one of this thread's committed cp.async groups is still in flight.
+__device__ __forceinline__ void cp_async_wait_one() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
+
 // Register i (0..3) of a 16-byte vector: elements 2i and 2i + 1.
 template <int I>
 __device__ __forceinline__ uint32_t word(const uint4& v) {
@@ -52,29 +65,39 @@ __device__ __forceinline__ uint32_t word(const uint4& v) {
   return I == 0 ? v.x : I == 1 ? v.y : I == 2 ? v.z : v.w;
 }
 
-// The RMSNorm prologue on 8 elements of x: adds their squares to *sum_sq and returns x * g,
-// rounded to T for the mma (the unfused path rounds rmsnorm(x) * g to T too).
+// The RMSNorm prologue's scaling of 8 elements of x by the norm weight, as packed pairs: the
+// product of two fp16 (or bf16) values is exact in fp32, so the packed multiply's one rounding
+// gives the same bits as fp32 math rounded to T (the unfused path rounds rmsnorm(x) * g too).
 template <typename T>
-__device__ __forceinline__ uint4 scale_and_square(const uint4& x, const uint4& g, float& sum_sq) {
-  float xf[8], gf[8];
-  unpack8<T>(x, xf);
-  unpack8<T>(g, gf);
+__device__ __forceinline__ uint4 scale_by(const uint4& x, const uint4& g) {
+  using T2 = std::conditional_t<std::is_same_v<T, __half>, __half2, __nv_bfloat162>;
+  uint4 r;
+  const T2* xs = reinterpret_cast<const T2*>(&x);
+  const T2* gs = reinterpret_cast<const T2*>(&g);
+  T2* rs = reinterpret_cast<T2*>(&r);
 #pragma unroll
-  for (int i = 0; i < 8; ++i) {
-    sum_sq = fmaf(xf[i], xf[i], sum_sq);
-    xf[i] *= gf[i];
-  }
-  return pack8<T>(xf);
+  for (int i = 0; i < 4; ++i) rs[i] = __hmul2(xs[i], gs[i]);
+  return r;
 }
 
 // Shared memory of the end: per warp, the fp32 tile [tokens][16 rows] (+1 float of padding per
 // token row) and the per-token sums of squares.
+// Behind them, per warp, kXStages buffers of its x slice [tokens][128 elements] (256-byte rows;
+// 16-byte slot s of token t stored at s ^ 4 (t & 1), so the 8 lanes of an ld.shared phase, two
+// tokens x 4 slots, hit 8 different bank groups).
 template <int MT>
 struct StreamedSmem {
   static constexpr int kTokens = MT * 8;
   static constexpr int kRowStride = Traits::kStreamedRows + 1;
   static constexpr int kTileFloats = kTokens * kRowStride;
-  static constexpr int kBytes = Traits::kWarps * (kTileFloats + kTokens) * 4;
+  static constexpr int kEndBytes = Traits::kWarps * (kTileFloats + kTokens) * 4;
+  static constexpr int kXRowBytes = Traits::kStreamedChunks * 32 * 2;
+  static constexpr int kXSlots = kXRowBytes / 16;
+  static constexpr int kXStageBytes = kTokens * kXRowBytes;
+  static constexpr int kXStages = 2;
+  static constexpr int kBytes = kEndBytes + Traits::kWarps * kXStages * kXStageBytes;
+  static_assert(kXSlots == 16, "the swizzle flips bit 2 of a 16-slot row");
+  static_assert((kTokens * kXSlots) % 32 == 0, "whole cp.async passes per lane");
 };
 
 // Grid ceil(N / kStreamedRows), Traits::kThreads threads, StreamedSmem<MT>::kBytes of dynamic
@@ -105,23 +128,42 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
     const int64_t row = n0 + h * 8 + g;
     wrow[h] = p.w + (row < N ? row : N - 1) * K + lane_k;
   }
-  // Token g of each n-tile; tokens past M are zeros (nullptr: never loaded).
-  const T* xrow[MT];
-#pragma unroll
-  for (int j = 0; j < MT; ++j) {
-    const int token = j * 8 + g;
-    xrow[j] = token < M ? p.x + int64_t{token} * K + lane_k : nullptr;
-  }
   const uint4 zero = make_uint4(0, 0, 0, 0);
+  // This warp's x staging buffers; x slices arrive by cp.async one step ahead of their use, so
+  // their latency overlaps the weight stream instead of stalling each step.
+  unsigned char* const x_stage = smem + Smem::kEndBytes + warp * Smem::kXStages * Smem::kXStageBytes;
+  auto stage_x = [&](int step, int buf) {
+    const int64_t k0 = int64_t{step} * Traits::kStreamedKStep + warp * kChunks * 32;
+#pragma unroll
+    for (int i = 0; i < Smem::kTokens * Smem::kXSlots / 32; ++i) {
+      const int idx = lane + 32 * i, token = idx / Smem::kXSlots, slot = idx % Smem::kXSlots;
+      const int64_t k = k0 + slot * 8;
+      const bool ok = token < M && k < K;  // tokens past M and chunks past K are zeros
+      const uint32_t dst = detail::smem_u32(x_stage + buf * Smem::kXStageBytes + token * Smem::kXRowBytes +
+                                            ((slot ^ ((token & 1) * 4)) * 16));
+      cp_async_16_ca(dst, ok ? p.x + int64_t{token} * K + k : p.x, ok);
+    }
+  };
+  // The 16 bytes lane (g, q) reads from a stage for chunk c of n-tile j: token 8j + g, slot 4c + q.
+  auto x_piece = [&](int buf, int c, int j) {
+    const int token = j * 8 + g;
+    return *reinterpret_cast<const uint4*>(x_stage + buf * Smem::kXStageBytes + token * Smem::kXRowBytes +
+                                           (((c * 4 + q) ^ ((g & 1) * 4)) * 16));
+  };
 
   float acc[MT][4];
 #pragma unroll
   for (int j = 0; j < MT; ++j)
 #pragma unroll
     for (int e = 0; e < 4; ++e) acc[j][e] = 0.0f;
-  float sum_sq[MT];  // kNorm: this lane's share of token j * 8 + g's sum of squares
+  // kNorm: the sums of squares on the tensor cores, as x . x^T with x's tokens g, g + 8 as the A
+  // tile and n-tile j as B: token t's sum is the diagonal element (t, t) of gram[t / 8]. Converting
+  // every x element on CUDA cores instead made the norm variant 35% slower than the plain one.
+  float gram[MT][4];
 #pragma unroll
-  for (int j = 0; j < MT; ++j) sum_sq[j] = 0.0f;
+  for (int j = 0; j < MT; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) gram[j][e] = 0.0f;
 
   // w[h][c]: row g (h = 0) or g + 8 (h = 1), chunk c. A chunk past K (K % 8 == 0: wholly in or
   // out) is zeros in w and in x.
@@ -134,60 +176,86 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
       for (int h = 0; h < 2; ++h) w[h][c] = ok ? load_weights_16(wrow[h] + k0 + c * 32) : zero;
     }
   };
-  // x is loaded kXGroup chunks at a time (one L1 round trip each): all 4 at one n-tile, 2 at two,
-  // where 4 x 2 x pieces held at once cost the registers of a fourth resident CTA.
-  constexpr int kXGroup = Traits::kStreamedXChunksFor<MT>;
-  static_assert(kChunks % kXGroup == 0, "whole groups of chunks");
-  auto compute = [&](const uint4 (&w)[2][kChunks], int step) {
+  auto compute = [&](const uint4 (&w)[2][kChunks], int step, int buf) {
     const int64_t k0 = int64_t{step} * Traits::kStreamedKStep;
 #pragma unroll
-    for (int c0 = 0; c0 < kChunks; c0 += kXGroup) {
-      uint4 xv[kXGroup][MT];
-#pragma unroll
-      for (int cc = 0; cc < kXGroup; ++cc) {
-        const int64_t k = k0 + (c0 + cc) * 32;
-        const bool ok = k + lane_k < K;
-        uint4 gv = zero;
-        if constexpr (kNorm) gv = ok ? __ldg(reinterpret_cast<const uint4*>(p.norm_weight + k + lane_k)) : zero;
-#pragma unroll
-        for (int j = 0; j < MT; ++j) {
-          xv[cc][j] = zero;
-          if (j < m_tiles && ok && xrow[j] != nullptr) xv[cc][j] = __ldg(reinterpret_cast<const uint4*>(xrow[j] + k));
-          if constexpr (kNorm) xv[cc][j] = scale_and_square<T>(xv[cc][j], gv, sum_sq[j]);
-        }
+    for (int c = 0; c < kChunks; ++c) {
+      uint4 xv[MT];
+      uint4 gv = zero;
+      if constexpr (kNorm) {
+        const int64_t k = k0 + c * 32 + lane_k;
+        gv = k < K ? __ldg(reinterpret_cast<const uint4*>(p.norm_weight + k)) : zero;
       }
 #pragma unroll
-      for (int cc = 0; cc < kXGroup; ++cc) {
-        const int c = c0 + cc;
+      for (int j = 0; j < MT; ++j) xv[j] = j < m_tiles ? x_piece(buf, c, j) : zero;
+      if constexpr (kNorm) {
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
-          const uint4& lo = w[0][c];  // row g
-          const uint4& hi = w[1][c];  // row g + 8
+          const uint4& lo = xv[0];                      // tokens g
+          const uint4& hi = MT > 1 ? xv[MT - 1] : zero;  // tokens 8 + g
           const uint32_t a[4] = {h == 0 ? word<0>(lo) : word<2>(lo), h == 0 ? word<0>(hi) : word<2>(hi),
                                  h == 0 ? word<1>(lo) : word<3>(lo), h == 0 ? word<1>(hi) : word<3>(hi)};
 #pragma unroll
           for (int j = 0; j < MT; ++j) {
-            if (j < m_tiles) {  // warp-uniform
-              const uint32_t b0 = h == 0 ? word<0>(xv[cc][j]) : word<2>(xv[cc][j]);
-              const uint32_t b1 = h == 0 ? word<1>(xv[cc][j]) : word<3>(xv[cc][j]);
-              detail::mma_16816(acc[j], a, b0, b1, T{});
+            if (j < m_tiles) {
+              const uint32_t b0 = h == 0 ? word<0>(xv[j]) : word<2>(xv[j]);
+              const uint32_t b1 = h == 0 ? word<1>(xv[j]) : word<3>(xv[j]);
+              detail::mma_16816(gram[j], a, b0, b1, T{});
             }
+          }
+        }
+#pragma unroll
+        for (int j = 0; j < MT; ++j) xv[j] = scale_by<T>(xv[j], gv);
+      }
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const uint4& lo = w[0][c];  // row g
+        const uint4& hi = w[1][c];  // row g + 8
+        const uint32_t a[4] = {h == 0 ? word<0>(lo) : word<2>(lo), h == 0 ? word<0>(hi) : word<2>(hi),
+                               h == 0 ? word<1>(lo) : word<3>(lo), h == 0 ? word<1>(hi) : word<3>(hi)};
+#pragma unroll
+        for (int j = 0; j < MT; ++j) {
+          if (j < m_tiles) {  // warp-uniform
+            const uint32_t b0 = h == 0 ? word<0>(xv[j]) : word<2>(xv[j]);
+            const uint32_t b1 = h == 0 ? word<1>(xv[j]) : word<3>(xv[j]);
+            detail::mma_16816(acc[j], a, b0, b1, T{});
           }
         }
       }
     }
   };
 
+  // Step s computes weights from register buffer s % 2 and x from stage s % 2. Every iteration
+  // commits one cp.async group (empty past the end), so wait_group 1 means "step s's x landed".
   uint4 wa[2][kChunks], wb[2][kChunks];
-  if (k_steps > 0) load(wa, 0);
+  if (k_steps > 0) {
+    load(wa, 0);
+    stage_x(0, 0);
+  }
+  detail::cp_async_commit();
   for (int s = 0; s < k_steps; s += 2) {
-    if (s + 1 < k_steps) load(wb, s + 1);
-    compute(wa, s);
     if (s + 1 < k_steps) {
-      if (s + 2 < k_steps) load(wa, s + 2);
-      compute(wb, s + 1);
+      load(wb, s + 1);
+      stage_x(s + 1, 1);
+    }
+    detail::cp_async_commit();
+    cp_async_wait_one();
+    __syncwarp();
+    compute(wa, s, 0);
+    __syncwarp();  // every lane is done with stage 0 before it is refilled
+    if (s + 1 < k_steps) {
+      if (s + 2 < k_steps) {
+        load(wa, s + 2);
+        stage_x(s + 2, 0);
+      }
+      detail::cp_async_commit();
+      cp_async_wait_one();
+      __syncwarp();
+      compute(wb, s + 1, 1);
+      __syncwarp();
     }
   }
+  detail::cp_async_wait_all();
 
   // Warp w's tile: accumulator element e of lane (g, q), n-tile j, is row g (+ 8 for e >= 2) and
   // token 8j + 2q (+ 1 for odd e).
@@ -201,10 +269,13 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
     tile[token * Smem::kRowStride + g + 8] = acc[j][2];
     tile[(token + 1) * Smem::kRowStride + g + 8] = acc[j][3];
     if constexpr (kNorm) {
-      float v = sum_sq[j];  // the four lanes of token 8j + g hold its four 8-element pieces
-      v += __shfl_xor_sync(0xffffffffu, v, 1);
-      v += __shfl_xor_sync(0xffffffffu, v, 2);
-      if (q == 0) warp_sum_sq[j * 8 + g] = v;
+      // Diagonal (t, t) of gram[j], t = 8j + g: lane (g, q = g / 2), column 2q + (g % 2) of row g
+      // (top half, n-tile 0) or row g + 8 (bottom half, n-tile 1). With the same K slice in
+      // every lane, each warp's sum covers its quarter of K; the end adds the warps.
+      if (q == g / 2) {
+        const int e = (j == 0 ? 0 : 2) + g % 2;
+        warp_sum_sq[j * 8 + g] = e == 0 ? gram[j][0] : e == 1 ? gram[j][1] : e == 2 ? gram[j][2] : gram[j][3];
+      }
     }
   }
   __syncthreads();

@@ -78,14 +78,9 @@ struct FlatGemmTraits {
   // warps, up to 64 KB of weight loads in flight per SM, ~3x what HBM latency asks (header).
   template <int MT>
   static constexpr int kStreamedMinCtasPerSmFor = 4;
-  // Chunks of x loaded at once: every chunk of a step at one n-tile (16 registers); at two n-tiles
-  // half of them (16 registers instead of 32), one more L1 round trip per step, so that two
-  // n-tiles fit 128 registers too (142 with all 4 chunks: 3 CTAs per SM, 78-80% on the
-  // [12288, 4096] and [22016, 4096] shapes at M = 16).
-  template <int MT>
-  static constexpr int kStreamedXChunksFor = MT <= 1 ? 4 : 2;
-  // CTAs per SM the shared-memory carveout must hold (flat_gemm.cu): the register limit's 4,
-  // with room to spare; the rest of the SM's 256 KB is L1, where x lives.
-  static constexpr int kStreamedCarveoutCtas = 6;
+  // CTAs per SM the shared-memory carveout must hold (flat_gemm.cu): the register limit's 4 (x
+  // stages: 16 KB per CTA at one n-tile, 32 KB at two); the rest of the SM's 256 KB is L1, which
+  // keeps the x slices the SM's CTAs all read.
+  static constexpr int kStreamedCarveoutCtas = 4;
 };
 }  // namespace fdpp::cuda

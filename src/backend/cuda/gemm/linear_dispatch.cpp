@@ -123,6 +123,9 @@ void LinearDispatcher::run_with(LinearImpl impl, const TensorView& x, const Tens
 
 bool LinearDispatcher::run_fused(const TensorView& x, const TensorView& w, const TensorView& bias,
                                  const LinearFusion& fusion, TensorView& out) {
+  // The choice stays the table's: moving a norm from cuBLASLt to the flat GEMM at M = 9-16 to save
+  // the RMSNorm launch cost more than it saved (the two-n-tile norm variant runs 1.2-1.4x the plain
+  // one; batch 16 went from 6.40 to 7.29 ms, docs/PERF.md).
   const LinearImpl impl = choose(x, w);
   const TensorView& g = fusion.norm_weight;
   if (!g.empty()) {
