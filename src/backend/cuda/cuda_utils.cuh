@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "fdpp/status.h"
 
@@ -24,6 +25,13 @@ template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(f
 }
 
 inline bool is_aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// Whether the byte ranges [a, a + a_bytes) and [b, b + b_bytes) share a byte (launchers refuse
+// an input that overlaps their output).
+inline bool ranges_overlap(const void* a, int64_t a_bytes, const void* b, int64_t b_bytes) {
+  const auto a0 = reinterpret_cast<uintptr_t>(a), b0 = reinterpret_cast<uintptr_t>(b);
+  return a0 < b0 + static_cast<uintptr_t>(b_bytes) && b0 < a0 + static_cast<uintptr_t>(a_bytes);
+}
 
 // 8 half-precision elements = one 16-byte load.
 struct alignas(16) Vec8 {
@@ -44,6 +52,18 @@ __device__ __forceinline__ uint4 pack8(const float (&in)[8]) {
 #pragma unroll
   for (int i = 0; i < 8; ++i) e[i] = from_float<T>(in[i]);
   return raw;
+}
+
+// The last step of a linear kernel's output element o (P: GemvParams / FlatGemmParams): adds the
+// residual (which may alias out: read before the store), then stores fp32 or rounds once to T.
+template <typename P>
+__device__ __forceinline__ void store_linear_output(const P& p, int64_t o, float y) {
+  if (p.residual != nullptr) y += to_float(p.residual[o]);
+  if (p.out_f32 != nullptr) {
+    p.out_f32[o] = y;
+  } else {
+    p.out[o] = from_float<std::remove_pointer_t<decltype(p.out)>>(y);
+  }
 }
 
 // Status for the last launch: kernels report through this, launchers never synchronise.

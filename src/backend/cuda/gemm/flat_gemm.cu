@@ -149,11 +149,6 @@ Status device_capacity(KernelFn<T> kernel, int smem, const DeviceCapacity** out)
 
 int m_class_for(int m_tiles) { return m_tiles <= 1 ? 1 : m_tiles <= 2 ? 2 : m_tiles <= 4 ? 4 : 8; }
 
-bool overlaps(const void* a, int64_t a_bytes, const void* b, int64_t b_bytes) {
-  const auto a0 = reinterpret_cast<uintptr_t>(a), b0 = reinterpret_cast<uintptr_t>(b);
-  return a0 < b0 + static_cast<uintptr_t>(b_bytes) && b0 < a0 + static_cast<uintptr_t>(a_bytes);
-}
-
 // Argument checks shared by plan and launch. Sets *nothing_to_do for M == 0 or N == 0.
 template <typename T>
 Status validate(const FlatGemmParams<T>& p, bool* nothing_to_do) {
@@ -181,7 +176,7 @@ Status validate(const FlatGemmParams<T>& p, bool* nothing_to_do) {
       return {ErrorCode::kInvalidArgument, "flat_gemm: x and w must be 16-byte aligned"};
     const int64_t out_bytes = p.M * p.N * (p.out_f32 != nullptr ? 4 : int64_t{sizeof(T)});
     const void* out = p.out_f32 != nullptr ? static_cast<const void*>(p.out_f32) : static_cast<const void*>(p.out);
-    if (overlaps(p.x, p.M * p.K * int64_t{sizeof(T)}, out, out_bytes))
+    if (ranges_overlap(p.x, p.M * p.K * int64_t{sizeof(T)}, out, out_bytes))
       return {ErrorCode::kInvalidArgument, "flat_gemm: x overlaps the output"};
   }
   if (p.mainloop == FlatGemmMainloop::kStreamed && p.M > kFlatGemmStreamedMaxM)

@@ -49,8 +49,8 @@ struct FlatGemmPlan {
   int m_tiles = 0;     // ceil(M / 8): groups of 8 tokens (mma n-tiles) the kernel computes
   int m_class = 0;     // kernel variant: 1, 2, 4 or 8 n-tiles, the smallest >= m_tiles
   bool streamed = false;  // the mainloop: streamed (true) or pipelined
-  int n_blocks = 0;    // ceil(N / FlatGemmTraits::kBlockN (128)): CTAs along N, one block of weight rows each
-  int k_tiles = 0;     // ceil(K / 64): steps along K (FlatGemmTraits::kKTile = kStreamedKStep = 64)
+  int n_blocks = 0;    // CTAs along N, one block of weight rows each: ceil(N / 16) streamed, ceil(N / 128) pipelined
+  int k_tiles = 0;     // steps along K: ceil(K / kStreamedKStep (512)) streamed, ceil(K / kKTile (64)) pipelined
   int splits = 1;      // CTAs along K per block of rows = the thread-block cluster size (1..8)
   int smem_bytes = 0;  // dynamic shared memory per CTA
 };

@@ -15,6 +15,7 @@ namespace fdpp::cuda::flat_gemm_detail {
 
 using detail::cp_async_16;
 using detail::cp_async_commit;
+using detail::cp_async_wait;
 using detail::smem_u32;
 using Traits = FlatGemmTraits;
 
@@ -99,14 +100,7 @@ __device__ __forceinline__ void cluster_reduce_store(const FlatGemmParams<T>& p,
         float y = 0.0f;
 #pragma unroll
         for (int r = 0; r < Traits::kMaxSplits; ++r) y += v[b][r];  // fixed order (zeros past splits): deterministic
-        y += bias;
-        const int64_t o = int64_t{m} * N + n;
-        if (p.residual != nullptr) y += to_float(p.residual[o]);  // may alias out: read before the store
-        if (p.out_f32 != nullptr) {
-          p.out_f32[o] = y;
-        } else {
-          p.out[o] = from_float<T>(y);
-        }
+        store_linear_output(p, int64_t{m} * N + n, y + bias);
       }
     }
   }
@@ -149,11 +143,6 @@ __device__ __forceinline__ void cp_async_16_policy(uint32_t dst, const void* src
   asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2, %3;" ::"r"(dst), "l"(src),
                "r"(src_bytes), "l"(policy)
                : "memory");
-}
-// Waits until at most kPending of this thread's committed groups are still in flight.
-template <int kPending>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(kPending) : "memory");
 }
 
 // Four 8x8 b16 matrices; lanes 8i..8i+7 give the row addresses of matrix i, register i holds it.

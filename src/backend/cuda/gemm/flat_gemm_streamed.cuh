@@ -50,14 +50,6 @@ __device__ __forceinline__ uint4 load_weights_16(const void* p) {
   return r;
 }
 
-// 16 bytes global -> shared through L1 (.ca: the x slices every CTA of the SM reads stay in L1);
-// src-size 0 writes zeros.
-__device__ __forceinline__ void cp_async_16_ca(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0) : "memory");
-}
-// Waits until at most one of this thread's committed cp.async groups is still in flight.
-__device__ __forceinline__ void cp_async_wait_one() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
-
 // Register i (0..3) of a 16-byte vector: elements 2i and 2i + 1.
 template <int I>
 __device__ __forceinline__ uint32_t word(const uint4& v) {
@@ -103,7 +95,7 @@ struct StreamedSmem {
 // Grid ceil(N / kStreamedRows), Traits::kThreads threads, StreamedSmem<MT>::kBytes of dynamic
 // shared memory. m_tiles = ceil(M / 8) <= MT; k_steps = ceil(K / kStreamedKStep).
 template <typename T, int MT, bool kNorm>
-__global__ void __launch_bounds__(Traits::kThreads, Traits::kStreamedMinCtasPerSmFor<MT>)
+__global__ void __launch_bounds__(Traits::kThreads, Traits::kStreamedMinCtasPerSm)
 flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const int k_steps) {
   constexpr int kChunks = Traits::kStreamedChunks;
   constexpr int kRows = Traits::kStreamedRows;
@@ -141,7 +133,7 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
       const bool ok = token < M && k < K;  // tokens past M and chunks past K are zeros
       const uint32_t dst = detail::smem_u32(x_stage + buf * Smem::kXStageBytes + token * Smem::kXRowBytes +
                                             ((slot ^ ((token & 1) * 4)) * 16));
-      cp_async_16_ca(dst, ok ? p.x + int64_t{token} * K + k : p.x, ok);
+      detail::cp_async_16_ca(dst, ok ? p.x + int64_t{token} * K + k : p.x, ok);
     }
   };
   // The 16 bytes lane (g, q) reads from a stage for chunk c of n-tile j: token 8j + g, slot 4c + q.
@@ -225,8 +217,21 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
     }
   };
 
-  // Step s computes weights from register buffer s % 2 and x from stage s % 2. Every iteration
-  // commits one cp.async group (empty past the end), so wait_group 1 means "step s's x landed".
+  // Step s computes weights from register buffer s % 2 and x from stage s % 2; before it, step
+  // s + 1's weights and x are requested into the other buffer and stage. Every step commits one
+  // cp.async group (empty past the end), so wait_group 1 means "step s's x landed". The loop is
+  // unrolled by two so that both buffers stay in registers.
+  auto run_step = [&](uint4 (&cur)[2][kChunks], uint4 (&next)[2][kChunks], int step, int buf) {
+    if (step + 1 < k_steps) {
+      load(next, step + 1);
+      stage_x(step + 1, 1 - buf);
+    }
+    detail::cp_async_commit();
+    detail::cp_async_wait<1>();
+    __syncwarp();
+    compute(cur, step, buf);
+    __syncwarp();  // every lane is done with this stage before it is refilled
+  };
   uint4 wa[2][kChunks], wb[2][kChunks];
   if (k_steps > 0) {
     load(wa, 0);
@@ -234,26 +239,8 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
   }
   detail::cp_async_commit();
   for (int s = 0; s < k_steps; s += 2) {
-    if (s + 1 < k_steps) {
-      load(wb, s + 1);
-      stage_x(s + 1, 1);
-    }
-    detail::cp_async_commit();
-    cp_async_wait_one();
-    __syncwarp();
-    compute(wa, s, 0);
-    __syncwarp();  // every lane is done with stage 0 before it is refilled
-    if (s + 1 < k_steps) {
-      if (s + 2 < k_steps) {
-        load(wa, s + 2);
-        stage_x(s + 2, 0);
-      }
-      detail::cp_async_commit();
-      cp_async_wait_one();
-      __syncwarp();
-      compute(wb, s + 1, 1);
-      __syncwarp();
-    }
+    run_step(wa, wb, s, 0);
+    if (s + 1 < k_steps) run_step(wb, wa, s + 1, 1);
   }
   detail::cp_async_wait_all();
 
@@ -298,14 +285,7 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
       if constexpr (kNorm) ss += sums_sq[w * Smem::kTokens + m];
     }
     if constexpr (kNorm) y *= rsqrtf(ss / static_cast<float>(K) + p.norm_eps);
-    y += bias;
-    const int64_t o = int64_t{m} * N + n;
-    if (p.residual != nullptr) y += to_float(p.residual[o]);  // may alias out: read before the store
-    if (p.out_f32 != nullptr) {
-      p.out_f32[o] = y;
-    } else {
-      p.out[o] = from_float<T>(y);
-    }
+    store_linear_output(p, int64_t{m} * N + n, y + bias);
   }
 }
 

@@ -76,8 +76,7 @@ struct FlatGemmTraits {
   static constexpr int kStreamedMaxMTiles = 2;
   // Resident CTAs per SM the register budget must allow (<= 128 registers a thread): 4 CTAs = 16
   // warps, up to 64 KB of weight loads in flight per SM, ~3x what HBM latency asks (header).
-  template <int MT>
-  static constexpr int kStreamedMinCtasPerSmFor = 4;
+  static constexpr int kStreamedMinCtasPerSm = 4;
   // CTAs per SM the shared-memory carveout must hold (flat_gemm.cu): the register limit's 4 (x
   // stages: 16 KB per CTA at one n-tile, 32 KB at two); the rest of the SM's 256 KB is L1, which
   // keeps the x slices the SM's CTAs all read.

@@ -316,11 +316,6 @@ Status launch_for_m(const GemvParams<T>& p, cudaStream_t stream, bool vec, bool 
   return f32 ? launch_variant<T, float, M, 1>(p, stream) : launch_variant<T, T, M, 1>(p, stream);
 }
 
-bool overlaps(const void* a, int64_t a_bytes, const void* b, int64_t b_bytes) {
-  const auto a0 = reinterpret_cast<uintptr_t>(a), b0 = reinterpret_cast<uintptr_t>(b);
-  return a0 < b0 + static_cast<uintptr_t>(b_bytes) && b0 < a0 + static_cast<uintptr_t>(a_bytes);
-}
-
 }  // namespace
 
 template <typename T>
@@ -341,7 +336,7 @@ Status launch_gemv(const GemvParams<T>& p, cudaStream_t stream) {
     return {ErrorCode::kInvalidArgument, "gemv: x and w are required"};
   const int64_t out_bytes = p.M * p.N * (p.out_f32 != nullptr ? 4 : int64_t{sizeof(T)});
   const void* out = p.out_f32 != nullptr ? static_cast<const void*>(p.out_f32) : static_cast<const void*>(p.out);
-  if (p.K > 0 && overlaps(p.x, p.M * p.K * int64_t{sizeof(T)}, out, out_bytes))
+  if (p.K > 0 && ranges_overlap(p.x, p.M * p.K * int64_t{sizeof(T)}, out, out_bytes))
     return {ErrorCode::kInvalidArgument, "gemv: x overlaps the output"};
 
   if (p.norm_weight != nullptr && !gemv_can_fuse_norm(p.M, p.K, p.x, p.w, p.norm_weight))
