@@ -9,6 +9,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_device.h"
 #include "core/dtype.h"
 #include "gpu/gpu_test_util.h"
 #include "model/llama_model.h"
@@ -108,6 +109,36 @@ TEST(GpuModelShapes, HeadDim128Gqa4WithBiasMatchesCpu) {
 TEST(GpuModelShapes, HeadDim128MhaMatchesCpu) {
   FDPP_REQUIRE_GPU();
   check_shape(head_dim_128_shape(4, false), "hd128 mha");
+}
+
+// Programmatic dependent launch (backend/cuda/launch.cuh) overlaps each kernel's start with the
+// previous kernel's end. Every step of check_shape's sequence (prefill, mixed, and decode steps
+// replayed from CUDA graphs), through split-KV attention (head dim 128, MHA), must give the same
+// logits bit for bit with it on and off.
+TEST(GpuModelShapes, ProgrammaticLaunchChangesNoBits) {
+  FDPP_REQUIRE_GPU();
+  const ModelConfig config = head_dim_128_shape(4, false);
+  CpuBackend cpu;
+  std::vector<DeviceTensor> storage;
+  const LlamaWeights weights = make_random_weights(config, cpu, storage, 4321);
+  const KvCacheShape kv = two_sequence_cache(config);
+  std::vector<StepBatch> steps = {make_step({{0, range(0, 37)}, {1, range(0, 5)}}, config.vocab_size),
+                                  make_step({{0, {38}}, {1, range(6, 40)}}, config.vocab_size)};
+  for (int32_t i = 0; i < 6; ++i) steps.push_back(make_step({{0, {42 + i}}, {1, {47 + i}}}, config.vocab_size));
+  std::vector<std::vector<std::vector<float>>> runs;
+  for (bool pdl : {false, true}) {
+    cuda::set_programmatic_launch(pdl);
+    cuda::CudaBackend gpu(0, DType::kF16);
+    LlamaModel model(config, weights, gpu, WeightPlacement::kHost);
+    gpu.init_kv_cache(kv);
+    runs.emplace_back();
+    for (const StepBatch& step : steps) {
+      runs.back().emplace_back();
+      model.forward(step, runs.back().back());
+    }
+  }
+  cuda::set_programmatic_launch(true);
+  for (size_t i = 0; i < steps.size(); ++i) EXPECT_TRUE(runs[0][i] == runs[1][i]) << "step " << i;
 }
 
 // The same weights reaching the GPU three ways must give the same logits: as CPU-made fp32 views

@@ -12,6 +12,7 @@
 #include <random>
 #include <string>
 
+#include "backend/cuda/cuda_device.h"
 #include "backend/cuda/gemm/linear_dispatch.h"
 #include "backend/cuda/pointwise/pointwise.cuh"
 #include "backend/linear_tuner.h"
@@ -199,6 +200,83 @@ TEST(GpuLinearDispatch, FusedAccumulateAndNormPrologue) {
       EXPECT_LT(worst / scale, 4e-3);
     }
   }
+}
+
+// Programmatic dependent launch (backend/cuda/launch.cuh) lets each linear kernel start loading
+// weights while the previous kernel still runs; its inputs must still wait. A Llama-2-7B MLP
+// chain on a stream, without a synchronisation between launches: x feeds the norm-fused up
+// projection, whose output feeds the down projection that adds into x in place (the residual),
+// four times. The final x must be the same bits with PDL on and off, for the GEMV, the flat GEMM
+// and the dispatcher's own choice (cuBLASLt past M = 8 or 16), and normalising first where the
+// choice declines the norm.
+TEST(GpuLinearDispatch, ProgrammaticLaunchChainMatchesSerialLaunches) {
+  FDPP_REQUIRE_GPU();
+  const int64_t D = 4096, F = 11008, max_m = 16;
+  cudaStream_t stream = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  std::mt19937 rng(14);
+  DeviceHalfs w_up(static_cast<size_t>(F * D)), w_down(static_cast<size_t>(D * F)), g(static_cast<size_t>(D)),
+      x0(static_cast<size_t>(max_m * D)), x(static_cast<size_t>(max_m * D)), xn(static_cast<size_t>(max_m * D)),
+      h(static_cast<size_t>(max_m * F));
+  ASSERT_TRUE(cuda::launch_fill_random(w_up.dev, F * D, rng(), 0.0f, 0.02f, nullptr).is_ok());
+  ASSERT_TRUE(cuda::launch_fill_random(w_down.dev, D * F, rng(), 0.0f, 0.01f, nullptr).is_ok());
+  ASSERT_TRUE(cuda::launch_fill_random(g.dev, D, rng(), 1.0f, 0.2f, nullptr).is_ok());
+  ASSERT_TRUE(cuda::launch_fill_random(x0.dev, max_m * D, rng(), 0.0f, 1.0f, nullptr).is_ok());
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+
+  struct Choice {
+    const char* name;
+    LinearInflection inflection;  // for both shapes
+  };
+  for (const Choice& choice : {Choice{"gemv", {8, 8}}, Choice{"flat_gemm", {0, 16}}, Choice{"built-in", {3, 8}}}) {
+    LinearTable table;
+    table.set({"test", DType::kF16, F, D}, choice.inflection);
+    table.set({"test", DType::kF16, D, F}, choice.inflection);
+    cuda::LinearDispatcher dispatch(stream, "test", table);
+    for (int64_t m : {1, 4, 16}) {
+      if (std::string(choice.name) == "gemv" && m > 8) continue;
+      SCOPED_TRACE(std::string(choice.name) + " M=" + std::to_string(m));
+      TensorView xv = TensorView::contiguous(x.dev, DType::kF16, {m, D}, Device::kCuda);
+      TensorView xnv = TensorView::contiguous(xn.dev, DType::kF16, {m, D}, Device::kCuda);
+      TensorView hv = TensorView::contiguous(h.dev, DType::kF16, {m, F}, Device::kCuda);
+      const TensorView upv = TensorView::contiguous(w_up.dev, DType::kF16, {F, D}, Device::kCuda);
+      const TensorView downv = TensorView::contiguous(w_down.dev, DType::kF16, {D, F}, Device::kCuda);
+      const TensorView gv = TensorView::contiguous(g.dev, DType::kF16, {D}, Device::kCuda);
+      std::vector<std::vector<float>> results;
+      for (bool pdl : {false, true}) {
+        cuda::set_programmatic_launch(pdl);
+        ASSERT_EQ(cudaMemcpyAsync(x.dev, x0.dev, x.n * 2, cudaMemcpyDeviceToDevice, stream), cudaSuccess);
+        ASSERT_EQ(cudaMemsetAsync(h.dev, 0xff, h.n * 2, stream), cudaSuccess);
+        for (int layer = 0; layer < 4; ++layer) {
+          if (!dispatch.run_fused(xv, upv, TensorView{}, LinearFusion{gv, 1e-5f, false}, hv)) {
+            cuda::RmsNormParams<__half> norm;
+            norm.x = x.dev;
+            norm.weight = g.dev;
+            norm.out = xn.dev;
+            norm.rows = m;
+            norm.dim = D;
+            norm.eps = 1e-5f;
+            ASSERT_TRUE(cuda::launch_rmsnorm(norm, stream).is_ok());
+            dispatch.run(xnv, upv, TensorView{}, hv);
+          }
+          ASSERT_TRUE(dispatch.run_fused(hv, downv, TensorView{}, LinearFusion{TensorView{}, 0.0f, true}, xv));
+        }
+        ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+        results.push_back(x.rows(0, static_cast<size_t>(m), static_cast<size_t>(D)));
+      }
+      cuda::set_programmatic_launch(true);
+      const std::vector<float> start = x0.rows(0, static_cast<size_t>(m), static_cast<size_t>(D));
+      size_t finite = 0, moved = 0;
+      for (size_t i = 0; i < results[1].size(); ++i) {
+        finite += std::isfinite(results[1][i]) ? 1 : 0;
+        moved += results[1][i] != start[i] ? 1 : 0;
+      }
+      EXPECT_EQ(finite, results[1].size());
+      EXPECT_GT(moved, results[1].size() / 2) << "the chain must change x";
+      EXPECT_TRUE(results[0] == results[1]) << "PDL changed the result";
+    }
+  }
+  cudaStreamDestroy(stream);
 }
 
 }  // namespace

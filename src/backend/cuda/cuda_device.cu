@@ -1,6 +1,11 @@
+#include "backend/cuda/cuda_device.h"
+
 #include <cuda_runtime.h>
 
-#include "backend/cuda/cuda_device.h"
+#include <array>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
 
 namespace fdpp::cuda {
 
@@ -20,6 +25,40 @@ std::string device_name(int device) {
     return {};
   }
   return prop.name;
+}
+
+namespace {
+// -1: FDPP_PDL decides (default on); 0 / 1: set_programmatic_launch.
+std::atomic<int> programmatic_launch_switch{-1};
+}  // namespace
+
+void set_programmatic_launch(bool enabled) { programmatic_launch_switch.store(enabled ? 1 : 0); }
+
+bool programmatic_launch_enabled() {
+  static const bool env_allows = [] {
+    const char* env = std::getenv("FDPP_PDL");
+    return env == nullptr || std::strcmp(env, "0") != 0;
+  }();
+  const int forced = programmatic_launch_switch.load(std::memory_order_relaxed);
+  if (forced == 0 || (forced < 0 && !env_allows)) return false;
+  // Per device: 0 unknown, 1 off, 2 on.
+  static std::array<std::atomic<int>, 64> state{};
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= static_cast<int>(state.size())) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  int s = state[device].load(std::memory_order_relaxed);
+  if (s == 0) {
+    int major = 0;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
+      (void)cudaGetLastError();
+      major = 0;
+    }
+    s = major >= 9 ? 2 : 1;
+    state[device].store(s, std::memory_order_relaxed);
+  }
+  return s == 2;
 }
 
 }  // namespace fdpp::cuda

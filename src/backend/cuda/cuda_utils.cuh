@@ -73,6 +73,13 @@ inline Status last_launch_status(const char* what) {
   return {ErrorCode::kInternal, std::string(what) + ": " + cudaGetErrorString(err)};
 }
 
+// Status for a launch that returned err (launch_kernel's), else for the last launch.
+inline Status launch_status(cudaError_t err, const char* what) {
+  if (err == cudaSuccess) return last_launch_status(what);
+  (void)cudaGetLastError();
+  return {ErrorCode::kInternal, std::string(what) + ": launch failed: " + cudaGetErrorString(err)};
+}
+
 inline unsigned ceil_div(int64_t a, int64_t b) { return static_cast<unsigned>((a + b - 1) / b); }
 
 }  // namespace fdpp::cuda

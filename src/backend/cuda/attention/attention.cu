@@ -9,6 +9,7 @@
 #include "backend/cuda/attention/online_softmax.cuh"
 #include "backend/cuda/attention/split_common.cuh"
 #include "backend/cuda/cuda_utils.cuh"
+#include "backend/cuda/launch.cuh"
 
 namespace fdpp::cuda {
 namespace {
@@ -24,6 +25,7 @@ using detail::Workspace;
 template <typename T, int kHeadDim, int kMaxGroup>
 __global__ void __launch_bounds__(SplitKvTraits::kThreads)
 split_kv_kernel(const AttentionParams<T> p) {
+  enter_dependent_grid();
   using Tr = SplitKvTraits;
   constexpr int kLanesPerRow = kHeadDim / 8;
   constexpr int kRowsPerWarp = 32 / kLanesPerRow;
@@ -129,6 +131,7 @@ split_kv_kernel(const AttentionParams<T> p) {
 // run) is recomputed from the cache with the ordinary online softmax.
 template <typename T>
 __global__ void __launch_bounds__(MergeTraits::kThreads) merge_kernel(const AttentionParams<T> p) {
+  enter_dependent_grid();
   constexpr int kThreads = MergeTraits::kThreads;
   const int h = blockIdx.x;
   const int64_t z = blockIdx.y, t = p.token_of(z);
@@ -157,16 +160,13 @@ __global__ void __launch_bounds__(MergeTraits::kThreads) merge_kernel(const Atte
 }
 
 template <typename T, int kHeadDim>
-void launch_split(const AttentionParams<T>& p, int group, cudaStream_t stream) {
+cudaError_t launch_split(const AttentionParams<T>& p, int group, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(p.plan.num_splits), static_cast<unsigned>(p.kv.num_kv_heads),
                   static_cast<unsigned>(p.row_count()));
-  constexpr int kThreads = SplitKvTraits::kThreads;
-  if (group >= SplitKvTraits::kMinTensorCoreGroup) {
-    detail::split_kv_mma_kernel<T, kHeadDim><<<grid, kThreads, 0, stream>>>(p);
-    return;
-  }
-  if (group <= 1) split_kv_kernel<T, kHeadDim, 1><<<grid, kThreads, 0, stream>>>(p);
-  else split_kv_kernel<T, kHeadDim, 2><<<grid, kThreads, 0, stream>>>(p);
+  void (*kernel)(AttentionParams<T>) = group >= SplitKvTraits::kMinTensorCoreGroup ? detail::split_kv_mma_kernel<T, kHeadDim>
+                                       : group <= 1 ? split_kv_kernel<T, kHeadDim, 1>
+                                                    : split_kv_kernel<T, kHeadDim, 2>;
+  return launch_kernel(kernel, grid, dim3(SplitKvTraits::kThreads), 0, stream, 1, p);
 }
 
 }  // namespace
@@ -214,14 +214,14 @@ Status launch_attention(const AttentionParams<T>& p, cudaStream_t stream) {
     return {ErrorCode::kUnsupported, "attention: head_dim above 256 is not supported"};
   const int group = p.num_q_heads / p.kv.num_kv_heads;
   if (p.plan.fast_path) {
-    if (p.kv.head_dim == 128) launch_split<T, 128>(p, group, stream);
-    else launch_split<T, 64>(p, group, stream);
-    const Status st = last_launch_status("attention split-kv");
+    const Status st = launch_status(p.kv.head_dim == 128 ? launch_split<T, 128>(p, group, stream)
+                                                         : launch_split<T, 64>(p, group, stream),
+                                    "attention split-kv");
     if (!st.is_ok() || p.plan.num_splits == 1) return st;  // one split: the split kernel wrote out
   }
   const dim3 grid(static_cast<unsigned>(p.num_q_heads), static_cast<unsigned>(p.row_count()));
-  merge_kernel<T><<<grid, MergeTraits::kThreads, 0, stream>>>(p);
-  return last_launch_status("attention merge");
+  return launch_status(launch_kernel(merge_kernel<T>, grid, dim3(MergeTraits::kThreads), 0, stream, 1, p),
+                       "attention merge");
 }
 
 template Status launch_attention<__half>(const AttentionParams<__half>&, cudaStream_t);

@@ -17,6 +17,7 @@
 #include "backend/cuda/attention/attention_traits.h"
 #include "backend/cuda/attention/split_common.cuh"
 #include "backend/cuda/cuda_utils.cuh"
+#include "backend/cuda/launch.cuh"
 
 namespace fdpp::cuda::detail {
 
@@ -68,6 +69,7 @@ __device__ __forceinline__ void pack_v(const uint4 (&r0)[2], const uint4 (&r1)[2
 
 template <typename T, int kHeadDim>
 __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(const AttentionParams<T> p) {
+  enter_dependent_grid();
   using Tr = SplitKvTraits;
   constexpr int kKSteps = kHeadDim / 16;   // k-steps of Q.K^T
   constexpr int kLoads = kHeadDim / 32;    // 16-byte K loads per row per lane

@@ -2,6 +2,7 @@
 
 #include "backend/cuda/attention/attention.cuh"
 #include "backend/cuda/cuda_utils.cuh"
+#include "backend/cuda/launch.cuh"
 
 namespace fdpp::cuda {
 namespace {
@@ -14,6 +15,7 @@ constexpr int kThreads = 128;
 // 4096 pairs to a single SM (~30 us per layer on Llama-2-7B).
 template <typename T>
 __global__ void __launch_bounds__(kThreads) qkv_store_kernel(const QkvStoreParams<T> p) {
+  enter_dependent_grid();
   const int64_t t = blockIdx.x;
   const int hd = p.kv.head_dim, half = hd / 2, hq = p.num_q_heads, hkv = p.kv.num_kv_heads;
   const int heads_per_block = max(1, kThreads / half);
@@ -53,8 +55,7 @@ Status launch_qkv_store(const QkvStoreParams<T>& p, cudaStream_t stream) {
   const int heads_per_block = std::max(1, kThreads / half);
   const int heads = p.num_q_heads + 2 * p.kv.num_kv_heads;
   const dim3 grid(static_cast<unsigned>(p.slots.tokens), ceil_div(heads, heads_per_block));
-  qkv_store_kernel<T><<<grid, kThreads, 0, stream>>>(p);
-  return last_launch_status("qkv_store");
+  return launch_status(launch_kernel(qkv_store_kernel<T>, grid, dim3(kThreads), 0, stream, 1, p), "qkv_store");
 }
 
 template Status launch_qkv_store<__half>(const QkvStoreParams<__half>&, cudaStream_t);

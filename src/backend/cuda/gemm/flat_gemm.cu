@@ -46,6 +46,7 @@
 #include "backend/cuda/gemm/flat_gemm.cuh"
 #include "backend/cuda/gemm/flat_gemm_pipelined.cuh"
 #include "backend/cuda/gemm/flat_gemm_streamed.cuh"
+#include "backend/cuda/launch.cuh"
 #include "backend/cuda/gemm/flat_gemm_traits.h"
 
 namespace fdpp::cuda {
@@ -238,30 +239,13 @@ Status make_plan(const FlatGemmParams<T>& p, FlatGemmPlan* plan) {
 template <typename T>
 Status launch_plan(const FlatGemmParams<T>& p, const FlatGemmPlan& plan, cudaStream_t stream) {
   const KernelFn<T> kernel = kernel_for<T>(plan.streamed, plan.m_class, p.norm_weight != nullptr);
-  cudaError_t err = cudaSuccess;
-  if (plan.streamed) {
-    kernel<<<plan.n_blocks, Traits::kThreads, plan.smem_bytes, stream>>>(p, plan.m_tiles, plan.k_tiles);
-    err = cudaGetLastError();
-  } else {
-    cudaLaunchAttribute attr{};
-    attr.id = cudaLaunchAttributeClusterDimension;
-    attr.val.clusterDim.x = static_cast<unsigned>(plan.splits);
-    attr.val.clusterDim.y = 1;
-    attr.val.clusterDim.z = 1;
-    cudaLaunchConfig_t config{};
-    config.gridDim = dim3(static_cast<unsigned>(plan.splits), static_cast<unsigned>(plan.n_blocks), 1);
-    config.blockDim = dim3(Traits::kThreads, 1, 1);
-    config.dynamicSmemBytes = static_cast<size_t>(plan.smem_bytes);
-    config.stream = stream;
-    config.attrs = &attr;
-    config.numAttrs = 1;
-    err = cudaLaunchKernelEx(&config, kernel, p, plan.m_tiles, plan.k_tiles);
-  }
-  if (err != cudaSuccess) {
-    (void)cudaGetLastError();
-    return {ErrorCode::kInternal, std::string("flat_gemm: launch failed: ") + cudaGetErrorString(err)};
-  }
-  return last_launch_status("flat_gemm");
+  // Streamed: one CTA per row tile. Pipelined: clusters of `splits` CTAs along x split K.
+  const dim3 grid = plan.streamed ? dim3(static_cast<unsigned>(plan.n_blocks))
+                                  : dim3(static_cast<unsigned>(plan.splits), static_cast<unsigned>(plan.n_blocks));
+  const unsigned cluster = plan.streamed ? 1u : static_cast<unsigned>(plan.splits);
+  return launch_status(launch_kernel(kernel, grid, dim3(Traits::kThreads), static_cast<size_t>(plan.smem_bytes), stream,
+                                     cluster, p, plan.m_tiles, plan.k_tiles),
+                       "flat_gemm");
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "backend/cuda/cuda_utils.cuh"
 #include "backend/cuda/gemm/flat_gemm.cuh"
 #include "backend/cuda/gemm/flat_gemm_traits.h"
+#include "backend/cuda/launch.cuh"
 #include "backend/cuda/ptx.cuh"
 
 namespace fdpp::cuda::flat_gemm_detail {
@@ -168,6 +169,7 @@ __device__ __forceinline__ void ldmatrix_x2(uint32_t (&r)[2], uint32_t addr) {
 template <typename T, int MT>
 __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinCtasPerSm)
 flat_gemm_pipelined_kernel(const FlatGemmParams<T> p, const int m_tiles, const int k_tiles) {
+  enter_dependent_grid();
   using L = Layout<MT>;
   constexpr int kStages = L::kStages;
   constexpr int kRowTiles = Traits::kRowTilesPerWarp;

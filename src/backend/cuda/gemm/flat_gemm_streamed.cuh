@@ -31,6 +31,7 @@
 #include "backend/cuda/cuda_utils.cuh"
 #include "backend/cuda/gemm/flat_gemm.cuh"
 #include "backend/cuda/gemm/flat_gemm_traits.h"
+#include "backend/cuda/launch.cuh"
 #include "backend/cuda/ptx.cuh"
 
 namespace fdpp::cuda::flat_gemm_detail {
@@ -233,10 +234,11 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
     __syncwarp();  // every lane is done with this stage before it is refilled
   };
   uint4 wa[2][kChunks], wb[2][kChunks];
-  if (k_steps > 0) {
-    load(wa, 0);
-    stage_x(0, 0);
-  }
+  // Step 0's weights go out before the wait for the previous kernel (launch.cuh): weights are
+  // constant, so they overlap that kernel's tail; x and the output wait.
+  if (k_steps > 0) load(wa, 0);
+  enter_dependent_grid();
+  if (k_steps > 0) stage_x(0, 0);
   detail::cp_async_commit();
   for (int s = 0; s < k_steps; s += 2) {
     run_step(wa, wb, s, 0);

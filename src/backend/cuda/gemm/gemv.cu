@@ -43,6 +43,7 @@
 #include "backend/cuda/cuda_utils.cuh"
 #include "backend/cuda/gemm/gemv.cuh"
 #include "backend/cuda/gemm/gemv_traits.h"
+#include "backend/cuda/launch.cuh"
 
 namespace fdpp::cuda {
 namespace {
@@ -190,6 +191,9 @@ gemv_kernel(const GemvParams<T> p) {
 #pragma unroll
   for (int m = 0; m < M; ++m) sum_sq[m] = 0.0f;
 
+  // The first step's weight loads go out before the wait for the previous kernel (launch.cuh):
+  // weights are constant, so they overlap that kernel's tail; x and the output wait.
+  bool waited = false;
   for (int i0 = tid; i0 < pieces; i0 += kThreads * U) {
     // All weight loads of this step first (U * R in flight), predicated on the row's end.
     Raw wr[U][R];
@@ -198,6 +202,10 @@ gemv_kernel(const GemvParams<T> p) {
       const int i = i0 + u * kThreads;
 #pragma unroll
       for (int r = 0; r < R; ++r) wr[u][r] = i < pieces ? P::load_stream(wrow[r], i) : P::zero();
+    }
+    if (!waited) {
+      enter_dependent_grid();
+      waited = true;
     }
 #pragma unroll
     for (int u = 0; u < U; ++u) {
@@ -242,6 +250,8 @@ gemv_kernel(const GemvParams<T> p) {
       }
     }
   }
+
+  if (!waited) enter_dependent_grid();  // a thread with no piece of K
 
   float v[V];
 #pragma unroll
@@ -302,8 +312,8 @@ Status launch_variant(const GemvParams<T>& p, cudaStream_t stream) {
   }();
   (void)carveout_set;
   constexpr int R = GemvTraits::kRowsFor<M>;
-  kernel<<<ceil_div(p.N, R), GemvTraits::kThreads, 0, stream>>>(p);
-  return last_launch_status("gemv");
+  return launch_status(launch_kernel(kernel, dim3(ceil_div(p.N, R)), dim3(GemvTraits::kThreads), 0, stream, 1, p),
+                       "gemv");
 }
 
 template <typename T, int M>

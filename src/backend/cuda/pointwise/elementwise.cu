@@ -1,5 +1,6 @@
 #include "backend/cuda/cuda_utils.cuh"
 #include "backend/cuda/pointwise/pointwise.cuh"
+#include "backend/cuda/launch.cuh"
 
 namespace fdpp::cuda {
 namespace {
@@ -8,6 +9,7 @@ constexpr int kThreads = 256;
 
 template <typename T>
 __global__ void silu_mul_kernel(const SiluMulParams<T> p) {
+  enter_dependent_grid();
   const int64_t n = p.rows * p.cols;
   for (int64_t i = blockIdx.x * int64_t{kThreads} + threadIdx.x; i < n; i += int64_t{gridDim.x} * kThreads) {
     const int64_t r = i / p.cols, c = i - r * p.cols;
@@ -19,18 +21,21 @@ __global__ void silu_mul_kernel(const SiluMulParams<T> p) {
 
 template <typename T>
 __global__ void add_kernel(const AddParams<T> p) {
+  enter_dependent_grid();
   for (int64_t i = blockIdx.x * int64_t{kThreads} + threadIdx.x; i < p.n; i += int64_t{gridDim.x} * kThreads)
     p.x[i] = from_float<T>(to_float(p.x[i]) + to_float(p.y[i]));
 }
 
 template <typename T>
 __global__ void convert_kernel(const float* src, T* dst, int64_t n) {
+  enter_dependent_grid();
   for (int64_t i = blockIdx.x * int64_t{kThreads} + threadIdx.x; i < n; i += int64_t{gridDim.x} * kThreads)
     dst[i] = from_float<T>(src[i]);
 }
 
 template <typename T>
 __global__ void fill_random_kernel(T* dst, int64_t n, uint64_t seed, float mean, float half_width) {
+  enter_dependent_grid();
   for (int64_t i = blockIdx.x * int64_t{kThreads} + threadIdx.x; i < n; i += int64_t{gridDim.x} * kThreads) {
     uint64_t z = seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(i) + 1;  // splitmix64
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -48,29 +53,25 @@ unsigned grid_for(int64_t n) { return std::min<unsigned>(ceil_div(n, kThreads), 
 template <typename T>
 Status launch_silu_mul(const SiluMulParams<T>& p, cudaStream_t stream) {
   if (p.rows <= 0 || p.cols <= 0) return Status::ok();
-  silu_mul_kernel<T><<<grid_for(p.rows * p.cols), kThreads, 0, stream>>>(p);
-  return last_launch_status("silu_mul");
+  return launch_status(launch_kernel(silu_mul_kernel<T>, dim3(grid_for(p.rows * p.cols)), dim3(kThreads), 0, stream, 1, p), "silu_mul");
 }
 
 template <typename T>
 Status launch_add(const AddParams<T>& p, cudaStream_t stream) {
   if (p.n <= 0) return Status::ok();
-  add_kernel<T><<<grid_for(p.n), kThreads, 0, stream>>>(p);
-  return last_launch_status("add");
+  return launch_status(launch_kernel(add_kernel<T>, dim3(grid_for(p.n)), dim3(kThreads), 0, stream, 1, p), "add");
 }
 
 template <typename T>
 Status launch_convert_from_f32(const float* src, T* dst, int64_t n, cudaStream_t stream) {
   if (n <= 0) return Status::ok();
-  convert_kernel<T><<<grid_for(n), kThreads, 0, stream>>>(src, dst, n);
-  return last_launch_status("convert_from_f32");
+  return launch_status(launch_kernel(convert_kernel<T>, dim3(grid_for(n)), dim3(kThreads), 0, stream, 1, src, dst, n), "convert_from_f32");
 }
 
 template <typename T>
 Status launch_fill_random(T* dst, int64_t n, uint64_t seed, float mean, float stddev, cudaStream_t stream) {
   if (n <= 0) return Status::ok();
-  fill_random_kernel<T><<<grid_for(n), kThreads, 0, stream>>>(dst, n, seed, mean, stddev * 1.7320508f);
-  return last_launch_status("fill_random");
+  return launch_status(launch_kernel(fill_random_kernel<T>, dim3(grid_for(n)), dim3(kThreads), 0, stream, 1, dst, n, seed, mean, stddev * 1.7320508f), "fill_random");
 }
 
 #define FDPP_INSTANTIATE(T)                                                       \

@@ -1,5 +1,6 @@
 #include "backend/cuda/cuda_utils.cuh"
 #include "backend/cuda/pointwise/pointwise.cuh"
+#include "backend/cuda/launch.cuh"
 
 namespace fdpp::cuda {
 namespace {
@@ -9,6 +10,7 @@ constexpr int kThreads = 128;
 // One block per output row; 16-byte copies when the row allows it.
 template <typename T>
 __global__ void gather_rows_kernel(const GatherRowsParams<T> p) {
+  enter_dependent_grid();
   const int64_t r = blockIdx.x;
   const int64_t src_row = p.index[r];
   const T* src = p.src + src_row * p.dim;
@@ -28,8 +30,7 @@ __global__ void gather_rows_kernel(const GatherRowsParams<T> p) {
 template <typename T>
 Status launch_gather_rows(const GatherRowsParams<T>& p, cudaStream_t stream) {
   if (p.rows <= 0) return Status::ok();
-  gather_rows_kernel<T><<<static_cast<unsigned>(p.rows), kThreads, 0, stream>>>(p);
-  return last_launch_status("gather_rows");
+  return launch_status(launch_kernel(gather_rows_kernel<T>, dim3(static_cast<unsigned>(p.rows)), dim3(kThreads), 0, stream, 1, p), "gather_rows");
 }
 
 template Status launch_gather_rows<__half>(const GatherRowsParams<__half>&, cudaStream_t);

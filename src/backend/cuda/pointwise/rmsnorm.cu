@@ -1,5 +1,6 @@
 #include "backend/cuda/cuda_utils.cuh"
 #include "backend/cuda/pointwise/pointwise.cuh"
+#include "backend/cuda/launch.cuh"
 
 namespace fdpp::cuda {
 namespace {
@@ -26,6 +27,7 @@ __device__ float block_sum(float v) {
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads) rmsnorm_kernel(const RmsNormParams<T> p) {
+  enter_dependent_grid();
   const int64_t row = blockIdx.x;
   T* x = p.x + row * p.dim;
   T* out = p.out + row * p.dim;
@@ -56,6 +58,7 @@ __global__ void __launch_bounds__(kThreads) rmsnorm_kernel(const RmsNormParams<T
 // memory latency instead of one per element (a decode step's norm is a single row: latency-bound).
 template <typename T, int kVecs>
 __global__ void __launch_bounds__(kThreads) rmsnorm_vec_kernel(const RmsNormParams<T> p) {
+  enter_dependent_grid();
   const int64_t row = blockIdx.x;
   const int pieces = static_cast<int>(p.dim / 8);
   uint4* x = reinterpret_cast<uint4*>(p.x + row * p.dim);
@@ -105,19 +108,17 @@ __global__ void __launch_bounds__(kThreads) rmsnorm_vec_kernel(const RmsNormPara
 template <typename T>
 Status launch_rmsnorm(const RmsNormParams<T>& p, cudaStream_t stream) {
   if (p.rows <= 0 || p.dim <= 0) return Status::ok();
-  const auto rows = static_cast<unsigned>(p.rows);
+  void (*kernel)(RmsNormParams<T>) = rmsnorm_kernel<T>;
   if constexpr (sizeof(T) == 2) {
     const bool aligned = p.dim % 8 == 0 && is_aligned16(p.x) && is_aligned16(p.out) && is_aligned16(p.weight) &&
                          (p.residual == nullptr || is_aligned16(p.residual));
     const int64_t per_thread = (p.dim / 8 + kThreads - 1) / kThreads;
-    if (aligned && per_thread <= 1) rmsnorm_vec_kernel<T, 1><<<rows, kThreads, 0, stream>>>(p);
-    else if (aligned && per_thread <= 2) rmsnorm_vec_kernel<T, 2><<<rows, kThreads, 0, stream>>>(p);
-    else if (aligned && per_thread <= 4) rmsnorm_vec_kernel<T, 4><<<rows, kThreads, 0, stream>>>(p);
-    else rmsnorm_kernel<T><<<rows, kThreads, 0, stream>>>(p);
-  } else {
-    rmsnorm_kernel<T><<<rows, kThreads, 0, stream>>>(p);
+    if (aligned && per_thread <= 1) kernel = rmsnorm_vec_kernel<T, 1>;
+    else if (aligned && per_thread <= 2) kernel = rmsnorm_vec_kernel<T, 2>;
+    else if (aligned && per_thread <= 4) kernel = rmsnorm_vec_kernel<T, 4>;
   }
-  return last_launch_status("rmsnorm");
+  return launch_status(launch_kernel(kernel, dim3(static_cast<unsigned>(p.rows)), dim3(kThreads), 0, stream, 1, p),
+                       "rmsnorm");
 }
 
 template Status launch_rmsnorm<float>(const RmsNormParams<float>&, cudaStream_t);

@@ -5,6 +5,7 @@
 
 #include "backend/cuda/cuda_utils.cuh"
 #include "backend/cuda/sampling/sampling.cuh"
+#include "backend/cuda/launch.cuh"
 
 namespace fdpp::cuda {
 namespace {
@@ -369,6 +370,7 @@ __device__ int32_t sample_row(Row row, const DeviceSamplingRow* params, Candidat
 }
 
 __global__ void __launch_bounds__(kThreads) sample_kernel(const SampleParams p) {
+  enter_dependent_grid();
   __shared__ Candidates candidates;
   const int64_t row_index = blockIdx.x;
   const DeviceSamplingRow* params = p.row_params + row_index;
@@ -394,8 +396,7 @@ Status launch_sample(const SampleParams& p, cudaStream_t stream) {
   if (p.rows > 0x7fffffff) return {ErrorCode::kInvalidArgument, "sample: too many rows"};
   if (p.logits == nullptr || p.row_params == nullptr || p.tokens_out == nullptr)
     return {ErrorCode::kInvalidArgument, "sample: null logits, row_params or tokens_out"};
-  sample_kernel<<<static_cast<unsigned>(p.rows), kThreads, 0, stream>>>(p);
-  return last_launch_status("sample");
+  return launch_status(launch_kernel(sample_kernel, dim3(static_cast<unsigned>(p.rows)), dim3(kThreads), 0, stream, 1, p), "sample");
 }
 
 }  // namespace fdpp::cuda

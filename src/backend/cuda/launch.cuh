@@ -1,0 +1,82 @@
+// Kernel launches with programmatic dependent launch (PDL, sm_90+).
+//
+// Why: a decode step is ~260 short kernels back to back (Llama-2-7B, 32 layers). Between two of
+// them the GPU drains the last wave of the first, then launches and ramps up the second: ~1-2 us
+// per boundary in which the memory system idles. With PDL the next grid is launched while the
+// previous one still runs (once every CTA of the previous grid has called
+// allow_next_grid_launch()); its CTAs may already issue loads that do not depend on the previous
+// grid (the linear kernels' first weight loads: weights never change during a step) and then
+// block in wait_for_prior_grids() until the previous grid has completed and its writes are
+// visible.
+//
+// The contract, for every kernel launched through launch_kernel(): each thread calls
+// wait_for_prior_grids() before it reads anything an earlier kernel wrote and before it writes
+// anything (an earlier kernel may still read it). Kernels call allow_next_grid_launch() right
+// after their wait, so at most one grid waits ahead. Both instructions are no-ops in a grid
+// launched without the attribute (before sm_90, with FDPP_PDL=0, or after a copy), and a kernel
+// that follows in the stream without the attribute (cuBLASLt's) waits for full completion as
+// usual. Stream capture keeps the programmatic edges in the step's CUDA graph.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <utility>
+
+#include "backend/cuda/cuda_device.h"  // programmatic_launch_enabled
+
+namespace fdpp::cuda {
+
+// Blocks the calling thread until every grid this one depends on has completed and its memory
+// operations are visible.
+__device__ __forceinline__ void wait_for_prior_grids() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+// Lets the next grid in the stream launch once every CTA of this grid has called this (or
+// exited). A hint: the next grid still waits for this one's completion before touching its data.
+__device__ __forceinline__ void allow_next_grid_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+// The prologue of a kernel with nothing to do before its inputs are ready.
+__device__ __forceinline__ void enter_dependent_grid() {
+  wait_for_prior_grids();
+  allow_next_grid_launch();
+}
+
+// kernel<<<grid, block, smem, stream>>>(args...) with the PDL attribute where enabled and, when
+// cluster_x > 1, clusters of cluster_x CTAs along x. Returns the launch's error.
+template <typename... Params, typename... Args>
+cudaError_t launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                          unsigned cluster_x, Args&&... args) {
+  cudaLaunchAttribute attrs[2] = {};
+  unsigned n = 0;
+  // Not on the legacy default stream, whose implicit synchronisation with other streams PDL
+  // does not promise to keep.
+  if (stream != nullptr && programmatic_launch_enabled()) {
+    attrs[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attrs[n].val.programmaticStreamSerializationAllowed = 1;
+    ++n;
+  }
+  if (cluster_x > 1) {
+    attrs[n].id = cudaLaunchAttributeClusterDimension;
+    attrs[n].val.clusterDim.x = cluster_x;
+    attrs[n].val.clusterDim.y = 1;
+    attrs[n].val.clusterDim.z = 1;
+    ++n;
+  }
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  config.attrs = attrs;
+  config.numAttrs = n;
+  return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+}
+
+}  // namespace fdpp::cuda
