@@ -13,6 +13,7 @@
 #include <string>
 
 #include "backend/cuda/cuda_device.h"
+#include "backend/cuda/gemm/flat_gemm_traits.h"
 #include "backend/cuda/gemm/linear_dispatch.h"
 #include "backend/cuda/pointwise/pointwise.cuh"
 #include "backend/linear_tuner.h"
@@ -137,8 +138,8 @@ TEST(GpuLinearDispatch, TheTableDecidesAndIncapableImplementationsHandOn) {
 }
 
 // run_fused: the residual add in every implementation's epilogue (out += x . w^T in place), and
-// the RMSNorm prologue taken by the GEMV and the flat GEMM (M <= 16) and declined (nothing
-// launched) by cuBLASLt.
+// the RMSNorm prologue taken by the GEMV and the flat GEMM (M <= 8) and declined (nothing
+// launched) by cuBLASLt and by the flat GEMM at M = 9-16.
 TEST(GpuLinearDispatch, FusedAccumulateAndNormPrologue) {
   FDPP_REQUIRE_GPU();
   const int64_t N = 512, K = 256;
@@ -172,7 +173,9 @@ TEST(GpuLinearDispatch, FusedAccumulateAndNormPrologue) {
       const bool ran = dispatch.run_fused(xv, wv, TensorView{}, fusion, ov);
       ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
       const std::vector<float> got = out.rows(0, static_cast<size_t>(m), static_cast<size_t>(N));
-      if (norm && impl == LinearImpl::kCublasLt) {  // the GEMV and the streamed flat GEMM take the norm
+      // The GEMV and the streamed flat GEMM take the norm, the flat GEMM up to kNormFusionMaxM rows.
+      if (norm && (impl == LinearImpl::kCublasLt || (impl == LinearImpl::kFlatGemm &&
+                                                     m > cuda::FlatGemmTraits::kNormFusionMaxM))) {
         EXPECT_FALSE(ran);
         EXPECT_EQ(got, before) << "a declined fusion must launch nothing";
         continue;

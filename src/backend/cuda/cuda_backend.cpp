@@ -165,6 +165,9 @@ void CudaBackend::fill_random(TensorView& t, uint64_t seed, float mean, float st
     case DType::kF32: throw_if_error(launch_fill_random(ptr<float>(t), t.numel(), seed, mean, stddev, stream_)); break;
     default: throw Error(ErrorCode::kInternal, "fill_random: not a float tensor");
   }
+  // Weights are filled this way, and the linear kernels load weights before their grid-dependency
+  // wait (launch.cuh): nothing may launch behind a fill that is still writing.
+  check(cudaStreamSynchronize(stream_), "fill_random");
 }
 
 void CudaBackend::randomize_kv_cache(uint64_t seed) {
@@ -172,7 +175,6 @@ void CudaBackend::randomize_kv_cache(uint64_t seed) {
     fill_random(k_cache_[l].view(), seed + 2 * l, 0.0f, 1.0f);
     fill_random(v_cache_[l].view(), seed + 2 * l + 1, 0.0f, 1.0f);
   }
-  check(cudaStreamSynchronize(stream_), "randomize KV cache");
 }
 
 void CudaBackend::begin_step(const StepBatch& b) {

@@ -16,6 +16,12 @@
 // launched without the attribute (before sm_90, with FDPP_PDL=0, or after a copy), and a kernel
 // that follows in the stream without the attribute (cuBLASLt's) waits for full completion as
 // usual. Stream capture keeps the programmatic edges in the step's CUDA graph.
+//
+// Two rules follow. Data an earlier kernel wrote is read after the wait through coherent loads
+// (ld.global, cp.async), never ld.global.nc / __ldg: the read-only cache is not refreshed by the
+// wait. And the loads a kernel issues before its wait touch only weights, which nothing writes
+// once they are uploaded: CudaBackend synchronises its stream after every weight conversion or
+// random fill, so no linear kernel launches behind one.
 #pragma once
 
 #include <cuda_runtime.h>

@@ -81,5 +81,10 @@ struct FlatGemmTraits {
   // stages: 16 KB per CTA at one n-tile, 32 KB at two); the rest of the SM's 256 KB is L1, which
   // keeps the x slices the SM's CTAs all read.
   static constexpr int kStreamedCarveoutCtas = 4;
+  // Largest M at which the dispatcher fuses the RMSNorm into the streamed kernel. The two-n-tile
+  // norm variant (M 9-16) runs 1.2-1.4x the plain kernel (bench_linear "flat+norm", H100,
+  // 2026-11-23: [12288, 4096] 54 vs 43 us), more than the separate RMSNorm launch it replaces
+  // (~4 us); at M <= 8 the fused variant costs 1-10%.
+  static constexpr int kNormFusionMaxM = 8;
 };
 }  // namespace fdpp::cuda

@@ -71,7 +71,10 @@ template <> __device__ __forceinline__ __nv_bfloat16 from_bits<__nv_bfloat16>(un
 
 // A piece of kVec consecutive elements of a row: 8 (one 16-byte load) on the fast path, 1 on the
 // scalar path. load_stream reads weights (read once: no L1 allocation); load_cached reads x
-// (read by every block: kept in L1).
+// (read by every block: kept in L1) through the coherent path, not ld.global.nc: under
+// programmatic dependent launch the previous kernel writes x while this grid is already
+// resident, and the non-coherent cache is not refreshed by the grid-dependency wait (a GEMV
+// chain with __ldg read stale x, H100, 2026-12-05).
 template <typename T, int kVec> struct Piece;
 
 template <typename T>
@@ -86,7 +89,11 @@ struct Piece<T, 8> {
     return r;
   }
   static __device__ __forceinline__ Raw load_cached(const T* row, int i) {
-    return __ldg(reinterpret_cast<const uint4*>(row) + i);
+    Raw r;
+    asm volatile("ld.global.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+                 : "l"(reinterpret_cast<const uint4*>(row) + i));
+    return r;
   }
   // Elements 2j and 2j + 1 as floats.
   static __device__ __forceinline__ float2 pair(const Raw& r, int j) {
@@ -107,7 +114,9 @@ struct Piece<T, 1> {
     return r;
   }
   static __device__ __forceinline__ Raw load_cached(const T* row, int i) {
-    return __ldg(reinterpret_cast<const unsigned short*>(row) + i);
+    Raw r;
+    asm volatile("ld.global.u16 %0, [%1];" : "=h"(r) : "l"(reinterpret_cast<const unsigned short*>(row) + i));
+    return r;
   }
   static __device__ __forceinline__ float one(const Raw& r) { return to_float(from_bits<T>(r)); }
 };

@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include "backend/cuda/gemm/flat_gemm.cuh"
+#include "backend/cuda/gemm/flat_gemm_traits.h"
 #include "backend/cuda/gemm/gemv.cuh"
 #include "fdpp/status.h"
 
@@ -125,14 +126,16 @@ bool LinearDispatcher::run_fused(const TensorView& x, const TensorView& w, const
                                  const LinearFusion& fusion, TensorView& out) {
   // The choice stays the table's: moving a norm from cuBLASLt to the flat GEMM at M = 9-16 to save
   // the RMSNorm launch cost more than it saved (the two-n-tile norm variant runs 1.2-1.4x the plain
-  // one; batch 16 went from 6.40 to 7.29 ms, docs/PERF.md).
+  // one; batch 16 went from 6.40 to 7.29 ms, docs/PERF.md). For the same reason the flat GEMM
+  // takes the norm only up to FlatGemmTraits::kNormFusionMaxM rows.
   const LinearImpl impl = choose(x, w);
   const TensorView& g = fusion.norm_weight;
   if (!g.empty()) {
     const int64_t m = rows_of(x), k = w.dim(1);
     const bool fusable = g.dtype == x.dtype &&
                          ((impl == LinearImpl::kGemv && gemv_can_fuse_norm(m, k, x.data, w.data, g.data)) ||
-                          (impl == LinearImpl::kFlatGemm && flat_gemm_can_fuse_norm(m, k, x.data, w.data, g.data)));
+                          (impl == LinearImpl::kFlatGemm && m <= FlatGemmTraits::kNormFusionMaxM &&
+                           flat_gemm_can_fuse_norm(m, k, x.data, w.data, g.data)));
     if (!fusable) return false;
   }
   ++calls_[static_cast<size_t>(impl)];

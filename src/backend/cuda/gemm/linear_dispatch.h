@@ -29,7 +29,7 @@ class LinearDispatcher {
   void run(const TensorView& x, const TensorView& w, const TensorView& bias, TensorView& out);
   // out [M, N] = input . w^T (+ bias) (+ out's own values when fusion.accumulate: the residual
   // add in the product's epilogue, rounded once). input is x, or rmsnorm(x) * fusion.norm_weight
-  // when that is set, which the GEMV (M <= 4) and the flat GEMM's streamed mainloop (M <= 16)
+  // when that is set, which the GEMV (M <= 4) and the flat GEMM's streamed mainloop (M <= 8)
   // fuse: then, unless the choice for these operands is one of them and can take the norm, this
   // launches nothing and returns false (the caller normalises first). Otherwise true. Throws
   // fdpp::Error.
