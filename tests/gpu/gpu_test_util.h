@@ -7,7 +7,9 @@
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -83,6 +85,7 @@ struct DeviceInts {
 inline double scaled_max_error(const std::vector<float>& got, const std::vector<double>& want) {
   double max_err = 0, max_ref = 1e-30;
   for (size_t i = 0; i < want.size(); ++i) {
+    if (!std::isfinite(got[i])) return std::numeric_limits<double>::infinity();  // std::max would skip a NaN
     max_err = std::max(max_err, std::abs(double(got[i]) - want[i]));
     max_ref = std::max(max_ref, std::abs(want[i]));
   }

@@ -3,8 +3,10 @@
 // a pure prefill step (no decode row), a pure decode step, and a decode token beside a prefill
 // chunk that starts at a nonzero position, then decode steps of one shape (CUDA graph replays).
 // stories260K (head dim 8) only reaches the generic path.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 #include "backend/cpu/cpu_backend.h"
@@ -51,6 +53,20 @@ std::vector<int32_t> range(int32_t first, int32_t count) {
   return v;
 }
 
+// A pure prefill step, a pure decode step, a decode token beside a prefill chunk at 6, the same
+// with the order swapped, then decode steps of one shape (recorded once as a CUDA graph, replayed
+// after). Every position a step reads was written by an earlier one.
+std::vector<StepBatch> mixed_steps(int64_t vocab) {
+  std::vector<StepBatch> steps = {
+      make_step({{0, range(0, 37)}, {1, range(0, 5)}}, vocab),
+      make_step({{0, {37}}, {1, {5}}}, vocab),
+      make_step({{0, {38}}, {1, range(6, 40)}}, vocab),
+      make_step({{1, {46}}, {0, range(39, 3)}}, vocab),
+  };
+  for (int32_t i = 0; i < 6; ++i) steps.push_back(make_step({{0, {42 + i}}, {1, {47 + i}}}, vocab));
+  return steps;
+}
+
 void check_shape(const ModelConfig& config, const std::string& what) {
   CpuBackend cpu;
   std::vector<DeviceTensor> storage;
@@ -64,15 +80,7 @@ void check_shape(const ModelConfig& config, const std::string& what) {
     cuda::CudaBackend gpu(0, dt);
     LlamaModel gpu_model(config, weights, gpu, WeightPlacement::kHost);
     gpu.init_kv_cache(kv);
-    std::vector<StepBatch> steps = {
-        make_step({{0, range(0, 37)}, {1, range(0, 5)}}, config.vocab_size),   // prefill only
-        make_step({{0, {37}}, {1, {5}}}, config.vocab_size),                    // decode only
-        make_step({{0, {38}}, {1, range(6, 40)}}, config.vocab_size),           // decode + chunk at 6
-        make_step({{1, {46}}, {0, range(39, 3)}}, config.vocab_size),           // order swapped
-    };
-    // Then decode steps of one shape: recorded once as a CUDA graph, replayed after.
-    for (int32_t i = 0; i < 6; ++i)
-      steps.push_back(make_step({{0, {42 + i}}, {1, {47 + i}}}, config.vocab_size));
+    const std::vector<StepBatch> steps = mixed_steps(config.vocab_size);
     for (size_t i = 0; i < steps.size(); ++i) {
       SCOPED_TRACE("step " + std::to_string(i));
       std::vector<float> want, got;
@@ -112,9 +120,9 @@ TEST(GpuModelShapes, HeadDim128MhaMatchesCpu) {
 }
 
 // Programmatic dependent launch (backend/cuda/launch.cuh) overlaps each kernel's start with the
-// previous kernel's end. Every step of check_shape's sequence (prefill, mixed, and decode steps
-// replayed from CUDA graphs), through split-KV attention (head dim 128, MHA), must give the same
-// logits bit for bit with it on and off.
+// previous kernel's end. Every step of mixed_steps (prefill, mixed, and decode steps replayed
+// from CUDA graphs), through split-KV attention (head dim 128, MHA), must give the same logits
+// bit for bit with it on and off (and off twice: the steps are deterministic to begin with).
 TEST(GpuModelShapes, ProgrammaticLaunchChangesNoBits) {
   FDPP_REQUIRE_GPU();
   const ModelConfig config = head_dim_128_shape(4, false);
@@ -122,11 +130,9 @@ TEST(GpuModelShapes, ProgrammaticLaunchChangesNoBits) {
   std::vector<DeviceTensor> storage;
   const LlamaWeights weights = make_random_weights(config, cpu, storage, 4321);
   const KvCacheShape kv = two_sequence_cache(config);
-  std::vector<StepBatch> steps = {make_step({{0, range(0, 37)}, {1, range(0, 5)}}, config.vocab_size),
-                                  make_step({{0, {38}}, {1, range(6, 40)}}, config.vocab_size)};
-  for (int32_t i = 0; i < 6; ++i) steps.push_back(make_step({{0, {42 + i}}, {1, {47 + i}}}, config.vocab_size));
+  const std::vector<StepBatch> steps = mixed_steps(config.vocab_size);
   std::vector<std::vector<std::vector<float>>> runs;
-  for (bool pdl : {false, true}) {
+  for (bool pdl : {false, false, true}) {
     cuda::set_programmatic_launch(pdl);
     cuda::CudaBackend gpu(0, DType::kF16);
     LlamaModel model(config, weights, gpu, WeightPlacement::kHost);
@@ -138,7 +144,17 @@ TEST(GpuModelShapes, ProgrammaticLaunchChangesNoBits) {
     }
   }
   cuda::set_programmatic_launch(true);
-  for (size_t i = 0; i < steps.size(); ++i) EXPECT_TRUE(runs[0][i] == runs[1][i]) << "step " << i;
+  auto non_finite = [](const std::vector<float>& v) {
+    return std::count_if(v.begin(), v.end(), [](float f) { return !std::isfinite(f); });
+  };
+  auto same_bits = [](const std::vector<float>& a, const std::vector<float>& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+  };
+  for (size_t i = 0; i < steps.size(); ++i) {
+    EXPECT_EQ(non_finite(runs[0][i]), 0) << "step " << i;
+    EXPECT_TRUE(same_bits(runs[0][i], runs[1][i])) << "PDL off twice, step " << i;
+    EXPECT_TRUE(same_bits(runs[0][i], runs[2][i])) << "PDL off vs on, step " << i;
+  }
 }
 
 // The same weights reaching the GPU three ways must give the same logits: as CPU-made fp32 views
