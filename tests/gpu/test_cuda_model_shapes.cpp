@@ -54,8 +54,8 @@ std::vector<int32_t> range(int32_t first, int32_t count) {
 }
 
 // A pure prefill step, a pure decode step, a decode token beside a prefill chunk at 6, the same
-// with the order swapped, then decode steps of one shape (recorded once as a CUDA graph, replayed
-// after). Every position a step reads was written by an earlier one.
+// with the order swapped, then decode steps of one shape (run eagerly once, then recorded as a CUDA
+// graph, then replayed). Every position a step reads was written by an earlier one.
 std::vector<StepBatch> mixed_steps(int64_t vocab) {
   std::vector<StepBatch> steps = {
       make_step({{0, range(0, 37)}, {1, range(0, 5)}}, vocab),

@@ -335,7 +335,7 @@ bool CudaBackend::begin_graph_step(uint64_t model_key, int64_t num_q_heads) {
   plan_step_attention(num_q_heads);
   const StepGraphKey key{model_key, tokens_, rows_, max_blocks_, decode_plan_.num_splits, decode_plan_.split_size};
   if (graphs_.launch(key, stream_)) return true;
-  graphs_.begin_capture(key, stream_);
+  if (graphs_.seen_before(key)) graphs_.begin_capture(key, stream_);
   return false;
 }
 

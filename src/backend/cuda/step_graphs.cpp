@@ -42,6 +42,7 @@ void StepGraphs::abandon_capture(cudaStream_t stream) {
 void StepGraphs::clear() {
   for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
   graphs_.clear();
+  seen_.clear();
 }
 
 }  // namespace fdpp::cuda

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 
 namespace fdpp::cuda {
 
@@ -32,6 +33,13 @@ class StepGraphs {
 
   // Launches the graph recorded for key on stream; false when there is none.
   bool launch(const StepGraphKey& key, cudaStream_t stream);
+  // Whether a step of this key ran before (true from the second call on). The first step of a
+  // shape runs eagerly: what it sets up once (cuBLASLt's timed algorithm choice) cannot run
+  // inside a capture.
+  bool seen_before(const StepGraphKey& key) {
+    if (seen_.size() >= kMaxSeen) seen_.clear();  // bounded like the graphs
+    return !seen_.insert(key).second;
+  }
   // Starts recording the work enqueued on stream (nothing runs until end_capture()).
   void begin_capture(const StepGraphKey& key, cudaStream_t stream);
   bool capturing() const { return capturing_.has_value(); }
@@ -47,8 +55,10 @@ class StepGraphs {
   // Bounded: a server with changing batch sizes records one graph per shape; old ones are dropped
   // wholesale when the limit is reached (re-recording costs about one eager step).
   static constexpr size_t kMaxGraphs = 64;
+  static constexpr size_t kMaxSeen = 4 * kMaxGraphs;
   std::map<StepGraphKey, cudaGraphExec_t> graphs_;
   std::optional<StepGraphKey> capturing_;
+  std::set<StepGraphKey> seen_;
 };
 
 }  // namespace fdpp::cuda

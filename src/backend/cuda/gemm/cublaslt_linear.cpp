@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <cstdlib>
+#include <string>
+
 #include "backend/cuda/cuda_check.h"
 
 namespace fdpp::cuda {
@@ -21,6 +24,7 @@ cudaDataType_t cuda_type(DType d) {
 CublasLtLinear::CublasLtLinear(cudaStream_t stream) : stream_(stream) {
   check(cublasLtCreate(&handle_), "cublasLtCreate");
   check(cudaMalloc(&workspace_, workspace_bytes_), "cuBLASLt workspace");
+  if (const char* v = std::getenv("FDPP_CUBLASLT_AUTOTUNE"); v != nullptr && std::string(v) == "0") autotune_ = false;
 }
 
 CublasLtLinear::~CublasLtLinear() {
@@ -31,10 +35,49 @@ CublasLtLinear::~CublasLtLinear() {
     cublasLtMatmulDescDestroy(p.desc);
   }
   cudaFree(workspace_);
+  cudaFree(scratch_);
   cublasLtDestroy(handle_);
 }
 
-CublasLtLinear::Plan& CublasLtLinear::plan_for(const Key& key) {
+double CublasLtLinear::time_algorithm(Plan& p, const cublasLtMatmulAlgo_t& algo, const TensorView& x,
+                                      const TensorView& w, size_t out_bytes) {
+  if (out_bytes > scratch_bytes_) {
+    cudaFree(scratch_);
+    scratch_ = nullptr;
+    scratch_bytes_ = 0;
+    check(cudaMalloc(&scratch_, out_bytes), "cuBLASLt autotune scratch");
+    scratch_bytes_ = out_bytes;
+  }
+  const float alpha = 1.0f, beta = 0.0f;
+  auto launch = [&] {
+    return cublasLtMatmul(handle_, p.desc, &alpha, w.data, p.a, x.data, p.b, &beta, scratch_, p.c, scratch_, p.c,
+                          &algo, workspace_, workspace_bytes_, stream_);
+  };
+  if (launch() != CUBLAS_STATUS_SUCCESS) {
+    (void)cudaGetLastError();
+    return -1.0;
+  }
+  cudaEvent_t start = nullptr, stop = nullptr;
+  check(cudaEventCreate(&start), "autotune event");
+  check(cudaEventCreate(&stop), "autotune event");
+  check(cudaEventRecord(start, stream_), "autotune event");
+  bool ok = true;
+  for (int i = 0; i < kAutotuneLaunches && ok; ++i) ok = launch() == CUBLAS_STATUS_SUCCESS;
+  check(cudaEventRecord(stop, stream_), "autotune event");
+  check(cudaEventSynchronize(stop), "autotune timing");
+  float ms = 0.0f;
+  check(cudaEventElapsedTime(&ms, start, stop), "autotune timing");
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  if (!ok) {
+    (void)cudaGetLastError();
+    return -1.0;
+  }
+  return ms * 1e3 / kAutotuneLaunches;
+}
+
+CublasLtLinear::Plan& CublasLtLinear::plan_for(const Key& key, const TensorView& x, const TensorView& w,
+                                               const TensorView& bias) {
   if (auto it = plans_.find(key); it != plans_.end()) return it->second;
   const auto [M, N, K, in_type, out_type, has_bias] = key;
   const auto in = static_cast<cudaDataType_t>(in_type), out = static_cast<cudaDataType_t>(out_type);
@@ -57,15 +100,33 @@ CublasLtLinear::Plan& CublasLtLinear::plan_for(const Key& key) {
   check(cublasLtMatmulPreferenceCreate(&pref), "preference");
   check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes_,
                                              sizeof(workspace_bytes_)), "workspace pref");
-  cublasLtMatmulHeuristicResult_t result{};
+  cublasLtMatmulHeuristicResult_t results[kAutotuneCandidates] = {};
   int found = 0;
-  const cublasStatus_t st =
-      cublasLtMatmulAlgoGetHeuristic(handle_, p.desc, p.a, p.b, p.c, p.c, pref, 1, &result, &found);
+  const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(handle_, p.desc, p.a, p.b, p.c, p.c, pref,
+                                                           kAutotuneCandidates, results, &found);
   cublasLtMatmulPreferenceDestroy(pref);
   if (st != CUBLAS_STATUS_SUCCESS || found == 0)
     throw Error(ErrorCode::kUnsupported,
                 fmt::format("cuBLASLt has no algorithm for linear M={} N={} K={}", M, N, K));
-  p.algo = result.algo;
+  p.algo = results[0].algo;
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  check(cudaStreamIsCapturing(stream_, &capture), "capture status");
+  if (autotune_ && found > 1 && capture == cudaStreamCaptureStatusNone) {
+    if (has_bias) {  // the epilogue reads it from the descriptor (run() sets it before every call)
+      const void* bias_ptr = bias.data;
+      check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias_ptr, sizeof(bias_ptr)),
+            "bias pointer");
+    }
+    const size_t out_bytes = static_cast<size_t>(M * N) * (out == CUDA_R_32F ? 4 : 2);
+    double best = -1.0;
+    for (int i = 0; i < found; ++i) {
+      const double us = time_algorithm(p, results[i].algo, x, w, out_bytes);
+      if (us >= 0 && (best < 0 || us < best)) {
+        best = us;
+        p.algo = results[i].algo;
+      }
+    }
+  }
   return plans_.emplace(key, p).first->second;
 }
 
@@ -79,7 +140,7 @@ void CublasLtLinear::run(const TensorView& x, const TensorView& w, const TensorV
                             dtype_name(x.dtype), w.shape_string(), dtype_name(w.dtype), out.shape_string()));
   if (M == 0) return;
   const Key key{M, N, K, static_cast<int>(cuda_type(x.dtype)), static_cast<int>(cuda_type(out.dtype)), !bias.empty()};
-  Plan& p = plan_for(key);
+  Plan& p = plan_for(key, x, w, bias);
   if (!bias.empty()) {
     const void* bias_ptr = bias.data;
     check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias_ptr, sizeof(bias_ptr)),

@@ -1,10 +1,15 @@
 // Linear layers through cuBLASLt: out [M, N] = x [M, K] . w [N, K]^T (+ bias [N]).
-// The heuristic's algorithm is chosen once per (M, N, K, dtypes) and cached.
+// The algorithm is chosen once per (M, N, K, dtypes, bias) and cached: the fastest of the
+// heuristic's first kAutotuneCandidates, timed on the first call's own operands (into a scratch
+// output), or the heuristic's first when the stream is being captured into a graph or
+// FDPP_CUBLASLT_AUTOTUNE=0. The decode step runs eagerly once before it is captured
+// (CudaBackend::begin_graph_step), so its plans are timed too.
 #pragma once
 
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <map>
 #include <tuple>
 
@@ -30,13 +35,23 @@ class CublasLtLinear {
     cublasLtMatmulAlgo_t algo{};
   };
   using Key = std::tuple<int64_t, int64_t, int64_t, int, int, bool>;  // M, N, K, in, out, bias
-  Plan& plan_for(const Key& key);
+  // Heuristic candidates timed per plan (docs/PERF.md has what timing them buys at decode sizes).
+  static constexpr int kAutotuneCandidates = 8;
+  static constexpr int kAutotuneLaunches = 3;  // timed per candidate, after one warm-up launch
+  Plan& plan_for(const Key& key, const TensorView& x, const TensorView& w, const TensorView& bias);
+  // Mean µs of kAutotuneLaunches launches of algo on x, w into the scratch output; < 0 when the
+  // algorithm fails to launch.
+  double time_algorithm(Plan& p, const cublasLtMatmulAlgo_t& algo, const TensorView& x, const TensorView& w,
+                        size_t out_bytes);
 
   cudaStream_t stream_;
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 32u << 20;  // 32 MiB: what cuBLASLt's large-shape kernels ask for on Hopper
   std::map<Key, Plan> plans_;
+  bool autotune_ = true;
+  void* scratch_ = nullptr;  // the timing runs' output (never the caller's: it may be accumulated into)
+  size_t scratch_bytes_ = 0;
 };
 
 }  // namespace fdpp::cuda
