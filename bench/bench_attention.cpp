@@ -1,6 +1,7 @@
 // Attention benchmark. Decode: the split-KV asynchronized-softmax kernel at batch 1/16/64 and
-// context 1K..32K, head_dim 128, 32 query heads with 32 and 8 KV heads. Prints µs, GB/s of KV
-// read, % of the 3.0 TB/s read ceiling, and the torch SDPA time measured on the same machine
+// context 1K..32K, head_dim 128, 32 query heads with 32 and 8 KV heads. Prints µs (single calls
+// between events, and "b2b": calls queued back to back as in a decode step), GB/s of KV read,
+// % of the 3.0 TB/s read ceiling, and the torch SDPA time measured on the same machine
 // (bench/attention_sdpa_peer.py writes it; pass --peer FILE). KV blocks rotate through a pool
 // larger than L2, so HBM serves every read. Also times the forced fallback. Prefill: one causal
 // sequence of 1K..8K tokens (fp16, and bf16 from 4K), TFLOP/s against SDPA with is_causal.
@@ -32,7 +33,7 @@ constexpr int kBlock = 16;
 
 struct Row {
   int batch, context, hkv;
-  double us, gbps, sdpa_us;
+  double us, gbps, sdpa_us, b2b_us;
 };
 
 // Median µs of `iters` launches after 3 warm-up ones, each timed alone between two events;
@@ -62,6 +63,31 @@ double median_launch_us(int iters, Launch&& launch) {
   return times[times.size() / 2] * 1e3;
 }
 
+// µs per launch of `iters` launches queued back to back on `stream` between two events (after 3
+// warm-up ones): what a decode step's CUDA graph sees, where each launch overlaps the previous
+// one's tail through programmatic dependent launch (backend/cuda/launch.cuh).
+template <typename Launch>
+double back_to_back_us(cudaStream_t stream, int iters, Launch&& launch) {
+  for (int i = 0; i < 3; ++i) launch(i, stream);
+  cudaEvent_t a, b;
+  BENCH_CHECK(cudaEventCreate(&a));
+  BENCH_CHECK(cudaEventCreate(&b));
+  BENCH_CHECK(cudaEventRecord(a, stream));
+  fdpp::Status st = fdpp::Status::ok();
+  for (int i = 0; i < iters && st.is_ok(); ++i) st = launch(i, stream);
+  BENCH_CHECK(cudaEventRecord(b, stream));
+  BENCH_CHECK(cudaEventSynchronize(b));
+  if (!st.is_ok()) {
+    fmt::print(stderr, "{}\n", st.message());
+    std::exit(1);
+  }
+  float ms = 0;
+  BENCH_CHECK(cudaEventElapsedTime(&ms, a, b));
+  BENCH_CHECK(cudaEventDestroy(a));
+  BENCH_CHECK(cudaEventDestroy(b));
+  return ms * 1e3 / iters;
+}
+
 // Device workspace for p.plan and a zeroed fallback-row counter, attached to p (freed by the
 // caller through p.workspace and p.fallback_rows).
 template <typename T>
@@ -75,6 +101,14 @@ double time_attention(AttentionParams<__half>& p, const std::vector<int32_t*>& t
   return median_launch_us(iters, [&](int i) {
     p.slots.block_tables = tables[static_cast<size_t>(i) % tables.size()];
     return fdpp::cuda::launch_attention(p, nullptr);
+  });
+}
+
+double time_attention_back_to_back(AttentionParams<__half> p, const std::vector<int32_t*>& tables,
+                                   cudaStream_t stream, int iters) {
+  return back_to_back_us(stream, iters, [&](int i, cudaStream_t s) {
+    p.slots.block_tables = tables[static_cast<size_t>(i) % tables.size()];
+    return fdpp::cuda::launch_attention(p, s);
   });
 }
 
@@ -142,6 +176,8 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop{};
   BENCH_CHECK(cudaGetDeviceProperties(&prop, 0));
   const int hq = 32, hd = 128;
+  cudaStream_t stream = nullptr;  // a created stream: the back-to-back runs use PDL (not on the legacy stream)
+  BENCH_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   // The KV pool: 8 GiB per K and V, far beyond L2, shared by every configuration.
   const size_t pool_bytes = size_t{8} << 30;
   std::vector<Row> rows;
@@ -195,9 +231,11 @@ int main(int argc, char** argv) {
         p.plan = fdpp::cuda::plan_attention(batch, hq, hkv, hd, context, sms);
         attach_workspace(p);
         const double us = time_attention(p, tables, 50);
+        const double b2b_us = time_attention_back_to_back(p, tables, stream, 50);
         const double bytes = 2.0 * batch * context * hkv * hd * 2;
         const std::string key = fmt::format("b{}_c{}_kv{}", batch, context, hkv);
-        rows.push_back({batch, context, hkv, us, bytes / (us * 1e-6) / 1e9, peer.count(key) ? peer[key] : 0.0});
+        rows.push_back(
+            {batch, context, hkv, us, bytes / (us * 1e-6) / 1e9, peer.count(key) ? peer[key] : 0.0, b2b_us});
         if (batch == 1 && (context == 4096 || context == 32768)) {
           AttentionParams<__half> forced = p;
           forced.range = {0.0f, -0.01f, 0.01f};  // every row out of range: all recomputed
@@ -240,12 +278,17 @@ int main(int argc, char** argv) {
     }
   }
 
-  fmt::print("\n| batch | context | KV heads | fdpp µs | KV GB/s | % of 3.0 TB/s | torch SDPA µs | speed-up |\n");
-  fmt::print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
-  for (const Row& r : rows)
-    fmt::print("| {} | {} | {} | {:.1f} | {:.0f} | {:.1f}% | {} | {} |\n", r.batch, r.context, r.hkv, r.us, r.gbps,
-               100.0 * r.gbps * 1e9 / kCeiling, r.sdpa_us > 0 ? fmt::format("{:.1f}", r.sdpa_us) : "-",
-               r.sdpa_us > 0 ? fmt::format("{:.2f}x", r.sdpa_us / r.us) : "-");
+  fmt::print("\n| batch | context | KV heads | fdpp µs | KV GB/s | % of 3.0 TB/s | torch SDPA µs | speed-up | "
+             "b2b µs | b2b % |\n");
+  fmt::print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+  for (const Row& r : rows) {
+    const double bytes = 2.0 * r.batch * r.context * r.hkv * hd * 2;
+    fmt::print("| {} | {} | {} | {:.1f} | {:.0f} | {:.1f}% | {} | {} | {:.1f} | {:.1f}% |\n", r.batch, r.context, r.hkv,
+               r.us, r.gbps, 100.0 * r.gbps * 1e9 / kCeiling,
+               r.sdpa_us > 0 ? fmt::format("{:.1f}", r.sdpa_us) : "-",
+               r.sdpa_us > 0 ? fmt::format("{:.2f}x", r.sdpa_us / r.us) : "-", r.b2b_us,
+               100.0 * bytes / (r.b2b_us * 1e-6) / kCeiling);
+  }
   fmt::print("\n# prefill attention, causal, one sequence, head_dim {}, {} query heads\n", hd, hq);
   fmt::print("| dtype | tokens | KV heads | fdpp µs | TFLOP/s | torch SDPA µs | speed-up |\n"
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
@@ -253,5 +296,6 @@ int main(int argc, char** argv) {
     fmt::print("| {} | {} | {} | {:.1f} | {:.1f} | {} | {} |\n", r.dtype, r.tokens, r.hkv, r.us, r.tflops,
                r.sdpa_us > 0 ? fmt::format("{:.1f}", r.sdpa_us) : "-",
                r.sdpa_us > 0 ? fmt::format("{:.2f}x", r.sdpa_us / r.us) : "-");
+  cudaStreamDestroy(stream);
   return 0;
 }
