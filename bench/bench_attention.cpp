@@ -43,46 +43,15 @@ struct Row {
 // not the host's launch cost (which a decode step's CUDA graph does not pay either).
 constexpr int kSpinUs = 30;
 
-// Median µs of `iters` launches after 3 warm-up ones, each timed alone between two events;
-// launch(i) enqueues run i and returns its Status (a failure ends the benchmark with its message).
-template <typename Launch>
-double median_launch_us(int iters, Launch&& launch) {
-  cudaEvent_t a, b;
-  BENCH_CHECK(cudaEventCreate(&a));
-  BENCH_CHECK(cudaEventCreate(&b));
-  std::vector<float> times;
-  for (int i = 0; i < iters + 3; ++i) {
-    gpu_spin(nullptr, kSpinUs);
-    BENCH_CHECK(cudaEventRecord(a));
-    const fdpp::Status st = launch(i);
-    BENCH_CHECK(cudaEventRecord(b));
-    BENCH_CHECK(cudaEventSynchronize(b));
-    if (!st.is_ok()) {
-      fmt::print(stderr, "{}\n", st.message());
-      std::exit(1);
-    }
-    float ms = 0;
-    BENCH_CHECK(cudaEventElapsedTime(&ms, a, b));
-    if (i >= 3) times.push_back(ms);
-  }
-  BENCH_CHECK(cudaEventDestroy(a));
-  BENCH_CHECK(cudaEventDestroy(b));
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2] * 1e3;
-}
-
-// µs per launch of `iters` launches queued back to back on `stream` between two events (after 3
-// warm-up ones): what a decode step's CUDA graph sees, where each launch overlaps the previous
-// one's tail through programmatic dependent launch (backend/cuda/launch.cuh).
-template <typename Launch>
-double back_to_back_us(cudaStream_t stream, int iters, Launch&& launch) {
-  for (int i = 0; i < 3; ++i) launch(i, stream);
+// µs between two events recorded on `stream` around enqueue(), which queues work and returns
+// its Status (a failure ends the benchmark with its message).
+template <typename Enqueue>
+double timed_us(cudaStream_t stream, Enqueue&& enqueue) {
   cudaEvent_t a, b;
   BENCH_CHECK(cudaEventCreate(&a));
   BENCH_CHECK(cudaEventCreate(&b));
   BENCH_CHECK(cudaEventRecord(a, stream));
-  fdpp::Status st = fdpp::Status::ok();
-  for (int i = 0; i < iters && st.is_ok(); ++i) st = launch(i, stream);
+  const fdpp::Status st = enqueue();
   BENCH_CHECK(cudaEventRecord(b, stream));
   BENCH_CHECK(cudaEventSynchronize(b));
   if (!st.is_ok()) {
@@ -93,7 +62,35 @@ double back_to_back_us(cudaStream_t stream, int iters, Launch&& launch) {
   BENCH_CHECK(cudaEventElapsedTime(&ms, a, b));
   BENCH_CHECK(cudaEventDestroy(a));
   BENCH_CHECK(cudaEventDestroy(b));
-  return ms * 1e3 / iters;
+  return ms * 1e3;
+}
+
+// Median µs of `iters` launches after 3 warm-up ones, each timed alone (on the legacy stream,
+// behind a spin kernel); launch(i) enqueues run i and returns its Status.
+template <typename Launch>
+double median_launch_us(int iters, Launch&& launch) {
+  std::vector<double> times;
+  for (int i = 0; i < iters + 3; ++i) {
+    gpu_spin(nullptr, kSpinUs);
+    const double us = timed_us(nullptr, [&] { return launch(i); });
+    if (i >= 3) times.push_back(us);
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+// µs per launch of `iters` launches queued back to back on `stream` (after 3 warm-up ones): what
+// a decode step's CUDA graph sees, where each launch overlaps the previous one's tail through
+// programmatic dependent launch (backend/cuda/launch.cuh).
+template <typename Launch>
+double back_to_back_us(cudaStream_t stream, int iters, Launch&& launch) {
+  for (int i = 0; i < 3; ++i) (void)launch(i, stream);  // a failure shows in the timed run
+  return timed_us(stream, [&] {
+           fdpp::Status st = fdpp::Status::ok();
+           for (int i = 0; i < iters && st.is_ok(); ++i) st = launch(i, stream);
+           return st;
+         }) /
+         iters;
 }
 
 // Device workspace for p.plan and a zeroed fallback-row counter, attached to p (freed by the
