@@ -163,9 +163,9 @@ template <typename T, int kHeadDim>
 cudaError_t launch_split(const AttentionParams<T>& p, int group, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(p.plan.num_splits), static_cast<unsigned>(p.kv.num_kv_heads),
                   static_cast<unsigned>(p.row_count()));
-  void (*kernel)(AttentionParams<T>) = group >= SplitKvTraits::kMinTensorCoreGroup ? detail::split_kv_mma_kernel<T, kHeadDim>
-                                       : group <= 1 ? split_kv_kernel<T, kHeadDim, 1>
-                                                    : split_kv_kernel<T, kHeadDim, 2>;
+  void (*kernel)(AttentionParams<T>) = split_kv_kernel<T, kHeadDim, 2>;
+  if (group >= SplitKvTraits::kMinTensorCoreGroup) kernel = detail::split_kv_mma_kernel<T, kHeadDim>;
+  else if (group <= 1) kernel = split_kv_kernel<T, kHeadDim, 1>;
   return launch_kernel(kernel, grid, dim3(SplitKvTraits::kThreads), 0, stream, 1, p);
 }
 

@@ -1,6 +1,6 @@
 #include "backend/cuda/cuda_utils.cuh"
-#include "backend/cuda/pointwise/pointwise.cuh"
 #include "backend/cuda/launch.cuh"
+#include "backend/cuda/pointwise/pointwise.cuh"
 
 namespace fdpp::cuda {
 namespace {
@@ -53,7 +53,9 @@ unsigned grid_for(int64_t n) { return std::min<unsigned>(ceil_div(n, kThreads), 
 template <typename T>
 Status launch_silu_mul(const SiluMulParams<T>& p, cudaStream_t stream) {
   if (p.rows <= 0 || p.cols <= 0) return Status::ok();
-  return launch_status(launch_kernel(silu_mul_kernel<T>, dim3(grid_for(p.rows * p.cols)), dim3(kThreads), 0, stream, 1, p), "silu_mul");
+  return launch_status(
+      launch_kernel(silu_mul_kernel<T>, dim3(grid_for(p.rows * p.cols)), dim3(kThreads), 0, stream, 1, p),
+      "silu_mul");
 }
 
 template <typename T>
@@ -65,13 +67,17 @@ Status launch_add(const AddParams<T>& p, cudaStream_t stream) {
 template <typename T>
 Status launch_convert_from_f32(const float* src, T* dst, int64_t n, cudaStream_t stream) {
   if (n <= 0) return Status::ok();
-  return launch_status(launch_kernel(convert_kernel<T>, dim3(grid_for(n)), dim3(kThreads), 0, stream, 1, src, dst, n), "convert_from_f32");
+  return launch_status(
+      launch_kernel(convert_kernel<T>, dim3(grid_for(n)), dim3(kThreads), 0, stream, 1, src, dst, n),
+      "convert_from_f32");
 }
 
 template <typename T>
 Status launch_fill_random(T* dst, int64_t n, uint64_t seed, float mean, float stddev, cudaStream_t stream) {
   if (n <= 0) return Status::ok();
-  return launch_status(launch_kernel(fill_random_kernel<T>, dim3(grid_for(n)), dim3(kThreads), 0, stream, 1, dst, n, seed, mean, stddev * 1.7320508f), "fill_random");
+  return launch_status(launch_kernel(fill_random_kernel<T>, dim3(grid_for(n)), dim3(kThreads), 0, stream, 1, dst, n,
+                                     seed, mean, stddev * 1.7320508f),
+                       "fill_random");
 }
 
 #define FDPP_INSTANTIATE(T)                                                       \

@@ -1,6 +1,6 @@
 #include "backend/cuda/cuda_utils.cuh"
-#include "backend/cuda/pointwise/pointwise.cuh"
 #include "backend/cuda/launch.cuh"
+#include "backend/cuda/pointwise/pointwise.cuh"
 
 namespace fdpp::cuda {
 namespace {
@@ -30,7 +30,9 @@ __global__ void gather_rows_kernel(const GatherRowsParams<T> p) {
 template <typename T>
 Status launch_gather_rows(const GatherRowsParams<T>& p, cudaStream_t stream) {
   if (p.rows <= 0) return Status::ok();
-  return launch_status(launch_kernel(gather_rows_kernel<T>, dim3(static_cast<unsigned>(p.rows)), dim3(kThreads), 0, stream, 1, p), "gather_rows");
+  return launch_status(
+      launch_kernel(gather_rows_kernel<T>, dim3(static_cast<unsigned>(p.rows)), dim3(kThreads), 0, stream, 1, p),
+      "gather_rows");
 }
 
 template Status launch_gather_rows<__half>(const GatherRowsParams<__half>&, cudaStream_t);

@@ -1,6 +1,6 @@
 #include "backend/cuda/cuda_utils.cuh"
-#include "backend/cuda/pointwise/pointwise.cuh"
 #include "backend/cuda/launch.cuh"
+#include "backend/cuda/pointwise/pointwise.cuh"
 
 namespace fdpp::cuda {
 namespace {

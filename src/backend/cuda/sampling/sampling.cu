@@ -4,8 +4,8 @@
 #include <string>
 
 #include "backend/cuda/cuda_utils.cuh"
-#include "backend/cuda/sampling/sampling.cuh"
 #include "backend/cuda/launch.cuh"
+#include "backend/cuda/sampling/sampling.cuh"
 
 namespace fdpp::cuda {
 namespace {
@@ -396,7 +396,8 @@ Status launch_sample(const SampleParams& p, cudaStream_t stream) {
   if (p.rows > 0x7fffffff) return {ErrorCode::kInvalidArgument, "sample: too many rows"};
   if (p.logits == nullptr || p.row_params == nullptr || p.tokens_out == nullptr)
     return {ErrorCode::kInvalidArgument, "sample: null logits, row_params or tokens_out"};
-  return launch_status(launch_kernel(sample_kernel, dim3(static_cast<unsigned>(p.rows)), dim3(kThreads), 0, stream, 1, p), "sample");
+  return launch_status(
+      launch_kernel(sample_kernel, dim3(static_cast<unsigned>(p.rows)), dim3(kThreads), 0, stream, 1, p), "sample");
 }
 
 }  // namespace fdpp::cuda
