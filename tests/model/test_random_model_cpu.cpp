@@ -52,6 +52,7 @@ TEST(CpuRandomModel, TwoSequencesInOneStepEqualEachAlone) {
     ASSERT_EQ(alone.size(), static_cast<size_t>(V));
     double max_diff = 0, max_abs = 0;
     for (int64_t i = 0; i < V; ++i) {
+      ASSERT_TRUE(std::isfinite(alone[i]) && std::isfinite(both[static_cast<size_t>(seq * V + i)])) << "logit " << i;
       max_diff = std::max(max_diff, std::abs(double(alone[i]) - both[static_cast<size_t>(seq * V + i)]));
       max_abs = std::max(max_abs, std::abs(double(alone[i])));
     }

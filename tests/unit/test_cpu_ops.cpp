@@ -66,6 +66,7 @@ double max_scaled_error(const std::vector<float>& got, const std::vector<double>
   EXPECT_EQ(got.size(), ref.size());
   double worst = 0;
   for (size_t i = 0; i < got.size(); ++i) {
+    if (!std::isfinite(got[i])) return std::numeric_limits<double>::infinity();  // std::max would skip a NaN
     worst = std::max(worst, std::abs(static_cast<double>(got[i]) - ref[i]) /
                                 std::max(denom[i], 1e-300));
   }
@@ -493,8 +494,8 @@ double attention_error(const Scenario& sc, const std::vector<float>& got,
     double diff = 0, mag = 0;
     for (int64_t d = 0; d < sc.hd; ++d) {
       const size_t i = static_cast<size_t>(r * sc.hd + d);
-      diff = std::max(diff, std::abs(got[i] - ref[i]));  // NaN fails below
-      if (std::isnan(got[i])) diff = std::numeric_limits<double>::infinity();
+      diff = std::max(diff, std::abs(got[i] - ref[i]));
+      if (!std::isfinite(got[i])) diff = std::numeric_limits<double>::infinity();  // std::max skips a NaN
       mag = std::max(mag, std::abs(ref[i]));
     }
     worst = std::max(worst, diff / mag);
