@@ -39,15 +39,22 @@ CublasLtLinear::~CublasLtLinear() {
   cublasLtDestroy(handle_);
 }
 
-double CublasLtLinear::time_algorithm(Plan& p, const cublasLtMatmulAlgo_t& algo, const TensorView& x,
-                                      const TensorView& w, size_t out_bytes) {
-  if (out_bytes > scratch_bytes_) {
-    cudaFree(scratch_);
+bool CublasLtLinear::reserve_scratch(size_t out_bytes) {
+  if (out_bytes <= scratch_bytes_) return true;
+  cudaFree(scratch_);
+  scratch_ = nullptr;
+  scratch_bytes_ = 0;
+  if (cudaMalloc(&scratch_, out_bytes) != cudaSuccess) {
+    (void)cudaGetLastError();  // out of memory: the heuristic's first algorithm serves
     scratch_ = nullptr;
-    scratch_bytes_ = 0;
-    check(cudaMalloc(&scratch_, out_bytes), "cuBLASLt autotune scratch");
-    scratch_bytes_ = out_bytes;
+    return false;
   }
+  scratch_bytes_ = out_bytes;
+  return true;
+}
+
+double CublasLtLinear::time_algorithm(Plan& p, const cublasLtMatmulAlgo_t& algo, const TensorView& x,
+                                      const TensorView& w) {
   const float alpha = 1.0f, beta = 0.0f;
   auto launch = [&] {
     return cublasLtMatmul(handle_, p.desc, &alpha, w.data, p.a, x.data, p.b, &beta, scratch_, p.c, scratch_, p.c,
@@ -111,16 +118,17 @@ CublasLtLinear::Plan& CublasLtLinear::plan_for(const Key& key, const TensorView&
   p.algo = results[0].algo;
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   check(cudaStreamIsCapturing(stream_, &capture), "capture status");
-  if (autotune_ && found > 1 && capture == cudaStreamCaptureStatusNone) {
+  const size_t out_bytes = static_cast<size_t>(M * N) * (out == CUDA_R_32F ? 4 : 2);
+  if (autotune_ && found > 1 && M <= kAutotuneMaxM && capture == cudaStreamCaptureStatusNone &&
+      reserve_scratch(out_bytes)) {
     if (has_bias) {  // the epilogue reads it from the descriptor (run() sets it before every call)
       const void* bias_ptr = bias.data;
       check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias_ptr, sizeof(bias_ptr)),
             "bias pointer");
     }
-    const size_t out_bytes = static_cast<size_t>(M * N) * (out == CUDA_R_32F ? 4 : 2);
     double best = -1.0;
     for (int i = 0; i < found; ++i) {
-      const double us = time_algorithm(p, results[i].algo, x, w, out_bytes);
+      const double us = time_algorithm(p, results[i].algo, x, w);
       if (us >= 0 && (best < 0 || us < best)) {
         best = us;
         p.algo = results[i].algo;

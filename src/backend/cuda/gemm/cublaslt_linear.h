@@ -1,8 +1,10 @@
 // Linear layers through cuBLASLt: out [M, N] = x [M, K] . w [N, K]^T (+ bias [N]).
-// The algorithm is chosen once per (M, N, K, dtypes, bias) and cached: the fastest of the
-// heuristic's first kAutotuneCandidates, timed on the first call's own operands (into a scratch
-// output), or the heuristic's first when the stream is being captured into a graph or
-// FDPP_CUBLASLT_AUTOTUNE=0. The decode step runs eagerly once before it is captured
+// The algorithm is chosen once per (M, N, K, dtypes, bias) and cached. Up to kAutotuneMaxM rows
+// (decode steps: the same M every step) it is the fastest of the heuristic's first
+// kAutotuneCandidates, timed on the first call's own operands into a scratch output; above that
+// (prefill chunks: a new M almost every call, compute-bound), when the stream is being captured
+// into a graph, when the scratch cannot be allocated, or with FDPP_CUBLASLT_AUTOTUNE=0, it is the
+// heuristic's first. The decode step runs eagerly once before it is captured
 // (CudaBackend::begin_graph_step), so its plans are timed too.
 #pragma once
 
@@ -10,6 +12,7 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <tuple>
 
@@ -38,11 +41,13 @@ class CublasLtLinear {
   // Heuristic candidates timed per plan (docs/PERF.md has what timing them buys at decode sizes).
   static constexpr int kAutotuneCandidates = 8;
   static constexpr int kAutotuneLaunches = 3;  // timed per candidate, after one warm-up launch
+  static constexpr int64_t kAutotuneMaxM = 64;
   Plan& plan_for(const Key& key, const TensorView& x, const TensorView& w, const TensorView& bias);
-  // Mean µs of kAutotuneLaunches launches of algo on x, w into the scratch output; < 0 when the
-  // algorithm fails to launch.
-  double time_algorithm(Plan& p, const cublasLtMatmulAlgo_t& algo, const TensorView& x, const TensorView& w,
-                        size_t out_bytes);
+  // Mean µs of kAutotuneLaunches launches of algo on x, w into the scratch output (of at least
+  // out_bytes: reserve_scratch); < 0 when the algorithm fails to launch.
+  double time_algorithm(Plan& p, const cublasLtMatmulAlgo_t& algo, const TensorView& x, const TensorView& w);
+  // Grows the scratch output to out_bytes; false (no timing, nothing thrown) when memory is short.
+  bool reserve_scratch(size_t out_bytes);
 
   cudaStream_t stream_;
   cublasLtHandle_t handle_ = nullptr;
