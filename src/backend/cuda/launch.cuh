@@ -3,16 +3,16 @@
 // Why: a decode step is ~260 short kernels back to back (Llama-2-7B, 32 layers). Between two of
 // them the GPU drains the last wave of the first, then launches and ramps up the second: ~1-2 us
 // per boundary in which the memory system idles. With PDL the next grid is launched while the
-// previous one still runs (once every CTA of the previous grid has called
-// allow_next_grid_launch()); its CTAs may already issue loads that do not depend on the previous
+// previous one still runs (once every CTA of the previous grid has passed its
+// enter_dependent_grid()); its CTAs may already issue loads that do not depend on the previous
 // grid (the linear kernels' first weight loads: weights never change during a step) and then
-// block in wait_for_prior_grids() until the previous grid has completed and its writes are
+// block in enter_dependent_grid() until the previous grid has completed and its writes are
 // visible.
 //
 // The contract, for every kernel launched through launch_kernel(): each thread calls
-// wait_for_prior_grids() before it reads anything an earlier kernel wrote and before it writes
-// anything (an earlier kernel may still read it). Kernels call allow_next_grid_launch() right
-// after their wait, so at most one grid waits ahead. Both instructions are no-ops in a grid
+// enter_dependent_grid() before it reads anything an earlier kernel wrote and before it writes
+// anything (an earlier kernel may still read it). Its second half lets the next grid launch right
+// after the wait, so at most one grid waits ahead. Both instructions are no-ops in a grid
 // launched without the attribute (before sm_90, with FDPP_PDL=0, or after a copy), and a kernel
 // that follows in the stream without the attribute (cuBLASLt's) waits for full completion as
 // usual. Stream capture keeps the programmatic edges in the step's CUDA graph.
@@ -32,26 +32,26 @@
 
 namespace fdpp::cuda {
 
-// Blocks the calling thread until every grid this one depends on has completed and its memory
-// operations are visible.
-__device__ __forceinline__ void wait_for_prior_grids() {
+// The prologue of a launched kernel's dependent part: blocks the calling thread until every grid
+// this one depends on has completed and its memory operations are visible
+// (griddepcontrol.wait), then lets the next grid in the stream launch once every CTA of this
+// grid has got here or exited (griddepcontrol.launch_dependents: a hint; the next grid still
+// waits for this one's completion before touching its data).
+__device__ __forceinline__ void enter_dependent_grid() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;\n" ::: "memory");
-#endif
-}
-
-// Lets the next grid in the stream launch once every CTA of this grid has called this (or
-// exited). A hint: the next grid still waits for this one's completion before touching its data.
-__device__ __forceinline__ void allow_next_grid_launch() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 #endif
 }
 
-// The prologue of a kernel with nothing to do before its inputs are ready.
-__device__ __forceinline__ void enter_dependent_grid() {
-  wait_for_prior_grids();
-  allow_next_grid_launch();
+// The launch attribute for clusters of cluster_x CTAs along x (launches and occupancy queries).
+inline cudaLaunchAttribute cluster_attribute(unsigned cluster_x) {
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeClusterDimension;
+  attr.val.clusterDim.x = cluster_x;
+  attr.val.clusterDim.y = 1;
+  attr.val.clusterDim.z = 1;
+  return attr;
 }
 
 // kernel<<<grid, block, smem, stream>>>(args...) with the PDL attribute where enabled and, when
@@ -68,13 +68,7 @@ cudaError_t launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size
     attrs[n].val.programmaticStreamSerializationAllowed = 1;
     ++n;
   }
-  if (cluster_x > 1) {
-    attrs[n].id = cudaLaunchAttributeClusterDimension;
-    attrs[n].val.clusterDim.x = cluster_x;
-    attrs[n].val.clusterDim.y = 1;
-    attrs[n].val.clusterDim.z = 1;
-    ++n;
-  }
+  if (cluster_x > 1) attrs[n++] = cluster_attribute(cluster_x);
   cudaLaunchConfig_t config{};
   config.gridDim = grid;
   config.blockDim = block;

@@ -39,6 +39,12 @@ CublasLtLinear::~CublasLtLinear() {
   cublasLtDestroy(handle_);
 }
 
+void CublasLtLinear::set_bias_pointer(Plan& p, const TensorView& bias) {
+  const void* bias_ptr = bias.data;
+  check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias_ptr, sizeof(bias_ptr)),
+        "bias pointer");
+}
+
 bool CublasLtLinear::reserve_scratch(size_t out_bytes) {
   if (out_bytes <= scratch_bytes_) return true;
   cudaFree(scratch_);
@@ -121,11 +127,7 @@ CublasLtLinear::Plan& CublasLtLinear::plan_for(const Key& key, const TensorView&
   const size_t out_bytes = static_cast<size_t>(M * N) * (out == CUDA_R_32F ? 4 : 2);
   if (autotune_ && found > 1 && M <= kAutotuneMaxM && capture == cudaStreamCaptureStatusNone &&
       reserve_scratch(out_bytes)) {
-    if (has_bias) {  // the epilogue reads it from the descriptor (run() sets it before every call)
-      const void* bias_ptr = bias.data;
-      check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias_ptr, sizeof(bias_ptr)),
-            "bias pointer");
-    }
+    if (has_bias) set_bias_pointer(p, bias);  // the timed runs' epilogue reads it from the descriptor
     double best = -1.0;
     for (int i = 0; i < found; ++i) {
       const double us = time_algorithm(p, results[i].algo, x, w);
@@ -149,11 +151,7 @@ void CublasLtLinear::run(const TensorView& x, const TensorView& w, const TensorV
   if (M == 0) return;
   const Key key{M, N, K, static_cast<int>(cuda_type(x.dtype)), static_cast<int>(cuda_type(out.dtype)), !bias.empty()};
   Plan& p = plan_for(key, x, w, bias);
-  if (!bias.empty()) {
-    const void* bias_ptr = bias.data;
-    check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias_ptr, sizeof(bias_ptr)),
-          "bias pointer");
-  }
+  if (!bias.empty()) set_bias_pointer(p, bias);
   const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
   check(cublasLtMatmul(handle_, p.desc, &alpha, w.data, p.a, x.data, p.b, &beta, out.data, p.c, out.data, p.c,
                        &p.algo, workspace_, workspace_bytes_, stream_),

@@ -46,6 +46,8 @@ class CublasLtLinear {
   // Mean µs of kAutotuneLaunches launches of algo on x, w into the scratch output (of at least
   // out_bytes: reserve_scratch); < 0 when the algorithm fails to launch.
   double time_algorithm(Plan& p, const cublasLtMatmulAlgo_t& algo, const TensorView& x, const TensorView& w);
+  // The bias epilogue reads its pointer from the plan's descriptor.
+  void set_bias_pointer(Plan& p, const TensorView& bias);
   // Grows the scratch output to out_bytes; false (no timing, nothing thrown) when memory is short.
   bool reserve_scratch(size_t out_bytes);
 

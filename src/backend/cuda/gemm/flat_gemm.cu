@@ -46,8 +46,8 @@
 #include "backend/cuda/gemm/flat_gemm.cuh"
 #include "backend/cuda/gemm/flat_gemm_pipelined.cuh"
 #include "backend/cuda/gemm/flat_gemm_streamed.cuh"
-#include "backend/cuda/launch.cuh"
 #include "backend/cuda/gemm/flat_gemm_traits.h"
+#include "backend/cuda/launch.cuh"
 
 namespace fdpp::cuda {
 namespace {
@@ -127,11 +127,7 @@ Status device_capacity(KernelFn<T> kernel, int smem, const DeviceCapacity** out)
     return {ErrorCode::kInternal, std::string("flat_gemm: kernel setup failed: ") + cudaGetErrorString(err)};
   }
   for (int s = 1; s <= Traits::kMaxSplits; ++s) {
-    cudaLaunchAttribute attr{};
-    attr.id = cudaLaunchAttributeClusterDimension;
-    attr.val.clusterDim.x = static_cast<unsigned>(s);
-    attr.val.clusterDim.y = 1;
-    attr.val.clusterDim.z = 1;
+    cudaLaunchAttribute attr = cluster_attribute(static_cast<unsigned>(s));
     cudaLaunchConfig_t config{};
     config.gridDim = dim3(static_cast<unsigned>(s), 1, 1);
     config.blockDim = dim3(Traits::kThreads, 1, 1);
