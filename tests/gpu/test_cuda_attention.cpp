@@ -449,6 +449,30 @@ TEST(GpuAttention, FallbackRecomputesOutOfRangeRows) {
 // row: the split kernel divides, or recomputes a flagged group with the online softmax, and no
 // merge is launched. Both split kernels (CUDA cores at group 1, tensor cores at group 4), both
 // dtypes, and the fallback on every row.
+// The GQA tensor-core decode kernel with fp16 inputs takes fp16 weights per 16-position tile only
+// when they fit: phi moved off the scores makes every tile (phi -12: weights up to ~2^20; phi 9:
+// all under 2^-8) or some tiles (phi -8.5) run with bf16 weights against split V instead.
+TEST(GpuAttention, DecodeTensorCoreTilesOutsideHalfRange) {
+  FDPP_REQUIRE_GPU();
+  uint32_t seed = 700;
+  for (const cuda::SoftmaxRange& range : {cuda::SoftmaxRange{-12.0f, -60.0f, 48.0f}, cuda::SoftmaxRange{9.0f, -51.0f, 60.0f},
+                                          cuda::SoftmaxRange{-8.5f, -60.0f, 51.0f}}) {
+    for (int hd : {128, 64}) {
+      Case c;
+      c.hq = 32;
+      c.hkv = 8;  // ratio 4: the tensor-core kernel
+      c.hd = hd;
+      c.range = range;
+      c.k_scale = 3.0f;  // scores spread over several units, so that tiles differ
+      c.kv_lens = {1, 15, 16, 17, 300, 2049};
+      const Result r = run_case<__half>(c, seed++);
+      EXPECT_LT(r.err_vs_f64, 4e-3) << "phi " << range.phi << " hd " << hd;
+      EXPECT_LT(r.err_vs_cpu, 4e-3) << "phi " << range.phi << " hd " << hd;
+      EXPECT_EQ(r.fallback_rows, 0u) << "phi " << range.phi << " hd " << hd;
+    }
+  }
+}
+
 TEST(GpuAttention, SingleSplitRowsFinishInTheSplitKernel) {
   FDPP_REQUIRE_GPU();
   int sms = 0;
