@@ -93,16 +93,13 @@ double back_to_back_us(cudaStream_t stream, int iters, Launch&& launch) {
          iters;
 }
 
-// Device workspace for p.plan, a zeroed fallback-row counter and zeroed split counters, attached
-// to p (freed by the caller through p.workspace, p.fallback_rows and p.split_counters).
+// Device workspace for p.plan and a zeroed fallback-row counter, attached to p (freed by the
+// caller through p.workspace and p.fallback_rows).
 template <typename T>
 void attach_workspace(AttentionParams<T>& p) {
   BENCH_CHECK(cudaMalloc(&p.workspace, p.plan.workspace_bytes));
   BENCH_CHECK(cudaMalloc(&p.fallback_rows, 8));
   BENCH_CHECK(cudaMemset(p.fallback_rows, 0, 8));
-  const size_t counter_bytes = static_cast<size_t>(p.row_count() * p.kv.num_kv_heads) * sizeof(int32_t);
-  BENCH_CHECK(cudaMalloc(&p.split_counters, counter_bytes));
-  BENCH_CHECK(cudaMemset(p.split_counters, 0, counter_bytes));
 }
 
 double time_attention(AttentionParams<__half>& p, const std::vector<int32_t*>& tables, int iters) {
@@ -164,8 +161,7 @@ double time_prefill(int tokens, int hq, int hkv, int hd, fdpp::cuda::SoftmaxRang
   const double us = median_launch_us(20, [&](int) { return fdpp::cuda::launch_prefill_attention(p, nullptr); });
   for (void* ptr : {static_cast<void*>(k), static_cast<void*>(v), static_cast<void*>(q), static_cast<void*>(out),
                     static_cast<void*>(d_pos), static_cast<void*>(d_seq), static_cast<void*>(d_table),
-                    static_cast<void*>(d_tiles), p.workspace, static_cast<void*>(p.fallback_rows),
-                    static_cast<void*>(p.split_counters)})
+                    static_cast<void*>(d_tiles), p.workspace, static_cast<void*>(p.fallback_rows)})
     cudaFree(ptr);
   return us;
 }
@@ -261,7 +257,6 @@ int main(int argc, char** argv) {
         cudaFree(out);
         cudaFree(p.workspace);
         cudaFree(p.fallback_rows);
-        cudaFree(p.split_counters);
       }
     }
     cudaFree(k);

@@ -24,7 +24,6 @@ struct Case {
   bool reversed_rows = false;    // decode launch over an explicit row list, in reverse token order
   bool row_list = false;         // prefill launch over an explicit (identity) row list
   int check_stride = 1;          // > 1: compare only every check_stride-th token and the last (long prompts)
-  bool merge_kernel = false;     // decode: no split counters, so the merge kernel sums the splits
 };
 
 struct Result {
@@ -124,19 +123,12 @@ Result run_case(const Case& c, uint32_t seed) {
   cudaMemset(counter, 0, sizeof(*counter));
   p.workspace = ws;
   p.fallback_rows = counter;
-  // Split counters start at zero (as the backend allocates them) and must be left at zero.
-  const std::vector<int32_t> zero_counters(static_cast<size_t>(n_tokens) * static_cast<size_t>(c.hkv), 0);
-  test::DeviceInts d_split_counters(zero_counters);
-  if (!c.prefill_kernel && !c.merge_kernel) p.split_counters = d_split_counters.dev;
   const Status st = c.prefill_kernel ? cuda::launch_prefill_attention(p, nullptr) : cuda::launch_attention(p, nullptr);
   EXPECT_TRUE(st.is_ok()) << st.message();
   EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   const std::vector<float> got = out.download();
   Result r;
   cudaMemcpy(&r.fallback_rows, counter, sizeof(*counter), cudaMemcpyDeviceToHost);
-  std::vector<int32_t> counters_after(zero_counters.size(), -1);
-  cudaMemcpy(counters_after.data(), d_split_counters.dev, counters_after.size() * sizeof(int32_t), cudaMemcpyDeviceToHost);
-  EXPECT_EQ(counters_after, zero_counters) << "split counters not reset by the launch";
   cudaFree(ws);
   cudaFree(counter);
 
@@ -429,24 +421,6 @@ TEST(GpuAttention, DecodeOverAnExplicitRowList) {
   expect_close<__half>(c, 300, "reversed rows");
   c.hkv = 32;
   expect_close<__nv_bfloat16>(c, 301, "reversed rows mha");
-}
-
-// Without split counters the merge kernel sums the splits: the same results.
-TEST(GpuAttention, MergeKernelWithoutSplitCounters) {
-  FDPP_REQUIRE_GPU();
-  uint32_t seed = 800;
-  for (int hkv : {32, 8}) {
-    Case c;
-    c.hkv = hkv;
-    c.merge_kernel = true;
-    c.kv_lens = {1, 300, 4097};
-    expect_close<__half>(c, seed++, "merge kernel fp16");
-    expect_close<__nv_bfloat16>(c, seed++, "merge kernel bf16");
-    c.planted_rows = 3;
-    const Result r = run_case<__half>(c, seed++);
-    EXPECT_LT(r.err_vs_f64, 4e-3) << "hkv " << hkv;
-    EXPECT_GE(r.fallback_rows, 1u) << "hkv " << hkv;
-  }
 }
 
 TEST(GpuAttention, FallbackRecomputesOutOfRangeRows) {

@@ -327,14 +327,6 @@ void CudaBackend::plan_step_attention(int64_t hq) {
     attn_workspace_bytes_ = need;
     graphs_.clear();
   }
-  const size_t counters = static_cast<size_t>(std::max<int64_t>(decode_rows_, 1) * kv_shape_.num_kv_heads) * sizeof(int32_t);
-  if (counters > split_counters_bytes_) {
-    split_counters_ = allocate_bytes(counters, "attention split counters");
-    check(cudaMemset(split_counters_.view().data, 0, counters), "split counters");
-    check(cudaDeviceSynchronize(), "split counters");  // the legacy-stream memset before stream_'s kernels
-    split_counters_bytes_ = counters;
-    graphs_.clear();
-  }
 }
 
 bool CudaBackend::begin_graph_step(uint64_t model_key, int64_t num_q_heads) {
@@ -369,7 +361,6 @@ void CudaBackend::attention(int64_t layer, const TensorView& q, float scale, Ten
     if (decode_rows_ > 0) {
       p.plan = decode_plan_;
       p.workspace = attn_workspace_.view().data;
-      p.split_counters = static_cast<int32_t*>(split_counters_.view().data);
       p.rows = meta + decode_offset_;
       p.num_rows = decode_rows_;
       throw_if_error(launch_attention(p, stream_));

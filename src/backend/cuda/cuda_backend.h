@@ -93,10 +93,6 @@ class CudaBackend final : public Backend {
   bool attn_plan_valid_ = false;
   DeviceTensor attn_workspace_;
   size_t attn_workspace_bytes_ = 0;
-  // [decode rows, Hkv] int32 split counters of the decode attention (AttentionParams::
-  // split_counters): zeroed when allocated, left at zero by every launch.
-  DeviceTensor split_counters_;
-  size_t split_counters_bytes_ = 0;
 
   // Decode steps recorded as CUDA graphs (FDPP_CUDA_GRAPHS=0 turns them off). Dropped whenever a
   // buffer they read moves: the step metadata, the attention workspace, the KV cache.

@@ -127,12 +127,36 @@ split_kv_kernel(const AttentionParams<T> p) {
   detail::store_split(p, sp, z, kv_head, group, split);
 }
 
-// Grid (Hq, T): merges every row (split counters absent) or recomputes every row with the online
-// softmax (no fast path for this head dim).
+// Grid (Hq, T). Sums the splits of one row; a flagged row (or any row when the fast path did not
+// run) is recomputed from the cache with the ordinary online softmax.
 template <typename T>
 __global__ void __launch_bounds__(MergeTraits::kThreads) merge_kernel(const AttentionParams<T> p) {
   enter_dependent_grid();
-  detail::merge_row(p, blockIdx.y, static_cast<int>(blockIdx.x));
+  constexpr int kThreads = MergeTraits::kThreads;
+  const int h = blockIdx.x;
+  const int64_t z = blockIdx.y, t = p.token_of(z);
+  const int64_t row = z * p.num_q_heads + h;      // workspace row
+  const int64_t qrow = t * p.num_q_heads + h;     // q / out row
+  const int hd = p.kv.head_dim;
+  const Workspace ws = carve(p.workspace, p.row_count(), p.num_q_heads, p.plan.num_splits, hd);
+  T* out = p.out + qrow * hd;
+
+  int flagged = 0;
+  if (p.plan.fast_path)
+    for (int s = 0; s < p.plan.num_splits; ++s) flagged |= ws.flags[row * p.plan.num_splits + s];
+  if (p.plan.fast_path && !flagged) {
+    float total = 0.0f;
+    for (int s = 0; s < p.plan.num_splits; ++s) total += ws.sum[row * p.plan.num_splits + s];
+    const float inv = 1.0f / total;
+    for (int d = threadIdx.x; d < hd; d += kThreads) {
+      float a = 0.0f;
+      for (int s = 0; s < p.plan.num_splits; ++s) a += ws.acc[(row * p.plan.num_splits + s) * hd + d];
+      out[d] = from_float<T>(a * inv);
+    }
+    return;
+  }
+  if (p.plan.fast_path && threadIdx.x == 0 && p.fallback_rows != nullptr) atomicAdd(p.fallback_rows, 1ull);
+  detail::online_softmax_row(p, z, h);
 }
 
 template <typename T, int kHeadDim>
@@ -216,8 +240,7 @@ Status launch_attention(const AttentionParams<T>& p, cudaStream_t stream) {
     const Status st = launch_status(p.kv.head_dim == 128 ? launch_split<T, 128>(p, group, stream)
                                                          : launch_split<T, 64>(p, group, stream),
                                     "attention split-kv");
-    // One split, or the last split of each row merged it: the split kernel wrote out.
-    if (!st.is_ok() || p.plan.num_splits == 1 || p.split_counters != nullptr) return st;
+    if (!st.is_ok() || p.plan.num_splits == 1) return st;  // one split: the split kernel wrote out
   }
   const dim3 grid(static_cast<unsigned>(p.num_q_heads), static_cast<unsigned>(p.row_count()));
   return launch_status(launch_kernel(merge_kernel<T>, grid, dim3(MergeTraits::kThreads), 0, stream, 1, p),

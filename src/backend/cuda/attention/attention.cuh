@@ -86,10 +86,6 @@ struct AttentionParams {
   AttentionPlan plan;
   void* workspace = nullptr;                   // plan.workspace_bytes, device
   unsigned long long* fallback_rows = nullptr; // device counter: rows recomputed (may be null)
-  // Decode launches with several splits: [row_count(), Hkv] device counters, zero before the first
-  // launch and left at zero by every launch. The last split of a (row, KV head) to finish merges
-  // the row itself (no merge launch). nullptr: the merge kernel runs after the splits.
-  int32_t* split_counters = nullptr;
   // The tokens this launch computes: its row z is token rows[z]. nullptr: every token (z = t).
   const int32_t* rows = nullptr;               // [num_rows] device
   int64_t num_rows = 0;

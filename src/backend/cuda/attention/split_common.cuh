@@ -38,35 +38,6 @@ __device__ __forceinline__ int64_t slot_offset(const int32_t* table, int32_t pos
 template <typename T>
 __device__ void online_softmax_row(const AttentionParams<T>& p, int64_t z, int h);
 
-// Sums the splits of workspace row (z, h) into out: a plain sum and one division, or, when a split
-// flagged the row (or the fast path did not run), the online-softmax recomputation. Every thread
-// of a MergeTraits::kThreads block calls it. Partials are read past L1 (__ldcg): other blocks of
-// the same launch may have written them.
-template <typename T>
-__device__ void merge_row(const AttentionParams<T>& p, int64_t z, int h) {
-  const int64_t row = z * p.num_q_heads + h;
-  const int hd = p.kv.head_dim;
-  const int splits = p.plan.num_splits;
-  const Workspace ws = carve(p.workspace, p.row_count(), p.num_q_heads, splits, hd);
-  int flagged = 0;
-  if (p.plan.fast_path)
-    for (int s = 0; s < splits; ++s) flagged |= __ldcg(ws.flags + row * splits + s);
-  if (p.plan.fast_path && !flagged) {
-    float total = 0.0f;
-    for (int s = 0; s < splits; ++s) total += __ldcg(ws.sum + row * splits + s);
-    const float inv = 1.0f / total;
-    T* out = p.out + (p.token_of(z) * p.num_q_heads + h) * hd;
-    for (int d = threadIdx.x; d < hd; d += MergeTraits::kThreads) {
-      float a = 0.0f;
-      for (int s = 0; s < splits; ++s) a += __ldcg(ws.acc + (row * splits + s) * hd + d);
-      out[d] = from_float<T>(a * inv);
-    }
-    return;
-  }
-  if (p.plan.fast_path && threadIdx.x == 0 && p.fallback_rows != nullptr) atomicAdd(p.fallback_rows, 1ull);
-  online_softmax_row(p, z, h);
-}
-
 // Per-warp partial sums of a split, combined across warps in shared memory.
 template <int kGroup, int kHeadDim>
 struct SplitPartials {
@@ -119,21 +90,6 @@ __device__ void store_split(const AttentionParams<T>& p, const SplitPartials<kGr
       ws.flags[row * p.plan.num_splits + split] = sp.out_of_range;
     }
   }
-  if (p.split_counters == nullptr) return;  // the merge kernel follows
-  // The last split of (z, kv_head) to finish merges the group's rows. The sums run in split order
-  // whichever block is last, so the result does not depend on the schedule.
-  __shared__ int is_last;
-  __threadfence();  // this block's partials reach L2 before its count does
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    int32_t* counter = p.split_counters + z * p.kv.num_kv_heads + kv_head;
-    is_last = atomicAdd(counter, 1) == p.plan.num_splits - 1;
-    if (is_last) *counter = 0;  // every split has counted: ready for the next launch
-  }
-  __syncthreads();
-  if (!is_last) return;
-  __threadfence();
-  for (int g = 0; g < group; ++g) merge_row(p, z, kv_head * group + g);
 }
 
 }  // namespace fdpp::cuda::detail
