@@ -36,6 +36,7 @@ constexpr int kBlock = 16;
 struct Row {
   int batch, context, hkv;
   double us, gbps, sdpa_us, b2b_us;
+  int splits;  // KV splits per (token, KV head): the grid is splits x KV heads x batch blocks
 };
 
 // A spin kernel queued ahead of each timed launch (bench_linear does the same): the GPU reaches
@@ -242,7 +243,8 @@ int main(int argc, char** argv) {
         const double bytes = 2.0 * batch * context * hkv * hd * 2;
         const std::string key = fmt::format("b{}_c{}_kv{}", batch, context, hkv);
         rows.push_back(
-            {batch, context, hkv, us, bytes / (us * 1e-6) / 1e9, peer.count(key) ? peer[key] : 0.0, b2b_us});
+            {batch, context, hkv, us, bytes / (us * 1e-6) / 1e9, peer.count(key) ? peer[key] : 0.0, b2b_us,
+             p.plan.num_splits});
         if (batch == 1 && (context == 4096 || context == 32768)) {
           AttentionParams<__half> forced = p;
           forced.range = {0.0f, -0.01f, 0.01f};  // every row out of range: all recomputed
@@ -286,15 +288,15 @@ int main(int argc, char** argv) {
   }
 
   fmt::print("\n| batch | context | KV heads | fdpp µs | KV GB/s | % of 3.0 TB/s | torch SDPA µs | speed-up | "
-             "b2b µs | b2b % |\n");
-  fmt::print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+             "b2b µs | b2b % | splits |\n");
+  fmt::print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   for (const Row& r : rows) {
     const double bytes = 2.0 * r.batch * r.context * r.hkv * hd * 2;
-    fmt::print("| {} | {} | {} | {:.1f} | {:.0f} | {:.1f}% | {} | {} | {:.1f} | {:.1f}% |\n", r.batch, r.context, r.hkv,
+    fmt::print("| {} | {} | {} | {:.1f} | {:.0f} | {:.1f}% | {} | {} | {:.1f} | {:.1f}% | {} |\n", r.batch, r.context, r.hkv,
                r.us, r.gbps, 100.0 * r.gbps * 1e9 / kCeiling,
                r.sdpa_us > 0 ? fmt::format("{:.1f}", r.sdpa_us) : "-",
                r.sdpa_us > 0 ? fmt::format("{:.2f}x", r.sdpa_us / r.us) : "-", r.b2b_us,
-               100.0 * bytes / (r.b2b_us * 1e-6) / kCeiling);
+               100.0 * bytes / (r.b2b_us * 1e-6) / kCeiling, r.splits);
   }
   fmt::print("\n# prefill attention, causal, one sequence, head_dim {}, {} query heads\n", hd, hq);
   fmt::print("| dtype | tokens | KV heads | fdpp µs | TFLOP/s | torch SDPA µs | speed-up |\n"
