@@ -46,6 +46,10 @@ struct MmaSplitSmem {
   }
 };
 
+// Two blocks per SM (the figure the ring's depth was chosen for) fit the H100's 228 KB, with the
+// 1 KB per block the system reserves and the fallback's few hundred bytes of static memory.
+static_assert(MmaSplitSmem<128>::kBytes <= 112 * 1024, "head_dim 128: two blocks per SM must fit");
+
 // Whether every head row of the tile may take fp16 weights: x = log2 of the weight, -inf where
 // nothing is live. Warp-uniform.
 __device__ __forceinline__ bool tile_fits_half(float xmax) {
