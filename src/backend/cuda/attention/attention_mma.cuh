@@ -50,33 +50,11 @@ struct MmaSplitSmem {
 // 1 KB per block the system reserves and the fallback's few hundred bytes of static memory.
 static_assert(MmaSplitSmem<128>::kBytes <= 112 * 1024, "head_dim 128: two blocks per SM must fit");
 
-// Whether every head row of the tile may take fp16 weights: x = log2 of the weight, -inf where
-// nothing is live. Warp-uniform.
-__device__ __forceinline__ bool tile_fits_half(float xmax) {
-  xmax = fmaxf(xmax, __shfl_xor_sync(0xffffffffu, xmax, 1));
-  xmax = fmaxf(xmax, __shfl_xor_sync(0xffffffffu, xmax, 2));
-  const bool ok = xmax <= PrefillTraits::kHalfPMaxLog2 && (xmax >= PrefillTraits::kHalfPMinLog2 || xmax == -INFINITY);
-  return __all_sync(0xffffffffu, ok);
-}
-
 // The A fragment of P (rows g + 8 are padding): a0 = P[g][2tig, 2tig+1], a2 = P[g][8+2tig, 9+2tig].
-// The denominator sums the same rounded weights the numerator uses: the result is an exact
-// weighted average of V, only the weights are rounded.
 template <typename PT>
 __device__ __forceinline__ void pack_p(const float (&e)[2][2], uint32_t (&pa)[4], float& sum) {
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    float2 rounded;
-    if constexpr (std::is_same_v<PT, __half>) {
-      const __half2 v = __floats2half2_rn(e[h][0], e[h][1]);
-      pa[2 * h] = *reinterpret_cast<const uint32_t*>(&v);
-      rounded = __half22float2(v);
-    } else {
-      pa[2 * h] = bf16x2_bits(e[h][0], e[h][1]);
-      rounded = make_float2(bf16_lo_float(pa[2 * h]), bf16_hi_float(pa[2 * h]));
-    }
-    sum += rounded.x + rounded.y;
-  }
+  pa[0] = pack_weights<PT>(e[0][0], e[0][1], sum);
+  pa[2] = pack_weights<PT>(e[1][0], e[1][1], sum);
   pa[1] = pa[3] = 0u;
 }
 
@@ -185,7 +163,7 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(c
       }
     }
     uint32_t pa[4];
-    const bool half_p = kHalf && tile_fits_half(xmax);
+    const bool half_p = kHalf && __all_sync(0xffffffffu, row_fits_half(xmax));  // warp-uniform
     if (kHalf && !half_p) pack_p<__nv_bfloat16>(e, pa, sum);
     else pack_p<T>(e, pa, sum);
 

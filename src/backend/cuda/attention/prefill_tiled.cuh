@@ -103,15 +103,7 @@ __device__ __forceinline__ void chunk_pack(const float (&e)[2][kSTiles][4], uint
       for (int r = 0; r < 4; ++r) {
         const float (&src)[4] = e[mt][2 * kk + (r >> 1)];
         const int i = 2 * (r & 1);  // a0, a2: row g (c0, c1); a1, a3: row g + 8 (c2, c3)
-        if constexpr (std::is_same_v<PT, __half>) {
-          const __half2 h = __floats2half2_rn(src[i], src[i + 1]);
-          pa[mt][kk][r] = *reinterpret_cast<const uint32_t*>(&h);
-          const float2 f = __half22float2(h);
-          sum[mt][r & 1] += f.x + f.y;
-        } else {
-          pa[mt][kk][r] = bf16x2_bits(src[i], src[i + 1]);
-          sum[mt][r & 1] += bf16_lo_float(pa[mt][kk][r]) + bf16_hi_float(pa[mt][kk][r]);
-        }
+        pa[mt][kk][r] = pack_weights<PT>(src[i], src[i + 1], sum[mt][r & 1]);
       }
 }
 
@@ -122,12 +114,7 @@ __device__ __forceinline__ bool chunk_fits_half(float (&xmax)[2][2]) {
 #pragma unroll
   for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
-    for (int hh = 0; hh < 2; ++hh) {
-      float m = xmax[mt][hh];
-      m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
-      m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
-      ok &= m <= PrefillTraits::kHalfPMaxLog2 && (m >= PrefillTraits::kHalfPMinLog2 || m == -INFINITY);
-    }
+    for (int hh = 0; hh < 2; ++hh) ok &= row_fits_half(xmax[mt][hh]);
   return __all_sync(0xffffffffu, ok);
 }
 

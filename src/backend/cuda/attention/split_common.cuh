@@ -1,15 +1,46 @@
 // Shared pieces of the split-KV attention kernels (attention.cu, attention_mma.cuh): the
 // workspace layout, cache addressing, and the end of a split (warps' partial sums combined in
-// shared memory and written out).
+// shared memory and written out); and, with the tiled prefill kernel, the packing of weights P
+// for the tensor cores.
 #pragma once
+
+#include <cmath>
+#include <type_traits>
 
 #include "backend/cuda/attention/attention.cuh"
 #include "backend/cuda/attention/attention_traits.h"
 #include "backend/cuda/cuda_utils.cuh"
+#include "backend/cuda/ptx.cuh"
 
 namespace fdpp::cuda::detail {
 
 constexpr float kLog2e = 1.4426950408889634f;
+
+// Two weights as one register of P in PT (fp16 or bf16; the first in the low half), their rounded
+// values added to sum: the denominator sums the weights the numerator uses, so the result is an
+// exact weighted average of V and only the weights are rounded.
+template <typename PT>
+__device__ __forceinline__ uint32_t pack_weights(float first, float second, float& sum) {
+  if constexpr (std::is_same_v<PT, __half>) {
+    const __half2 h = __floats2half2_rn(first, second);
+    const float2 f = __half22float2(h);
+    sum += f.x + f.y;
+    return *reinterpret_cast<const uint32_t*>(&h);
+  } else {
+    const uint32_t bits = bf16x2_bits(first, second);
+    sum += bf16_lo_float(bits) + bf16_hi_float(bits);
+    return bits;
+  }
+}
+
+// Whether one mma row of P may be fp16: xmax, log2 of the largest weight this lane holds for the
+// row (-inf where none is live), reduced over the quad of lanes sharing the row, must lie in
+// [PrefillTraits::kHalfPMinLog2, kHalfPMaxLog2]. Every lane of the warp calls it.
+__device__ __forceinline__ bool row_fits_half(float xmax) {
+  xmax = fmaxf(xmax, __shfl_xor_sync(0xffffffffu, xmax, 1));
+  xmax = fmaxf(xmax, __shfl_xor_sync(0xffffffffu, xmax, 2));
+  return xmax <= PrefillTraits::kHalfPMaxLog2 && (xmax >= PrefillTraits::kHalfPMinLog2 || xmax == -INFINITY);
+}
 
 // Workspace layout: partial_acc [T, Hq, splits, hd] f32 | partial_sum [T, Hq, splits] f32 |
 // flags [T, Hq, splits] i32 (1 = a score of that split left the range). Every split writes all
