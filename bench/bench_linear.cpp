@@ -14,7 +14,11 @@
 // (2 for the LM head), more than the 50 MB L2, so HBM serves every weight byte. GB/s counts
 // weight + x + out bytes; the ceiling is the 3.0 TB/s read figure of DESIGN.md section 2. Each
 // fdpp output is checked against cuBLASLt's (max |diff| / max |cuBLASLt|). Data: hashed values in
-// [-2, 2). "splits" is the flat GEMM's split-K (cluster size) for the shape.
+// [-2, 2). "splits" is the flat GEMM's split-K (cluster size) for the shape; where the streamed
+// mainloop runs, the other choice (2 splits where the plan takes 1, else 1) is timed as well
+// ("alt splits"), so that the split-K policy is decided on one binary. "read" is the read ceiling
+// at the shape's own size: a plain streaming read of the same weight bytes (stream_read.h),
+// single and back to back, % of 3.0 TB/s.
 //
 // Usage: bench_linear [--iters N] [--quick] [--shape NAME] [--m M1,M2,...]
 //   --quick: the first two shapes only; --shape: one shape by name ("L3-8B lm_head"); --m: these M.
@@ -39,6 +43,7 @@
 #include "gpu_spin.h"
 #include "bench_common.h"
 #include "random_fill.h"
+#include "stream_read.h"
 
 namespace {
 
@@ -65,10 +70,13 @@ struct Timing {
 
 struct Row {
   std::string shape;
-  int64_t N, K, M;
-  int splits;  // flat GEMM split-K (0 where it does not run)
+  int64_t N = 0, K = 0, M = 0;
+  int splits = 0;  // flat GEMM split-K (0 where it does not run)
   Timing gemv, flat, flat_pipelined, lt;  // flat: the mainloop the kernel picks; flat_pipelined: forced (M <= 16)
-  fdpp::LinearImpl chosen;                // what the dispatcher's table picks for (N, K, M)
+  Timing flat_alt;                        // the streamed kernel with alt_splits CTAs along K
+  int alt_splits = 0;
+  double read_us = 0, read_b2b_us = 0;    // a plain read of the weight bytes (the shape's read ceiling)
+  fdpp::LinearImpl chosen = fdpp::LinearImpl::kCublasLt;  // what the dispatcher's table picks for (N, K, M)
   double flat_norm_us = 0;                // the streamed kernel with its RMSNorm prologue (0: not run)
 };
 
@@ -179,6 +187,8 @@ int main(int argc, char** argv) {
   fill_random_half(gamma, static_cast<size_t>(max_k), 7u);
   BENCH_CHECK(cudaMalloc(&out_fdpp, static_cast<size_t>(max_m * max_n) * sizeof(__half)));
   BENCH_CHECK(cudaMalloc(&out_lt, static_cast<size_t>(max_m * max_n) * sizeof(__half)));
+  float* read_sink = nullptr;
+  BENCH_CHECK(cudaMalloc(&read_sink, sizeof(float)));
   fill_random_half(pool, pool_bytes / sizeof(__half), 1234u);
   fill_random_half(x, static_cast<size_t>(max_m * max_k), 99u);
   BENCH_CHECK(cudaDeviceSynchronize());
@@ -202,8 +212,20 @@ int main(int argc, char** argv) {
       auto weights = [&](int i) {
         return reinterpret_cast<__half*>(static_cast<char*>(pool) + static_cast<size_t>(i % copies) * w_bytes);
       };
+      const auto [read_us, read_b2b_us] = time_launches(stream, iters, [&](int i) {
+        BENCH_CHECK(stream_read(weights(i), w_bytes, read_sink, stream));
+      });
+      fmt::print("{:>14} [{:>6}, {:>5}] plain read of the weights {:7.1f} us ({:5.1f}%), b2b {:7.1f} us ({:5.1f}%)\n",
+                 s.name, s.N, s.K, read_us, 100 * w_bytes / (read_us * 1e-6) / kCeiling, read_b2b_us,
+                 100 * w_bytes / (read_b2b_us * 1e-6) / kCeiling);
       for (int64_t M : ms) {
-        Row row{s.name, s.N, s.K, M, 0, {}, {}, {}, {}, {}, 0};
+        Row row;
+        row.shape = s.name;
+        row.N = s.N;
+        row.K = s.K;
+        row.M = M;
+        row.read_us = read_us;
+        row.read_b2b_us = read_b2b_us;
         row.chosen = fdpp::choose_linear_impl(table.find_or_default({prop.name, fdpp::DType::kF16, s.N, s.K}), M);
         const double bytes = static_cast<double>(s.N * s.K + M * s.K + M * s.N) * 2;
 
@@ -284,6 +306,16 @@ int main(int argc, char** argv) {
                                }).first;
             p.norm_weight = nullptr;
           }
+          if (plan.streamed && plan.k_tiles >= 2) {  // the other split-K choice, same mainloop
+            row.alt_splits = plan.splits == 1 ? 2 : 1;
+            p.splits = row.alt_splits;
+            const std::string name = fmt::format("flat s{}", row.alt_splits);
+            row.flat_alt = measure(name.c_str(), [&](int i) {
+              p.w = weights(i);
+              if (const fdpp::Status st = fdpp::cuda::launch_flat_gemm(p, stream); !st.is_ok()) fail("flat_gemm", st);
+            });
+            p.splits = 0;
+          }
           if (plan.streamed) {  // the other mainloop at the same M, for the comparison
             p.mainloop = fdpp::cuda::FlatGemmMainloop::kPipelined;
             row.flat_pipelined = measure("flat pipe", [&](int i) {
@@ -307,9 +339,10 @@ int main(int argc, char** argv) {
   // Markdown table for docs/PERF.md; "-" where a kernel does not serve that M.
   auto cell = [](bool ran, double v, const char* format) { return ran ? fmt::format(fmt::runtime(format), v) : std::string("-"); };
   fmt::print("\n| shape | N | K | M | GEMV µs | GEMV % | flat µs | flat % | flat TFLOP/s | flat b2b % | mainloop | splits | "
-             "pipelined µs | flat+norm µs | cuBLASLt µs | cuBLASLt % | best fdpp vs cuBLASLt | chosen | chosen vs best | max err |\n");
+             "alt splits: µs, b2b % | pipelined µs | flat+norm µs | cuBLASLt µs | cuBLASLt % | best fdpp vs cuBLASLt | "
+             "chosen | chosen vs best | read %, b2b % | max err |\n");
   fmt::print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | "
-             "---: | --- | ---: | ---: |\n");
+             "---: | ---: | --- | ---: | ---: | ---: |\n");
   for (const Row& r : rows) {
     const double bytes = static_cast<double>(r.N * r.K + r.M * r.K + r.M * r.N) * 2;
     const double flops = 2.0 * static_cast<double>(r.M * r.N * r.K);
@@ -323,24 +356,32 @@ int main(int argc, char** argv) {
     const double chosen_us = r.chosen == fdpp::LinearImpl::kGemv && r.gemv.ran       ? r.gemv.us
                              : r.chosen == fdpp::LinearImpl::kFlatGemm && r.flat.ran ? r.flat.us
                                                                                      : r.lt.us;
-    const double err = std::max(r.gemv.ran ? r.gemv.err : 0.0, r.flat.ran ? r.flat.err : 0.0);
-    fmt::print("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1f} | {:.1f}% | {} | {} | {:.2f} | {} |\n",
+    const double err = std::max({r.gemv.ran ? r.gemv.err : 0.0, r.flat.ran ? r.flat.err : 0.0,
+                                 r.flat_alt.ran ? r.flat_alt.err : 0.0});
+    const double w_bytes = static_cast<double>(r.N * r.K) * 2;
+    const std::string alt = r.flat_alt.ran ? fmt::format("s{}: {:.1f}, {:.1f}%", r.alt_splits, r.flat_alt.us,
+                                                         pct(r.flat_alt.b2b_us))
+                                           : std::string("-");
+    const std::string read = fmt::format("{:.1f}%, {:.1f}%", 100 * w_bytes / (r.read_us * 1e-6) / kCeiling,
+                                         100 * w_bytes / (r.read_b2b_us * 1e-6) / kCeiling);
+    fmt::print("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1f} | {:.1f}% | {} | {} | {:.2f} | {} | {} |\n",
                r.shape, r.N, r.K, r.M, cell(r.gemv.ran, r.gemv.us, "{:.1f}"), cell(r.gemv.ran, pct(r.gemv.us), "{:.1f}%"),
                cell(r.flat.ran, r.flat.us, "{:.1f}"), cell(r.flat.ran, pct(r.flat.us), "{:.1f}%"),
                cell(r.flat.ran, flops / (r.flat.us * 1e-6) * 1e-12, "{:.2f}"),
                cell(r.flat.ran, pct(r.flat.b2b_us), "{:.1f}%"),
                r.flat.ran ? (r.flat_pipelined.ran ? "streamed" : "pipelined") : "-",
-               r.flat.ran ? std::to_string(r.splits) : std::string("-"),
+               r.flat.ran ? std::to_string(r.splits) : std::string("-"), alt,
                cell(r.flat.ran, r.flat_pipelined.ran ? r.flat_pipelined.us : flat_us, "{:.1f}"),
                cell(r.flat_norm_us > 0, r.flat_norm_us, "{:.1f}"), r.lt.us, pct(r.lt.us),
                cell(fdpp_best < 1e30, r.lt.us / fdpp_best, "{:.2f}x"), fdpp::linear_impl_name(r.chosen), chosen_us / best,
-               cell(r.gemv.ran || r.flat.ran, err, "{:.1e}"));
+               read, cell(r.gemv.ran || r.flat.ran, err, "{:.1e}"));
   }
   cudaFree(pool);
   cudaFree(x);
   cudaFree(gamma);
   cudaFree(out_fdpp);
   cudaFree(out_lt);
+  cudaFree(read_sink);
   cudaStreamDestroy(stream);
   return 0;
 }

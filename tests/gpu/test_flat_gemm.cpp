@@ -3,7 +3,8 @@
 // of Llama-2-7B, Llama-3-8B and Qwen2-7B (QKV with bias), odd N, K a multiple of 8 but not of the
 // 64-element K tile, M from 1 to 64 (medium shapes every M, the largest a few), both mainloops
 // (streamed, the default up to M = 16, and pipelined), every epilogue (bias, residual, in-place
-// residual, fp32 output), the RMSNorm prologue, split-K determinism, and the arguments the kernel
+// residual, fp32 output), the RMSNorm prologue, split K of both mainloops (forced counts, the
+// streamed kernel's cluster end included) and its determinism, and the arguments the kernel
 // refuses. Outputs are poisoned (NaN) before every run.
 #include <algorithm>
 #include <cmath>
@@ -54,18 +55,22 @@ struct Layer {
 
 // One flat GEMM of a fresh x [M, K] with the layer's weights against cpu::linear; failures name
 // the mainloop, kernel variant and split count the plan chose.
+// splits: FlatGemmParams::splits (0: the plan's policy).
 template <typename T>
 void check_one(const Layer<T>& layer, int64_t M, Epilogue epi, std::mt19937& rng,
-               cuda::FlatGemmMainloop mainloop = cuda::FlatGemmMainloop::kAuto) {
+               cuda::FlatGemmMainloop mainloop = cuda::FlatGemmMainloop::kAuto, int splits = 0) {
   test::check_linear_run<T, cuda::FlatGemmParams<T>>(
       layer.w, layer.w.dev, layer.bias, M, layer.N, layer.K, epi, rng, layer.name(),
-      [mainloop](cuda::FlatGemmParams<T> p, std::string* trace) {
+      [mainloop, splits](cuda::FlatGemmParams<T> p, std::string* trace) {
         p.mainloop = mainloop;
+        p.splits = splits;
         cuda::FlatGemmPlan plan;
         const Status planned = cuda::plan_flat_gemm(p, &plan);
         if (!planned.is_ok()) return planned;
         *trace = std::string(plan.streamed ? " (streamed" : " (pipelined") + ", variant " +
                  std::to_string(plan.m_class) + ", splits " + std::to_string(plan.splits) + ")";
+        if (splits > 0 && plan.splits != std::min(splits, std::max(1, plan.k_tiles)))
+          return Status{ErrorCode::kInternal, "the plan did not take the forced split count" + *trace};
         return cuda::launch_flat_gemm(p, nullptr);
       });
 }
@@ -76,12 +81,12 @@ const std::vector<int64_t> kAllM = {1, 2, 3, 7, 8, 9, 16, 31, 33, 64};
 // Runs the given M on one shape; the epilogue rotates with M so every shape sees several.
 template <typename T>
 void check_shape(int64_t N, int64_t K, const std::vector<int64_t>& ms, uint32_t seed, Epilogue first = Epilogue::kNone,
-                 cuda::FlatGemmMainloop mainloop = cuda::FlatGemmMainloop::kAuto) {
+                 cuda::FlatGemmMainloop mainloop = cuda::FlatGemmMainloop::kAuto, int splits = 0) {
   const Layer<T> layer(N, K, seed);
   std::mt19937 rng(seed);
   int e = static_cast<int>(first);
   for (int64_t M : ms) {
-    check_one<T>(layer, M, static_cast<Epilogue>(e++ % static_cast<int>(Epilogue::kCount)), rng, mainloop);
+    check_one<T>(layer, M, static_cast<Epilogue>(e++ % static_cast<int>(Epilogue::kCount)), rng, mainloop, splits);
     if (::testing::Test::HasFatalFailure()) return;
   }
 }
@@ -144,6 +149,29 @@ TEST(GpuFlatGemm, PipelinedMainloopAtSmallM) {
   }
 }
 
+// Split K forced on the streamed mainloop (the cluster end: partials through distributed shared
+// memory, the tokens shared out among the ranks) and on the pipelined one: every epilogue, both
+// n-tile variants, ragged N and K, uneven step ranges (K = 4104 is 9 streamed steps: 2 splits of
+// 4 and 5, 8 splits of 1-2), more splits than steps (K = 1000: 2 steps, clamped), and the whole
+// cluster size.
+TEST(GpuFlatGemm, ForcedSplitsMatchCpu) {
+  FDPP_REQUIRE_GPU();
+  uint32_t seed = 500;
+  const std::vector<Shape> shapes = {{4096, 4096}, {1000, 4104}, {4097, 1000}, {17, 40}};
+  for (const Shape& s : shapes)
+    for (int splits : {2, 3, 8}) {
+      check_shape<__half>(s.N, s.K, {1, 3, 8, 9, 16}, seed++, static_cast<Epilogue>(splits % 3),
+                          cuda::FlatGemmMainloop::kStreamed, splits);
+      check_shape<__nv_bfloat16>(s.N, s.K, {2, 16}, seed++, Epilogue::kResidual, cuda::FlatGemmMainloop::kStreamed,
+                                 splits);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+  for (const Shape& s : shapes) {  // pipelined: its policy's splits are tested above, forced ones here
+    check_shape<__half>(s.N, s.K, {1, 9, 33, 64}, seed++, Epilogue::kBias, cuda::FlatGemmMainloop::kPipelined, 2);
+    check_shape<__half>(s.N, s.K, {16, 64}, seed++, Epilogue::kF32Out, cuda::FlatGemmMainloop::kPipelined, 1);
+  }
+}
+
 // The RMSNorm prologue of the streamed mainloop, against cpu::rmsnorm then cpu::linear: split
 // K (the sums of squares meet across the cluster like the products), ragged N and K, both
 // n-tile variants.
@@ -160,16 +188,28 @@ TEST(GpuFlatGemm, NormPrologueMatchesCpu) {
       test::check_norm_prologue_run<__nv_bfloat16, cuda::FlatGemmParams<__nv_bfloat16>>(n, k, M, M == 9, true, rng,
                                                                                            launch);
     }
+  // With K split over a cluster: the sums of squares meet across the ranks like the products.
+  for (int splits : {2, 4})
+    for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{{4096, 4096}, {1000, 4104}})
+      for (int64_t M : {1, 8, 16}) {
+        auto split_launch = [&](const auto& p) {
+          auto q = p;
+          q.splits = splits;
+          return launch(q);
+        };
+        test::check_norm_prologue_run<__half, cuda::FlatGemmParams<__half>>(n, k, M, M == 8, true, rng, split_launch);
+      }
 }
 
 // Split K sums its partials in a fixed order, and the streamed kernel its warps' K pieces: two
 // runs give the same bits. [1000, 4104] has 8 row blocks of the pipelined kernel, so any GPU with
-// 16+ SMs splits K there (M > 16; the streamed kernel never splits).
+// 16+ SMs splits K there (M > 16); the streamed kernel (M <= 16) is run with its plan's splits and
+// with 3 forced.
 TEST(GpuFlatGemm, SplitKIsDeterministic) {
   FDPP_REQUIRE_GPU();
   const Layer<__half> layer(1000, 4104, 7);
   std::mt19937 rng(7);
-  for (int64_t M : {1, 16, 32, 64}) {
+  for (auto [M, splits] : std::vector<std::pair<int64_t, int>>{{1, 0}, {16, 0}, {32, 0}, {64, 0}, {1, 3}, {16, 3}}) {
     test::DeviceArray<__half> x(static_cast<size_t>(M * layer.K)), a(static_cast<size_t>(M * layer.N)), b(a.size());
     x.fill_normal(rng, 1.0f);
     cuda::FlatGemmParams<__half> p;
@@ -180,6 +220,7 @@ TEST(GpuFlatGemm, SplitKIsDeterministic) {
     p.N = layer.N;
     p.K = layer.K;
     p.out = a.dev;  // the plan validates the operands, outputs included
+    p.splits = splits;
     cuda::FlatGemmPlan plan;
     ASSERT_TRUE(cuda::plan_flat_gemm(p, &plan).is_ok());
     int sms = 0;
@@ -195,7 +236,8 @@ TEST(GpuFlatGemm, SplitKIsDeterministic) {
     std::vector<__half> ha(a.size()), hb(b.size());
     ASSERT_EQ(cudaMemcpy(ha.data(), a.dev, ha.size() * 2, cudaMemcpyDeviceToHost), cudaSuccess);
     ASSERT_EQ(cudaMemcpy(hb.data(), b.dev, hb.size() * 2, cudaMemcpyDeviceToHost), cudaSuccess);
-    EXPECT_EQ(std::memcmp(ha.data(), hb.data(), ha.size() * 2), 0) << "M=" << M << ": runs differ";
+    EXPECT_EQ(std::memcmp(ha.data(), hb.data(), ha.size() * 2), 0) << "M=" << M << ", splits " << plan.splits
+                                                                  << ": runs differ";
   }
 }
 
@@ -275,6 +317,14 @@ TEST(GpuFlatGemm, RejectsBadArguments) {
   p.w = nullptr;  // missing weights
   EXPECT_EQ(cuda::launch_flat_gemm(p, nullptr).code(), ErrorCode::kInvalidArgument);
   p.w = w.dev;
+
+  p.splits = -1;  // split counts outside 0..kFlatGemmMaxSplits
+  st = cuda::launch_flat_gemm(p, nullptr);
+  EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument) << st.message();
+  EXPECT_NE(st.message().find("splits"), std::string::npos) << st.message();
+  p.splits = cuda::kFlatGemmMaxSplits + 1;
+  EXPECT_EQ(cuda::launch_flat_gemm(p, nullptr).code(), ErrorCode::kInvalidArgument);
+  p.splits = 0;
 
   p.M = 17;  // the streamed mainloop forced past its largest M
   p.mainloop = cuda::FlatGemmMainloop::kStreamed;

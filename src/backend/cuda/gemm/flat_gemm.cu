@@ -13,20 +13,21 @@
 //    It alone takes the RMSNorm prologue (x * g on load, sums of squares beside the products).
 //  * pipelined (flat_gemm_pipelined.cuh; any M <= 64): a kStages-deep cp.async pipeline of
 //    128 x 64 weight tiles and [M] x 64 x tiles in swizzled shared memory, read by ldmatrix.
-// Both end alike (flat_gemm_epilogue.cuh). Grid (splits, ceil(N / 128)); CTA (s, b) computes
-// rows [128b, 128b + 128) over the s-th of `splits` near-equal ranges of K steps. The `splits`
+// Both split K alike. Grid (splits, row blocks); CTA (s, b) computes row block b (16 rows
+// streamed, 128 pipelined) over the s-th of `splits` near-equal ranges of K steps. The `splits`
 // CTAs of a row block form one thread-block cluster: each writes its fp32 partial tile
-// [tokens][128] to its own shared memory, the cluster synchronises, and CTA s sums token rows
+// [tokens][rows] to its own shared memory, the cluster synchronises, and CTA s sums token rows
 // s, s + splits, ... over ranks 0..splits-1 in that fixed order through distributed shared
 // memory, applies 1/rms, bias and residual, rounds once and stores. Deterministic, no atomics,
-// no workspace, one launch; splits = 1 is the same code with clusters of one CTA.
+// no workspace, one launch. How many splits: flat_gemm_traits.h (the streamed kernel's policy is
+// off by default until measured; FlatGemmParams::splits forces a count).
 //
 // Predicted bandwidth on the H100 SXM (3.0 TB/s read ceiling, DESIGN.md section 2).
 //  * Pipelined: 48-64 KB of weights in flight per CTA, 2 CTAs per SM. Measured 63-79% at M <= 16
 //    (docs/PERF.md), against ~82-96% predicted: the per-tile barrier and the shared-memory round
 //    trip leave the stream idle between tiles.
 //  * Streamed: 4 KB in flight per warp, 16 warps per SM where the grid allows (64 KB per SM),
-//    and splits aimed at 2 CTAs per SM on the N = 4096 shapes; per step and warp 8 loads and
+//    and split K to 4 CTAs per SM on the N = 4096 shapes where the policy is on; per step and warp 8 loads and
 //    8 x m_tiles mmas, so the issue rate is the GEMV's at M = 1. It should stream like the GEMV
 //    at M = 1 (measured 95% on [12288, 4096], 76% on [4096, 4096]): bytes / 2.9 TB/s + ~2 us:
 //   [4096, 4096]    33.6 MB: ~13.6 us, ~82% of 3.0 TB/s (the fixed cost is 15% of it)
@@ -59,13 +60,19 @@ using namespace flat_gemm_detail;
 template <typename T>
 using KernelFn = void (*)(FlatGemmParams<T>, int, int);
 
-// The kernel of one variant: mainloop, n-tiles class, norm prologue (streamed only).
+// The streamed kernel of one variant: n-tiles class, norm prologue, split K.
+template <typename T, bool kSplit>
+KernelFn<T> streamed_kernel_for(int m_class, bool norm) {
+  if (m_class <= 1)
+    return norm ? flat_gemm_streamed_kernel<T, 1, true, kSplit> : flat_gemm_streamed_kernel<T, 1, false, kSplit>;
+  return norm ? flat_gemm_streamed_kernel<T, 2, true, kSplit> : flat_gemm_streamed_kernel<T, 2, false, kSplit>;
+}
+
+// The kernel of one variant: mainloop, n-tiles class, norm prologue (streamed only), split K
+// (streamed only: the pipelined kernel serves any split count).
 template <typename T>
-KernelFn<T> kernel_for(bool streamed, int m_class, bool norm) {
-  if (streamed) {
-    if (m_class <= 1) return norm ? flat_gemm_streamed_kernel<T, 1, true> : flat_gemm_streamed_kernel<T, 1, false>;
-    return norm ? flat_gemm_streamed_kernel<T, 2, true> : flat_gemm_streamed_kernel<T, 2, false>;
-  }
+KernelFn<T> kernel_for(bool streamed, int m_class, bool norm, bool split) {
+  if (streamed) return split ? streamed_kernel_for<T, true>(m_class, norm) : streamed_kernel_for<T, false>(m_class, norm);
   switch (m_class) {
     case 1: return flat_gemm_pipelined_kernel<T, 1>;
     case 2: return flat_gemm_pipelined_kernel<T, 2>;
@@ -89,16 +96,17 @@ struct DeviceCapacity {
   int sms = 0;
   int clusters[Traits::kMaxSplits + 1] = {};  // clusters[s]: co-resident clusters of s CTAs
 };
+static_assert(Traits::kMaxSplits == kFlatGemmMaxSplits, "flat_gemm.cuh and the traits disagree on the cluster size");
 
 // Split-K policy (flat_gemm_traits.h): no split once the row blocks alone give every SM
 // `ctas_per_sm` CTAs; otherwise the fewest splits that do, capped by the cluster size, by
-// kMinKTilesPerSplit steps per split, and by one wave (every cluster resident at once, so the
+// `min_tiles_per_split` steps per split, and by one wave (every cluster resident at once, so the
 // partial sums of a cluster never wait on a later wave).
-int choose_splits(int n_blocks, int k_tiles, int ctas_per_sm, const DeviceCapacity& cap) {
+int choose_splits(int n_blocks, int k_tiles, int ctas_per_sm, int min_tiles_per_split, const DeviceCapacity& cap) {
   const int target = cap.sms * ctas_per_sm;
   if (n_blocks >= target) return 1;
   int s = std::min(Traits::kMaxSplits, (target + n_blocks - 1) / n_blocks);
-  s = std::min(s, std::max(1, k_tiles / Traits::kMinKTilesPerSplit));
+  s = std::min(s, std::max(1, k_tiles / min_tiles_per_split));
   while (s > 1 && cap.clusters[s] < n_blocks) --s;
   return s;
 }
@@ -156,8 +164,16 @@ Status validate(const FlatGemmParams<T>& p, bool* nothing_to_do) {
                                              " rows; the flat GEMM serves M <= " + std::to_string(kFlatGemmMaxM)};
   if (p.K > (int64_t{1} << 30))
     return {ErrorCode::kInvalidArgument, "flat_gemm: K = " + std::to_string(p.K) + " is too large"};
-  if ((p.N + Traits::kBlockN - 1) / Traits::kBlockN > 65535)
-    return {ErrorCode::kInvalidArgument, "flat_gemm: N = " + std::to_string(p.N) + " is too large (grid.y)"};
+  // Row blocks run along grid.y (at most 65535): 16 rows each when the streamed mainloop may run.
+  const int64_t rows_per_block = p.M <= kFlatGemmStreamedMaxM && p.mainloop != FlatGemmMainloop::kPipelined
+                                     ? Traits::kStreamedRows
+                                     : Traits::kBlockN;
+  if ((p.N + rows_per_block - 1) / rows_per_block > 65535)
+    return {ErrorCode::kInvalidArgument, "flat_gemm: N = " + std::to_string(p.N) + " is too large (" +
+                                             std::to_string(rows_per_block) + "-row blocks along grid.y)"};
+  if (p.splits < 0 || p.splits > kFlatGemmMaxSplits)
+    return {ErrorCode::kInvalidArgument, "flat_gemm: splits = " + std::to_string(p.splits) + "; expected 0 (the plan's) to " +
+                                             std::to_string(kFlatGemmMaxSplits)};
   if ((p.out == nullptr) == (p.out_f32 == nullptr))
     return {ErrorCode::kInvalidArgument, "flat_gemm: set exactly one of out and out_f32"};
   if (p.M == 0 || p.N == 0) {
@@ -214,31 +230,40 @@ Status make_plan(const FlatGemmParams<T>& p, FlatGemmPlan* plan) {
                (p.mainloop == FlatGemmMainloop::kAuto && p.M <= kFlatGemmStreamedMaxM);
   r.m_class = m_class_for(r.m_tiles);
   r.smem_bytes = smem_for(r.streamed, r.m_class);
-  if (r.streamed) {  // one row tile per CTA, no split K (flat_gemm_streamed.cuh)
+  const bool norm = p.norm_weight != nullptr;
+  if (r.streamed) {  // one row tile per CTA (flat_gemm_streamed.cuh)
     r.n_blocks = static_cast<int>((p.N + Traits::kStreamedRows - 1) / Traits::kStreamedRows);
     r.k_tiles = static_cast<int>((p.K + Traits::kStreamedKStep - 1) / Traits::kStreamedKStep);
-    r.splits = 1;
-    set_streamed_carveout<T>(kernel_for<T>(true, r.m_class, p.norm_weight != nullptr), r.smem_bytes);
-    *plan = r;
-    return Status::ok();
+    // Before the occupancy query: the carveout bounds it.
+    set_streamed_carveout<T>(kernel_for<T>(true, r.m_class, norm, false), r.smem_bytes);
+    set_streamed_carveout<T>(kernel_for<T>(true, r.m_class, norm, true), r.smem_bytes);
+  } else {
+    r.n_blocks = static_cast<int>((p.N + Traits::kBlockN - 1) / Traits::kBlockN);
+    r.k_tiles = static_cast<int>((p.K + Traits::kKTile - 1) / Traits::kKTile);
   }
-  r.n_blocks = static_cast<int>((p.N + Traits::kBlockN - 1) / Traits::kBlockN);
-  r.k_tiles = static_cast<int>((p.K + Traits::kKTile - 1) / Traits::kKTile);
-  const DeviceCapacity* cap = nullptr;
-  if (Status st = device_capacity<T>(kernel_for<T>(false, r.m_class, false), r.smem_bytes, &cap); !st.is_ok())
-    return st;
-  r.splits = choose_splits(r.n_blocks, r.k_tiles, Traits::kSplitTargetCtasPerSm, *cap);
+  if (p.splits > 0) {  // forced; a split with no step of K is pointless, so no more than k_tiles
+    r.splits = std::max(1, std::min(p.splits, r.k_tiles));
+  } else if (r.streamed && !Traits::kStreamedSplitByDefault) {
+    r.splits = 1;
+  } else {
+    const DeviceCapacity* cap = nullptr;
+    const KernelFn<T> split_kernel = kernel_for<T>(r.streamed, r.m_class, norm, true);
+    if (Status st = device_capacity<T>(split_kernel, r.smem_bytes, &cap); !st.is_ok()) return st;
+    r.splits = r.streamed ? choose_splits(r.n_blocks, r.k_tiles, Traits::kStreamedSplitTargetCtasPerSm,
+                                          Traits::kStreamedMinStepsPerSplit, *cap)
+                          : choose_splits(r.n_blocks, r.k_tiles, Traits::kSplitTargetCtasPerSm,
+                                          Traits::kMinKTilesPerSplit, *cap);
+  }
   *plan = r;
   return Status::ok();
 }
 
 template <typename T>
 Status launch_plan(const FlatGemmParams<T>& p, const FlatGemmPlan& plan, cudaStream_t stream) {
-  const KernelFn<T> kernel = kernel_for<T>(plan.streamed, plan.m_class, p.norm_weight != nullptr);
-  // Streamed: one CTA per row tile. Pipelined: clusters of `splits` CTAs along x split K.
-  const dim3 grid = plan.streamed ? dim3(static_cast<unsigned>(plan.n_blocks))
-                                  : dim3(static_cast<unsigned>(plan.splits), static_cast<unsigned>(plan.n_blocks));
-  const unsigned cluster = plan.streamed ? 1u : static_cast<unsigned>(plan.splits);
+  const KernelFn<T> kernel = kernel_for<T>(plan.streamed, plan.m_class, p.norm_weight != nullptr, plan.splits > 1);
+  // Both mainloops: row blocks along y, clusters of `splits` CTAs along x split K.
+  const dim3 grid(static_cast<unsigned>(plan.splits), static_cast<unsigned>(plan.n_blocks));
+  const unsigned cluster = static_cast<unsigned>(plan.splits);
   return launch_status(launch_kernel(kernel, grid, dim3(Traits::kThreads), static_cast<size_t>(plan.smem_bytes), stream,
                                      cluster, p, plan.m_tiles, plan.k_tiles),
                        "flat_gemm");

@@ -21,6 +21,8 @@ namespace fdpp::cuda {
 inline constexpr int64_t kFlatGemmMaxM = 64;
 // The largest M the streamed mainloop (and with it the RMSNorm prologue) serves.
 inline constexpr int64_t kFlatGemmStreamedMaxM = 16;
+// The most CTAs that split K for one block of rows (the largest portable thread-block cluster).
+inline constexpr int kFlatGemmMaxSplits = 8;
 
 // How K is walked (flat_gemm.cu's header): kStreamed loads weights straight into registers (M <=
 // kFlatGemmStreamedMaxM), kPipelined through a cp.async shared-memory pipeline (any M). kAuto
@@ -42,6 +44,9 @@ struct FlatGemmParams {
   const T* norm_weight = nullptr;  // [K], 16-byte aligned, or nullptr
   float norm_eps = 0.0f;
   FlatGemmMainloop mainloop = FlatGemmMainloop::kAuto;
+  // CTAs along K per block of rows: 0 takes the plan's policy (flat_gemm_traits.h); 1..
+  // kFlatGemmMaxSplits forces that many (benchmarks and tests compare the policies).
+  int splits = 0;
 };
 
 // How one launch is cut (computed on the host per call; the bench prints it).
@@ -49,9 +54,9 @@ struct FlatGemmPlan {
   int m_tiles = 0;     // ceil(M / 8): groups of 8 tokens (mma n-tiles) the kernel computes
   int m_class = 0;     // kernel variant: 1, 2, 4 or 8 n-tiles, the smallest >= m_tiles
   bool streamed = false;  // the mainloop: streamed (true) or pipelined
-  int n_blocks = 0;    // CTAs along N, one block of weight rows each: ceil(N / 16) streamed, ceil(N / 128) pipelined
+  int n_blocks = 0;    // row blocks (grid.y), one block of weight rows each: ceil(N / 16) streamed, ceil(N / 128) pipelined
   int k_tiles = 0;     // steps along K: ceil(K / kStreamedKStep (512)) streamed, ceil(K / kKTile (64)) pipelined
-  int splits = 1;      // CTAs along K per block of rows = the thread-block cluster size (1..8)
+  int splits = 1;      // CTAs along K per block of rows (grid.x) = the thread-block cluster size (1..8)
   int smem_bytes = 0;  // dynamic shared memory per CTA
 };
 
@@ -62,7 +67,8 @@ Status plan_flat_gemm(const FlatGemmParams<T>& p, FlatGemmPlan* plan);
 // Requirements: M <= kFlatGemmMaxM, K % 8 == 0, x and w 16-byte aligned (16-byte loads);
 // anything else returns kInvalidArgument with a message (route it to the GEMV or cuBLASLt). Also
 // kInvalidArgument for a missing pointer, both or neither output, x overlapping the output, or
-// the streamed mainloop forced above kFlatGemmStreamedMaxM; kUnsupported for the norm prologue
+// the streamed mainloop forced above kFlatGemmStreamedMaxM, splits outside 0..kFlatGemmMaxSplits or
+// more row blocks than a grid's y dimension holds (65535); kUnsupported for the norm prologue
 // where flat_gemm_can_fuse_norm is false or with the pipelined mainloop forced; kInternal for a
 // failed launch.
 template <typename T>

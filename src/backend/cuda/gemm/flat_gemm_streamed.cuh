@@ -23,8 +23,18 @@
 // (L1 hits, but 8 lines per load and a round trip per step) held M = 16 to 70-80%. At the end the warps' fp32 tiles [16 rows x tokens]
 // meet in shared memory (with the norm prologue, the per-token sums of squares too) and 128
 // threads finish 2 outputs each: sum the 4 warps in a fixed order, 1/rms, bias, residual, one
-// rounding, store. No split K, no atomics, one launch.
+// rounding, store. No atomics, one launch.
+//
+// Split K (a row block too short to keep its SM streaming: N = 4096 gives 256 CTAs for 528
+// resident slots). The `splits` CTAs of a row block form one thread-block cluster along x; CTA s
+// walks the s-th of `splits` near-equal ranges of K steps, sums its warps into a CTA partial
+// [tokens][16 rows] (+ per-token sums of squares) in its own shared memory, the cluster
+// synchronises, and CTA s finishes tokens s, s + splits, ... by adding every rank's partial in
+// rank order through distributed shared memory. With splits = 1 (no cluster) the end is the
+// warps' sum alone, as before.
 #pragma once
+
+#include <cooperative_groups.h>
 
 #include <type_traits>
 
@@ -89,13 +99,19 @@ struct StreamedSmem {
   static constexpr int kXStageBytes = kTokens * kXRowBytes;
   static constexpr int kXStages = 2;
   static constexpr int kBytes = kEndBytes + Traits::kWarps * kXStages * kXStageBytes;
+  // Split K: the CTA's partial [kTokens][kStreamedRows] and sums of squares [kTokens], written over
+  // the x stages once the main loop is done.
+  static constexpr int kPartFloats = kTokens * Traits::kStreamedRows + kTokens;
+  static_assert(kPartFloats * 4 <= Traits::kWarps * kXStages * kXStageBytes, "the partial fits in the x stages");
   static_assert(kXSlots == 16, "the swizzle flips bit 2 of a 16-slot row");
   static_assert((kTokens * kXSlots) % 32 == 0, "whole cp.async passes per lane");
 };
 
-// Grid ceil(N / kStreamedRows), Traits::kThreads threads, StreamedSmem<MT>::kBytes of dynamic
-// shared memory. m_tiles = ceil(M / 8) <= MT; k_steps = ceil(K / kStreamedKStep).
-template <typename T, int MT, bool kNorm>
+// Grid (splits, ceil(N / kStreamedRows)), clusters of (splits, 1, 1) when splits > 1 (kSplit;
+// a kSplit variant also runs right with one split, kSplit = false only with one),
+// Traits::kThreads threads, StreamedSmem<MT>::kBytes of dynamic shared memory. m_tiles =
+// ceil(M / 8) <= MT; k_steps = ceil(K / kStreamedKStep) over all splits.
+template <typename T, int MT, bool kNorm, bool kSplit>
 __global__ void __launch_bounds__(Traits::kThreads, Traits::kStreamedMinCtasPerSm)
 flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const int k_steps) {
   constexpr int kChunks = Traits::kStreamedChunks;
@@ -108,7 +124,13 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
 
   const int64_t N = p.N, K = p.K;
   const int M = static_cast<int>(p.M);
-  const int64_t n0 = int64_t{blockIdx.x} * kRows;
+  const int64_t n0 = int64_t{blockIdx.y} * kRows;
+  // This CTA's steps of K: [step_begin, step_end), the split-th of gridDim.x near-equal ranges.
+  // Only kSplit variants compute a range: the bounds cost the norm variants 2-3 registers, which
+  // ptxas then spills (sm_90, CUDA 13), so grids of one split keep the parameters as bounds.
+  const int split = kSplit ? static_cast<int>(blockIdx.x) : 0, splits = kSplit ? static_cast<int>(gridDim.x) : 1;
+  const int step_begin = kSplit ? static_cast<int>(int64_t{split} * k_steps / splits) : 0;
+  const int step_end = kSplit ? static_cast<int>(int64_t{split + 1} * k_steps / splits) : k_steps;
   const int tid = static_cast<int>(threadIdx.x), lane = tid % 32, warp = tid / 32;
   const int g = lane / 4, q = lane % 4;
   // This lane's first element: warp w's quarter of the step, lane q's 8 elements of chunk 0.
@@ -218,12 +240,12 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
     }
   };
 
-  // Step s computes weights from register buffer s % 2 and x from stage s % 2; before it, step
-  // s + 1's weights and x are requested into the other buffer and stage. Every step commits one
-  // cp.async group (empty past the end), so wait_group 1 means "step s's x landed". The loop is
-  // unrolled by two so that both buffers stay in registers.
+  // The i-th step of the range computes weights from register buffer i % 2 and x from stage i % 2;
+  // before it, the next step's weights and x are requested into the other buffer and stage. Every
+  // step commits one cp.async group (empty past the end), so wait_group 1 means "this step's x
+  // landed". The loop is unrolled by two so that both buffers stay in registers.
   auto run_step = [&](uint4 (&cur)[2][kChunks], uint4 (&next)[2][kChunks], int step, int buf) {
-    if (step + 1 < k_steps) {
+    if (step + 1 < step_end) {
       load(next, step + 1);
       stage_x(step + 1, 1 - buf);
     }
@@ -236,13 +258,13 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
   uint4 wa[2][kChunks], wb[2][kChunks];
   // Step 0's weights go out before the wait for the previous kernel (launch.cuh): weights are
   // constant, so they overlap that kernel's tail; x and the output wait.
-  if (k_steps > 0) load(wa, 0);
+  if (step_begin < step_end) load(wa, step_begin);
   enter_dependent_grid();
-  if (k_steps > 0) stage_x(0, 0);
+  if (step_begin < step_end) stage_x(step_begin, 0);
   detail::cp_async_commit();
-  for (int s = 0; s < k_steps; s += 2) {
+  for (int s = step_begin; s < step_end; s += 2) {
     run_step(wa, wb, s, 0);
-    if (s + 1 < k_steps) run_step(wb, wa, s + 1, 1);
+    if (s + 1 < step_end) run_step(wb, wa, s + 1, 1);
   }
   detail::cp_async_wait_all();
 
@@ -272,23 +294,67 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
   // Thread tid finishes row n0 + tid % 16 for tokens tid / 16 and tid / 16 + 8.
   const int r = tid % kRows;
   const int64_t n = n0 + r;
-  if (n >= N) return;
   const float* tiles = reinterpret_cast<const float*>(smem);
   const float* sums_sq = tiles + Traits::kWarps * Smem::kTileFloats;
-  const float bias = p.bias != nullptr ? to_float(p.bias[n]) : 0.0f;
+  // Token m's sum over the warps, in a fixed order (deterministic), and its sum of squares.
+  auto warp_sums = [&](int m, float& y, float& ss) {
+    y = 0.0f;
+    ss = 0.0f;
 #pragma unroll
-  for (int t = 0; t < 2; ++t) {
-    const int m = tid / kRows + t * 8;
-    if (m >= M) break;
-    float y = 0.0f, ss = 0.0f;
-#pragma unroll
-    for (int w = 0; w < Traits::kWarps; ++w) {  // fixed order: deterministic
+    for (int w = 0; w < Traits::kWarps; ++w) {
       y += tiles[w * Smem::kTileFloats + m * Smem::kRowStride + r];
       if constexpr (kNorm) ss += sums_sq[w * Smem::kTokens + m];
     }
+  };
+  auto finish = [&](int m, float y, float ss) {
     if constexpr (kNorm) y *= rsqrtf(ss / static_cast<float>(K) + p.norm_eps);
-    store_linear_output(p, int64_t{m} * N + n, y + bias);
+    store_linear_output(p, int64_t{m} * N + n, y + (p.bias != nullptr ? to_float(p.bias[n]) : 0.0f));
+  };
+  if (!kSplit) {
+    if (n >= N) return;
+#pragma unroll
+    for (int t = 0; t < 2; ++t) {
+      const int m = tid / kRows + t * 8;
+      if (t * 8 >= Smem::kTokens || m >= M) break;  // the one-n-tile variant has 8 token rows
+      float y, ss;
+      warp_sums(m, y, ss);
+      finish(m, y, ss);
+    }
+    return;
   }
+
+  // Split K: the CTA's partial goes to its shared memory (over the x stages, idle since the main
+  // loop); the cluster synchronises; token m's value is the sum over the ranks in rank order,
+  // finished by rank m % splits.
+  namespace cg = cooperative_groups;
+  cg::cluster_group cluster = cg::this_cluster();
+  float* part = reinterpret_cast<float*>(smem + Smem::kEndBytes);  // [kTokens][kRows]
+  float* part_sq = part + Smem::kTokens * kRows;                   // [kTokens]
+#pragma unroll
+  for (int t = 0; t < 2; ++t) {
+    const int m = tid / kRows + t * 8;
+    if (t * 8 >= Smem::kTokens) break;
+    float y = 0.0f, ss = 0.0f;
+    if (m < M) warp_sums(m, y, ss);
+    part[m * kRows + r] = y;
+    if (r == 0) part_sq[m] = ss;
+  }
+  cluster.sync();  // every rank's partial is written and visible to the cluster
+#pragma unroll
+  for (int t = 0; t < 2; ++t) {
+    const int m = tid / kRows + t * 8;
+    if (t * 8 >= Smem::kTokens || m >= M) break;
+    if (m % splits != split || n >= N) continue;
+    float* my_part = part + m * kRows + r;
+    float* my_sq = part_sq + m;
+    float y = 0.0f, ss = 0.0f;
+    for (int rank = 0; rank < splits; ++rank) {
+      y += rank == split ? *my_part : *cluster.map_shared_rank(my_part, rank);
+      if constexpr (kNorm) ss += rank == split ? *my_sq : *cluster.map_shared_rank(my_sq, rank);
+    }
+    finish(m, y, ss);
+  }
+  cluster.sync();  // peers may still be reading this CTA's partial: stay resident until they are done
 }
 
 }  // namespace fdpp::cuda::flat_gemm_detail

@@ -86,5 +86,18 @@ struct FlatGemmTraits {
   // 2026-11-23: [12288, 4096] 54 vs 43 us), more than the separate RMSNorm launch it replaces
   // (~4 us); at M <= 8 the fused variant costs 1-10%.
   static constexpr int kNormFusionMaxM = 8;
+  // Split K for the streamed mainloop. N = 4096 gives 256 CTAs of 16 rows for the 528 resident
+  // slots (4 per SM): ~2 CTAs = 32 KB of loads in flight per SM, and the GEMV and the flat GEMM
+  // both stream [4096, 4096] at 76-78% where [12288, 4096] (768 CTAs) reaches 94%. Splitting K
+  // over a cluster of 2 doubles the CTAs in flight and halves each one's run (a shorter tail), for
+  // one cluster barrier and a 1 KB exchange through distributed shared memory at the end.
+  // Policy (choose_splits): the fewest splits that fill kStreamedSplitTargetCtasPerSm CTAs per SM,
+  // no split shorter than kStreamedMinStepsPerSplit steps, every cluster resident in one wave.
+  // kStreamedSplitByDefault: whether kAuto plans use the policy at all. Off until the H100 times
+  // it against one split (bench_linear's "flat s1 µs" column; FlatGemmParams::splits forces
+  // either): the kernel and its tests are in, the decision waits for the measurement.
+  static constexpr bool kStreamedSplitByDefault = false;
+  static constexpr int kStreamedSplitTargetCtasPerSm = kStreamedMinCtasPerSm;
+  static constexpr int kStreamedMinStepsPerSplit = 4;
 };
 }  // namespace fdpp::cuda

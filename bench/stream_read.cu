@@ -1,0 +1,62 @@
+#include "stream_read.h"
+
+#include <cstdint>
+
+#include "backend/cuda/launch.cuh"
+
+namespace {
+
+constexpr int kThreads = 256;
+// 16-byte loads in flight per thread before any is used: 8 x 16 B x 2048 threads = 256 KB per
+// SM, far past the ~23 KB HBM latency asks, so the figure is the memory system's, not this loop's.
+constexpr int kUnroll = 8;
+
+__device__ __forceinline__ uint4 load_streaming(const uint4* p) {
+  uint4 r;
+  asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+               : "l"(p));
+  return r;
+}
+
+// Grid-stride over 16-byte pieces, kUnroll pieces per thread per round.
+__global__ void __launch_bounds__(kThreads) stream_read_kernel(const uint4* data, int64_t pieces, float* sink) {
+  const int64_t stride = int64_t{gridDim.x} * kThreads;
+  int64_t i = int64_t{blockIdx.x} * kThreads + threadIdx.x;
+  uint32_t acc = 0;
+  bool waited = false;
+  for (; i + (kUnroll - 1) * stride < pieces; i += kUnroll * stride) {
+    uint4 v[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) v[u] = load_streaming(data + i + u * stride);
+    if (!waited) {  // like the linear kernels: the first loads go out before the wait
+      fdpp::cuda::enter_dependent_grid();
+      waited = true;
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
+  }
+  if (!waited) fdpp::cuda::enter_dependent_grid();
+  for (; i < pieces; i += stride) {
+    const uint4 v = load_streaming(data + i);
+    acc ^= v.x ^ v.y ^ v.z ^ v.w;
+  }
+  if (acc == 0x9e3779b9u) *sink = static_cast<float>(acc);  // practically never: keeps the loads alive
+}
+
+}  // namespace
+
+cudaError_t stream_read(const void* data, size_t bytes, float* sink, cudaStream_t stream) {
+  static int blocks = 0;  // one full wave of resident blocks, once per process
+  if (blocks == 0) {
+    int device = 0, sms = 0, per_sm = 0;
+    cudaError_t err = cudaGetDevice(&device);
+    if (err == cudaSuccess) err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+    if (err == cudaSuccess)
+      err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, stream_read_kernel, kThreads, 0);
+    if (err != cudaSuccess) return err;
+    blocks = sms * (per_sm > 0 ? per_sm : 1);
+  }
+  return fdpp::cuda::launch_kernel(stream_read_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0, stream, 1,
+                                   static_cast<const uint4*>(data), static_cast<int64_t>(bytes / 16), sink);
+}
