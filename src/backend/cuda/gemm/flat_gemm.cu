@@ -38,6 +38,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <string>
@@ -152,6 +153,18 @@ Status device_capacity(KernelFn<T> kernel, int smem, const DeviceCapacity** out)
   return Status::ok();
 }
 
+// Whether kAuto plans split K on the streamed mainloop: FDPP_FLAT_GEMM_SPLIT_K=1 or 0 overrides
+// Traits::kStreamedSplitByDefault, so that one binary times both policies end to end. Read once.
+bool streamed_split_enabled() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("FDPP_FLAT_GEMM_SPLIT_K");
+    if (v != nullptr && std::string(v) == "1") return true;
+    if (v != nullptr && std::string(v) == "0") return false;
+    return Traits::kStreamedSplitByDefault;
+  }();
+  return enabled;
+}
+
 int m_class_for(int m_tiles) { return m_tiles <= 1 ? 1 : m_tiles <= 2 ? 2 : m_tiles <= 4 ? 4 : 8; }
 
 // Argument checks shared by plan and launch. Sets *nothing_to_do for M == 0 or N == 0.
@@ -243,7 +256,7 @@ Status make_plan(const FlatGemmParams<T>& p, FlatGemmPlan* plan) {
   }
   if (p.splits > 0) {  // forced; a split with no step of K is pointless, so no more than k_tiles
     r.splits = std::max(1, std::min(p.splits, r.k_tiles));
-  } else if (r.streamed && !Traits::kStreamedSplitByDefault) {
+  } else if (r.streamed && !streamed_split_enabled()) {
     r.splits = 1;
   } else {
     const DeviceCapacity* cap = nullptr;

@@ -93,9 +93,10 @@ struct FlatGemmTraits {
   // one cluster barrier and a 1 KB exchange through distributed shared memory at the end.
   // Policy (choose_splits): the fewest splits that fill kStreamedSplitTargetCtasPerSm CTAs per SM,
   // no split shorter than kStreamedMinStepsPerSplit steps, every cluster resident in one wave.
-  // kStreamedSplitByDefault: whether kAuto plans use the policy at all. Off until the H100 times
-  // it against one split (bench_linear's "flat s1 µs" column; FlatGemmParams::splits forces
-  // either): the kernel and its tests are in, the decision waits for the measurement.
+  // kStreamedSplitByDefault: whether kAuto plans use the policy at all (FDPP_FLAT_GEMM_SPLIT_K=0/1
+  // overrides it). Off until the H100 times it against one split (bench_linear's "alt splits"
+  // column; FlatGemmParams::splits forces a count): the kernel and its tests are in, the decision
+  // waits for the measurement.
   static constexpr bool kStreamedSplitByDefault = false;
   static constexpr int kStreamedSplitTargetCtasPerSm = kStreamedMinCtasPerSm;
   static constexpr int kStreamedMinStepsPerSplit = 4;
