@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "backend/cuda/launch.cuh"
+#include "backend/cuda/ptx.cuh"
 
 namespace {
 
@@ -10,14 +11,6 @@ constexpr int kThreads = 256;
 // 16-byte loads in flight per thread before any is used: 8 x 16 B x 2048 threads = 256 KB per
 // SM, far past the ~23 KB HBM latency asks, so the figure is the memory system's, not this loop's.
 constexpr int kUnroll = 8;
-
-__device__ __forceinline__ uint4 load_streaming(const uint4* p) {
-  uint4 r;
-  asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
-               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-               : "l"(p));
-  return r;
-}
 
 // Grid-stride over 16-byte pieces, kUnroll pieces per thread per round.
 __global__ void __launch_bounds__(kThreads) stream_read_kernel(const uint4* data, int64_t pieces, float* sink) {
@@ -28,7 +21,7 @@ __global__ void __launch_bounds__(kThreads) stream_read_kernel(const uint4* data
   for (; i + (kUnroll - 1) * stride < pieces; i += kUnroll * stride) {
     uint4 v[kUnroll];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) v[u] = load_streaming(data + i + u * stride);
+    for (int u = 0; u < kUnroll; ++u) v[u] = fdpp::cuda::detail::load_stream_16(data + i + u * stride);
     if (!waited) {  // like the linear kernels: the first loads go out before the wait
       fdpp::cuda::enter_dependent_grid();
       waited = true;
@@ -38,7 +31,7 @@ __global__ void __launch_bounds__(kThreads) stream_read_kernel(const uint4* data
   }
   if (!waited) fdpp::cuda::enter_dependent_grid();
   for (; i < pieces; i += stride) {
-    const uint4 v = load_streaming(data + i);
+    const uint4 v = fdpp::cuda::detail::load_stream_16(data + i);
     acc ^= v.x ^ v.y ^ v.z ^ v.w;
   }
   if (acc == 0x9e3779b9u) *sink = static_cast<float>(acc);  // practically never: keeps the loads alive

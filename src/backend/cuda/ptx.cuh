@@ -1,6 +1,6 @@
 // Thin wrappers over PTX instructions the tensor-core kernels share (sm_80+; the tiled prefill
-// attention, the flat GEMM): cp.async 16-byte copies into shared memory, ldmatrix, mma.sync
-// m16n8k16 with fp32 accumulators, ex2.approx.
+// attention, the flat GEMM): cp.async 16-byte copies into shared memory, streaming 16-byte loads,
+// ldmatrix, mma.sync m16n8k16 with fp32 accumulators, ex2.approx.
 //
 // Fragment layouts (PTX ISA, "Matrix Fragments for mma.m16n8k16"), lane = 4 * g + tig:
 //   A 16x16 (row-major):  a0 = A[g][2tig, 2tig+1], a1 = A[g+8][2tig..], a2 = A[g][8+2tig..], a3 = A[g+8][8+2tig..]
@@ -36,6 +36,16 @@ __device__ __forceinline__ void cp_async_16_ca(uint32_t smem, const void* gmem, 
   asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem), "l"(gmem), "r"(valid ? 16 : 0)
                : "memory");
 }
+// 16 bytes of data read once (weights): no L1 allocation, and L2 fetches the 256 bytes around each
+// miss, so that pieces a few lanes read arrive from HBM in whole 256-byte runs.
+__device__ __forceinline__ uint4 load_stream_16(const void* p) {
+  uint4 r;
+  asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+               : "l"(p));
+  return r;
+}
+
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 // Waits until at most kPending of this thread's committed groups are still in flight.
 template <int kPending>

@@ -50,16 +50,10 @@ using Traits = FlatGemmTraits;
 
 static_assert(kFlatGemmStreamedMaxM == 8 * Traits::kStreamedMaxMTiles, "flat_gemm.cuh and the traits disagree");
 
-// 16 bytes of weights: read once, so no L1 allocation (L1 is x's); L2 fetches 256 bytes around
-// each miss, so the 64-byte pieces of a row that four lanes read arrive from HBM in whole
-// 256-byte runs (a warp reads 256 contiguous bytes of each row per step).
-__device__ __forceinline__ uint4 load_weights_16(const void* p) {
-  uint4 r;
-  asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
-               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-               : "l"(p));
-  return r;
-}
+// 16 bytes of weights: read once, so no L1 allocation (L1 is x's); the 64-byte pieces of a row
+// that four lanes read arrive from HBM in whole 256-byte runs (a warp reads 256 contiguous bytes
+// of each row per step).
+__device__ __forceinline__ uint4 load_weights_16(const void* p) { return detail::load_stream_16(p); }
 
 // Register i (0..3) of a 16-byte vector: elements 2i and 2i + 1.
 template <int I>
