@@ -24,8 +24,8 @@ for dir in .carry/ab/*/; do [ -f "$dir/.ref" ] && variants+=("$(basename "$dir")
 
 configure_and_build() {  # source dir, build dir
   cmake -S "$1" -B "$2" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a -DFDPP_SERVER=OFF >/dev/null &&
-    cmake --build "$2" -j"$(nproc)" --target "${targets[@]}" >"$2.log" 2>&1 && return 0
-  grep -E "error|FAILED" "$2.log" | head -20
+    cmake --build "$2" -j"$(nproc)" --target "${targets[@]}" >"$2/build-output.log" 2>&1 && return 0
+  grep -E "error|FAILED" "$2/build-output.log" | head -20
   return 1
 }
 
