@@ -169,6 +169,22 @@ cudaError_t launch_split(const AttentionParams<T>& p, int group, cudaStream_t st
   return launch_kernel(kernel, grid, dim3(SplitKvTraits::kThreads), 0, stream, 1, p);
 }
 
+// Blocks of the tensor-core kernel one SM holds at once (its shared-memory ring bounds it) on the
+// current device; asked once per head dim.
+template <int kHeadDim>
+int mma_blocks_per_sm() {
+  constexpr size_t kBytes = detail::MmaSplitSmem<kHeadDim>::kBytes;
+  void (*kernel)(AttentionParams<__half>) = detail::split_kv_mma_kernel<__half, kHeadDim>;
+  int blocks = 0;
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kBytes)) !=
+          cudaSuccess ||
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, SplitKvTraits::kThreads, kBytes) != cudaSuccess) {
+    (void)cudaGetLastError();  // no device: plan as if one block fits
+    return 1;
+  }
+  return std::max(blocks, 1);
+}
+
 }  // namespace
 
 Status validate_softmax_range(const SoftmaxRange& r, int64_t max_context) {
@@ -193,6 +209,13 @@ AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv
     const int64_t blocks_per_split = tokens * num_kv_heads;
     int64_t want = (int64_t{sm_count} * SplitKvTraits::kWavesTarget + blocks_per_split - 1) / blocks_per_split;
     if (blocks_per_split >= int64_t{sm_count} * SplitKvTraits::kSingleSplitWaves) want = 1;
+    if (group >= SplitKvTraits::kMinTensorCoreGroup) {
+      // The tensor-core kernel keeps its loads in flight through its own pipeline: one wave of
+      // resident blocks, as many as fit without a partial second wave.
+      static const int per_sm_64 = mma_blocks_per_sm<64>(), per_sm_128 = mma_blocks_per_sm<128>();
+      const int64_t resident = int64_t{sm_count} * (head_dim == 64 ? per_sm_64 : per_sm_128);
+      want = std::max<int64_t>(1, resident / blocks_per_split);
+    }
     const int64_t max_splits = std::max<int64_t>(1, (max_kv_len + SplitKvTraits::kMinSplitPositions - 1) /
                                                         SplitKvTraits::kMinSplitPositions);
     plan.num_splits = static_cast<int32_t>(std::clamp<int64_t>(want, 1, max_splits));
