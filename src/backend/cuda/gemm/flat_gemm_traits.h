@@ -94,10 +94,11 @@ struct FlatGemmTraits {
   // Policy (choose_splits): the fewest splits that fill kStreamedSplitTargetCtasPerSm CTAs per SM,
   // no split shorter than kStreamedMinStepsPerSplit steps, every cluster resident in one wave.
   // kStreamedSplitByDefault: whether kAuto plans use the policy at all (FDPP_FLAT_GEMM_SPLIT_K=0/1
-  // overrides it). Off until the H100 times it against one split (bench_linear's "alt splits"
-  // column; FlatGemmParams::splits forces a count): the kernel and its tests are in, the decision
-  // waits for the measurement.
-  static constexpr bool kStreamedSplitByDefault = false;
+  // overrides it). On: bench_linear on the H100 (2026-12-05, docs/PERF.md) timed 2 splits on the
+  // N = 4096 shapes at 80-81% back to back instead of 77-78% ([4096, 4096]) and 92.4% instead of
+  // 80.9% ([4096, 11008], 36.4 us instead of 39.4 alone); on N >= 6144 (which the policy leaves
+  // at one split) 2 splits lost 4-12%.
+  static constexpr bool kStreamedSplitByDefault = true;
   static constexpr int kStreamedSplitTargetCtasPerSm = kStreamedMinCtasPerSm;
   static constexpr int kStreamedMinStepsPerSplit = 4;
 };
