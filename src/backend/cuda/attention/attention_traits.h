@@ -12,9 +12,10 @@ struct SplitKvTraits {
   // loads before using any: 4 + 4 keeps enough bytes in flight for HBM3 latency.
   template <int kMaxGroup>
   static constexpr int kUnrollFor = kMaxGroup <= 2 ? 4 : 2;
-  // Splits are sized so that the grid covers the GPU about four times (a short context at batch 1
-  // is latency-bound: many small splits keep more loads in flight); a split never holds fewer
-  // positions than this, so the merge stays cheap.
+  // Splits of the CUDA-core kernel are sized so that the grid covers the GPU about four times (a
+  // short context at batch 1 is latency-bound: many small splits keep more loads in flight); the
+  // tensor-core kernel's grid is one wave of resident blocks (plan_attention). A split never holds
+  // fewer positions than kMinSplitPositions, so the merge stays cheap.
   static constexpr int kWavesTarget = 4;
   static constexpr int kMinSplitPositions = 64;
   // When the (token, kv head) blocks alone cover the GPU this many times (batch 16 of a 32-head
