@@ -19,9 +19,14 @@
 //
 // Two rules follow. Data an earlier kernel wrote is read after the wait through coherent loads
 // (ld.global, cp.async), never ld.global.nc / __ldg: the read-only cache is not refreshed by the
-// wait. And the loads a kernel issues before its wait touch only weights, which nothing writes
-// once they are uploaded: CudaBackend synchronises its stream after every weight conversion or
-// random fill, so no linear kernel launches behind one.
+// wait. And the loads a kernel issues before its wait touch only data that the kernel right
+// before it cannot be writing. When a grid runs, every kernel before its predecessor has
+// completed (the predecessor has passed its own wait), so that is data no kernel wrote since:
+//  * weights, which nothing writes once they are uploaded (CudaBackend synchronises its stream
+//    after every weight conversion or random fill, so no linear kernel launches behind one);
+//  * the decode attention's KV-cache positions before the row's own: earlier steps wrote them,
+//    and the step's qkv_store (the predecessor) writes only the rows' own positions.
+//    The step metadata (positions, block tables) came by a copy earlier in the stream.
 #pragma once
 
 #include <cuda_runtime.h>

@@ -77,7 +77,6 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(c
   const int r8 = lane % 8, mat = lane / 8; // ldmatrix: this lane addresses row r8 of matrix `mat`
   const uint32_t ring = smem_u32(smem) + warp * Smem::kWarpBytes;
 
-  enter_dependent_grid();
   const int64_t t = p.token_of(z);
   const int group = p.num_q_heads / p.kv.num_kv_heads;
   const int kv_len = p.slots.positions[t] + 1;
@@ -105,8 +104,21 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(c
       cp_async_16(k_dst + Smem::kMatrixBytes + Smem::offset(row, chunk), v_head + off, ok);
     }
   };
+  // The ring's first tiles are requested before the wait for the previous kernel (launch.cuh):
+  // those whose positions all lie before the row's own. Earlier steps wrote those, and every
+  // kernel of theirs has completed; the previous kernel (qkv_store) may still be writing the
+  // row's own position and q. Tile i is commit group i either way; tile bases grow with i, so
+  // the early tiles are a prefix.
+  auto early = [&](int i) { return end < kv_len || first + kTile * Tr::kWarps * i + kTile <= kv_len - 1; };
+  int issued = 0;
+  for (; issued < kStages - 1 && issued < n_tiles && early(issued); ++issued) {
+    copy_tile(issued);
+    cp_async_commit();
+  }
+  enter_dependent_grid();
 #pragma unroll
   for (int i = 0; i < kStages - 1; ++i) {
+    if (i < issued) continue;
     if (i < n_tiles) copy_tile(i);
     cp_async_commit();  // empty groups too: the wait below counts groups
   }
