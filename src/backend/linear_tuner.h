@@ -19,6 +19,10 @@ namespace fdpp {
 struct LinearShape {
   std::string name;  // "qkv", "o", "gate_up", "down", "lm_head"
   int64_t n = 0, k = 0;
+  // The model feeds it rmsnorm(x) * g (QKV, gate/up, LM head): the tuner then times each
+  // implementation as the forward pass runs it, with the norm fused where the implementation
+  // takes it at that M and as a separate RMSNorm launch where it does not.
+  bool normed_input = false;
 };
 // The linear shapes one forward pass runs, with the fused QKV and gate/up projections.
 std::vector<LinearShape> model_linear_shapes(const ModelConfig& config);

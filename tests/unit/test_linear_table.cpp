@@ -6,7 +6,9 @@
 #include <fstream>
 
 #include "backend/linear_table.h"
+#include "backend/linear_tuner.h"
 #include "fdpp/status.h"
+#include "model/model_shapes.h"
 
 namespace fdpp {
 namespace {
@@ -102,6 +104,19 @@ TEST(LinearTable, MissingFileIsNotFound) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kNotFound);
   }
+}
+
+// The tuner times the projections whose input the model normalises with the norm included: the
+// fused QKV and gate/up projections and the LM head, not O or down.
+TEST(LinearTable, ModelShapesMarkTheNormalisedInputs) {
+  const std::vector<LinearShape> shapes = model_linear_shapes(named_model_shape("llama2-7b"));
+  ASSERT_EQ(shapes.size(), 5u);
+  for (const LinearShape& s : shapes) {
+    const bool normed = s.name == "qkv" || s.name == "gate_up" || s.name == "lm_head";
+    EXPECT_EQ(s.normed_input, normed) << s.name;
+  }
+  EXPECT_EQ(shapes[0].n, 12288);
+  EXPECT_EQ(shapes[0].k, 4096);
 }
 
 }  // namespace

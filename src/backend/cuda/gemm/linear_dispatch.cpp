@@ -114,12 +114,26 @@ void LinearDispatcher::run(const TensorView& x, const TensorView& w, const Tenso
 
 void LinearDispatcher::run_with(LinearImpl impl, const TensorView& x, const TensorView& w, const TensorView& bias,
                                 TensorView& out) {
-  if (!can_run(impl, x, w))
-    throw Error(ErrorCode::kInternal, fmt::format("linear: {} cannot serve x {} . w {}", linear_impl_name(impl),
-                                                  x.shape_string(), w.shape_string()));
+  run_with(impl, x, w, bias, LinearFusion{}, out);
+}
+
+bool LinearDispatcher::can_fuse_norm(LinearImpl impl, const TensorView& x, const TensorView& w,
+                                     const TensorView& g) const {
+  const int64_t m = rows_of(x), k = w.dim(1);
+  return g.dtype == x.dtype && ((impl == LinearImpl::kGemv && gemv_can_fuse_norm(m, k, x.data, w.data, g.data)) ||
+                                (impl == LinearImpl::kFlatGemm && m <= FlatGemmTraits::kNormFusionMaxM &&
+                                 flat_gemm_can_fuse_norm(m, k, x.data, w.data, g.data)));
+}
+
+void LinearDispatcher::run_with(LinearImpl impl, const TensorView& x, const TensorView& w, const TensorView& bias,
+                                const LinearFusion& fusion, TensorView& out) {
+  if (!can_run(impl, x, w) || (!fusion.norm_weight.empty() && !can_fuse_norm(impl, x, w, fusion.norm_weight)))
+    throw Error(ErrorCode::kInternal, fmt::format("linear: {} cannot serve x {} . w {}{}", linear_impl_name(impl),
+                                                  x.shape_string(), w.shape_string(),
+                                                  fusion.norm_weight.empty() ? "" : " with the norm"));
   ++calls_[static_cast<size_t>(impl)];
-  if (impl == LinearImpl::kCublasLt) cublaslt_.run(x, w, bias, out);
-  else run_kernel_for_dtype(impl, x, w, bias, out, LinearFusion{}, stream_);
+  if (impl == LinearImpl::kCublasLt) cublaslt_.run(x, w, bias, out, fusion.accumulate);
+  else run_kernel_for_dtype(impl, x, w, bias, out, fusion, stream_);
 }
 
 bool LinearDispatcher::run_fused(const TensorView& x, const TensorView& w, const TensorView& bias,
@@ -129,18 +143,8 @@ bool LinearDispatcher::run_fused(const TensorView& x, const TensorView& w, const
   // one; batch 16 went from 6.40 to 7.29 ms, docs/PERF.md). For the same reason the flat GEMM
   // takes the norm only up to FlatGemmTraits::kNormFusionMaxM rows.
   const LinearImpl impl = choose(x, w);
-  const TensorView& g = fusion.norm_weight;
-  if (!g.empty()) {
-    const int64_t m = rows_of(x), k = w.dim(1);
-    const bool fusable = g.dtype == x.dtype &&
-                         ((impl == LinearImpl::kGemv && gemv_can_fuse_norm(m, k, x.data, w.data, g.data)) ||
-                          (impl == LinearImpl::kFlatGemm && m <= FlatGemmTraits::kNormFusionMaxM &&
-                           flat_gemm_can_fuse_norm(m, k, x.data, w.data, g.data)));
-    if (!fusable) return false;
-  }
-  ++calls_[static_cast<size_t>(impl)];
-  if (impl == LinearImpl::kCublasLt) cublaslt_.run(x, w, bias, out, fusion.accumulate);
-  else run_kernel_for_dtype(impl, x, w, bias, out, fusion, stream_);
+  if (!fusion.norm_weight.empty() && !can_fuse_norm(impl, x, w, fusion.norm_weight)) return false;
+  run_with(impl, x, w, bias, fusion, out);
   return true;
 }
 

@@ -41,6 +41,11 @@ class LinearDispatcher {
   bool can_run(LinearImpl impl, const TensorView& x, const TensorView& w) const;
   // Runs the given implementation (can_run must hold): for tuning, benchmarks and tests.
   void run_with(LinearImpl impl, const TensorView& x, const TensorView& w, const TensorView& bias, TensorView& out);
+  // Whether run_fused would fuse the norm weight g into this implementation for these operands.
+  bool can_fuse_norm(LinearImpl impl, const TensorView& x, const TensorView& w, const TensorView& g) const;
+  // run_with with the fusion applied in the kernel (a norm needs can_fuse_norm): for tuning.
+  void run_with(LinearImpl impl, const TensorView& x, const TensorView& w, const TensorView& bias,
+                const LinearFusion& fusion, TensorView& out);
 
   const std::string& gpu_name() const { return gpu_; }
   // Calls per implementation since construction: [gemv, flat_gemm, cublaslt].

@@ -23,6 +23,7 @@ constexpr size_t kRotationBytes = size_t{256} << 20;
 // Launches per timed CUDA graph and timed replays (the median is kept).
 constexpr int kLaunchesPerGraph = 12;
 constexpr int kReplays = 5;
+constexpr float kNormEps = 1e-5f;  // any eps: the norm's cost does not depend on it
 
 struct DeviceBuffer {
   void* ptr = nullptr;
@@ -62,10 +63,14 @@ class CudaLinearTuner final : public LinearTuner {
     const int64_t max_m = ms.empty() ? 1 : *std::max_element(ms.begin(), ms.end());
     DeviceBuffer w(w_bytes * static_cast<size_t>(copies));
     DeviceBuffer x(static_cast<size_t>(max_m * shape.k) * elem);
+    DeviceBuffer normed(static_cast<size_t>(max_m * shape.k) * elem);  // rmsnorm(x) * g when not fused
+    DeviceBuffer norm_weight(static_cast<size_t>(shape.k) * elem);
     DeviceBuffer out(static_cast<size_t>(max_m * shape.n) * elem);
     fill(w.ptr, shape.n * shape.k * copies, 1, 0.02f);
     fill(x.ptr, max_m * shape.k, 2, 1.0f);
+    fill(norm_weight.ptr, shape.k, 3, 1.0f);
     check(cudaStreamSynchronize(stream_), "tuner fill");
+    const TensorView g = TensorView::contiguous(norm_weight.ptr, dtype_, {shape.k}, Device::kCuda);
 
     std::vector<LinearTiming> rows;
     for (size_t i = 0; i < ms.size(); ++i) {
@@ -73,6 +78,7 @@ class CudaLinearTuner final : public LinearTuner {
       LinearTiming t;
       t.m = m;
       TensorView xv = TensorView::contiguous(x.ptr, dtype_, {m, shape.k}, Device::kCuda);
+      TensorView hv = TensorView::contiguous(normed.ptr, dtype_, {m, shape.k}, Device::kCuda);
       TensorView ov = TensorView::contiguous(out.ptr, dtype_, {m, shape.n}, Device::kCuda);
       auto weight = [&](int c) {
         return TensorView::contiguous(static_cast<char*>(w.ptr) + static_cast<size_t>(c) * w_bytes, dtype_,
@@ -81,8 +87,18 @@ class CudaLinearTuner final : public LinearTuner {
       std::array<double*, 3> slot = {&t.gemv_us, &t.flat_us, &t.cublas_us};
       for (LinearImpl impl : {LinearImpl::kGemv, LinearImpl::kFlatGemm, LinearImpl::kCublasLt}) {
         if (!dispatcher_->can_run(impl, xv, weight(0))) continue;
+        // A normed input costs what the forward pass pays: the norm inside the kernel where this
+        // implementation takes it at this M, else a separate RMSNorm launch before it.
+        const bool fused = shape.normed_input && dispatcher_->can_fuse_norm(impl, xv, weight(0), g);
+        const bool separate = shape.normed_input && !fused;
         *slot[static_cast<size_t>(impl)] = time_graph([&](int launch) {
-          dispatcher_->run_with(impl, xv, weight(launch % copies), TensorView{}, ov);
+          const TensorView wv = weight(launch % copies);
+          if (fused) {
+            dispatcher_->run_with(impl, xv, wv, TensorView{}, LinearFusion{g, kNormEps}, ov);
+            return;
+          }
+          if (separate) rmsnorm(xv, g, hv);
+          dispatcher_->run_with(impl, separate ? hv : xv, wv, TensorView{}, ov);
         });
       }
       rows.push_back(t);
@@ -92,6 +108,23 @@ class CudaLinearTuner final : public LinearTuner {
   }
 
  private:
+  // h = rmsnorm(x) * g, as CudaBackend::rmsnorm launches it.
+  void rmsnorm(const TensorView& x, const TensorView& g, const TensorView& h) {
+    auto launch = [&](auto tag) {
+      using T = decltype(tag);
+      RmsNormParams<T> p;
+      p.x = static_cast<T*>(x.data);
+      p.weight = static_cast<const T*>(g.data);
+      p.out = static_cast<T*>(h.data);
+      p.rows = x.dim(0);
+      p.dim = x.dim(1);
+      p.eps = kNormEps;
+      throw_if_error(launch_rmsnorm(p, stream_));
+    };
+    if (dtype_ == DType::kF16) launch(__half{});
+    else launch(__nv_bfloat16{});
+  }
+
   void fill(void* p, int64_t n, uint64_t seed, float stddev) {
     if (dtype_ == DType::kF16) throw_if_error(launch_fill_random(static_cast<__half*>(p), n, seed, 0.0f, stddev, stream_));
     else throw_if_error(launch_fill_random(static_cast<__nv_bfloat16*>(p), n, seed, 0.0f, stddev, stream_));
