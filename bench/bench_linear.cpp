@@ -20,8 +20,9 @@
 // at the shape's own size: a plain streaming read of the same weight bytes (stream_read.h),
 // single and back to back, % of 3.0 TB/s.
 //
-// Usage: bench_linear [--iters N] [--quick] [--shape NAME] [--m M1,M2,...]
-//   --quick: the first two shapes only; --shape: one shape by name ("L3-8B lm_head"); --m: these M.
+// Usage: bench_linear [--iters N] [--quick] [--shape NAME] [--m M1,M2,...] [--splits S1,S2,...]
+//   --quick: the first two shapes only; --shape: one shape by name ("L3-8B lm_head"); --m: these M;
+//   --splits: also time the streamed kernel with these forced split counts (log lines only).
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <fmt/format.h>
@@ -128,8 +129,22 @@ std::vector<float> download_half(const __half* dev, size_t n) {
 
 }  // namespace
 
+// "1,2,4" -> {1, 2, 4}; stops at the first item that is not a positive number.
+static std::vector<int64_t> parse_list(const char* c) {
+  std::vector<int64_t> out;
+  while (*c != '\0') {
+    char* end = nullptr;
+    const long v = std::strtol(c, &end, 10);
+    if (end == c || v < 1) break;
+    out.push_back(v);
+    c = *end == ',' ? end + 1 : end;
+  }
+  return out;
+}
+
 int main(int argc, char** argv) {
   int iters = 50;
+  std::vector<int64_t> extra_splits;  // --splits
   bool quick = false;
   std::string only_shape;  // --shape: one shape by its name, e.g. "L3-8B lm_head"
   std::vector<int64_t> ms = {1, 2, 4, 8, 16, 32, 64, 128, 256, 1024};
@@ -138,17 +153,10 @@ int main(int argc, char** argv) {
     if (a == "--iters" && i + 1 < argc) iters = std::max(1, std::atoi(argv[++i]));
     else if (a == "--quick") quick = true;
     else if (a == "--shape" && i + 1 < argc) only_shape = argv[++i];
-    else if (a == "--m" && i + 1 < argc) {
-      ms.clear();
-      for (const char* c = argv[++i]; *c != '\0';) {
-        char* end = nullptr;
-        const long v = std::strtol(c, &end, 10);
-        if (end == c || v < 1) break;
-        ms.push_back(v);
-        c = *end == ',' ? end + 1 : end;
-      }
-    } else {
-      fmt::print(stderr, "usage: bench_linear [--iters N] [--quick] [--shape NAME] [--m M1,M2,...]\n");
+    else if (a == "--m" && i + 1 < argc) ms = parse_list(argv[++i]);
+    else if (a == "--splits" && i + 1 < argc) extra_splits = parse_list(argv[++i]);
+    else {
+      fmt::print(stderr, "usage: bench_linear [--iters N] [--quick] [--shape NAME] [--m M1,M2,...] [--splits S1,...]\n");
       return 2;
     }
   }
@@ -314,6 +322,17 @@ int main(int argc, char** argv) {
               p.w = weights(i);
               if (const fdpp::Status st = fdpp::cuda::launch_flat_gemm(p, stream); !st.is_ok()) fail("flat_gemm", st);
             });
+            for (int64_t forced : extra_splits) {  // --splits: log lines only
+              if (forced == plan.splits || forced == row.alt_splits || forced > plan.k_tiles ||
+                  forced > fdpp::cuda::kFlatGemmMaxSplits)
+                continue;
+              p.splits = static_cast<int>(forced);
+              const std::string forced_name = fmt::format("flat s{}", forced);
+              measure(forced_name.c_str(), [&](int i) {
+                p.w = weights(i);
+                if (const fdpp::Status st = fdpp::cuda::launch_flat_gemm(p, stream); !st.is_ok()) fail("flat_gemm", st);
+              });
+            }
             p.splits = 0;
           }
           if (plan.streamed) {  // the other mainloop at the same M, for the comparison
