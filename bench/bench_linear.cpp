@@ -300,47 +300,36 @@ int main(int argc, char** argv) {
           fdpp::cuda::FlatGemmPlan plan;
           if (const fdpp::Status st = fdpp::cuda::plan_flat_gemm(p, &plan); !st.is_ok()) fail("flat_gemm plan", st);
           row.splits = plan.splits;
-          row.flat = measure(plan.streamed ? "flat strm" : "flat pipe", [&](int i) {
+          // One flat GEMM with p as it stands (mainloop, splits, norm) on weight copy i.
+          auto run_flat = [&](int i) {
             p.w = weights(i);
             if (const fdpp::Status st = fdpp::cuda::launch_flat_gemm(p, stream); !st.is_ok()) fail("flat_gemm", st);
-          });
+          };
+          row.flat = measure(plan.streamed ? "flat strm" : "flat pipe", run_flat);
           if (plan.streamed) {  // with the RMSNorm prologue (timed only: its output is not cuBLASLt's)
             p.norm_weight = gamma;
             p.norm_eps = 1e-5f;
-            row.flat_norm_us = time_launches(stream, iters, [&](int i) {
-                                 p.w = weights(i);
-                                 if (const fdpp::Status st = fdpp::cuda::launch_flat_gemm(p, stream); !st.is_ok())
-                                   fail("flat_gemm norm", st);
-                               }).first;
+            row.flat_norm_us = time_launches(stream, iters, run_flat).first;
             p.norm_weight = nullptr;
           }
           if (plan.streamed && plan.k_tiles >= 2) {  // the other split-K choice, same mainloop
             row.alt_splits = plan.splits == 1 ? 2 : 1;
             p.splits = row.alt_splits;
             const std::string name = fmt::format("flat s{}", row.alt_splits);
-            row.flat_alt = measure(name.c_str(), [&](int i) {
-              p.w = weights(i);
-              if (const fdpp::Status st = fdpp::cuda::launch_flat_gemm(p, stream); !st.is_ok()) fail("flat_gemm", st);
-            });
+            row.flat_alt = measure(name.c_str(), run_flat);
             for (int64_t forced : extra_splits) {  // --splits: log lines only
               if (forced == plan.splits || forced == row.alt_splits || forced > plan.k_tiles ||
                   forced > fdpp::cuda::kFlatGemmMaxSplits)
                 continue;
               p.splits = static_cast<int>(forced);
               const std::string forced_name = fmt::format("flat s{}", forced);
-              measure(forced_name.c_str(), [&](int i) {
-                p.w = weights(i);
-                if (const fdpp::Status st = fdpp::cuda::launch_flat_gemm(p, stream); !st.is_ok()) fail("flat_gemm", st);
-              });
+              measure(forced_name.c_str(), run_flat);
             }
             p.splits = 0;
           }
           if (plan.streamed) {  // the other mainloop at the same M, for the comparison
             p.mainloop = fdpp::cuda::FlatGemmMainloop::kPipelined;
-            row.flat_pipelined = measure("flat pipe", [&](int i) {
-              p.w = weights(i);
-              if (const fdpp::Status st = fdpp::cuda::launch_flat_gemm(p, stream); !st.is_ok()) fail("flat_gemm", st);
-            });
+            row.flat_pipelined = measure("flat pipe", run_flat);
           }
         }
         if (!row.gemv.ran && !row.flat.ran)

@@ -19,15 +19,15 @@
 // [tokens][rows] to its own shared memory, the cluster synchronises, and CTA s sums token rows
 // s, s + splits, ... over ranks 0..splits-1 in that fixed order through distributed shared
 // memory, applies 1/rms, bias and residual, rounds once and stores. Deterministic, no atomics,
-// no workspace, one launch. How many splits: flat_gemm_traits.h (the streamed kernel's policy is
-// off by default until measured; FlatGemmParams::splits forces a count).
+// no workspace, one launch. How many splits: flat_gemm_traits.h (FlatGemmParams::splits forces a
+// count).
 //
 // Predicted bandwidth on the H100 SXM (3.0 TB/s read ceiling, DESIGN.md section 2).
 //  * Pipelined: 48-64 KB of weights in flight per CTA, 2 CTAs per SM. Measured 63-79% at M <= 16
 //    (docs/PERF.md), against ~82-96% predicted: the per-tile barrier and the shared-memory round
 //    trip leave the stream idle between tiles.
 //  * Streamed: 4 KB in flight per warp, 16 warps per SM where the grid allows (64 KB per SM),
-//    and split K to 4 CTAs per SM on the N = 4096 shapes where the policy is on; per step and warp 8 loads and
+//    with split K up to 4 CTAs per SM on the N = 4096 shapes; per step and warp 8 loads and
 //    8 x m_tiles mmas, so the issue rate is the GEMV's at M = 1. It should stream like the GEMV
 //    at M = 1 (measured 95% on [12288, 4096], 76% on [4096, 4096]): bytes / 2.9 TB/s + ~2 us:
 //   [4096, 4096]    33.6 MB: ~13.6 us, ~82% of 3.0 TB/s (the fixed cost is 15% of it)

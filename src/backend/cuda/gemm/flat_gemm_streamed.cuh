@@ -300,9 +300,10 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
       if constexpr (kNorm) ss += sums_sq[w * Smem::kTokens + m];
     }
   };
+  const float bias = p.bias != nullptr && n < N ? to_float(p.bias[n]) : 0.0f;
   auto finish = [&](int m, float y, float ss) {
     if constexpr (kNorm) y *= rsqrtf(ss / static_cast<float>(K) + p.norm_eps);
-    store_linear_output(p, int64_t{m} * N + n, y + (p.bias != nullptr ? to_float(p.bias[n]) : 0.0f));
+    store_linear_output(p, int64_t{m} * N + n, y + bias);
   };
   if (!kSplit) {
     if (n >= N) return;

@@ -109,7 +109,7 @@ LinearImpl LinearDispatcher::choose(const TensorView& x, const TensorView& w) co
 }
 
 void LinearDispatcher::run(const TensorView& x, const TensorView& w, const TensorView& bias, TensorView& out) {
-  run_with(choose(x, w), x, w, bias, out);
+  launch(choose(x, w), x, w, bias, LinearFusion{}, out);  // choose() returns an implementation that can run
 }
 
 void LinearDispatcher::run_with(LinearImpl impl, const TensorView& x, const TensorView& w, const TensorView& bias,
@@ -131,6 +131,11 @@ void LinearDispatcher::run_with(LinearImpl impl, const TensorView& x, const Tens
     throw Error(ErrorCode::kInternal, fmt::format("linear: {} cannot serve x {} . w {}{}", linear_impl_name(impl),
                                                   x.shape_string(), w.shape_string(),
                                                   fusion.norm_weight.empty() ? "" : " with the norm"));
+  launch(impl, x, w, bias, fusion, out);
+}
+
+void LinearDispatcher::launch(LinearImpl impl, const TensorView& x, const TensorView& w, const TensorView& bias,
+                              const LinearFusion& fusion, TensorView& out) {
   ++calls_[static_cast<size_t>(impl)];
   if (impl == LinearImpl::kCublasLt) cublaslt_.run(x, w, bias, out, fusion.accumulate);
   else run_kernel_for_dtype(impl, x, w, bias, out, fusion, stream_);
@@ -144,7 +149,7 @@ bool LinearDispatcher::run_fused(const TensorView& x, const TensorView& w, const
   // takes the norm only up to FlatGemmTraits::kNormFusionMaxM rows.
   const LinearImpl impl = choose(x, w);
   if (!fusion.norm_weight.empty() && !can_fuse_norm(impl, x, w, fusion.norm_weight)) return false;
-  run_with(impl, x, w, bias, fusion, out);
+  launch(impl, x, w, bias, fusion, out);
   return true;
 }
 

@@ -53,6 +53,9 @@ class LinearDispatcher {
 
  private:
   LinearInflection inflection(DType dtype, int64_t n, int64_t k) const;
+  // Runs impl with the fusion; the callers have checked that it can (choose, run_with, run_fused).
+  void launch(LinearImpl impl, const TensorView& x, const TensorView& w, const TensorView& bias,
+              const LinearFusion& fusion, TensorView& out);
 
   cudaStream_t stream_;
   std::string gpu_;

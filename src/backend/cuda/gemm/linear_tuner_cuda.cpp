@@ -112,13 +112,8 @@ class CudaLinearTuner final : public LinearTuner {
   void rmsnorm(const TensorView& x, const TensorView& g, const TensorView& h) {
     auto launch = [&](auto tag) {
       using T = decltype(tag);
-      RmsNormParams<T> p;
-      p.x = static_cast<T*>(x.data);
-      p.weight = static_cast<const T*>(g.data);
-      p.out = static_cast<T*>(h.data);
-      p.rows = x.dim(0);
-      p.dim = x.dim(1);
-      p.eps = kNormEps;
+      const RmsNormParams<T> p{static_cast<T*>(x.data), nullptr, static_cast<const T*>(g.data), static_cast<T*>(h.data),
+                               x.dim(0), x.dim(1), kNormEps};
       throw_if_error(launch_rmsnorm(p, stream_));
     };
     if (dtype_ == DType::kF16) launch(__half{});
