@@ -27,6 +27,15 @@ void Backend::linear_fused(const TensorView& x, const TensorView& w, const Tenso
   }
 }
 
+void Backend::gate_up_silu(const TensorView& x, const TensorView& w, const LinearFusion& norm, TensorView& act,
+                           TensorView& normed, TensorView& gate_up) {
+  if (norm.accumulate) throw Error(ErrorCode::kInternal, "gate_up_silu: no residual add into the gate/up product");
+  if (interleaves_gate_up())
+    throw Error(ErrorCode::kInternal, "gate_up_silu: a backend with interleaved gate/up rows runs its own");
+  linear_fused(x, w, TensorView{}, norm, gate_up, normed);
+  silu_mul(gate_up, act);
+}
+
 BackendKind parse_backend_kind(const std::string& name) {
   if (name == "auto") return BackendKind::kAuto;
   if (name == "cpu") return BackendKind::kCpu;

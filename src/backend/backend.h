@@ -130,6 +130,19 @@ class Backend {
   // out [R, F] = silu(gate) * up, where gate_up [R, 2F] holds gate in columns [0, F) and up in
   // [F, 2F) (the fused gate/up projection's output).
   virtual void silu_mul(const TensorView& gate_up, TensorView& out) = 0;
+  // How this backend wants the fused gate/up matrix [2F, K]: gate_proj's rows then up_proj's
+  // (false), or interleaved, row 2j gate_proj row j and row 2j + 1 up_proj row j (true), so that
+  // a kernel holding a pair of rows can write silu(gate) * up in its epilogue. The model builds
+  // the matrix this way from host weights; weights made on the backend (random benchmark
+  // weights) are taken as they lie.
+  virtual bool interleaves_gate_up() const { return false; }
+  // act [M, F] = silu(gate) * up of the fused gate/up projection of x [M, K] by w [2F, K] (laid out
+  // as interleaves_gate_up() says), with the RMSNorm before it when norm.norm_weight is set
+  // (norm.accumulate must be false). normed [M, K] and gate_up [M, 2F] are the scratch of the
+  // unfused steps (the normalised input, the products). This default runs linear_fused, then
+  // silu_mul.
+  virtual void gate_up_silu(const TensorView& x, const TensorView& w, const LinearFusion& norm, TensorView& act,
+                            TensorView& normed, TensorView& gate_up);
   // x [R, D] += y [R, D]
   virtual void add(TensorView& x, const TensorView& y) = 0;
   // Causal attention of q [T, Hq, hd] over the cache of `layer`; out [T, Hq, hd].

@@ -18,6 +18,31 @@ TensorView adopt(Backend& backend, const TensorView& w, WeightPlacement placemen
 
 }  // namespace
 
+TensorView LlamaModel::fuse_gate_up(const TensorView& gate, const TensorView& up, WeightPlacement placement) {
+  if (!backend_.interleaves_gate_up() || placement == WeightPlacement::kOnBackend)
+    return fuse_rows({gate, up}, placement);  // weights made on the backend are taken as they lie
+  if (gate.dtype != up.dtype || gate.rank != 2 || up.rank != 2 || gate.dim(0) != up.dim(0) ||
+      gate.dim(1) != up.dim(1) || !gate.is_contiguous() || !up.is_contiguous())
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("cannot fuse gate_proj {} ({}) with up_proj {} ({})", gate.shape_string(),
+                            dtype_name(gate.dtype), up.shape_string(), dtype_name(up.dtype)));
+  // Row 2j is gate_proj row j and row 2j + 1 up_proj row j (Backend::interleaves_gate_up).
+  const int64_t F = gate.dim(0);
+  const size_t row_bytes = gate.nbytes() / static_cast<size_t>(F);
+  std::vector<std::byte> host(2 * gate.nbytes());
+  for (int64_t j = 0; j < F; ++j) {
+    const size_t offset = static_cast<size_t>(j) * row_bytes;
+    std::memcpy(host.data() + 2 * offset, static_cast<const std::byte*>(gate.data) + offset, row_bytes);
+    std::memcpy(host.data() + 2 * offset + row_bytes, static_cast<const std::byte*>(up.data) + offset, row_bytes);
+  }
+  TensorView fused = gate;
+  fused.shape[0] = 2 * F;
+  fused.data = host.data();
+  TensorView adopted = backend_.adopt_weight(fused);
+  if (adopted.data == host.data()) fused_host_.push_back(std::move(host));  // the backend reads it in place
+  return adopted;
+}
+
 TensorView LlamaModel::fuse_rows(std::initializer_list<TensorView> parts, WeightPlacement placement) {
   const TensorView& first = *parts.begin();
   if (first.empty()) return first;  // an absent bias
@@ -68,7 +93,7 @@ LlamaModel::LlamaModel(const ModelConfig& config, const LlamaWeights& host, Back
     l.bqkv = fuse_rows({h.bq, h.bk, h.bv}, placement);
     l.wo = adopt(h.wo);
     l.post_attn_norm = adopt(h.post_attn_norm);
-    l.w_gate_up = fuse_rows({h.w_gate, h.w_up}, placement);
+    l.w_gate_up = fuse_gate_up(h.w_gate, h.w_up, placement);
     l.w_down = adopt(h.w_down);
     layers_.push_back(l);
     for (const TensorView* t : {&l.input_norm, &l.wqkv, &l.bqkv, &l.wo, &l.post_attn_norm, &l.w_gate_up, &l.w_down})
@@ -175,8 +200,7 @@ void LlamaModel::run_layers(int64_t T, int64_t R) {
     backend_.attention(layer, q_heads, scale, attn_heads);
     backend_.linear_fused(attn, w.wo, TensorView{}, accumulate, x, out);
 
-    backend_.linear_fused(x, w.w_gate_up, TensorView{}, LinearFusion{w.post_attn_norm, eps}, gate_up, h);
-    backend_.silu_mul(gate_up, act);
+    backend_.gate_up_silu(x, w.w_gate_up, LinearFusion{w.post_attn_norm, eps}, act, h, gate_up);
     backend_.linear_fused(act, w.w_down, TensorView{}, accumulate, x, out);
   }
 

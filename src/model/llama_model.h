@@ -28,7 +28,8 @@ struct FusedLayerWeights {
   TensorView bqkv;            // [(Hq + 2 Hkv) * hd]     empty unless attention_bias
   TensorView wo;              // [D, Hq * hd]
   TensorView post_attn_norm;  // [D]
-  TensorView w_gate_up;       // [2F, D]                 gate_proj | up_proj rows
+  TensorView w_gate_up;       // [2F, D]                 gate_proj | up_proj rows, or interleaved
+                              //                         (Backend::interleaves_gate_up)
   TensorView w_down;          // [D, F]
 };
 
@@ -67,7 +68,7 @@ class LlamaModel {
     DeviceTensor q;        // [T, Hq*hd] rotated queries
     DeviceTensor attn;     // [T, Hq*hd] attention output
     DeviceTensor out;      // [T, D]   o_proj / down_proj output, added to x
-    DeviceTensor gate_up;  // [T, 2F]  fused gate/up projection output
+    DeviceTensor gate_up;  // [T, 2F]  fused gate/up projection output (where it is not fused away)
     DeviceTensor act;      // [T, F]   silu(gate) * up
     DeviceTensor last;     // [R, D]   rows whose logits are wanted
     DeviceTensor last_n;   // [R, D]   the same after the final norm
@@ -83,6 +84,8 @@ class LlamaModel {
   // Rows of `parts` (one dtype, equal trailing dims) as one tensor on the backend: a view spanning
   // them when they already lie back to back in memory, else a host copy adopted by the backend.
   TensorView fuse_rows(std::initializer_list<TensorView> parts, WeightPlacement placement);
+  // gate_proj [F, D] and up_proj [F, D] as one [2F, D] matrix in the backend's layout.
+  TensorView fuse_gate_up(const TensorView& gate, const TensorView& up, WeightPlacement placement);
 
   ModelConfig config_;
   Backend& backend_;

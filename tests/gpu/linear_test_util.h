@@ -149,4 +149,63 @@ void check_norm_prologue_run(int64_t N, int64_t K, int64_t M, bool f32_out, bool
             f32_out && !rounded_input ? 2 * kLinearTolF32 : linear_tol<T>());
 }
 
+// The gated SiLU epilogue: w [N, K] is a fused gate/up matrix with interleaved rows (2j gate, 2j + 1
+// up) and out [M, N / 2] = silu(gate) * up of (x or rmsnorm(x) * g) . w^T (+ bias), against cpu::
+// rmsnorm, cpu::linear and the silu in fp64. launch(p) enqueues the kernel (p.gated_silu set; the
+// norm fields when `norm`) and returns its Status. The output is poisoned first, and the half of
+// a full [M, N] buffer past [M, N / 2] must stay poisoned (the epilogue writes only N / 2 columns).
+template <typename T, typename P>
+void check_gated_silu_run(int64_t N, int64_t K, int64_t M, bool norm, bool with_bias, bool f32_out, std::mt19937& rng,
+                          const std::function<Status(const P&)>& launch) {
+  SCOPED_TRACE("gated silu [" + std::to_string(N) + ", " + std::to_string(K) + "] M=" + std::to_string(M) +
+               (norm ? " norm" : "") + (with_bias ? " bias" : "") + (f32_out ? " fp32 out" : ""));
+  DeviceArray<T> w(static_cast<size_t>(N * K)), bias(static_cast<size_t>(N)), x(static_cast<size_t>(M * K));
+  DeviceArray<T> g(static_cast<size_t>(K)), out(static_cast<size_t>(M * N));
+  DeviceFloats out_f32(out.size());
+  w.fill_normal(rng, 1.0f / std::sqrt(static_cast<float>(K)));
+  bias.fill_normal(rng, 0.5f);
+  x.fill_normal(rng, 1.0f, 0.3f);
+  g.fill_normal(rng, 0.2f, 1.0f);
+  out.poison();
+  out_f32.poison();
+  P p;
+  p.x = x.dev;
+  p.w = w.dev;
+  p.bias = with_bias ? bias.dev : nullptr;
+  p.M = M;
+  p.N = N;
+  p.K = K;
+  p.gated_silu = true;
+  if (norm) {
+    p.norm_weight = g.dev;
+    p.norm_eps = 1e-5f;
+  }
+  if (f32_out) p.out_f32 = out_f32.dev;
+  else p.out = out.dev;
+  const Status st = launch(p);
+  ASSERT_TRUE(st.is_ok()) << st.message();
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+
+  std::vector<float> input(x.host), products(static_cast<size_t>(M * N));
+  if (norm) cpu::rmsnorm(x.host.data(), TensorView::contiguous(g.host.data(), DType::kF32, {K}), 1e-5f, M, input.data());
+  cpu::linear(input.data(), M, TensorView::contiguous(w.host.data(), DType::kF32, {N, K}),
+              with_bias ? TensorView::contiguous(bias.host.data(), DType::kF32, {N}) : TensorView{}, products.data());
+  const int64_t F = N / 2;
+  std::vector<double> want(static_cast<size_t>(M * F));
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t j = 0; j < F; ++j) {
+      const double gate = products[static_cast<size_t>(m * N + 2 * j)];
+      const double up = products[static_cast<size_t>(m * N + 2 * j + 1)];
+      want[static_cast<size_t>(m * F + j)] = gate / (1.0 + std::exp(-gate)) * up;
+    }
+  std::vector<float> got = f32_out ? out_f32.download() : out.download();
+  const auto beyond = std::count_if(got.begin() + M * F, got.end(), [](float v) { return !std::isnan(v); });
+  EXPECT_EQ(beyond, 0) << "the epilogue wrote past [M, N / 2]";
+  got.resize(static_cast<size_t>(M * F));
+  ASSERT_EQ(std::count_if(got.begin(), got.end(), [](float v) { return std::isnan(v); }), 0) << "outputs left poisoned";
+  // The kernels round the normalised input to T (like the unfused path); the silu of a product
+  // carries the product's error, so the linear tolerance holds.
+  EXPECT_LT(scaled_max_error(got, want), f32_out && !norm ? 2 * kLinearTolF32 : linear_tol<T>());
+}
+
 }  // namespace fdpp::test

@@ -136,6 +136,22 @@ TEST(GpuPointwise, SiluMulAndAddMatchCpu) {
   }
   EXPECT_LT(test::scaled_max_error(out.download(), std::vector<double>(want.begin(), want.end())), 2e-3);
 
+  // Interleaved (the CUDA backend's gate/up layout): gate j in column 2j, up j in 2j + 1.
+  out.poison();
+  ASSERT_TRUE(cuda::launch_silu_mul(cuda::SiluMulParams<__half>{gate_up.dev, out.dev, rows, F, true}, nullptr).is_ok());
+  std::vector<float> gate(static_cast<size_t>(F)), up(static_cast<size_t>(F)), want_interleaved(n);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t j = 0; j < F; ++j) {
+      gate[j] = gate_up.host[r * 2 * F + 2 * j];
+      up[j] = gate_up.host[r * 2 * F + 2 * j + 1];
+    }
+    cpu::silu_mul(gate.data(), up.data(), F, want_interleaved.data() + r * F);
+  }
+  EXPECT_LT(test::scaled_max_error(out.download(),
+                                   std::vector<double>(want_interleaved.begin(), want_interleaved.end())),
+            2e-3);
+  ASSERT_TRUE(cuda::launch_silu_mul(cuda::SiluMulParams<__half>{gate_up.dev, out.dev, rows, F}, nullptr).is_ok());
+
   std::vector<float> sum = out.download();
   cpu::add_inplace(sum.data(), y.host.data(), static_cast<int64_t>(n));
   ASSERT_TRUE(cuda::launch_add(cuda::AddParams<__half>{out.dev, y.dev, static_cast<int64_t>(n)}, nullptr).is_ok());

@@ -201,6 +201,30 @@ TEST(GpuFlatGemm, NormPrologueMatchesCpu) {
       }
 }
 
+// The gated SiLU epilogue of the streamed kernel (interleaved gate/up rows, out [M, N / 2]): both
+// n-tile variants, ragged N (a last row block of 6 rows: 3 pairs), the norm prologue, bias, fp32
+// output, one split and forced splits (the pair's two rows meet across the cluster), both dtypes.
+TEST(GpuFlatGemm, GatedSiluEpilogueMatchesCpu) {
+  FDPP_REQUIRE_GPU();
+  std::mt19937 rng(13);
+  int i = 0;
+  for (int splits : {1, 2, 3})
+    for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{{22016, 4096}, {1030, 4104}, {18, 40}})
+      for (int64_t M : {1, 3, 8, 9, 12, 16}) {
+        ++i;
+        auto launch = [splits](const auto& p) {
+          auto q = p;
+          q.splits = splits;
+          q.mainloop = cuda::FlatGemmMainloop::kStreamed;
+          return cuda::launch_flat_gemm(q, nullptr);
+        };
+        test::check_gated_silu_run<__half, cuda::FlatGemmParams<__half>>(n, k, M, i % 2 == 0, i % 3 == 0, i % 5 == 0,
+                                                                         rng, launch);
+        test::check_gated_silu_run<__nv_bfloat16, cuda::FlatGemmParams<__nv_bfloat16>>(n, k, M, i % 2 == 1, i % 3 == 1,
+                                                                                       i % 5 == 1, rng, launch);
+      }
+}
+
 // Split K sums its partials in a fixed order, and the streamed kernel its warps' K pieces: two
 // runs give the same bits. [1000, 4104] has 8 row blocks of the pipelined kernel, so any GPU with
 // 16+ SMs splits K there (M > 16); the streamed kernel (M <= 16) is run with its plan's splits and
@@ -345,6 +369,23 @@ TEST(GpuFlatGemm, RejectsBadArguments) {
   p.norm_weight = g.dev + 1;  // unaligned norm weight
   EXPECT_EQ(cuda::launch_flat_gemm(p, nullptr).code(), ErrorCode::kUnsupported);
   p.norm_weight = nullptr;
+
+  // The gated epilogue: the streamed mainloop only, an even N, no residual.
+  p.gated_silu = true;
+  p.M = 17;
+  EXPECT_EQ(cuda::launch_flat_gemm(p, nullptr).code(), ErrorCode::kUnsupported);
+  p.M = 2;
+  p.mainloop = cuda::FlatGemmMainloop::kPipelined;
+  EXPECT_EQ(cuda::launch_flat_gemm(p, nullptr).code(), ErrorCode::kUnsupported);
+  p.mainloop = cuda::FlatGemmMainloop::kAuto;
+  p.N = 15;
+  EXPECT_EQ(cuda::launch_flat_gemm(p, nullptr).code(), ErrorCode::kUnsupported);
+  p.N = 16;
+  p.residual = out.dev;
+  EXPECT_EQ(cuda::launch_flat_gemm(p, nullptr).code(), ErrorCode::kUnsupported);
+  p.residual = nullptr;
+  EXPECT_TRUE(cuda::launch_flat_gemm(p, nullptr).is_ok());
+  p.gated_silu = false;
 
   p.M = 0;  // nothing to do
   EXPECT_TRUE(cuda::launch_flat_gemm(p, nullptr).is_ok());

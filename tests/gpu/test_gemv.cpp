@@ -93,6 +93,22 @@ TEST(GpuGemv, NormPrologueMatchesCpu) {
     }
 }
 
+// The gated SiLU epilogue (interleaved gate/up rows) against the CPU: every M, with and without
+// the norm prologue, bias, fp32 output, both dtypes, the fast and the scalar path.
+TEST(GpuGemv, GatedSiluEpilogueMatchesCpu) {
+  FDPP_REQUIRE_GPU();
+  std::mt19937 rng(12);
+  int i = 0;
+  for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{{22016, 4096}, {1002, 4104}, {18, 40}, {34, 4099}})
+    for (int64_t M = 1; M <= cuda::kGemvMaxM; ++M, ++i) {
+      const bool norm = M <= cuda::kGemvNormMaxM && k % 8 == 0 && i % 2 == 0;
+      auto launch = [](const auto& p) { return cuda::launch_gemv(p, nullptr); };
+      test::check_gated_silu_run<__half, cuda::GemvParams<__half>>(n, k, M, norm, i % 3 == 0, i % 5 == 0, rng, launch);
+      test::check_gated_silu_run<__nv_bfloat16, cuda::GemvParams<__nv_bfloat16>>(n, k, M, norm, i % 3 == 1, i % 5 == 1,
+                                                                                rng, launch);
+    }
+}
+
 TEST(GpuGemv, RejectsBadArguments) {
   FDPP_REQUIRE_GPU();
   test::DeviceArray<__half> x(9 * 64), w(16 * 64), out(9 * 16);
@@ -130,6 +146,16 @@ TEST(GpuGemv, RejectsBadArguments) {
   EXPECT_EQ(cuda::launch_gemv(p, nullptr).code(), ErrorCode::kUnsupported);
   p.M = 1;
   p.K = 60;  // K % 8 != 0: the scalar path has no norm variant
+  EXPECT_EQ(cuda::launch_gemv(p, nullptr).code(), ErrorCode::kUnsupported);
+
+  // The gated epilogue pairs rows: an odd N, or a residual beside it, is refused.
+  p.norm_weight = nullptr;
+  p.K = 64;
+  p.gated_silu = true;
+  p.N = 15;
+  EXPECT_EQ(cuda::launch_gemv(p, nullptr).code(), ErrorCode::kUnsupported);
+  p.N = 16;
+  p.residual = out.dev;
   EXPECT_EQ(cuda::launch_gemv(p, nullptr).code(), ErrorCode::kUnsupported);
   EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
 }

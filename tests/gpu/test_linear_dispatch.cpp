@@ -6,12 +6,17 @@
 // largest shapes stay cheap. Outputs are poisoned (NaN) before every run.
 #include <cuda_fp16.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <optional>
 #include <random>
 #include <string>
 
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/gemm/flat_gemm_traits.h"
 #include "backend/cuda/gemm/linear_dispatch.h"
@@ -203,6 +208,77 @@ TEST(GpuLinearDispatch, FusedAccumulateAndNormPrologue) {
       EXPECT_LT(worst / scale, 4e-3);
     }
   }
+}
+
+// CudaBackend::gate_up_silu (interleaved gate/up rows, Backend::interleaves_gate_up) against
+// CpuBackend::gate_up_silu (gate rows then up rows) on the same weights, with the RMSNorm, on every
+// route a table gives it: the GEMV's gated epilogue with the norm (M 1-2), the flat GEMM's with the
+// norm fused (M 3-8) and after a separate norm (M 9-16), and cuBLASLt's products through the
+// interleaved silu_mul (M 17+); both dtypes. Outputs are poisoned first.
+TEST(GpuLinearDispatch, GateUpSiluThroughTheBackendMatchesCpu) {
+  FDPP_REQUIRE_GPU();
+  const int64_t F = 200, K = 256, max_m = 24;
+  const std::filesystem::path table_path =
+      std::filesystem::temp_directory_path() / ("fdpp_gate_up_table_" + std::to_string(::getpid()) + ".json");
+  LinearTable table;
+  for (DType dt : {DType::kF16, DType::kBF16}) table.set({cuda::device_name(0), dt, 2 * F, K}, {2, 16});
+  table.save(table_path);
+  ASSERT_EQ(::setenv("FDPP_LINEAR_TABLE", table_path.c_str(), 1), 0);
+
+  std::mt19937 rng(17);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> gate(static_cast<size_t>(F * K)), up(gate.size()), x(static_cast<size_t>(max_m * K)),
+      g(static_cast<size_t>(K));
+  for (float& v : gate) v = normal(rng) * 0.08f;
+  for (float& v : up) v = normal(rng) * 0.08f;
+  for (float& v : x) v = 0.3f + 2.0f * normal(rng);
+  for (float& v : g) v = 1.0f + 0.2f * normal(rng);
+  std::vector<float> concatenated(gate), interleaved(static_cast<size_t>(2 * F * K));
+  concatenated.insert(concatenated.end(), up.begin(), up.end());
+  for (int64_t j = 0; j < F; ++j) {
+    std::copy_n(gate.begin() + j * K, K, interleaved.begin() + 2 * j * K);
+    std::copy_n(up.begin() + j * K, K, interleaved.begin() + (2 * j + 1) * K);
+  }
+  auto view = [](std::vector<float>& v, std::initializer_list<int64_t> shape) {
+    return TensorView::contiguous(v.data(), DType::kF32, shape);
+  };
+
+  CpuBackend cpu;
+  for (DType dt : {DType::kF16, DType::kBF16}) {
+    SCOPED_TRACE(dtype_name(dt));
+    cuda::CudaBackend gpu(0, dt);
+    ASSERT_TRUE(gpu.interleaves_gate_up());
+    const TensorView w_dev = gpu.adopt_weight(view(interleaved, {2 * F, K}));
+    const TensorView g_dev = gpu.adopt_weight(view(g, {K}));
+    const TensorView x_dev_all = gpu.adopt_weight(view(x, {max_m, K}));
+    for (int64_t m : {1, 2, 3, 8, 9, 16, 17, 24}) {
+      SCOPED_TRACE("M=" + std::to_string(m));
+      // The CPU reads the same inputs the GPU holds: x and g rounded to the activation dtype.
+      std::vector<float> xr(x.begin(), x.begin() + m * K), gr(g);
+      for (float& v : xr) v = dt == DType::kF16 ? half_to_float(float_to_half(v)) : bf16_to_float(float_to_bf16(v));
+      for (float& v : gr) v = dt == DType::kF16 ? half_to_float(float_to_half(v)) : bf16_to_float(float_to_bf16(v));
+      DeviceTensor want = cpu.allocate(DType::kF32, {m, F}), normed = cpu.allocate(DType::kF32, {m, K}),
+                   products = cpu.allocate(DType::kF32, {m, 2 * F});
+      cpu.gate_up_silu(view(xr, {m, K}), view(concatenated, {2 * F, K}), LinearFusion{view(gr, {K}), 1e-5f},
+                       want.view(), normed.view(), products.view());
+
+      DeviceTensor act = gpu.allocate(dt, {m, F}), gpu_normed = gpu.allocate(dt, {m, K}),
+                   gpu_products = gpu.allocate(dt, {m, 2 * F});
+      ASSERT_EQ(cudaMemset(act.view().data, 0xff, act.view().nbytes()), cudaSuccess);
+      TensorView xv = x_dev_all.first_rows(m);
+      gpu.gate_up_silu(xv, w_dev, LinearFusion{g_dev, 1e-5f}, act.view(), gpu_normed.view(), gpu_products.view());
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      std::vector<uint16_t> bits(static_cast<size_t>(m * F));
+      ASSERT_EQ(cudaMemcpy(bits.data(), act.view().data, bits.size() * 2, cudaMemcpyDeviceToHost), cudaSuccess);
+      std::vector<float> got(bits.size());
+      for (size_t i = 0; i < bits.size(); ++i)
+        got[i] = dt == DType::kF16 ? half_to_float(bits[i]) : bf16_to_float(bits[i]);
+      const auto* w = static_cast<const float*>(want.view().data);
+      EXPECT_LT(test::scaled_max_error(got, std::vector<double>(w, w + m * F)), dt == DType::kF16 ? 5e-3 : 3e-2);
+    }
+  }
+  ::unsetenv("FDPP_LINEAR_TABLE");
+  std::filesystem::remove(table_path);
 }
 
 // Programmatic dependent launch (backend/cuda/launch.cuh) lets each linear kernel start loading

@@ -309,6 +309,28 @@ void CudaBackend::silu_mul(const TensorView& gate_up, TensorView& out) {
   });
 }
 
+void CudaBackend::gate_up_silu(const TensorView& x, const TensorView& w, const LinearFusion& norm, TensorView& act,
+                               TensorView& normed, TensorView& gate_up) {
+  if (norm.accumulate) throw Error(ErrorCode::kInternal, "gate_up_silu: no residual add into the gate/up product");
+  const LinearImpl impl = linear_->choose(x, w);
+  if (linear_->can_gate_silu(impl, x, w)) {
+    if (norm.norm_weight.empty() || linear_->can_fuse_norm(impl, x, w, norm.norm_weight)) {
+      linear_->run_gated_silu_with(impl, x, w, norm, act);
+    } else {  // a norm this kernel cannot take at this M: normalise first, still no product stored
+      rmsnorm(x, norm.norm_weight, norm.eps, normed);
+      linear_->run_gated_silu_with(impl, normed, w, LinearFusion{}, act);
+    }
+    return;
+  }
+  linear_fused(x, w, TensorView{}, norm, gate_up, normed);  // cuBLASLt: the products, then silu_mul
+  dispatch(dtype_, [&](auto tag) {
+    using T = decltype(tag);
+    throw_if_error(launch_silu_mul(
+        SiluMulParams<T>{ptr<T>(gate_up), ptr<T>(act), rows_of(act), act.dim(act.rank - 1), /*interleaved=*/true},
+        stream_));
+  });
+}
+
 void CudaBackend::add(TensorView& x, const TensorView& y) {
   dispatch(dtype_, [&](auto tag) {
     using T = decltype(tag);

@@ -43,6 +43,11 @@ class CudaBackend final : public Backend {
                     TensorView& out, TensorView& scratch) override;
   void qkv_rope_store(int64_t layer, const TensorView& qkv, const TensorView& inv_freq, TensorView& q_out) override;
   void silu_mul(const TensorView& gate_up, TensorView& out) override;
+  bool interleaves_gate_up() const override { return true; }
+  // The GEMV and the streamed flat GEMM write silu(gate) * up in their epilogue (the products are
+  // never stored); cuBLASLt's products go through the interleaved silu_mul.
+  void gate_up_silu(const TensorView& x, const TensorView& w, const LinearFusion& norm, TensorView& act,
+                    TensorView& normed, TensorView& gate_up) override;
   void add(TensorView& x, const TensorView& y) override;
   void attention(int64_t layer, const TensorView& q, float scale, TensorView& out) override;
   void gather_rows(const TensorView& x, TensorView& out) override;

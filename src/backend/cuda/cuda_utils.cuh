@@ -54,11 +54,29 @@ __device__ __forceinline__ uint4 pack8(const float (&in)[8]) {
   return raw;
 }
 
+// silu(g) = g * sigmoid(g), as HF's SiLU; the one definition the pointwise kernel and the linear
+// kernels' gated epilogue share.
+__device__ __forceinline__ float silu(float g) { return g / (1.0f + __expf(-g)); }
+
 // The last step of a linear kernel's output element o (P: GemvParams / FlatGemmParams): adds the
 // residual (which may alias out: read before the store), then stores fp32 or rounds once to T.
 template <typename P>
 __device__ __forceinline__ void store_linear_output(const P& p, int64_t o, float y) {
   if (p.residual != nullptr) y += to_float(p.residual[o]);
+  if (p.out_f32 != nullptr) {
+    p.out_f32[o] = y;
+  } else {
+    p.out[o] = from_float<std::remove_pointer_t<decltype(p.out)>>(y);
+  }
+}
+
+// The gated SiLU epilogue's store (P: GemvParams / FlatGemmParams with gated_silu): gate and up
+// are the finished sums of interleaved rows n = 2j and 2j + 1 for token m; out[m, j] = silu(gate)
+// * up, rounded once (the unfused path rounds the products and then the result).
+template <typename P>
+__device__ __forceinline__ void store_gated_output(const P& p, int64_t m, int64_t n, float gate, float up) {
+  const int64_t o = m * (p.N / 2) + n / 2;
+  const float y = silu(gate) * up;
   if (p.out_f32 != nullptr) {
     p.out_f32[o] = y;
   } else {

@@ -200,7 +200,8 @@ Status validate(const FlatGemmParams<T>& p, bool* nothing_to_do) {
                                                " is not a multiple of 8 (rows must be whole 16-byte chunks)"};
     if (!is_aligned16(p.x) || !is_aligned16(p.w))
       return {ErrorCode::kInvalidArgument, "flat_gemm: x and w must be 16-byte aligned"};
-    const int64_t out_bytes = p.M * p.N * (p.out_f32 != nullptr ? 4 : int64_t{sizeof(T)});
+    const int64_t out_cols = p.gated_silu ? p.N / 2 : p.N;
+    const int64_t out_bytes = p.M * out_cols * (p.out_f32 != nullptr ? 4 : int64_t{sizeof(T)});
     const void* out = p.out_f32 != nullptr ? static_cast<const void*>(p.out_f32) : static_cast<const void*>(p.out);
     if (ranges_overlap(p.x, p.M * p.K * int64_t{sizeof(T)}, out, out_bytes))
       return {ErrorCode::kInvalidArgument, "flat_gemm: x overlaps the output"};
@@ -209,6 +210,11 @@ Status validate(const FlatGemmParams<T>& p, bool* nothing_to_do) {
     return {ErrorCode::kInvalidArgument, "flat_gemm: M = " + std::to_string(p.M) +
                                              "; the streamed mainloop serves M <= " +
                                              std::to_string(kFlatGemmStreamedMaxM)};
+  if (p.gated_silu && (p.M > kFlatGemmStreamedMaxM || p.mainloop == FlatGemmMainloop::kPipelined ||
+                       p.N % 2 != 0 || p.residual != nullptr))
+    return {ErrorCode::kUnsupported, "flat_gemm: the gated SiLU epilogue needs the streamed mainloop (M <= " +
+                                         std::to_string(kFlatGemmStreamedMaxM) + "), an even N (found " +
+                                         std::to_string(p.N) + ") and no residual"};
   if (p.norm_weight != nullptr &&
       (p.mainloop == FlatGemmMainloop::kPipelined || !flat_gemm_can_fuse_norm(p.M, p.K, p.x, p.w, p.norm_weight)))
     return {ErrorCode::kUnsupported, "flat_gemm: the norm prologue needs the streamed mainloop: M <= " +

@@ -43,6 +43,10 @@ struct FlatGemmParams {
   // 1/rms scales the sums before bias and residual (no normalised copy of x is written).
   const T* norm_weight = nullptr;  // [K], 16-byte aligned, or nullptr
   float norm_eps = 0.0f;
+  // Gated SiLU epilogue (streamed mainloop only): w is the fused gate/up matrix with its rows
+  // interleaved (row 2j gate_proj row j, row 2j + 1 up_proj row j), and out [M, N / 2] (or
+  // out_f32) = silu(gate) * up instead of the products. N even, no residual.
+  bool gated_silu = false;
   FlatGemmMainloop mainloop = FlatGemmMainloop::kAuto;
   // CTAs along K per block of rows: 0 takes the plan's policy (flat_gemm_traits.h); 1..
   // kFlatGemmMaxSplits forces that many (benchmarks and tests compare the policies).
@@ -69,8 +73,8 @@ Status plan_flat_gemm(const FlatGemmParams<T>& p, FlatGemmPlan* plan);
 // kInvalidArgument for a missing pointer, both or neither output, x overlapping the output, or
 // the streamed mainloop forced above kFlatGemmStreamedMaxM, splits outside 0..kFlatGemmMaxSplits or
 // more row blocks than a grid's y dimension holds (65535); kUnsupported for the norm prologue
-// where flat_gemm_can_fuse_norm is false or with the pipelined mainloop forced; kInternal for a
-// failed launch.
+// where flat_gemm_can_fuse_norm is false or with the pipelined mainloop forced, and for the gated
+// epilogue off the streamed mainloop, with an odd N or a residual; kInternal for a failed launch.
 template <typename T>
 Status launch_flat_gemm(const FlatGemmParams<T>& p, cudaStream_t stream);
 

@@ -22,8 +22,8 @@
 // is copied to its shared-memory stage by cp.async meanwhile. Loading x straight into registers
 // (L1 hits, but 8 lines per load and a round trip per step) held M = 16 to 70-80%. At the end the warps' fp32 tiles [16 rows x tokens]
 // meet in shared memory (with the norm prologue, the per-token sums of squares too) and 128
-// threads finish 2 outputs each: sum the 4 warps in a fixed order, 1/rms, bias, residual, one
-// rounding, store. No atomics, one launch.
+// threads finish 2 outputs each: sum the 4 warps in a fixed order, 1/rms, bias, residual (or,
+// gated, silu(gate) * up of an interleaved row pair), one rounding, store. No atomics, one launch.
 //
 // Split K (a row block too short to keep its SM streaming: N = 4096 gives 256 CTAs for 528
 // resident slots). The `splits` CTAs of a row block form one thread-block cluster along x; CTA s
@@ -285,35 +285,45 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
   }
   __syncthreads();
 
-  // Thread tid finishes row n0 + tid % 16 for tokens tid / 16 and tid / 16 + 8.
+  // Thread tid finishes row n0 + tid % 16 for tokens tid / 16 and tid / 16 + 8. The gated
+  // epilogue pairs rows r and r + 1 (r even: 16-row blocks never split a pair): the even row's
+  // thread finishes both and stores one value, the odd row's stores nothing.
   const int r = tid % kRows;
   const int64_t n = n0 + r;
+  const bool stores = n < N && (!p.gated_silu || r % 2 == 0);
   const float* tiles = reinterpret_cast<const float*>(smem);
   const float* sums_sq = tiles + Traits::kWarps * Smem::kTileFloats;
-  // Token m's sum over the warps, in a fixed order (deterministic), and its sum of squares.
-  auto warp_sums = [&](int m, float& y, float& ss) {
+  // Token m's value of row `row` summed over the warps in a fixed order (deterministic), and its
+  // sum of squares.
+  auto warp_sums = [&](int m, int row, float& y, float& ss) {
     y = 0.0f;
     ss = 0.0f;
 #pragma unroll
     for (int w = 0; w < Traits::kWarps; ++w) {
-      y += tiles[w * Smem::kTileFloats + m * Smem::kRowStride + r];
+      y += tiles[w * Smem::kTileFloats + m * Smem::kRowStride + row];
       if constexpr (kNorm) ss += sums_sq[w * Smem::kTokens + m];
     }
   };
-  const float bias = p.bias != nullptr && n < N ? to_float(p.bias[n]) : 0.0f;
-  auto finish = [&](int m, float y, float ss) {
-    if constexpr (kNorm) y *= rsqrtf(ss / static_cast<float>(K) + p.norm_eps);
-    store_linear_output(p, int64_t{m} * N + n, y + bias);
+  auto bias_of = [&](int64_t row) { return p.bias != nullptr && row < N ? to_float(p.bias[row]) : 0.0f; };
+  const float bias = bias_of(n);
+  const float bias_up = p.gated_silu ? bias_of(n + 1) : 0.0f;
+  // y: row n's sum, up: row n + 1's (gated only), ss: the token's sum of squares (kNorm only).
+  auto finish = [&](int m, float y, float up, float ss) {
+    float scale = 1.0f;
+    if constexpr (kNorm) scale = rsqrtf(ss / static_cast<float>(K) + p.norm_eps);
+    if (p.gated_silu) store_gated_output(p, m, n, y * scale + bias, up * scale + bias_up);
+    else store_linear_output(p, int64_t{m} * N + n, y * scale + bias);
   };
   if (!kSplit) {
-    if (n >= N) return;
+    if (!stores) return;
 #pragma unroll
     for (int t = 0; t < 2; ++t) {
       const int m = tid / kRows + t * 8;
       if (t * 8 >= Smem::kTokens || m >= M) break;  // the one-n-tile variant has 8 token rows
-      float y, ss;
-      warp_sums(m, y, ss);
-      finish(m, y, ss);
+      float y, ss, up = 0.0f, ss_up;
+      warp_sums(m, r, y, ss);
+      if (p.gated_silu) warp_sums(m, r + 1, up, ss_up);
+      finish(m, y, up, ss);
     }
     return;
   }
@@ -330,7 +340,7 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
     const int m = tid / kRows + t * 8;
     if (t * 8 >= Smem::kTokens) break;
     float y = 0.0f, ss = 0.0f;
-    if (m < M) warp_sums(m, y, ss);
+    if (m < M) warp_sums(m, r, y, ss);
     part[m * kRows + r] = y;
     if (r == 0) part_sq[m] = ss;
   }
@@ -339,15 +349,16 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
   for (int t = 0; t < 2; ++t) {
     const int m = tid / kRows + t * 8;
     if (t * 8 >= Smem::kTokens || m >= M) break;
-    if (m % splits != split || n >= N) continue;
+    if (m % splits != split || !stores) continue;
     float* my_part = part + m * kRows + r;
     float* my_sq = part_sq + m;
-    float y = 0.0f, ss = 0.0f;
+    float y = 0.0f, up = 0.0f, ss = 0.0f;
     for (int rank = 0; rank < splits; ++rank) {
       y += rank == split ? *my_part : *cluster.map_shared_rank(my_part, rank);
+      if (p.gated_silu) up += rank == split ? my_part[1] : *cluster.map_shared_rank(my_part + 1, rank);
       if constexpr (kNorm) ss += rank == split ? *my_sq : *cluster.map_shared_rank(my_sq, rank);
     }
-    finish(m, y, ss);
+    finish(m, y, up, ss);
   }
   cluster.sync();  // peers may still be reading this CTA's partial: stay resident until they are done
 }

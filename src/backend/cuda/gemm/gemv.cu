@@ -282,20 +282,33 @@ gemv_kernel(const GemvParams<T> p) {
     }
   }
   __syncthreads();
-  if (tid < V) {
+  // The gated epilogue pairs rows n and n + 1 (R is even, so a pair never straddles two blocks):
+  // the thread of the even row finishes both and stores one value.
+  static_assert(R % 2 == 0, "the gated epilogue pairs rows inside a block");
+  if (tid < V && (!p.gated_silu || (tid / Mp) % 2 == 0)) {
     const int r = tid / Mp, m = tid % Mp;
     const int64_t n = n0 + r;
     if (m < M && n < N) {
-      float y = 0.0f;
-#pragma unroll
-      for (int w = 0; w < GemvTraits::kWarps; ++w) y += partial[w][tid];
+      float scale = 1.0f;
       if constexpr (kNorm) {
         float ss = 0.0f;
 #pragma unroll
         for (int w = 0; w < GemvTraits::kWarps; ++w) ss += partial_sq[w][m];
-        y *= rsqrtf(ss / static_cast<float>(K) + p.norm_eps);
+        scale = rsqrtf(ss / static_cast<float>(K) + p.norm_eps);
       }
-      if (p.bias != nullptr) y += to_float(p.bias[n]);
+      // Row r + dr's finished value for token m: the warps' sums in a fixed order, 1/rms, bias.
+      auto finished = [&](int dr) {
+        float y = 0.0f;
+#pragma unroll
+        for (int w = 0; w < GemvTraits::kWarps; ++w) y += partial[w][tid + dr * Mp];
+        y *= scale;
+        return p.bias != nullptr ? y + to_float(p.bias[n + dr]) : y;
+      };
+      float y = finished(0);
+      if (p.gated_silu) {
+        store_gated_output(p, m, n, y, finished(1));
+        return;
+      }
       const int64_t o = int64_t{m} * N + n;
       if (p.residual != nullptr) y += to_float(p.residual[o]);  // may alias out: read before the store
       if constexpr (std::is_same_v<OutT, float>) {
@@ -353,11 +366,15 @@ Status launch_gemv(const GemvParams<T>& p, cudaStream_t stream) {
   if (p.M == 0 || p.N == 0) return Status::ok();
   if (p.K > 0 && (p.x == nullptr || p.w == nullptr))
     return {ErrorCode::kInvalidArgument, "gemv: x and w are required"};
-  const int64_t out_bytes = p.M * p.N * (p.out_f32 != nullptr ? 4 : int64_t{sizeof(T)});
+  const int64_t out_cols = p.gated_silu ? p.N / 2 : p.N;
+  const int64_t out_bytes = p.M * out_cols * (p.out_f32 != nullptr ? 4 : int64_t{sizeof(T)});
   const void* out = p.out_f32 != nullptr ? static_cast<const void*>(p.out_f32) : static_cast<const void*>(p.out);
   if (p.K > 0 && ranges_overlap(p.x, p.M * p.K * int64_t{sizeof(T)}, out, out_bytes))
     return {ErrorCode::kInvalidArgument, "gemv: x overlaps the output"};
 
+  if (p.gated_silu && (p.N % 2 != 0 || p.residual != nullptr))
+    return {ErrorCode::kUnsupported, "gemv: the gated SiLU epilogue needs an even N (gate/up row pairs), found N = " +
+                                         std::to_string(p.N) + (p.residual != nullptr ? ", and no residual" : "")};
   if (p.norm_weight != nullptr && !gemv_can_fuse_norm(p.M, p.K, p.x, p.w, p.norm_weight))
     return {ErrorCode::kUnsupported, "gemv: the norm prologue needs M <= " + std::to_string(kGemvNormMaxM) +
                                          ", K % 8 == 0 and 16-byte aligned x, w and norm weight"};

@@ -34,13 +34,17 @@ struct GemvParams {
   // Fast path and M <= kGemvNormMaxM only.
   const T* norm_weight = nullptr;  // [K] or nullptr
   float norm_eps = 0.0f;
+  // Gated SiLU epilogue: w is the fused gate/up matrix with its rows interleaved (row 2j gate_proj
+  // row j, row 2j + 1 up_proj row j), and out [M, N / 2] (or out_f32) = silu(gate) * up instead of
+  // the products. N even, no residual.
+  bool gated_silu = false;
 };
 
 // Fast path: K % 8 == 0 and x, w 16-byte aligned (16-byte loads). Anything else takes a scalar
 // path with the same results. Errors: kInvalidArgument for M > kGemvMaxM, a missing pointer,
 // both or neither output, or x overlapping the output; kUnsupported for the norm prologue off the
-// fast path or above kGemvNormMaxM (gemv_can_fuse_norm says beforehand); kInternal for a failed
-// launch.
+// fast path or above kGemvNormMaxM (gemv_can_fuse_norm says beforehand), and for the gated
+// epilogue with an odd N or a residual; kInternal for a failed launch.
 template <typename T>
 Status launch_gemv(const GemvParams<T>& p, cudaStream_t stream);
 

@@ -40,7 +40,7 @@ P kernel_params(const TensorView& x, const TensorView& w, const TensorView& bias
 
 template <typename T>
 void run_kernel(LinearImpl impl, const TensorView& x, const TensorView& w, const TensorView& bias, TensorView& out,
-                const LinearFusion& fusion, cudaStream_t stream) {
+                const LinearFusion& fusion, bool gated_silu, cudaStream_t stream) {
   if (fusion.accumulate && out.dtype == DType::kF32)
     throw Error(ErrorCode::kInternal, "linear: accumulating into fp32 output is not supported");
   if (impl == LinearImpl::kGemv) {
@@ -48,21 +48,23 @@ void run_kernel(LinearImpl impl, const TensorView& x, const TensorView& w, const
     if (fusion.accumulate) p.residual = p.out;
     p.norm_weight = fusion.norm_weight.empty() ? nullptr : static_cast<const T*>(fusion.norm_weight.data);
     p.norm_eps = fusion.eps;
+    p.gated_silu = gated_silu;
     throw_if_error(launch_gemv(p, stream));
   } else {
     auto p = kernel_params<FlatGemmParams<T>, T>(x, w, bias, out);
     if (fusion.accumulate) p.residual = p.out;
     p.norm_weight = fusion.norm_weight.empty() ? nullptr : static_cast<const T*>(fusion.norm_weight.data);
     p.norm_eps = fusion.eps;
+    p.gated_silu = gated_silu;
     throw_if_error(launch_flat_gemm(p, stream));
   }
 }
 
 void run_kernel_for_dtype(LinearImpl impl, const TensorView& x, const TensorView& w, const TensorView& bias,
-                          TensorView& out, const LinearFusion& fusion, cudaStream_t stream) {
+                          TensorView& out, const LinearFusion& fusion, bool gated_silu, cudaStream_t stream) {
   switch (x.dtype) {
-    case DType::kF16: run_kernel<__half>(impl, x, w, bias, out, fusion, stream); break;
-    case DType::kBF16: run_kernel<__nv_bfloat16>(impl, x, w, bias, out, fusion, stream); break;
+    case DType::kF16: run_kernel<__half>(impl, x, w, bias, out, fusion, gated_silu, stream); break;
+    case DType::kBF16: run_kernel<__nv_bfloat16>(impl, x, w, bias, out, fusion, gated_silu, stream); break;
     default:
       throw Error(ErrorCode::kUnsupported, fmt::format("linear: activation dtype {}", dtype_name(x.dtype)));
   }
@@ -135,10 +137,26 @@ void LinearDispatcher::run_with(LinearImpl impl, const TensorView& x, const Tens
 }
 
 void LinearDispatcher::launch(LinearImpl impl, const TensorView& x, const TensorView& w, const TensorView& bias,
-                              const LinearFusion& fusion, TensorView& out) {
+                              const LinearFusion& fusion, TensorView& out, bool gated_silu) {
   ++calls_[static_cast<size_t>(impl)];
   if (impl == LinearImpl::kCublasLt) cublaslt_.run(x, w, bias, out, fusion.accumulate);
-  else run_kernel_for_dtype(impl, x, w, bias, out, fusion, stream_);
+  else run_kernel_for_dtype(impl, x, w, bias, out, fusion, gated_silu, stream_);
+}
+
+bool LinearDispatcher::can_gate_silu(LinearImpl impl, const TensorView& x, const TensorView& w) const {
+  // The GEMV at any M it serves; the flat GEMM on its streamed mainloop only (FlatGemmParams).
+  return w.dim(0) % 2 == 0 && can_run(impl, x, w) &&
+         (impl == LinearImpl::kGemv || (impl == LinearImpl::kFlatGemm && rows_of(x) <= kFlatGemmStreamedMaxM));
+}
+
+void LinearDispatcher::run_gated_silu_with(LinearImpl impl, const TensorView& x, const TensorView& w,
+                                           const LinearFusion& norm, TensorView& out) {
+  if (norm.accumulate || !can_gate_silu(impl, x, w) ||
+      (!norm.norm_weight.empty() && !can_fuse_norm(impl, x, w, norm.norm_weight)))
+    throw Error(ErrorCode::kInternal, fmt::format("linear: {} cannot serve the gated x {} . w {}{}",
+                                                  linear_impl_name(impl), x.shape_string(), w.shape_string(),
+                                                  norm.norm_weight.empty() ? "" : " with the norm"));
+  launch(impl, x, w, TensorView{}, norm, out, /*gated_silu=*/true);
 }
 
 bool LinearDispatcher::run_fused(const TensorView& x, const TensorView& w, const TensorView& bias,

@@ -35,6 +35,14 @@ class LinearDispatcher {
   // fdpp::Error.
   bool run_fused(const TensorView& x, const TensorView& w, const TensorView& bias, const LinearFusion& fusion,
                  TensorView& out);
+  // The gated SiLU projection: out [M, N / 2] = silu(gate) * up of x (or rmsnorm(x) *
+  // norm.norm_weight) by the fused gate/up matrix w [N, K] with interleaved rows (row 2j gate, 2j + 1
+  // up), written by the kernel's epilogue. can_gate_silu: whether impl takes that epilogue for
+  // these operands (the GEMV, and the flat GEMM's streamed mainloop); run_gated_silu_with runs it
+  // (a norm needs can_fuse_norm). Throws fdpp::Error.
+  bool can_gate_silu(LinearImpl impl, const TensorView& x, const TensorView& w) const;
+  void run_gated_silu_with(LinearImpl impl, const TensorView& x, const TensorView& w, const LinearFusion& norm,
+                           TensorView& out);
   // The implementation run() picks for these operands.
   LinearImpl choose(const TensorView& x, const TensorView& w) const;
   // Whether an implementation can serve these operands at all.
@@ -55,7 +63,7 @@ class LinearDispatcher {
   LinearInflection inflection(DType dtype, int64_t n, int64_t k) const;
   // Runs impl with the fusion; the callers have checked that it can (choose, run_with, run_fused).
   void launch(LinearImpl impl, const TensorView& x, const TensorView& w, const TensorView& bias,
-              const LinearFusion& fusion, TensorView& out);
+              const LinearFusion& fusion, TensorView& out, bool gated_silu = false);
 
   cudaStream_t stream_;
   std::string gpu_;

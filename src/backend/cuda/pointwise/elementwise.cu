@@ -14,8 +14,10 @@ __global__ void silu_mul_kernel(const SiluMulParams<T> p) {
   for (int64_t i = blockIdx.x * int64_t{kThreads} + threadIdx.x; i < n; i += int64_t{gridDim.x} * kThreads) {
     const int64_t r = i / p.cols, c = i - r * p.cols;
     const T* row = p.gate_up + r * 2 * p.cols;
-    const float g = to_float(row[c]);
-    p.out[i] = from_float<T>(g / (1.0f + __expf(-g)) * to_float(row[p.cols + c]));
+    // Interleaved: gate j and up j side by side (the CUDA backend's gate/up layout); else halves.
+    const T* gate = p.interleaved ? row + 2 * c : row + c;
+    const T* up = p.interleaved ? row + 2 * c + 1 : row + p.cols + c;
+    p.out[i] = from_float<T>(silu(to_float(*gate)) * to_float(*up));
   }
 }
 

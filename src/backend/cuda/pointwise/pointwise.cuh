@@ -35,14 +35,15 @@ struct RmsNormParams {
 };
 template <typename T> Status launch_rmsnorm(const RmsNormParams<T>& p, cudaStream_t stream);
 
-// out [rows, F] = silu(gate) * up, gate and up the two halves of each gate_up row [rows, 2F]
-// (the fused gate/up projection's output: gate in columns [0, F), up in [F, 2F)).
+// out [rows, F] = silu(gate) * up from the fused gate/up projection's output [rows, 2F]: gate in
+// columns [0, F) and up in [F, 2F), or, interleaved, gate j in column 2j and up j in 2j + 1.
 template <typename T>
 struct SiluMulParams {
   const T* gate_up = nullptr;      // [rows, 2F]
   T* out = nullptr;                // [rows, F]
   int64_t rows = 0;
   int64_t cols = 0;                // F
+  bool interleaved = false;
 };
 template <typename T> Status launch_silu_mul(const SiluMulParams<T>& p, cudaStream_t stream);
 
