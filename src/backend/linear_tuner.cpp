@@ -12,7 +12,7 @@ std::vector<LinearShape> model_linear_shapes(const ModelConfig& c) {
   const int64_t q_dim = c.num_attention_heads * c.head_dim, kv_dim = c.num_key_value_heads * c.head_dim;
   return {{"qkv", q_dim + 2 * kv_dim, c.hidden_size, true},
           {"o", c.hidden_size, q_dim, false},
-          {"gate_up", 2 * c.intermediate_size, c.hidden_size, true},
+          {"gate_up", 2 * c.intermediate_size, c.hidden_size, true, true},
           {"down", c.hidden_size, c.intermediate_size, false},
           {"lm_head", c.vocab_size, c.hidden_size, true}};
 }

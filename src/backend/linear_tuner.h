@@ -23,6 +23,10 @@ struct LinearShape {
   // implementation as the forward pass runs it, with the norm fused where the implementation
   // takes it at that M and as a separate RMSNorm launch where it does not.
   bool normed_input = false;
+  // The fused gate/up projection, followed by silu(gate) * up: the tuner times the GEMV and the flat
+  // GEMM with their gated epilogue (half the output, no silu_mul) and cuBLASLt with the interleaved
+  // silu_mul launch after it, as CudaBackend::gate_up_silu runs them.
+  bool gated_silu = false;
 };
 // The linear shapes one forward pass runs, with the fused QKV and gate/up projections.
 std::vector<LinearShape> model_linear_shapes(const ModelConfig& config);

@@ -114,6 +114,7 @@ TEST(LinearTable, ModelShapesMarkTheNormalisedInputs) {
   for (const LinearShape& s : shapes) {
     const bool normed = s.name == "qkv" || s.name == "gate_up" || s.name == "lm_head";
     EXPECT_EQ(s.normed_input, normed) << s.name;
+    EXPECT_EQ(s.gated_silu, s.name == "gate_up") << s.name;
   }
   EXPECT_EQ(shapes[0].n, 12288);
   EXPECT_EQ(shapes[0].k, 4096);

@@ -66,6 +66,7 @@ class CudaLinearTuner final : public LinearTuner {
     DeviceBuffer normed(static_cast<size_t>(max_m * shape.k) * elem);  // rmsnorm(x) * g when not fused
     DeviceBuffer norm_weight(static_cast<size_t>(shape.k) * elem);
     DeviceBuffer out(static_cast<size_t>(max_m * shape.n) * elem);
+    DeviceBuffer act_buffer(static_cast<size_t>(max_m * (shape.n / 2)) * elem);  // silu(gate) * up
     fill(w.ptr, shape.n * shape.k * copies, 1, 0.02f);
     fill(x.ptr, max_m * shape.k, 2, 1.0f);
     fill(norm_weight.ptr, shape.k, 3, 1.0f);
@@ -91,14 +92,22 @@ class CudaLinearTuner final : public LinearTuner {
         // implementation takes it at this M, else a separate RMSNorm launch before it.
         const bool fused = shape.normed_input && dispatcher_->can_fuse_norm(impl, xv, weight(0), g);
         const bool separate = shape.normed_input && !fused;
+        // The gate/up projection: the kernel's gated epilogue where it has one, else the products
+        // and the interleaved silu_mul (CudaBackend::gate_up_silu).
+        const bool gated = shape.gated_silu && dispatcher_->can_gate_silu(impl, xv, weight(0));
+        const bool silu_after = shape.gated_silu && !gated;
+        TensorView act = TensorView::contiguous(act_buffer.ptr, dtype_, {m, shape.n / 2}, Device::kCuda);
         *slot[static_cast<size_t>(impl)] = time_graph([&](int launch) {
           const TensorView wv = weight(launch % copies);
-          if (fused) {
-            dispatcher_->run_with(impl, xv, wv, TensorView{}, LinearFusion{g, kNormEps}, ov);
+          if (separate) rmsnorm(xv, g, hv);
+          const TensorView& in = separate ? hv : xv;
+          const LinearFusion norm = fused ? LinearFusion{g, kNormEps} : LinearFusion{};
+          if (gated) {
+            dispatcher_->run_gated_silu_with(impl, in, wv, norm, act);
             return;
           }
-          if (separate) rmsnorm(xv, g, hv);
-          dispatcher_->run_with(impl, separate ? hv : xv, wv, TensorView{}, ov);
+          dispatcher_->run_with(impl, in, wv, TensorView{}, norm, ov);
+          if (silu_after) silu_mul_interleaved(ov, act);
         });
       }
       rows.push_back(t);
@@ -115,6 +124,19 @@ class CudaLinearTuner final : public LinearTuner {
       const RmsNormParams<T> p{static_cast<T*>(x.data), nullptr, static_cast<const T*>(g.data), static_cast<T*>(h.data),
                                x.dim(0), x.dim(1), kNormEps};
       throw_if_error(launch_rmsnorm(p, stream_));
+    };
+    if (dtype_ == DType::kF16) launch(__half{});
+    else launch(__nv_bfloat16{});
+  }
+
+  // act [M, F] = silu(gate) * up of interleaved products [M, 2F], as CudaBackend::gate_up_silu
+  // launches it after cuBLASLt.
+  void silu_mul_interleaved(const TensorView& products, const TensorView& act) {
+    auto launch = [&](auto tag) {
+      using T = decltype(tag);
+      const SiluMulParams<T> p{static_cast<const T*>(products.data), static_cast<T*>(act.data), act.dim(0),
+                               act.dim(1), true};
+      throw_if_error(launch_silu_mul(p, stream_));
     };
     if (dtype_ == DType::kF16) launch(__half{});
     else launch(__nv_bfloat16{});
