@@ -10,7 +10,7 @@
 
 namespace fdpp {
 
-class CpuBackend final : public Backend {
+class CpuBackend : public Backend {
  public:
   std::string name() const override { return "cpu"; }
   DType activation_dtype() const override { return DType::kF32; }
