@@ -86,6 +86,11 @@ class Backend {
   // A weight usable by the ops: the CPU backend returns `host` itself (it reads the mapped file);
   // the CUDA backend uploads it once, converting F32 to its activation dtype.
   virtual TensorView adopt_weight(const TensorView& host) = 0;
+  // One weight [2R, C] from two host weights a, b [R, C] of one dtype: row 2j is a's row j and row
+  // 2j + 1 b's row j (the interleaved gate/up matrix, interleaves_gate_up), uploaded without a host
+  // copy; or an empty view where this backend has no such path (the caller interleaves on the
+  // host and adopts the result).
+  virtual TensorView adopt_interleaved_rows(const TensorView& a, const TensorView& b) { return {}; }
   // An exact copy of a host table on this backend, dtype kept (CPU: `host` itself).
   virtual TensorView upload(const TensorView& host) = 0;
   // (Re)creates the KV cache; all previous contents are dropped.

@@ -27,6 +27,7 @@ TensorView LlamaModel::fuse_gate_up(const TensorView& gate, const TensorView& up
                 fmt::format("cannot fuse gate_proj {} ({}) with up_proj {} ({})", gate.shape_string(),
                             dtype_name(gate.dtype), up.shape_string(), dtype_name(up.dtype)));
   // Row 2j is gate_proj row j and row 2j + 1 up_proj row j (Backend::interleaves_gate_up).
+  if (TensorView direct = backend_.adopt_interleaved_rows(gate, up); !direct.empty()) return direct;
   const int64_t F = gate.dim(0);
   const size_t row_bytes = gate.nbytes() / static_cast<size_t>(F);
   std::vector<std::byte> host(2 * gate.nbytes());

@@ -107,6 +107,29 @@ TensorView CudaBackend::upload(const TensorView& host) {
   return view;
 }
 
+TensorView CudaBackend::adopt_interleaved_rows(const TensorView& a, const TensorView& b) {
+  if (a.dtype != dtype_ || b.dtype != dtype_ || a.rank != 2 || b.rank != 2 || a.dim(0) != b.dim(0) ||
+      a.dim(1) != b.dim(1) || !a.is_contiguous() || !b.is_contiguous())
+    return {};
+  const size_t row_bytes = a.nbytes() / static_cast<size_t>(a.dim(0));
+  DeviceTensor d = allocate_bytes(2 * a.nbytes(), "weight upload");
+  TensorView view = a;
+  view.shape[0] = 2 * a.dim(0);
+  view.data = d.view().data;
+  view.device = Device::kCuda;
+  // a's rows to the even rows, b's to the odd ones: destination pitch two rows, source pitch one.
+  char* dst = static_cast<char*>(view.data);
+  const auto rows = static_cast<size_t>(a.dim(0));
+  check(cudaMemcpy2DAsync(dst, 2 * row_bytes, a.data, row_bytes, row_bytes, rows, cudaMemcpyHostToDevice, stream_),
+        "weight upload");
+  check(cudaMemcpy2DAsync(dst + row_bytes, 2 * row_bytes, b.data, row_bytes, row_bytes, rows, cudaMemcpyHostToDevice,
+                          stream_),
+        "weight upload");
+  check(cudaStreamSynchronize(stream_), "weight upload");
+  weights_.push_back(std::move(d));
+  return view;
+}
+
 TensorView CudaBackend::adopt_weight(const TensorView& host) {
   if (host.dtype == dtype_) return upload(host);
   // Another float dtype: widen to fp32 on the host, narrow to the activation dtype on the GPU.

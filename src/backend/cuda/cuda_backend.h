@@ -29,6 +29,9 @@ class CudaBackend final : public Backend {
   DeviceTensor allocate(DType dtype, std::initializer_list<int64_t> shape) override;
   TensorView adopt_weight(const TensorView& host) override;
   TensorView upload(const TensorView& host) override;
+  // Two strided copies into one allocation when a and b are in the activation dtype; empty (the
+  // model interleaves on the host, then adopt_weight converts) otherwise.
+  TensorView adopt_interleaved_rows(const TensorView& a, const TensorView& b) override;
   void init_kv_cache(const KvCacheShape& shape) override;
   void fill_random(TensorView& t, uint64_t seed, float mean, float stddev) override;
   void randomize_kv_cache(uint64_t seed) override;
