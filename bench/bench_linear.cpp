@@ -18,7 +18,10 @@
 // mainloop runs, the other choice (2 splits where the plan takes 1, else 1) is timed as well
 // ("alt splits"), so that the split-K policy is decided on one binary. "read" is the read ceiling
 // at the shape's own size: a plain streaming read of the same weight bytes (stream_read.h),
-// single and back to back, % of 3.0 TB/s.
+// single and back to back, % of 3.0 TB/s. On the gate/up shapes, log lines also time the gated
+// SiLU epilogue (the rows taken as interleaved gate/up pairs, out [M, N / 2]) against the same
+// kernel followed by the interleaved silu_mul, and cuBLASLt followed by it ("+silu"): what the
+// fusion saves per launch.
 //
 // Usage: bench_linear [--iters N] [--quick] [--shape NAME] [--m M1,M2,...] [--splits S1,S2,...]
 //   --quick: the first two shapes only; --shape: one shape by name ("L3-8B lm_head"); --m: these M;
@@ -39,6 +42,7 @@
 #include "backend/cuda/gemm/cublaslt_linear.h"
 #include "backend/cuda/gemm/flat_gemm.cuh"
 #include "backend/cuda/gemm/gemv.cuh"
+#include "backend/cuda/pointwise/pointwise.cuh"
 #include "backend/linear_table.h"
 #include "core/tensor.h"
 #include "gpu_spin.h"
@@ -195,6 +199,8 @@ int main(int argc, char** argv) {
   fill_random_half(gamma, static_cast<size_t>(max_k), 7u);
   BENCH_CHECK(cudaMalloc(&out_fdpp, static_cast<size_t>(max_m * max_n) * sizeof(__half)));
   BENCH_CHECK(cudaMalloc(&out_lt, static_cast<size_t>(max_m * max_n) * sizeof(__half)));
+  __half* act = nullptr;  // silu(gate) * up [max_m, max_n / 2] of the gate/up shapes
+  BENCH_CHECK(cudaMalloc(&act, static_cast<size_t>(max_m * (max_n / 2 + 1)) * sizeof(__half)));
   float* read_sink = nullptr;
   BENCH_CHECK(cudaMalloc(&read_sink, sizeof(float)));
   fill_random_half(pool, pool_bytes / sizeof(__half), 1234u);
@@ -332,6 +338,54 @@ int main(int argc, char** argv) {
             row.flat_pipelined = measure("flat pipe", run_flat);
           }
         }
+        // The gate/up shapes: the gated epilogue against kernel + interleaved silu_mul (log lines).
+        if (std::string(s.name).find("gate+up") != std::string::npos && s.N % 2 == 0) {
+          auto silu_after = [&](const __half* products) {
+            const fdpp::cuda::SiluMulParams<__half> sp{products, act, M, s.N / 2, true};
+            if (const fdpp::Status st = fdpp::cuda::launch_silu_mul(sp, stream); !st.is_ok()) fail("silu_mul", st);
+          };
+          auto report = [&](const char* name, const std::function<void(int)>& launch) {
+            const auto [us, b2b_us] = time_launches(stream, iters, launch);
+            fmt::print("{:>14} [{:>6}, {:>5}] M={:<3} {:>15} {:7.1f} us, b2b {:7.1f} us\n", s.name, s.N, s.K, M, name, us,
+                       b2b_us);
+          };
+          report("cuBLASLt+silu", [&](int i) {
+            run_lt(i);
+            silu_after(out_lt);
+          });
+          if (M <= fdpp::cuda::kGemvMaxM) {
+            fdpp::cuda::GemvParams<__half> p;
+            p.x = x;
+            p.M = M;
+            p.N = s.N;
+            p.K = s.K;
+            auto run = [&](int i, bool gated) {
+              p.w = weights(i);
+              p.gated_silu = gated;
+              p.out = gated ? act : out_fdpp;
+              if (const fdpp::Status st = fdpp::cuda::launch_gemv(p, stream); !st.is_ok()) fail("gemv", st);
+              if (!gated) silu_after(out_fdpp);
+            };
+            report("gemv+silu", [&](int i) { run(i, false); });
+            report("gemv gated", [&](int i) { run(i, true); });
+          }
+          if (M <= fdpp::cuda::kFlatGemmStreamedMaxM) {
+            fdpp::cuda::FlatGemmParams<__half> p;
+            p.x = x;
+            p.M = M;
+            p.N = s.N;
+            p.K = s.K;
+            auto run = [&](int i, bool gated) {
+              p.w = weights(i);
+              p.gated_silu = gated;
+              p.out = gated ? act : out_fdpp;
+              if (const fdpp::Status st = fdpp::cuda::launch_flat_gemm(p, stream); !st.is_ok()) fail("flat_gemm", st);
+              if (!gated) silu_after(out_fdpp);
+            };
+            report("flat+silu", [&](int i) { run(i, false); });
+            report("flat gated", [&](int i) { run(i, true); });
+          }
+        }
         if (!row.gemv.ran && !row.flat.ran)
           fmt::print("{:>14} [{:>6}, {:>5}] M={:<3}  cuBLASLt {:7.1f} us ({:4.0f} GB/s, {:5.1f}%), b2b {:7.1f} us\n",
                      s.name, s.N, s.K, M, row.lt.us, bytes / row.lt.us * 1e-3,
@@ -389,6 +443,7 @@ int main(int argc, char** argv) {
   cudaFree(gamma);
   cudaFree(out_fdpp);
   cudaFree(out_lt);
+  cudaFree(act);
   cudaFree(read_sink);
   cudaStreamDestroy(stream);
   return 0;
