@@ -353,8 +353,8 @@ int main(int argc, char** argv) {
             run_lt(i);
             silu_after(out_lt);
           });
-          if (M <= fdpp::cuda::kGemvMaxM) {
-            fdpp::cuda::GemvParams<__half> p;
+          // One kernel (Params P, launcher launch_kernel) plain + silu_mul, then with its gated epilogue.
+          auto compare = [&](auto p, const char* plain_name, const char* gated_name, auto launch_kernel) {
             p.x = x;
             p.M = M;
             p.N = s.N;
@@ -363,28 +363,18 @@ int main(int argc, char** argv) {
               p.w = weights(i);
               p.gated_silu = gated;
               p.out = gated ? act : out_fdpp;
-              if (const fdpp::Status st = fdpp::cuda::launch_gemv(p, stream); !st.is_ok()) fail("gemv", st);
+              if (const fdpp::Status st = launch_kernel(p, stream); !st.is_ok()) fail(gated_name, st);
               if (!gated) silu_after(out_fdpp);
             };
-            report("gemv+silu", [&](int i) { run(i, false); });
-            report("gemv gated", [&](int i) { run(i, true); });
-          }
-          if (M <= fdpp::cuda::kFlatGemmStreamedMaxM) {
-            fdpp::cuda::FlatGemmParams<__half> p;
-            p.x = x;
-            p.M = M;
-            p.N = s.N;
-            p.K = s.K;
-            auto run = [&](int i, bool gated) {
-              p.w = weights(i);
-              p.gated_silu = gated;
-              p.out = gated ? act : out_fdpp;
-              if (const fdpp::Status st = fdpp::cuda::launch_flat_gemm(p, stream); !st.is_ok()) fail("flat_gemm", st);
-              if (!gated) silu_after(out_fdpp);
-            };
-            report("flat+silu", [&](int i) { run(i, false); });
-            report("flat gated", [&](int i) { run(i, true); });
-          }
+            report(plain_name, [&](int i) { run(i, false); });
+            report(gated_name, [&](int i) { run(i, true); });
+          };
+          if (M <= fdpp::cuda::kGemvMaxM)
+            compare(fdpp::cuda::GemvParams<__half>{}, "gemv+silu", "gemv gated",
+                    [](const auto& p, cudaStream_t st) { return fdpp::cuda::launch_gemv(p, st); });
+          if (M <= fdpp::cuda::kFlatGemmStreamedMaxM)
+            compare(fdpp::cuda::FlatGemmParams<__half>{}, "flat+silu", "flat gated",
+                    [](const auto& p, cudaStream_t st) { return fdpp::cuda::launch_flat_gemm(p, st); });
         }
         if (!row.gemv.ran && !row.flat.ran)
           fmt::print("{:>14} [{:>6}, {:>5}] M={:<3}  cuBLASLt {:7.1f} us ({:4.0f} GB/s, {:5.1f}%), b2b {:7.1f} us\n",

@@ -105,6 +105,52 @@ void check_linear_run(const DeviceArray<T>& w_host, const T* w_dev, const Device
   EXPECT_LT(scaled_max_error(got, want), epi == Epilogue::kF32Out ? kLinearTolF32 : linear_tol<T>());
 }
 
+// Operands of one run with an optional RMSNorm before the product: w [N, K], bias [N], x [M, K],
+// norm weight g [K] filled in that order (fresh, rounded to T), outputs [M, N] poisoned; params()
+// points a kernel's Params at them, reference() is (x or rmsnorm(x) * g) . w^T (+ bias) in fp32.
+template <typename T>
+struct NormedLinearOperands {
+  int64_t M, N, K;
+  DeviceArray<T> w, bias, x, g, out;
+  DeviceFloats out_f32;
+  NormedLinearOperands(int64_t M_, int64_t N_, int64_t K_, float x_stddev, float x_mean, std::mt19937& rng)
+      : M(M_), N(N_), K(K_), w(static_cast<size_t>(N * K)), bias(static_cast<size_t>(N)),
+        x(static_cast<size_t>(M * K)), g(static_cast<size_t>(K)), out(static_cast<size_t>(M * N)),
+        out_f32(out.size()) {
+    w.fill_normal(rng, 1.0f / std::sqrt(static_cast<float>(K)));
+    bias.fill_normal(rng, 0.5f);
+    x.fill_normal(rng, x_stddev, x_mean);
+    g.fill_normal(rng, 0.2f, 1.0f);
+    out.poison();
+    out_f32.poison();
+  }
+  template <typename P>
+  P params(bool with_bias, bool norm, bool f32_out) const {
+    P p;
+    p.x = x.dev;
+    p.w = w.dev;
+    p.bias = with_bias ? bias.dev : nullptr;
+    p.M = M;
+    p.N = N;
+    p.K = K;
+    if (norm) {
+      p.norm_weight = g.dev;
+      p.norm_eps = 1e-5f;
+    }
+    if (f32_out) p.out_f32 = out_f32.dev;
+    else p.out = out.dev;
+    return p;
+  }
+  std::vector<float> reference(bool with_bias, bool norm) {
+    std::vector<float> input(x.host), ref(out.size());
+    if (norm) cpu::rmsnorm(x.host.data(), TensorView::contiguous(g.host.data(), DType::kF32, {K}), 1e-5f, M, input.data());
+    cpu::linear(input.data(), M, TensorView::contiguous(w.host.data(), DType::kF32, {N, K}),
+                with_bias ? TensorView::contiguous(bias.host.data(), DType::kF32, {N}) : TensorView{}, ref.data());
+    return ref;
+  }
+  std::vector<float> download(bool f32_out) const { return f32_out ? out_f32.download() : out.download(); }
+};
+
 // The RMSNorm prologue: out = (rmsnorm(x) * g) . w^T + bias, against cpu::rmsnorm then
 // cpu::linear in fp32. x has a nonzero mean and spread so that 1/rms is far from 1. launch(p)
 // enqueues the kernel (p.norm_weight and p.norm_eps set) and returns its Status.
@@ -115,35 +161,13 @@ void check_norm_prologue_run(int64_t N, int64_t K, int64_t M, bool f32_out, bool
                              const std::function<Status(const P&)>& launch) {
   SCOPED_TRACE("norm prologue [" + std::to_string(N) + ", " + std::to_string(K) + "] M=" + std::to_string(M) +
                (f32_out ? " fp32 out" : ""));
-  DeviceArray<T> w(static_cast<size_t>(N * K)), bias(static_cast<size_t>(N)), x(static_cast<size_t>(M * K));
-  DeviceArray<T> g(static_cast<size_t>(K)), out(static_cast<size_t>(M * N));
-  DeviceFloats out_f32(out.size());
-  w.fill_normal(rng, 1.0f / std::sqrt(static_cast<float>(K)));
-  bias.fill_normal(rng, 0.5f);
-  x.fill_normal(rng, 3.0f, 0.5f);
-  g.fill_normal(rng, 0.2f, 1.0f);
-  out.poison();
-  out_f32.poison();
-  P p;
-  p.x = x.dev;
-  p.w = w.dev;
-  p.bias = bias.dev;
-  p.M = M;
-  p.N = N;
-  p.K = K;
-  p.norm_weight = g.dev;
-  p.norm_eps = 1e-5f;
-  if (f32_out) p.out_f32 = out_f32.dev;
-  else p.out = out.dev;
-  const Status st = launch(p);
+  NormedLinearOperands<T> ops(M, N, K, 3.0f, 0.5f, rng);
+  const Status st = launch(ops.template params<P>(true, true, f32_out));
   ASSERT_TRUE(st.is_ok()) << st.message();
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
 
-  std::vector<float> normed(x.size()), ref(out.size());
-  cpu::rmsnorm(x.host.data(), TensorView::contiguous(g.host.data(), DType::kF32, {K}), 1e-5f, M, normed.data());
-  cpu::linear(normed.data(), M, TensorView::contiguous(w.host.data(), DType::kF32, {N, K}),
-              TensorView::contiguous(bias.host.data(), DType::kF32, {N}), ref.data());
-  const std::vector<float> got = f32_out ? out_f32.download() : out.download();
+  const std::vector<float> ref = ops.reference(true, true);
+  const std::vector<float> got = ops.download(f32_out);
   ASSERT_EQ(std::count_if(got.begin(), got.end(), [](float v) { return std::isnan(v); }), 0) << "outputs left poisoned";
   EXPECT_LT(scaled_max_error(got, std::vector<double>(ref.begin(), ref.end())),
             f32_out && !rounded_input ? 2 * kLinearTolF32 : linear_tol<T>());
@@ -159,37 +183,14 @@ void check_gated_silu_run(int64_t N, int64_t K, int64_t M, bool norm, bool with_
                           const std::function<Status(const P&)>& launch) {
   SCOPED_TRACE("gated silu [" + std::to_string(N) + ", " + std::to_string(K) + "] M=" + std::to_string(M) +
                (norm ? " norm" : "") + (with_bias ? " bias" : "") + (f32_out ? " fp32 out" : ""));
-  DeviceArray<T> w(static_cast<size_t>(N * K)), bias(static_cast<size_t>(N)), x(static_cast<size_t>(M * K));
-  DeviceArray<T> g(static_cast<size_t>(K)), out(static_cast<size_t>(M * N));
-  DeviceFloats out_f32(out.size());
-  w.fill_normal(rng, 1.0f / std::sqrt(static_cast<float>(K)));
-  bias.fill_normal(rng, 0.5f);
-  x.fill_normal(rng, 1.0f, 0.3f);
-  g.fill_normal(rng, 0.2f, 1.0f);
-  out.poison();
-  out_f32.poison();
-  P p;
-  p.x = x.dev;
-  p.w = w.dev;
-  p.bias = with_bias ? bias.dev : nullptr;
-  p.M = M;
-  p.N = N;
-  p.K = K;
+  NormedLinearOperands<T> ops(M, N, K, 1.0f, 0.3f, rng);
+  P p = ops.template params<P>(with_bias, norm, f32_out);
   p.gated_silu = true;
-  if (norm) {
-    p.norm_weight = g.dev;
-    p.norm_eps = 1e-5f;
-  }
-  if (f32_out) p.out_f32 = out_f32.dev;
-  else p.out = out.dev;
   const Status st = launch(p);
   ASSERT_TRUE(st.is_ok()) << st.message();
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
 
-  std::vector<float> input(x.host), products(static_cast<size_t>(M * N));
-  if (norm) cpu::rmsnorm(x.host.data(), TensorView::contiguous(g.host.data(), DType::kF32, {K}), 1e-5f, M, input.data());
-  cpu::linear(input.data(), M, TensorView::contiguous(w.host.data(), DType::kF32, {N, K}),
-              with_bias ? TensorView::contiguous(bias.host.data(), DType::kF32, {N}) : TensorView{}, products.data());
+  const std::vector<float> products = ops.reference(with_bias, norm);
   const int64_t F = N / 2;
   std::vector<double> want(static_cast<size_t>(M * F));
   for (int64_t m = 0; m < M; ++m)
@@ -198,7 +199,7 @@ void check_gated_silu_run(int64_t N, int64_t K, int64_t M, bool norm, bool with_
       const double up = products[static_cast<size_t>(m * N + 2 * j + 1)];
       want[static_cast<size_t>(m * F + j)] = gate / (1.0 + std::exp(-gate)) * up;
     }
-  std::vector<float> got = f32_out ? out_f32.download() : out.download();
+  std::vector<float> got = ops.download(f32_out);
   const auto beyond = std::count_if(got.begin() + M * F, got.end(), [](float v) { return !std::isnan(v); });
   EXPECT_EQ(beyond, 0) << "the epilogue wrote past [M, N / 2]";
   got.resize(static_cast<size_t>(M * F));
