@@ -91,15 +91,24 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(c
 
   // Rows of tile i into stage i % kStages; positions past `end` become zeros (V must be finite
   // there: their zero weights would turn garbage into NaN).
+  // Tiles start at multiples of kTile (split sizes are multiples of 64), so when a cache block
+  // holds a whole number of tiles, a tile's rows are consecutive slots of one block: one table
+  // read per tile instead of one per copy.
+  const bool tile_in_one_block = p.kv.block_size % kTile == 0;
   auto copy_tile = [&](int i) {
     const int base = first + kTile * Tr::kWarps * i;
     const uint32_t k_dst = ring + (i % kStages) * Smem::kStageBytes;
+    const int64_t tile_slot = tile_in_one_block && base < end
+                                  ? int64_t{table[base / p.kv.block_size]} * p.kv.block_size + base % p.kv.block_size
+                                  : 0;
 #pragma unroll
     for (int j = 0; j < kCopies; ++j) {
       const int c = lane + 32 * j, row = c / Smem::kChunks, chunk = c % Smem::kChunks;
       const int pos = base + row;
       const bool ok = pos < end;
-      const int64_t off = (ok ? slot_offset(table, pos, p.kv.block_size, row_elems) : 0) + chunk * 8;
+      const int64_t slot_elems = tile_in_one_block ? (tile_slot + row) * row_elems
+                                                   : (ok ? slot_offset(table, pos, p.kv.block_size, row_elems) : 0);
+      const int64_t off = (ok ? slot_elems : 0) + chunk * 8;
       cp_async_16(k_dst + Smem::offset(row, chunk), k_head + off, ok);
       cp_async_16(k_dst + Smem::kMatrixBytes + Smem::offset(row, chunk), v_head + off, ok);
     }
