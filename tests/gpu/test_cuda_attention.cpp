@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <string>
 
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cuda/attention/attention.cuh"
@@ -24,6 +25,7 @@ struct Case {
   bool reversed_rows = false;    // decode launch over an explicit row list, in reverse token order
   bool row_list = false;         // prefill launch over an explicit (identity) row list
   int check_stride = 1;          // > 1: compare only every check_stride-th token and the last (long prompts)
+  int block_size = 16;           // positions per paged-cache block
 };
 
 struct Result {
@@ -37,12 +39,12 @@ struct Result {
 template <typename T>
 Result run_case(const Case& c, uint32_t seed) {
   std::mt19937 rng(seed);
-  constexpr int kBlock = 16;
+  const int block = c.block_size;
   const int S = static_cast<int>(c.kv_lens.size());
   int max_blocks = 0, total_blocks = 0;
   for (int len : c.kv_lens) {
-    max_blocks = std::max(max_blocks, (len + kBlock - 1) / kBlock);
-    total_blocks += (len + kBlock - 1) / kBlock;
+    max_blocks = std::max(max_blocks, (len + block - 1) / block);
+    total_blocks += (len + block - 1) / block;
   }
   // Block tables: a random permutation of all blocks, -1 past each sequence's end.
   std::vector<int32_t> perm(static_cast<size_t>(total_blocks));
@@ -51,7 +53,7 @@ Result run_case(const Case& c, uint32_t seed) {
   std::vector<int32_t> tables(static_cast<size_t>(S * max_blocks), -1);
   size_t next = 0;
   for (int s = 0; s < S; ++s)
-    for (int b = 0; b < (c.kv_lens[s] + kBlock - 1) / kBlock; ++b) tables[static_cast<size_t>(s * max_blocks + b)] = perm[next++];
+    for (int b = 0; b < (c.kv_lens[s] + block - 1) / block; ++b) tables[static_cast<size_t>(s * max_blocks + b)] = perm[next++];
 
   std::vector<int32_t> positions, token_seq;
   for (int s = 0; s < S; ++s)
@@ -62,12 +64,12 @@ Result run_case(const Case& c, uint32_t seed) {
   const int n_tokens = static_cast<int>(positions.size());
   const size_t row = static_cast<size_t>(c.hkv * c.hd);
   test::DeviceArray<T> q(static_cast<size_t>(n_tokens * c.hq * c.hd)), out(q.size());
-  test::DeviceArray<T> k(static_cast<size_t>(total_blocks * kBlock) * row), v(k.size());
+  test::DeviceArray<T> k(static_cast<size_t>(total_blocks * block) * row), v(k.size());
   q.fill_normal(rng, 1.0f);
   k.fill_normal(rng, c.k_scale);
   v.fill_normal(rng, 1.0f);
   for (int i = 0; i < c.planted_rows; ++i) {  // a few huge keys: their scores leave any sane range
-    const size_t slot = rng() % (static_cast<size_t>(total_blocks) * kBlock);
+    const size_t slot = rng() % (static_cast<size_t>(total_blocks) * block);
     for (size_t j = 0; j < row; ++j) k.host[slot * row + j] = test::from_device_type(test::to_device_type<T>(k.host[slot * row + j] * 400.0f));
   }
   k.upload();
@@ -77,7 +79,7 @@ Result run_case(const Case& c, uint32_t seed) {
   cuda::AttentionParams<T> p;
   p.q = q.dev;
   p.out = out.dev;
-  p.kv = {k.dev, v.dev, total_blocks, kBlock, c.hkv, c.hd};
+  p.kv = {k.dev, v.dev, total_blocks, block, c.hkv, c.hd};
   p.slots = {d_pos.dev, d_seq.dev, d_tables.dev, max_blocks, n_tokens};
   p.num_q_heads = c.hq;
   p.scale = 1.0f / std::sqrt(static_cast<float>(c.hd));
@@ -145,7 +147,7 @@ Result run_case(const Case& c, uint32_t seed) {
       double m = -1e300;
       bool outside = false, near = false;
       for (int pos = 0; pos < len; ++pos) {
-        const size_t slot = static_cast<size_t>(tables[static_cast<size_t>(s * max_blocks + pos / kBlock)]) * kBlock + pos % kBlock;
+        const size_t slot = static_cast<size_t>(tables[static_cast<size_t>(s * max_blocks + pos / block)]) * block + pos % block;
         const float* kh = &k.host[slot * row + static_cast<size_t>(h / group) * c.hd];
         double dot = 0;
         for (int d = 0; d < c.hd; ++d) dot += double(qh[d]) * kh[d];
@@ -162,7 +164,7 @@ Result run_case(const Case& c, uint32_t seed) {
       for (int pos = 0; pos < len; ++pos) {
         const double e = std::exp(scores[static_cast<size_t>(pos)] - m);
         denom += e;
-        const size_t slot = static_cast<size_t>(tables[static_cast<size_t>(s * max_blocks + pos / kBlock)]) * kBlock + pos % kBlock;
+        const size_t slot = static_cast<size_t>(tables[static_cast<size_t>(s * max_blocks + pos / block)]) * block + pos % block;
         const float* vh = &v.host[slot * row + static_cast<size_t>(h / group) * c.hd];
         for (int d = 0; d < c.hd; ++d) o[static_cast<size_t>(d)] += e * vh[d];
       }
@@ -185,7 +187,7 @@ Result run_case(const Case& c, uint32_t seed) {
 
   // The CPU backend on the same inputs (fp32).
   std::vector<float> cpu_out(got.size());
-  cpu::PagedKv kv{k.host.data(), v.host.data(), total_blocks, kBlock, c.hkv, c.hd};
+  cpu::PagedKv kv{k.host.data(), v.host.data(), total_blocks, block, c.hkv, c.hd};
   cpu::AttentionBatch batch{positions, token_seq, tables, max_blocks};
   cpu::attention(q.host.data(), c.hq, kv, batch, p.scale, cpu_out.data());
   std::vector<double> cpu_d(cpu_out.begin(), cpu_out.end());
@@ -247,6 +249,24 @@ TEST(GpuAttention, GqaRatiosAndHeadDims) {
     g.hd = hd;
     g.kv_lens = {1, 129, 600};
     expect_close<__half>(g, seed++, "generic head dim");
+  }
+}
+
+// The tensor-core kernel reads one block-table entry per 16-position tile when a cache block holds
+// whole tiles (16, 32, 64) and one per copy otherwise (8, 24): both, against the references.
+TEST(GpuAttention, DecodeOverCacheBlocksOfOtherSizes) {
+  FDPP_REQUIRE_GPU();
+  uint32_t seed = 150;
+  for (int block_size : {8, 24, 32, 64}) {
+    for (int hkv : {8, 32}) {  // tensor-core (GQA 4) and CUDA-core (MHA) kernels
+      Case c;
+      c.kv_lens = {1, 40, 777, 4100};
+      c.hkv = hkv;
+      c.block_size = block_size;
+      const std::string what = "block size " + std::to_string(block_size) + ", kv heads " + std::to_string(hkv);
+      expect_close<__half>(c, seed++, what.c_str());
+      expect_close<__nv_bfloat16>(c, seed++, what.c_str());
+    }
   }
 }
 
