@@ -6,6 +6,7 @@
 // (bench/attention_sdpa_peer.py writes it; pass --peer FILE). KV blocks rotate through a pool
 // larger than L2, so HBM serves every read. Also times the forced fallback. Prefill: one causal
 // sequence of 1K..8K tokens (fp16, and bf16 from 4K), TFLOP/s against SDPA with is_causal.
+// Usage: bench_attention [--peer FILE] [--decode-only] (no prefill rows: a shorter A/B run)
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -171,6 +172,9 @@ double time_prefill(int tokens, int hq, int hkv, int hd, fdpp::cuda::SoftmaxRang
 
 int main(int argc, char** argv) {
   std::map<std::string, double> peer;
+  bool decode_only = false;
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]) == "--decode-only") decode_only = true;
   for (int i = 1; i + 1 < argc; ++i)
     if (std::string(argv[i]) == "--peer") {
       std::ifstream f(argv[i + 1]);
@@ -269,6 +273,7 @@ int main(int argc, char** argv) {
   struct PrefillRow { const char* dtype; int tokens, hkv; double us, tflops, sdpa_us; };
   std::vector<PrefillRow> prefill_rows;
   for (int hkv : {32, 8}) {
+    if (decode_only) break;
     for (int T : {1024, 2048, 4096, 8192}) {
       const double flops = 4.0 * hq * hd * (static_cast<double>(T) * (T + 1) / 2);  // QK^T and PV, causal
       const double us = time_prefill<__half>(T, hq, hkv, hd, {});
@@ -297,6 +302,10 @@ int main(int argc, char** argv) {
                r.sdpa_us > 0 ? fmt::format("{:.1f}", r.sdpa_us) : "-",
                r.sdpa_us > 0 ? fmt::format("{:.2f}x", r.sdpa_us / r.us) : "-", r.b2b_us,
                100.0 * bytes / (r.b2b_us * 1e-6) / kCeiling, r.splits);
+  }
+  if (decode_only) {
+    cudaStreamDestroy(stream);
+    return 0;
   }
   fmt::print("\n# prefill attention, causal, one sequence, head_dim {}, {} query heads\n", hd, hq);
   fmt::print("| dtype | tokens | KV heads | fdpp µs | TFLOP/s | torch SDPA µs | speed-up |\n"
