@@ -14,14 +14,9 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--rounds N] [--no-peer]" >&2; exit 2 ;;
   esac
 done
-for f in .carry/debs/libpcre2-dev_*.deb; do dpkg -x "$f" /; done
-export FDPP_SHARED_DIR=$PWD/.carry
-log=${OUT:-/tmp}/candidate.log
-exec > >(tee "$log") 2>&1
-nvidia-smi --query-gpu=name --format=csv,noheader
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a -DFDPP_SERVER=OFF >/dev/null
-cmake --build build -j"$(nproc)" --target fdpp fdpp_gpu_tests bench_attention >/tmp/candidate-build.log 2>&1 ||
-  { grep -E "error" /tmp/candidate-build.log | head -20; exit 1; }
+exec > >(tee "${OUT:-/tmp}/candidate.log") 2>&1
+source tools/device_build.sh
+device_build fdpp fdpp_gpu_tests bench_attention || exit 1
 echo "== GPU tests"
 ./build/tests/fdpp_gpu_tests 2>&1 | grep -E "^\[  (FAILED|PASSED|SKIPPED) |Failure|Expected|Which|actual|tests ran" | head -40
 peer_args=

@@ -5,12 +5,8 @@
 # lines on the Llama-2-7B gate/up shape. Carry [".carry"].
 # Usage: bash tools/device_gated_check.sh [--tests-only]
 set -uo pipefail
-for f in .carry/debs/libpcre2-dev_*.deb; do dpkg -x "$f" /; done
-export FDPP_SHARED_DIR=$PWD/.carry
-nvidia-smi --query-gpu=name --format=csv,noheader
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a -DFDPP_SERVER=OFF >/dev/null
-cmake --build build -j"$(nproc)" --target fdpp fdpp_gpu_tests bench_linear >/tmp/gated-build.log 2>&1 ||
-  { grep -E "error" /tmp/gated-build.log | head -20; exit 1; }
+source tools/device_build.sh
+device_build fdpp fdpp_gpu_tests bench_linear || exit 1
 echo "== GPU tests"
 ./build/tests/fdpp_gpu_tests 2>&1 | grep -E "^\[  (FAILED|PASSED|SKIPPED) |Failure|Expected|Which|actual|tests ran" | head -40
 [ "${1:-}" = "--tests-only" ] && exit 0
