@@ -6,7 +6,8 @@
 // (bench/attention_sdpa_peer.py writes it; pass --peer FILE). KV blocks rotate through a pool
 // larger than L2, so HBM serves every read. Also times the forced fallback. Prefill: one causal
 // sequence of 1K..8K tokens (fp16, and bf16 from 4K), TFLOP/s against SDPA with is_causal.
-// Usage: bench_attention [--peer FILE] [--decode-only] (no prefill rows: a shorter A/B run)
+// Usage: bench_attention [--peer FILE] [--decode-only] [--only BATCH,CONTEXT,KV_HEADS]
+//   --decode-only: no prefill rows (a shorter A/B run); --only: that one decode row (for ncu).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -15,6 +16,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <numeric>
@@ -173,8 +175,18 @@ double time_prefill(int tokens, int hq, int hkv, int hd, fdpp::cuda::SoftmaxRang
 int main(int argc, char** argv) {
   std::map<std::string, double> peer;
   bool decode_only = false;
-  for (int i = 1; i < argc; ++i)
-    if (std::string(argv[i]) == "--decode-only") decode_only = true;
+  int only[3] = {0, 0, 0};  // batch, context, KV heads; zeros: every row
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--decode-only") decode_only = true;
+    if (arg == "--only") {
+      if (i + 1 >= argc || std::sscanf(argv[i + 1], "%d,%d,%d", &only[0], &only[1], &only[2]) != 3) {
+        fmt::print(stderr, "bench_attention: --only expects BATCH,CONTEXT,KV_HEADS, e.g. 16,32768,8\n");
+        return 2;
+      }
+      decode_only = true;
+    }
+  }
   for (int i = 1; i + 1 < argc; ++i)
     if (std::string(argv[i]) == "--peer") {
       std::ifstream f(argv[i + 1]);
@@ -195,6 +207,7 @@ int main(int argc, char** argv) {
   std::vector<Row> rows;
   fmt::print("# decode attention, fp16, head_dim {}, {} query heads, {} ({} SMs)\n", hd, hq, prop.name, sms);
   for (int hkv : {32, 8}) {
+    if (only[2] != 0 && hkv != only[2]) continue;
     const size_t block_bytes = size_t{kBlock} * hkv * hd * sizeof(__half);
     const int pool_blocks = static_cast<int>(pool_bytes / block_bytes);
     __half *k = nullptr, *v = nullptr;
@@ -204,6 +217,7 @@ int main(int argc, char** argv) {
     fill_random_half(v, pool_bytes / 2, 2);
     for (int batch : {1, 16, 64}) {
       for (int context : {1024, 4096, 16384, 32768}) {
+        if (only[0] != 0 && (batch != only[0] || context != only[1])) continue;
         const int blocks_per_seq = context / kBlock;
         const long need = static_cast<long>(batch) * blocks_per_seq;
         if (need > pool_blocks) continue;  // does not fit the pool (batch 64 x 32K x 32 heads)
