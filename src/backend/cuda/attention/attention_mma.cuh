@@ -98,17 +98,16 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(c
   auto copy_tile = [&](int i) {
     const int base = first + kTile * Tr::kWarps * i;
     const uint32_t k_dst = ring + (i % kStages) * Smem::kStageBytes;
-    const int64_t tile_slot = tile_in_one_block && base < end
-                                  ? int64_t{table[base / p.kv.block_size]} * p.kv.block_size + base % p.kv.block_size
-                                  : 0;
+    const int64_t tile_slot = tile_in_one_block ? cache_slot(table, base, p.kv.block_size) : 0;  // i < n_tiles: base < end
 #pragma unroll
     for (int j = 0; j < kCopies; ++j) {
       const int c = lane + 32 * j, row = c / Smem::kChunks, chunk = c % Smem::kChunks;
       const int pos = base + row;
       const bool ok = pos < end;
-      const int64_t slot_elems = tile_in_one_block ? (tile_slot + row) * row_elems
-                                                   : (ok ? slot_offset(table, pos, p.kv.block_size, row_elems) : 0);
-      const int64_t off = (ok ? slot_elems : 0) + chunk * 8;
+      const int64_t slot_elems = !ok                ? 0
+                                 : tile_in_one_block ? (tile_slot + row) * row_elems
+                                                     : slot_offset(table, pos, p.kv.block_size, row_elems);
+      const int64_t off = slot_elems + chunk * 8;
       cp_async_16(k_dst + Smem::offset(row, chunk), k_head + off, ok);
       cp_async_16(k_dst + Smem::kMatrixBytes + Smem::offset(row, chunk), v_head + off, ok);
     }

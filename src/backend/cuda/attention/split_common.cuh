@@ -58,10 +58,15 @@ __host__ __device__ inline Workspace carve(void* base, int64_t tokens, int64_t h
   return w;
 }
 
+// Cache slot of position `pos` of a sequence, through its block-table row.
+__device__ __forceinline__ int64_t cache_slot(const int32_t* table, int32_t pos, int32_t block_size) {
+  return int64_t{table[pos / block_size]} * block_size + pos % block_size;
+}
+
 // Element offset of cache slot `pos` of a sequence (row of [Hkv, hd] values).
 __device__ __forceinline__ int64_t slot_offset(const int32_t* table, int32_t pos, int32_t block_size,
                                                int64_t row_elems) {
-  return (int64_t{table[pos / block_size]} * block_size + pos % block_size) * row_elems;
+  return cache_slot(table, pos, block_size) * row_elems;
 }
 
 // The online-softmax recomputation of one (launch row, q head) by a block of MergeTraits::kThreads
