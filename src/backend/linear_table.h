@@ -32,6 +32,11 @@ struct LinearInflection {
 // (2026-11-23, docs/PERF.md) with the streamed flat GEMM found m1 = 3 on four of five shapes
 // (4 on the down projection) and m2 = 7-8 on three (4 on down, 16-24 on O and the LM head).
 inline constexpr LinearInflection kDefaultLinearInflection{3, 8};
+// The default for the fused gate/up projection with the gated SiLU epilogue, whose alternative on
+// cuBLASLt is the products plus a silu_mul launch: on the H100 at M = 16 (Llama-2-7B [22016,
+// 4096], docs/PERF.md session 9) the flat gated kernel took 65.4 us back to back against 69.0 for
+// cuBLASLt + silu_mul. Its norm stays a separate launch above M = 8 (kNormFusionMaxM).
+inline constexpr LinearInflection kDefaultGatedLinearInflection{3, 16};
 
 // The largest M the GEMV or the flat GEMM serves (kFlatGemmMaxM; checked where both are seen):
 // above it cuBLASLt is the only candidate, so `fdpp tune` sweeps every M only up to here.

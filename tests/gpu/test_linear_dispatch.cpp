@@ -140,6 +140,21 @@ TEST(GpuLinearDispatch, TheTableDecidesAndIncapableImplementationsHandOn) {
   // Shapes the table does not list take the built-in defaults.
   EXPECT_EQ(pick(kDefaultLinearInflection.m1, 128), LinearImpl::kGemv);
   EXPECT_EQ(pick(kDefaultLinearInflection.m2 + 1, 128), LinearImpl::kCublasLt);
+  // The gated SiLU projection: the table's entry where it lists the shape, its own default where not.
+  auto pick_gated = [&](int64_t m, int64_t k) {
+    const TensorView x = TensorView::contiguous(buf.dev, DType::kF16, {m, k}, Device::kCuda);
+    const TensorView w = TensorView::contiguous(buf.dev, DType::kF16, {512, k}, Device::kCuda);
+    return dispatch.choose_gated(x, w);
+  };
+  EXPECT_EQ(pick_gated(2, 256), LinearImpl::kGemv);
+  EXPECT_EQ(pick_gated(17, 256), LinearImpl::kCublasLt);
+  EXPECT_EQ(pick_gated(kDefaultGatedLinearInflection.m1, 128), LinearImpl::kGemv);
+  EXPECT_EQ(pick_gated(kDefaultGatedLinearInflection.m2, 128), LinearImpl::kFlatGemm);
+  EXPECT_EQ(pick_gated(kDefaultGatedLinearInflection.m2 + 1, 128), LinearImpl::kCublasLt);
+  // Asking for one role first does not change the other's answer (the cache keys both).
+  EXPECT_EQ(pick(kDefaultGatedLinearInflection.m2, 128),
+            kDefaultGatedLinearInflection.m2 > kDefaultLinearInflection.m2 ? LinearImpl::kCublasLt
+                                                                            : LinearImpl::kFlatGemm);
 }
 
 // run_fused: the residual add in every implementation's epilogue (out += x . w^T in place), and

@@ -335,7 +335,7 @@ void CudaBackend::silu_mul(const TensorView& gate_up, TensorView& out) {
 void CudaBackend::gate_up_silu(const TensorView& x, const TensorView& w, const LinearFusion& norm, TensorView& act,
                                TensorView& normed, TensorView& gate_up) {
   if (norm.accumulate) throw Error(ErrorCode::kInternal, "gate_up_silu: no residual add into the gate/up product");
-  const LinearImpl impl = linear_->choose(x, w);
+  const LinearImpl impl = linear_->choose_gated(x, w);
   if (linear_->can_gate_silu(impl, x, w)) {
     if (norm.norm_weight.empty() || linear_->can_fuse_norm(impl, x, w, norm.norm_weight)) {
       linear_->run_gated_silu_with(impl, x, w, norm, act);

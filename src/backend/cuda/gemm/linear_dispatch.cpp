@@ -83,10 +83,13 @@ LinearDispatcher::LinearDispatcher(cudaStream_t stream, std::string gpu_name, Li
   }
 }
 
-LinearInflection LinearDispatcher::inflection(DType dtype, int64_t n, int64_t k) const {
-  const auto key = std::make_tuple(static_cast<int>(dtype), n, k);
+LinearInflection LinearDispatcher::inflection(DType dtype, int64_t n, int64_t k, bool gated) const {
+  const auto key = std::make_tuple(static_cast<int>(dtype), n, k, gated);
   auto it = cache_.find(key);
-  if (it == cache_.end()) it = cache_.emplace(key, table_.find_or_default({gpu_, dtype, n, k})).first;
+  if (it == cache_.end()) {
+    const LinearInflection fallback = gated ? kDefaultGatedLinearInflection : kDefaultLinearInflection;
+    it = cache_.emplace(key, table_.find({gpu_, dtype, n, k}).value_or(fallback)).first;
+  }
   return it->second;
 }
 
@@ -101,9 +104,13 @@ bool LinearDispatcher::can_run(LinearImpl impl, const TensorView& x, const Tenso
   return false;
 }
 
-LinearImpl LinearDispatcher::choose(const TensorView& x, const TensorView& w) const {
+LinearImpl LinearDispatcher::choose(const TensorView& x, const TensorView& w) const { return choose(x, w, false); }
+
+LinearImpl LinearDispatcher::choose_gated(const TensorView& x, const TensorView& w) const { return choose(x, w, true); }
+
+LinearImpl LinearDispatcher::choose(const TensorView& x, const TensorView& w, bool gated) const {
   if (forced_ && can_run(*forced_, x, w)) return *forced_;
-  LinearImpl impl = choose_linear_impl(inflection(w.dtype, w.dim(0), w.dim(1)), rows_of(x));
+  LinearImpl impl = choose_linear_impl(inflection(w.dtype, w.dim(0), w.dim(1), gated), rows_of(x));
   // An implementation that cannot serve the operands hands them to the next one up.
   if (impl == LinearImpl::kGemv && !can_run(impl, x, w)) impl = LinearImpl::kFlatGemm;
   if (impl == LinearImpl::kFlatGemm && !can_run(impl, x, w)) impl = LinearImpl::kCublasLt;

@@ -43,8 +43,10 @@ class LinearDispatcher {
   bool can_gate_silu(LinearImpl impl, const TensorView& x, const TensorView& w) const;
   void run_gated_silu_with(LinearImpl impl, const TensorView& x, const TensorView& w, const LinearFusion& norm,
                            TensorView& out);
-  // The implementation run() picks for these operands.
+  // The implementation run() picks for these operands; choose_gated: the one for the gated SiLU
+  // projection (the same table, another default for shapes it does not list).
   LinearImpl choose(const TensorView& x, const TensorView& w) const;
+  LinearImpl choose_gated(const TensorView& x, const TensorView& w) const;
   // Whether an implementation can serve these operands at all.
   bool can_run(LinearImpl impl, const TensorView& x, const TensorView& w) const;
   // Runs the given implementation (can_run must hold): for tuning, benchmarks and tests.
@@ -60,7 +62,8 @@ class LinearDispatcher {
   const std::array<uint64_t, 3>& calls() const { return calls_; }
 
  private:
-  LinearInflection inflection(DType dtype, int64_t n, int64_t k) const;
+  LinearInflection inflection(DType dtype, int64_t n, int64_t k, bool gated) const;
+  LinearImpl choose(const TensorView& x, const TensorView& w, bool gated) const;
   // Runs impl with the fusion; the callers have checked that it can (choose, run_with, run_fused).
   void launch(LinearImpl impl, const TensorView& x, const TensorView& w, const TensorView& bias,
               const LinearFusion& fusion, TensorView& out, bool gated_silu = false);
@@ -69,7 +72,7 @@ class LinearDispatcher {
   std::string gpu_;
   LinearTable table_;
   CublasLtLinear cublaslt_;
-  mutable std::map<std::tuple<int, int64_t, int64_t>, LinearInflection> cache_;  // (dtype, N, K)
+  mutable std::map<std::tuple<int, int64_t, int64_t, bool>, LinearInflection> cache_;  // (dtype, N, K, gated)
   std::optional<LinearImpl> forced_;  // FDPP_LINEAR_IMPL=gemv|flat_gemm|cublaslt: for comparisons
   std::array<uint64_t, 3> calls_{};
 };
