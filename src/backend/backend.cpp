@@ -36,6 +36,17 @@ void Backend::gate_up_silu(const TensorView& x, const TensorView& w, const Linea
   silu_mul(gate_up, act);
 }
 
+void Backend::fold_norm_weight(const TensorView& w, const TensorView& norm) {
+  throw Error(ErrorCode::kInternal, fmt::format("backend {} does not fold norm weights", name()));
+}
+
+void Backend::qkv_projection(int64_t layer, const TensorView& x, const TensorView& wqkv, const TensorView& bqkv,
+                             const LinearFusion& norm, const TensorView& inv_freq, TensorView& qkv,
+                             TensorView& normed, TensorView& q_out) {
+  linear_fused(x, wqkv, bqkv, norm, qkv, normed);
+  qkv_rope_store(layer, qkv, inv_freq, q_out);
+}
+
 BackendKind parse_backend_kind(const std::string& name) {
   if (name == "auto") return BackendKind::kAuto;
   if (name == "cpu") return BackendKind::kCpu;

@@ -64,6 +64,9 @@ struct LinearFusion {
   TensorView norm_weight;   // set: the input is rmsnorm(x) * norm_weight [K] (with eps), not x
   float eps = 0.0f;
   bool accumulate = false;  // out += product (the residual add) instead of out = product
+  // norm_weight is all ones: the real weight was folded into w's columns (folds_norm_weights), so
+  // the norm is only a per-row scale, which a backend may apply to the product instead.
+  bool unit_norm_weight = false;
 };
 
 class Backend {
@@ -91,6 +94,13 @@ class Backend {
   // copy; or an empty view where this backend has no such path (the caller interleaves on the
   // host and adopts the result).
   virtual TensorView adopt_interleaved_rows(const TensorView& a, const TensorView& b) { return {}; }
+  // Whether the model should fold each RMSNorm weight into the columns of the projection after it
+  // (fold_norm_weight) and hand that projection a unit norm weight (LinearFusion::unit_norm_weight):
+  // the norm is then one scale per row, which the backend can apply after a product it cannot fuse
+  // the norm into, instead of launching a norm before it.
+  virtual bool folds_norm_weights() const { return false; }
+  // w [N, K] (a weight of this backend) *= norm [K] per column, in place, rounded once.
+  virtual void fold_norm_weight(const TensorView& w, const TensorView& norm);
   // An exact copy of a host table on this backend, dtype kept (CPU: `host` itself).
   virtual TensorView upload(const TensorView& host) = 0;
   // (Re)creates the KV cache; all previous contents are dropped.
@@ -132,6 +142,13 @@ class Backend {
   // rope per head group and a cache write.
   virtual void qkv_rope_store(int64_t layer, const TensorView& qkv, const TensorView& inv_freq,
                               TensorView& q_out) = 0;
+  // The attention's input: qkv [T, (Hq + 2 Hkv) * hd] = linear_fused(x [T, D], wqkv, bqkv, norm),
+  // then qkv_rope_store of it. One call so that a backend can apply the norm's row scale in the
+  // split instead of normalising before the product. normed [T, D] is the unfused norm's scratch.
+  // This default runs the two.
+  virtual void qkv_projection(int64_t layer, const TensorView& x, const TensorView& wqkv, const TensorView& bqkv,
+                              const LinearFusion& norm, const TensorView& inv_freq, TensorView& qkv,
+                              TensorView& normed, TensorView& q_out);
   // out [R, F] = silu(gate) * up, where gate_up [R, 2F] holds gate in columns [0, F) and up in
   // [F, 2F) (the fused gate/up projection's output).
   virtual void silu_mul(const TensorView& gate_up, TensorView& out) = 0;

@@ -86,6 +86,12 @@ LlamaModel::LlamaModel(const ModelConfig& config, const LlamaWeights& host, Back
   final_norm_ = adopt(host.final_norm);
   // A tied LM head is the embedding: adopt once so the GPU holds one copy.
   lm_head_ = host.lm_head.data == host.embed.data ? embed_ : adopt(host.lm_head);
+  norms_folded_ = backend_.folds_norm_weights();
+  if (norms_folded_) {
+    unit_norm_host_.assign(static_cast<size_t>(config_.hidden_size), 1.0f);
+    unit_norm_ = backend_.adopt_weight(
+        TensorView::contiguous(unit_norm_host_.data(), DType::kF32, {config_.hidden_size}));
+  }
   layers_.reserve(host.layers.size());
   for (const LayerWeights& h : host.layers) {
     FusedLayerWeights l;
@@ -96,6 +102,11 @@ LlamaModel::LlamaModel(const ModelConfig& config, const LlamaWeights& host, Back
     l.post_attn_norm = adopt(h.post_attn_norm);
     l.w_gate_up = fuse_gate_up(h.w_gate, h.w_up, placement);
     l.w_down = adopt(h.w_down);
+    if (norms_folded_) {  // the LM head keeps its norm: it may be the embedding table (tied)
+      backend_.fold_norm_weight(l.wqkv, l.input_norm);
+      backend_.fold_norm_weight(l.w_gate_up, l.post_attn_norm);
+      l.input_norm = l.post_attn_norm = unit_norm_;
+    }
     layers_.push_back(l);
     for (const TensorView* t : {&l.input_norm, &l.wqkv, &l.bqkv, &l.wo, &l.post_attn_norm, &l.w_gate_up, &l.w_down})
       if (!t->empty()) weight_bytes_per_step_ += t->nbytes();
@@ -196,12 +207,13 @@ void LlamaModel::run_layers(int64_t T, int64_t R) {
   for (size_t l = 0; l < layers_.size(); ++l) {
     const FusedLayerWeights& w = layers_[l];
     const auto layer = static_cast<int64_t>(l);
-    backend_.linear_fused(x, w.wqkv, w.bqkv, LinearFusion{w.input_norm, eps}, qkv, h);
-    backend_.qkv_rope_store(layer, qkv, inv_freq_, q_heads);
+    backend_.qkv_projection(layer, x, w.wqkv, w.bqkv, LinearFusion{w.input_norm, eps, false, norms_folded_},
+                            inv_freq_, qkv, h, q_heads);
     backend_.attention(layer, q_heads, scale, attn_heads);
     backend_.linear_fused(attn, w.wo, TensorView{}, accumulate, x, out);
 
-    backend_.gate_up_silu(x, w.w_gate_up, LinearFusion{w.post_attn_norm, eps}, act, h, gate_up);
+    backend_.gate_up_silu(x, w.w_gate_up, LinearFusion{w.post_attn_norm, eps, false, norms_folded_}, act, h,
+                          gate_up);
     backend_.linear_fused(act, w.w_down, TensorView{}, accumulate, x, out);
   }
 

@@ -16,18 +16,20 @@
 namespace fdpp {
 
 // Where the weights handed to LlamaModel live: views into a checkpoint (adopted, i.e. uploaded,
-// by the backend), or already on the backend (random benchmark weights).
+// by the backend), or already on the backend (random benchmark weights; the model then owns them:
+// a backend that folds norm weights changes the projections in place, so build one model of them).
 enum class WeightPlacement { kHost, kOnBackend };
 
 // One layer as the forward pass reads it: the projections that share an input fused into one
 // matrix each (QKV, gate/up), so a decode step launches one GEMV where the checkpoint has three
 // or two, each with a larger N (better for the tiny-M kernels).
 struct FusedLayerWeights {
-  TensorView input_norm;      // [D]
+  TensorView input_norm;      // [D]                     all ones where folded into wqkv
+                              //                         (Backend::folds_norm_weights)
   TensorView wqkv;            // [(Hq + 2 Hkv) * hd, D]  q_proj | k_proj | v_proj rows
   TensorView bqkv;            // [(Hq + 2 Hkv) * hd]     empty unless attention_bias
   TensorView wo;              // [D, Hq * hd]
-  TensorView post_attn_norm;  // [D]
+  TensorView post_attn_norm;  // [D]                     all ones where folded into w_gate_up
   TensorView w_gate_up;       // [2F, D]                 gate_proj | up_proj rows, or interleaved
                               //                         (Backend::interleaves_gate_up)
   TensorView w_down;          // [D, F]
@@ -96,6 +98,9 @@ class LlamaModel {
   std::vector<std::vector<std::byte>> fused_host_;  // host copies the backend reads in place (CPU)
   std::vector<float> inv_freq_host_;  // [hd/2] fp32 RoPE frequencies (host copy; the CPU reads it)
   TensorView inv_freq_;               // the same, adopted by the backend
+  bool norms_folded_ = false;         // the layers' norm weights live in wqkv and w_gate_up
+  std::vector<float> unit_norm_host_; // [D] ones, where norms_folded_
+  TensorView unit_norm_;              // the same, adopted: the layers' norm weight then
   Activations act_;
   size_t weight_bytes_per_step_ = 0;
 };

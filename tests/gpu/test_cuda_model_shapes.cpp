@@ -67,10 +67,20 @@ std::vector<StepBatch> mixed_steps(int64_t vocab) {
   return steps;
 }
 
-void check_shape(const ModelConfig& config, const std::string& what) {
+// norm_stddev > 0: norm weights spread that far around 1 instead of 0.02, so a norm weight lost
+// or applied twice on the way (the CUDA backend folds it into the next projection) shows.
+void check_shape(const ModelConfig& config, const std::string& what, float norm_stddev = 0.0f) {
   CpuBackend cpu;
   std::vector<DeviceTensor> storage;
-  const LlamaWeights weights = make_random_weights(config, cpu, storage, 1234);
+  LlamaWeights weights = make_random_weights(config, cpu, storage, 1234);
+  if (norm_stddev > 0.0f) {
+    uint64_t seed = 99;
+    for (LayerWeights& l : weights.layers) {
+      cpu.fill_random(l.input_norm, seed++, 1.0f, norm_stddev);
+      cpu.fill_random(l.post_attn_norm, seed++, 1.0f, norm_stddev);
+    }
+    cpu.fill_random(weights.final_norm, seed, 1.0f, norm_stddev);
+  }
   LlamaModel cpu_model(config, weights, cpu, WeightPlacement::kOnBackend);
   const KvCacheShape kv = two_sequence_cache(config);
   cpu.init_kv_cache(kv);
@@ -96,6 +106,13 @@ void check_shape(const ModelConfig& config, const std::string& what) {
 TEST(GpuModelShapes, HeadDim64GqaMatchesCpu) {
   FDPP_REQUIRE_GPU();
   check_shape(named_model_shape("tiny"), "tiny hd64 gqa2");
+}
+
+// Steps of 2 to 42 rows: the norm rides in the GEMV / flat GEMM prologue, or (cuBLASLt rows, up to
+// 64) is applied after the product by qkv_store and the interleaved silu_mul.
+TEST(GpuModelShapes, NormWeightsFarFromOneMatchCpu) {
+  FDPP_REQUIRE_GPU();
+  check_shape(named_model_shape("tiny"), "tiny, norm weights 1 +- 0.5", 0.5f);
 }
 
 // The tiny shape widened to 4 query heads of head_dim 128.

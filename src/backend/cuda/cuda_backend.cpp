@@ -34,6 +34,10 @@ T* ptr(const TensorView& t) {
 
 int64_t rows_of(const TensorView& t) { return t.numel() / t.dim(t.rank - 1); }
 
+// Up to this many rows a deferred norm's consumers recompute each row's inv rms per block (from
+// L2, a few loads per thread): a decode step's batch. Above it one norm launch costs less.
+constexpr int64_t kDeferredNormMaxRows = 64;
+
 }  // namespace
 
 CudaBackend::CudaBackend(int device, DType activation_dtype) : device_(device), dtype_(activation_dtype) {
@@ -310,7 +314,41 @@ PagedKv<T> CudaBackend::layer_kv(int64_t layer) {
           static_cast<int32_t>(kv_shape_.head_dim)};
 }
 
+void CudaBackend::fold_norm_weight(const TensorView& w, const TensorView& norm) {
+  if (w.rank != 2 || !w.is_contiguous() || w.device != Device::kCuda || w.dtype != dtype_ || norm.rank != 1 ||
+      norm.dim(0) != w.dim(1) || norm.dtype != dtype_ || norm.device != Device::kCuda)
+    throw Error(ErrorCode::kInternal, fmt::format("fold_norm_weight: weight {} ({}) with norm {} ({})",
+                                                  w.shape_string(), dtype_name(w.dtype), norm.shape_string(),
+                                                  dtype_name(norm.dtype)));
+  dispatch(dtype_, [&](auto tag) {
+    using T = decltype(tag);
+    throw_if_error(launch_scale_columns<T>(ptr<T>(w), ptr<T>(norm), w.dim(0), w.dim(1), stream_));
+  });
+}
+
+bool CudaBackend::defers_norm(const TensorView& x, const TensorView& w, const LinearFusion& norm) const {
+  return norm.unit_norm_weight && !norm.norm_weight.empty() && !norm.accumulate &&
+         rows_of(x) <= kDeferredNormMaxRows && !linear_->can_fuse_norm(linear_->choose(x, w), x, w, norm.norm_weight);
+}
+
+void CudaBackend::qkv_projection(int64_t layer, const TensorView& x, const TensorView& wqkv, const TensorView& bqkv,
+                                 const LinearFusion& norm, const TensorView& inv_freq, TensorView& qkv,
+                                 TensorView& normed, TensorView& q_out) {
+  // A bias would have to be added after the scale: such models normalise first.
+  if (!bqkv.empty() || !defers_norm(x, wqkv, norm)) {
+    Backend::qkv_projection(layer, x, wqkv, bqkv, norm, inv_freq, qkv, normed, q_out);
+    return;
+  }
+  linear_->run(x, wqkv, TensorView{}, qkv);  // of the unnormalised rows: the norm weight is in wqkv
+  qkv_store(layer, qkv, inv_freq, q_out, x, norm.eps);
+}
+
 void CudaBackend::qkv_rope_store(int64_t layer, const TensorView& qkv, const TensorView& inv_freq, TensorView& q_out) {
+  qkv_store(layer, qkv, inv_freq, q_out, TensorView{}, 0.0f);
+}
+
+void CudaBackend::qkv_store(int64_t layer, const TensorView& qkv, const TensorView& inv_freq, TensorView& q_out,
+                            const TensorView& scale_rows, float eps) {
   dispatch(dtype_, [&](auto tag) {
     using T = decltype(tag);
     QkvStoreParams<T> p;
@@ -320,6 +358,7 @@ void CudaBackend::qkv_rope_store(int64_t layer, const TensorView& qkv, const Ten
     p.inv_freq = static_cast<const float*>(inv_freq.data);
     p.q_out = ptr<T>(q_out);
     p.num_q_heads = static_cast<int32_t>(q_out.dim(1));
+    if (!scale_rows.empty()) p.scale = {ptr<T>(scale_rows), scale_rows.dim(scale_rows.rank - 1), eps};
     throw_if_error(launch_qkv_store(p, stream_));
   });
 }
@@ -327,7 +366,7 @@ void CudaBackend::qkv_rope_store(int64_t layer, const TensorView& qkv, const Ten
 void CudaBackend::silu_mul(const TensorView& gate_up, TensorView& out) {
   dispatch(dtype_, [&](auto tag) {
     using T = decltype(tag);
-    throw_if_error(launch_silu_mul(SiluMulParams<T>{ptr<T>(gate_up), ptr<T>(out), rows_of(out), out.dim(out.rank - 1)},
+    throw_if_error(launch_silu_mul(SiluMulParams<T>{ptr<T>(gate_up), ptr<T>(out), rows_of(out), out.dim(out.rank - 1), false, {}},
                                    stream_));
   });
 }
@@ -345,12 +384,15 @@ void CudaBackend::gate_up_silu(const TensorView& x, const TensorView& w, const L
     }
     return;
   }
-  linear_fused(x, w, TensorView{}, norm, gate_up, normed);  // cuBLASLt: the products, then silu_mul
+  // cuBLASLt: the products, then the interleaved silu_mul, which applies a deferred norm's scale.
+  const bool deferred = defers_norm(x, w, norm);
+  if (deferred) linear_->run(x, w, TensorView{}, gate_up);  // the norm weight is in w
+  else linear_fused(x, w, TensorView{}, norm, gate_up, normed);
   dispatch(dtype_, [&](auto tag) {
     using T = decltype(tag);
-    throw_if_error(launch_silu_mul(
-        SiluMulParams<T>{ptr<T>(gate_up), ptr<T>(act), rows_of(act), act.dim(act.rank - 1), /*interleaved=*/true},
-        stream_));
+    SiluMulParams<T> p{ptr<T>(gate_up), ptr<T>(act), rows_of(act), act.dim(act.rank - 1), /*interleaved=*/true, {}};
+    if (deferred) p.scale = {ptr<T>(x), x.dim(x.rank - 1), norm.eps};
+    throw_if_error(launch_silu_mul(p, stream_));
   });
 }
 

@@ -32,6 +32,10 @@ class CudaBackend final : public Backend {
   // Two strided copies into one allocation when a and b are in the activation dtype; empty (the
   // model interleaves on the host, then adopt_weight converts) otherwise.
   TensorView adopt_interleaved_rows(const TensorView& a, const TensorView& b) override;
+  // Folded: a norm the product's kernel cannot take becomes a row scale in the product's consumer
+  // (qkv_store, the interleaved silu_mul) for up to kDeferredNormMaxRows rows, not a norm launch.
+  bool folds_norm_weights() const override { return true; }
+  void fold_norm_weight(const TensorView& w, const TensorView& norm) override;
   void init_kv_cache(const KvCacheShape& shape) override;
   void fill_random(TensorView& t, uint64_t seed, float mean, float stddev) override;
   void randomize_kv_cache(uint64_t seed) override;
@@ -45,6 +49,9 @@ class CudaBackend final : public Backend {
   void linear_fused(const TensorView& x, const TensorView& w, const TensorView& bias, const LinearFusion& fusion,
                     TensorView& out, TensorView& scratch) override;
   void qkv_rope_store(int64_t layer, const TensorView& qkv, const TensorView& inv_freq, TensorView& q_out) override;
+  void qkv_projection(int64_t layer, const TensorView& x, const TensorView& wqkv, const TensorView& bqkv,
+                      const LinearFusion& norm, const TensorView& inv_freq, TensorView& qkv, TensorView& normed,
+                      TensorView& q_out) override;
   void silu_mul(const TensorView& gate_up, TensorView& out) override;
   bool interleaves_gate_up() const override { return true; }
   // The GEMV and the streamed flat GEMM write silu(gate) * up in their epilogue (the products are
@@ -67,6 +74,12 @@ class CudaBackend final : public Backend {
   void plan_step_attention(int64_t num_q_heads);
   template <typename T>
   PagedKv<T> layer_kv(int64_t layer);
+  // Whether the norm before x . w^T is applied as a row scale after the product: a unit norm
+  // weight (folded), few rows, and a chosen kernel that cannot fuse the norm itself.
+  bool defers_norm(const TensorView& x, const TensorView& w, const LinearFusion& norm) const;
+  // qkv_rope_store with qkv's rows scaled first where `scale` is set (a deferred norm).
+  void qkv_store(int64_t layer, const TensorView& qkv, const TensorView& inv_freq, TensorView& q_out,
+                 const TensorView& scale_rows, float eps);
 
   int device_;
   DType dtype_;

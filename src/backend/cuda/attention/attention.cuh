@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "backend/cuda/pointwise/pointwise.cuh"
 #include "fdpp/status.h"
 
 namespace fdpp::cuda {
@@ -56,6 +57,8 @@ struct QkvStoreParams {
   const float* inv_freq = nullptr; // [hd / 2] device
   T* q_out = nullptr;              // [T, Hq, hd]
   int32_t num_q_heads = 0;
+  DeferredRowScale<T> scale;       // set: qkv row t is scaled by its token's inv rms first (the
+                                   // QKV projection's norm, deferred; pointwise.cuh)
 };
 template <typename T> Status launch_qkv_store(const QkvStoreParams<T>& p, cudaStream_t stream);
 

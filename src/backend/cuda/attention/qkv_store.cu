@@ -3,22 +3,28 @@
 #include "backend/cuda/attention/attention.cuh"
 #include "backend/cuda/cuda_utils.cuh"
 #include "backend/cuda/launch.cuh"
+#include "backend/cuda/pointwise/row_rms.cuh"
 
 namespace fdpp::cuda {
 namespace {
 
-constexpr int kThreads = 128;
-
 // Grid (T, head groups). A block takes kThreads rotation pairs (i, i + hd/2) of consecutive heads
 // of one token, in the order q heads, k heads, v heads; a thread computes the sin/cos of its own
 // pair. Spreading a token over blocks matters at decode: one block per token left a batch-1 step's
-// 4096 pairs to a single SM (~30 us per layer on Llama-2-7B).
-template <typename T>
-__global__ void __launch_bounds__(kThreads) qkv_store_kernel(const QkvStoreParams<T> p) {
+// 4096 pairs to a single SM (~30 us per layer on Llama-2-7B). With a deferred norm every block
+// first computes its token's inv rms, so those blocks are 4x wider (a quarter of the row reads).
+constexpr int kThreads = 128;
+constexpr int kRowScaledThreads = 512;
+
+template <typename T, int kBlockThreads>
+__global__ void __launch_bounds__(kBlockThreads) qkv_store_kernel(const QkvStoreParams<T> p) {
   enter_dependent_grid();
   const int64_t t = blockIdx.x;
+  const float s = p.scale.rows == nullptr
+                      ? 1.0f
+                      : block_row_inv_rms<kBlockThreads>(p.scale.rows + t * p.scale.dim, p.scale.dim, p.scale.eps);
   const int hd = p.kv.head_dim, half = hd / 2, hq = p.num_q_heads, hkv = p.kv.num_kv_heads;
-  const int heads_per_block = max(1, kThreads / half);
+  const int heads_per_block = max(1, kBlockThreads / half);
   const int32_t pos = p.slots.positions[t];
   const int32_t block = p.slots.block_tables[int64_t{p.slots.token_seq[t]} * p.slots.max_blocks_per_seq +
                                              pos / p.kv.block_size];
@@ -26,18 +32,23 @@ __global__ void __launch_bounds__(kThreads) qkv_store_kernel(const QkvStoreParam
   const T* src = p.qkv + t * (int64_t{hq} + 2 * hkv) * hd;
   const int first_head = blockIdx.y * heads_per_block;
   const int heads = min(heads_per_block, hq + 2 * hkv - first_head);
-  for (int j = threadIdx.x; j < heads * half; j += kThreads) {
+  for (int j = threadIdx.x; j < heads * half; j += kBlockThreads) {
     const int head = first_head + j / half, i = j % half;
     const T* in = src + int64_t{head} * hd;
     if (head >= hq + hkv) {  // a v head: copied as is
       T* dst = p.kv.v + slot + int64_t{head - hq - hkv} * hd;
-      dst[i] = in[i];
-      dst[i + half] = in[i + half];
+      if (p.scale.rows == nullptr) {
+        dst[i] = in[i];
+        dst[i + half] = in[i + half];
+      } else {
+        dst[i] = from_float<T>(to_float(in[i]) * s);
+        dst[i + half] = from_float<T>(to_float(in[i + half]) * s);
+      }
       continue;
     }
     float sin_i, cos_i;
     sincosf(static_cast<float>(pos) * p.inv_freq[i], &sin_i, &cos_i);
-    const float a = to_float(in[i]), b = to_float(in[i + half]);
+    const float a = to_float(in[i]) * s, b = to_float(in[i + half]) * s;
     T* dst = head < hq ? p.q_out + (t * hq + head) * hd : p.kv.k + slot + int64_t{head - hq} * hd;
     dst[i] = from_float<T>(a * cos_i - b * sin_i);
     dst[i + half] = from_float<T>(b * cos_i + a * sin_i);
@@ -52,10 +63,16 @@ Status launch_qkv_store(const QkvStoreParams<T>& p, cudaStream_t stream) {
   if (p.kv.head_dim % 2 != 0 || p.kv.head_dim <= 0)
     return {ErrorCode::kUnsupported, "qkv_store: head_dim must be even"};
   const int half = p.kv.head_dim / 2;
-  const int heads_per_block = std::max(1, kThreads / half);
+  const int threads = p.scale.rows == nullptr ? kThreads : kRowScaledThreads;
+  const int heads_per_block = std::max(1, threads / half);
   const int heads = p.num_q_heads + 2 * p.kv.num_kv_heads;
   const dim3 grid(static_cast<unsigned>(p.slots.tokens), ceil_div(heads, heads_per_block));
-  return launch_status(launch_kernel(qkv_store_kernel<T>, grid, dim3(kThreads), 0, stream, 1, p), "qkv_store");
+  if (p.scale.rows != nullptr)
+    return launch_status(
+        launch_kernel(qkv_store_kernel<T, kRowScaledThreads>, grid, dim3(threads), 0, stream, 1, p),
+        "qkv_store (row scaled)");
+  return launch_status(launch_kernel(qkv_store_kernel<T, kThreads>, grid, dim3(threads), 0, stream, 1, p),
+                       "qkv_store");
 }
 
 template Status launch_qkv_store<__half>(const QkvStoreParams<__half>&, cudaStream_t);

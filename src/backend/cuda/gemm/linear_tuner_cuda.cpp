@@ -135,7 +135,7 @@ class CudaLinearTuner final : public LinearTuner {
     auto launch = [&](auto tag) {
       using T = decltype(tag);
       const SiluMulParams<T> p{static_cast<const T*>(products.data), static_cast<T*>(act.data), act.dim(0),
-                               act.dim(1), true};
+                               act.dim(1), true, {}};
       throw_if_error(launch_silu_mul(p, stream_));
     };
     if (dtype_ == DType::kF16) launch(__half{});

@@ -35,6 +35,16 @@ struct RmsNormParams {
 };
 template <typename T> Status launch_rmsnorm(const RmsNormParams<T>& p, cudaStream_t stream);
 
+// Where a product's rows still need their RMSNorm's scale rsqrt(mean(x^2) + eps): the norm's
+// weight was folded into the projection's columns (Backend::folds_norm_weights) and the product
+// was taken of the unnormalised rows, so its consumer scales row r by the inv rms of rows[r].
+template <typename T>
+struct DeferredRowScale {
+  const T* rows = nullptr;  // [R, dim], the projection's input; nullptr: no scale
+  int64_t dim = 0;
+  float eps = 0.0f;
+};
+
 // out [rows, F] = silu(gate) * up from the fused gate/up projection's output [rows, 2F]: gate in
 // columns [0, F) and up in [F, 2F), or, interleaved, gate j in column 2j and up j in 2j + 1.
 template <typename T>
@@ -44,6 +54,8 @@ struct SiluMulParams {
   int64_t rows = 0;
   int64_t cols = 0;                // F
   bool interleaved = false;
+  DeferredRowScale<T> scale;       // set: gate and up of row r first scaled by its inv rms
+                                   // (interleaved only)
 };
 template <typename T> Status launch_silu_mul(const SiluMulParams<T>& p, cudaStream_t stream);
 
@@ -55,6 +67,11 @@ struct AddParams {
   int64_t n = 0;
 };
 template <typename T> Status launch_add(const AddParams<T>& p, cudaStream_t stream);
+
+// w [rows, cols] *= scale [cols], each column by its own factor, rounded once: a norm weight folded
+// into the projection after the norm, at load time.
+template <typename T>
+Status launch_scale_columns(T* w, const T* scale, int64_t rows, int64_t cols, cudaStream_t stream);
 
 // dst[i] = (T) src[i] from fp32 — used once at load time for F32 checkpoints.
 template <typename T>

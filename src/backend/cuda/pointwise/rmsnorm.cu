@@ -1,6 +1,7 @@
 #include "backend/cuda/cuda_utils.cuh"
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/pointwise/pointwise.cuh"
+#include "backend/cuda/pointwise/row_rms.cuh"
 
 namespace fdpp::cuda {
 namespace {
@@ -8,22 +9,6 @@ namespace {
 // Why 256 threads: one block per row; a row of up to 8K elements is 32 elements per thread,
 // enough to hide latency, and the block-wide reduction stays two warp shuffles deep.
 constexpr int kThreads = 256;
-
-__device__ float block_sum(float v) {
-  __shared__ float warp_sums[kThreads / 32];
-  __shared__ float total;
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (lane == 0) warp_sums[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    v = lane < kThreads / 32 ? warp_sums[lane] : 0.0f;
-    for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-    if (lane == 0) total = v;
-  }
-  __syncthreads();
-  return total;
-}
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads) rmsnorm_kernel(const RmsNormParams<T> p) {
@@ -47,7 +32,7 @@ __global__ void __launch_bounds__(kThreads) rmsnorm_kernel(const RmsNormParams<T
       sum_sq += v * v;
     }
   }
-  const float inv_rms = rsqrtf(block_sum(sum_sq) / static_cast<float>(p.dim) + p.eps);
+  const float inv_rms = rsqrtf(block_sum<kThreads>(sum_sq) / static_cast<float>(p.dim) + p.eps);
   // Each thread re-reads only elements it wrote itself: no barrier needed for x.
   for (int64_t i = threadIdx.x; i < p.dim; i += kThreads)
     out[i] = from_float<T>(to_float(x[i]) * inv_rms * to_float(p.weight[i]));
@@ -90,7 +75,7 @@ __global__ void __launch_bounds__(kThreads) rmsnorm_vec_kernel(const RmsNormPara
 #pragma unroll
     for (int e = 0; e < 8; ++e) sum_sq += v[k][e] * v[k][e];
   }
-  const float inv_rms = rsqrtf(block_sum(sum_sq) / static_cast<float>(p.dim) + p.eps);
+  const float inv_rms = rsqrtf(block_sum<kThreads>(sum_sq) / static_cast<float>(p.dim) + p.eps);
 #pragma unroll
   for (int k = 0; k < kVecs; ++k) {
     const int i = k * kThreads + threadIdx.x;
