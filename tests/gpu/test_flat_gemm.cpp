@@ -201,6 +201,55 @@ TEST(GpuFlatGemm, NormPrologueMatchesCpu) {
       }
 }
 
+// The scale-only norm (FlatGemmParams::norm_scale_only: the norm weight folded into w): the sums
+// of squares and 1/rms without touching norm_weight, against cpu::rmsnorm with a unit weight. The
+// device's norm weight stays random, so a kernel that read it would fail. Plain and gated
+// epilogues, one split and forced splits, both n-tile variants, ragged N and K, both dtypes.
+template <typename T>
+void check_scale_only_norm(int64_t n, int64_t k, int64_t M, bool gated, int splits, std::mt19937& rng) {
+  SCOPED_TRACE("scale-only norm [" + std::to_string(n) + ", " + std::to_string(k) + "] M=" + std::to_string(M) +
+               (gated ? " gated" : "") + " splits " + std::to_string(splits));
+  test::NormedLinearOperands<T> ops(M, n, k, 3.0f, 0.5f, rng);
+  auto p = ops.template params<cuda::FlatGemmParams<T>>(true, true, false);
+  p.norm_scale_only = true;
+  p.gated_silu = gated;
+  p.bias = gated ? nullptr : p.bias;
+  p.splits = splits;
+  p.mainloop = cuda::FlatGemmMainloop::kStreamed;
+  ASSERT_TRUE(cuda::flat_gemm_can_fuse_norm(p.M, p.K, p.x, p.w, p.norm_weight));
+  const Status st = cuda::launch_flat_gemm(p, nullptr);
+  ASSERT_TRUE(st.is_ok()) << st.message();
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  std::fill(ops.g.host.begin(), ops.g.host.end(), 1.0f);  // the reference's weight only
+  const std::vector<float> products = ops.reference(!gated, true);
+  std::vector<double> want;
+  if (gated) {
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t j = 0; j < n / 2; ++j) {
+        const double gate = products[static_cast<size_t>(m * n + 2 * j)];
+        const double up = products[static_cast<size_t>(m * n + 2 * j + 1)];
+        want.push_back(gate / (1.0 + std::exp(-gate)) * up);
+      }
+  } else {
+    want.assign(products.begin(), products.end());
+  }
+  std::vector<float> got = ops.download(false);
+  got.resize(want.size());
+  ASSERT_EQ(std::count_if(got.begin(), got.end(), [](float v) { return std::isnan(v); }), 0) << "outputs left poisoned";
+  EXPECT_LT(test::scaled_max_error(got, want), test::linear_tol<T>());
+}
+
+TEST(GpuFlatGemm, ScaleOnlyNormMatchesCpu) {
+  FDPP_REQUIRE_GPU();
+  std::mt19937 rng(14);
+  for (int splits : {1, 2})
+    for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{{22016, 4096}, {4096, 4096}, {1030, 4104}, {18, 40}})
+      for (int64_t M : {1, 8, 9, 16}) {
+        check_scale_only_norm<__half>(n, k, M, n % 4 != 0 || M == 9, splits, rng);
+        check_scale_only_norm<__nv_bfloat16>(n, k, M, n == 22016, splits, rng);
+      }
+}
+
 // The gated SiLU epilogue of the streamed kernel (interleaved gate/up rows, out [M, N / 2]): both
 // n-tile variants, ragged N (a last row block of 6 rows: 3 pairs), the norm prologue, bias, fp32
 // output, one split and forced splits (the pair's two rows meet across the cluster), both dtypes.

@@ -327,8 +327,9 @@ void CudaBackend::fold_norm_weight(const TensorView& w, const TensorView& norm) 
 }
 
 bool CudaBackend::defers_norm(const TensorView& x, const TensorView& w, const LinearFusion& norm) const {
-  return norm.unit_norm_weight && !norm.norm_weight.empty() && !norm.accumulate &&
-         rows_of(x) <= kDeferredNormMaxRows && !linear_->can_fuse_norm(linear_->choose(x, w), x, w, norm.norm_weight);
+  if (!norm.unit_norm_weight || norm.norm_weight.empty() || norm.accumulate || rows_of(x) > kDeferredNormMaxRows)
+    return false;
+  return !linear_->can_fuse_norm(linear_->choose(x, w), x, w, norm.norm_weight, norm.unit_norm_weight);
 }
 
 void CudaBackend::qkv_projection(int64_t layer, const TensorView& x, const TensorView& wqkv, const TensorView& bqkv,
@@ -376,7 +377,7 @@ void CudaBackend::gate_up_silu(const TensorView& x, const TensorView& w, const L
   if (norm.accumulate) throw Error(ErrorCode::kInternal, "gate_up_silu: no residual add into the gate/up product");
   const LinearImpl impl = linear_->choose_gated(x, w);
   if (linear_->can_gate_silu(impl, x, w)) {
-    if (norm.norm_weight.empty() || linear_->can_fuse_norm(impl, x, w, norm.norm_weight)) {
+    if (norm.norm_weight.empty() || linear_->can_fuse_norm(impl, x, w, norm.norm_weight, norm.unit_norm_weight)) {
       linear_->run_gated_silu_with(impl, x, w, norm, act);
     } else {  // a norm this kernel cannot take at this M: normalise first, still no product stored
       rmsnorm(x, norm.norm_weight, norm.eps, normed);

@@ -62,17 +62,30 @@ template <typename T>
 using KernelFn = void (*)(FlatGemmParams<T>, int, int);
 
 // The streamed kernel of one variant: n-tiles class, norm prologue, split K.
+template <typename T, int MT, bool kSplit>
+KernelFn<T> streamed_kernel_for(int norm) {
+  switch (norm) {
+    case kWeightedNorm: return flat_gemm_streamed_kernel<T, MT, kWeightedNorm, kSplit>;
+    case kScaleOnlyNorm: return flat_gemm_streamed_kernel<T, MT, kScaleOnlyNorm, kSplit>;
+    default: return flat_gemm_streamed_kernel<T, MT, kNoNorm, kSplit>;
+  }
+}
+
 template <typename T, bool kSplit>
-KernelFn<T> streamed_kernel_for(int m_class, bool norm) {
-  if (m_class <= 1)
-    return norm ? flat_gemm_streamed_kernel<T, 1, true, kSplit> : flat_gemm_streamed_kernel<T, 1, false, kSplit>;
-  return norm ? flat_gemm_streamed_kernel<T, 2, true, kSplit> : flat_gemm_streamed_kernel<T, 2, false, kSplit>;
+KernelFn<T> streamed_kernel_for(int m_class, int norm) {
+  return m_class <= 1 ? streamed_kernel_for<T, 1, kSplit>(norm) : streamed_kernel_for<T, 2, kSplit>(norm);
+}
+
+// Which norm the streamed kernel applies for these parameters (StreamedNorm).
+template <typename T>
+int norm_of(const FlatGemmParams<T>& p) {
+  return p.norm_weight == nullptr ? kNoNorm : p.norm_scale_only ? kScaleOnlyNorm : kWeightedNorm;
 }
 
 // The kernel of one variant: mainloop, n-tiles class, norm prologue (streamed only), split K
 // (streamed only: the pipelined kernel serves any split count).
 template <typename T>
-KernelFn<T> kernel_for(bool streamed, int m_class, bool norm, bool split) {
+KernelFn<T> kernel_for(bool streamed, int m_class, int norm, bool split) {
   if (streamed) return split ? streamed_kernel_for<T, true>(m_class, norm) : streamed_kernel_for<T, false>(m_class, norm);
   switch (m_class) {
     case 1: return flat_gemm_pipelined_kernel<T, 1>;
@@ -249,7 +262,7 @@ Status make_plan(const FlatGemmParams<T>& p, FlatGemmPlan* plan) {
                (p.mainloop == FlatGemmMainloop::kAuto && p.M <= kFlatGemmStreamedMaxM);
   r.m_class = m_class_for(r.m_tiles);
   r.smem_bytes = smem_for(r.streamed, r.m_class);
-  const bool norm = p.norm_weight != nullptr;
+  const int norm = norm_of(p);
   if (r.streamed) {  // one row tile per CTA (flat_gemm_streamed.cuh)
     r.n_blocks = static_cast<int>((p.N + Traits::kStreamedRows - 1) / Traits::kStreamedRows);
     r.k_tiles = static_cast<int>((p.K + Traits::kStreamedKStep - 1) / Traits::kStreamedKStep);
@@ -279,7 +292,7 @@ Status make_plan(const FlatGemmParams<T>& p, FlatGemmPlan* plan) {
 
 template <typename T>
 Status launch_plan(const FlatGemmParams<T>& p, const FlatGemmPlan& plan, cudaStream_t stream) {
-  const KernelFn<T> kernel = kernel_for<T>(plan.streamed, plan.m_class, p.norm_weight != nullptr, plan.splits > 1);
+  const KernelFn<T> kernel = kernel_for<T>(plan.streamed, plan.m_class, norm_of(p), plan.splits > 1);
   // Both mainloops: row blocks along y, clusters of `splits` CTAs along x split K.
   const dim3 grid(static_cast<unsigned>(plan.splits), static_cast<unsigned>(plan.n_blocks));
   const unsigned cluster = static_cast<unsigned>(plan.splits);

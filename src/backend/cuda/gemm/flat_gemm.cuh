@@ -43,6 +43,10 @@ struct FlatGemmParams {
   // 1/rms scales the sums before bias and residual (no normalised copy of x is written).
   const T* norm_weight = nullptr;  // [K], 16-byte aligned, or nullptr
   float norm_eps = 0.0f;
+  // With norm_weight set: the norm's weight is all ones, having been folded into w's columns
+  // (Backend::folds_norm_weights), so the kernel takes only the sums of squares and 1/rms and
+  // never reads norm_weight or scales x: a cheaper variant, which the dispatcher fuses up to M = 16.
+  bool norm_scale_only = false;
   // Gated SiLU epilogue (streamed mainloop only): w is the fused gate/up matrix with its rows
   // interleaved (row 2j gate_proj row j, row 2j + 1 up_proj row j), and out [M, N / 2] (or
   // out_f32) = silu(gate) * up instead of the products. N even, no residual.

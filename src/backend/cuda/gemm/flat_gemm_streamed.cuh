@@ -101,11 +101,15 @@ struct StreamedSmem {
   static_assert((kTokens * kXSlots) % 32 == 0, "whole cp.async passes per lane");
 };
 
+// The norm the kernel applies: none, rmsnorm(x) * g (x scaled by g as it is staged, 1/rms at the
+// end), or the row scale alone (g folded into w: no weight loads, no scaling of x).
+enum StreamedNorm : int { kNoNorm = 0, kWeightedNorm = 1, kScaleOnlyNorm = 2 };
+
 // Grid (splits, ceil(N / kStreamedRows)), clusters of (splits, 1, 1) when splits > 1 (kSplit;
 // a kSplit variant also runs right with one split, kSplit = false only with one),
 // Traits::kThreads threads, StreamedSmem<MT>::kBytes of dynamic shared memory. m_tiles =
 // ceil(M / 8) <= MT; k_steps = ceil(K / kStreamedKStep) over all splits.
-template <typename T, int MT, bool kNorm, bool kSplit>
+template <typename T, int MT, int kNorm, bool kSplit>
 __global__ void __launch_bounds__(Traits::kThreads, Traits::kStreamedMinCtasPerSm)
 flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const int k_steps) {
   constexpr int kChunks = Traits::kStreamedChunks;
@@ -191,13 +195,13 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
     for (int c = 0; c < kChunks; ++c) {
       uint4 xv[MT];
       uint4 gv = zero;
-      if constexpr (kNorm) {
+      if constexpr (kNorm == kWeightedNorm) {
         const int64_t k = k0 + c * 32 + lane_k;
         gv = k < K ? __ldg(reinterpret_cast<const uint4*>(p.norm_weight + k)) : zero;
       }
 #pragma unroll
       for (int j = 0; j < MT; ++j) xv[j] = j < m_tiles ? x_piece(buf, c, j) : zero;
-      if constexpr (kNorm) {
+      if constexpr (kNorm != kNoNorm) {
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
           const uint4& lo = xv[0];                      // tokens g
@@ -213,8 +217,10 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
             }
           }
         }
+        if constexpr (kNorm == kWeightedNorm) {
 #pragma unroll
-        for (int j = 0; j < MT; ++j) xv[j] = scale_by<T>(xv[j], gv);
+          for (int j = 0; j < MT; ++j) xv[j] = scale_by<T>(xv[j], gv);
+        }
       }
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
@@ -273,7 +279,7 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
     tile[(token + 1) * Smem::kRowStride + g] = acc[j][1];
     tile[token * Smem::kRowStride + g + 8] = acc[j][2];
     tile[(token + 1) * Smem::kRowStride + g + 8] = acc[j][3];
-    if constexpr (kNorm) {
+    if constexpr (kNorm != kNoNorm) {
       // Diagonal (t, t) of gram[j], t = 8j + g: lane (g, q = g / 2), column 2q + (g % 2) of row g
       // (top half, n-tile 0) or row g + 8 (bottom half, n-tile 1). With the same K slice in
       // every lane, each warp's sum covers its quarter of K; the end adds the warps.
@@ -301,7 +307,7 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
 #pragma unroll
     for (int w = 0; w < Traits::kWarps; ++w) {
       y += tiles[w * Smem::kTileFloats + m * Smem::kRowStride + row];
-      if constexpr (kNorm) ss += sums_sq[w * Smem::kTokens + m];
+      if constexpr (kNorm != kNoNorm) ss += sums_sq[w * Smem::kTokens + m];
     }
   };
   auto bias_of = [&](int64_t row) { return p.bias != nullptr && row < N ? to_float(p.bias[row]) : 0.0f; };
@@ -310,7 +316,7 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
   // y: row n's sum, up: row n + 1's (gated only), ss: the token's sum of squares (kNorm only).
   auto finish = [&](int m, float y, float up, float ss) {
     float scale = 1.0f;
-    if constexpr (kNorm) scale = rsqrtf(ss / static_cast<float>(K) + p.norm_eps);
+    if constexpr (kNorm != kNoNorm) scale = rsqrtf(ss / static_cast<float>(K) + p.norm_eps);
     if (p.gated_silu) store_gated_output(p, m, n, y * scale + bias, up * scale + bias_up);
     else store_linear_output(p, int64_t{m} * N + n, y * scale + bias);
   };
@@ -356,7 +362,7 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
     for (int rank = 0; rank < splits; ++rank) {
       y += rank == split ? *my_part : *cluster.map_shared_rank(my_part, rank);
       if (p.gated_silu) up += rank == split ? my_part[1] : *cluster.map_shared_rank(my_part + 1, rank);
-      if constexpr (kNorm) ss += rank == split ? *my_sq : *cluster.map_shared_rank(my_sq, rank);
+      if constexpr (kNorm != kNoNorm) ss += rank == split ? *my_sq : *cluster.map_shared_rank(my_sq, rank);
     }
     finish(m, y, up, ss);
   }

@@ -86,6 +86,11 @@ struct FlatGemmTraits {
   // 2026-11-23: [12288, 4096] 54 vs 43 us), more than the separate RMSNorm launch it replaces
   // (~4 us); at M <= 8 the fused variant costs 1-10%.
   static constexpr int kNormFusionMaxM = 8;
+  // The same for a norm whose weight is folded into the projection (FlatGemmParams::
+  // norm_scale_only): no weight loads or prologue multiply, and the two-n-tile variant keeps 128
+  // registers without spilling (the weighted one spills 20 bytes), against a separate RMSNorm
+  // launch of ~4 us. A hypothesis until measured (docs/PERF.md, session 10).
+  static constexpr int kScaleOnlyNormFusionMaxM = 16;
   // Split K for the streamed mainloop. N = 4096 gives 256 CTAs of 16 rows for the 528 resident
   // slots (4 per SM): ~2 CTAs = 32 KB of loads in flight per SM, and the GEMV and the flat GEMM
   // both stream [4096, 4096] at 76-78% where [12288, 4096] (768 CTAs) reaches 94%. Splitting K
