@@ -88,8 +88,9 @@ struct FlatGemmTraits {
   static constexpr int kNormFusionMaxM = 8;
   // The same for a norm whose weight is folded into the projection (FlatGemmParams::
   // norm_scale_only): no weight loads or prologue multiply, and the two-n-tile variant keeps 128
-  // registers without spilling (the weighted one spills 20 bytes), against a separate RMSNorm
-  // launch of ~4 us. A hypothesis until measured (docs/PERF.md, session 10).
+  // registers without spilling (the weighted one spills 20 bytes). H100, Llama-2-7B decode (docs/
+  // PERF.md, session 10): batch 8 5.49 -> 5.22-5.23 ms (the weighted prologue's multiplies gone
+  // from QKV and gate/up), batch 16 within the run-to-run spread (5.78-5.81 against 5.79-5.88).
   static constexpr int kScaleOnlyNormFusionMaxM = 16;
   // Split K for the streamed mainloop. N = 4096 gives 256 CTAs of 16 rows for the 528 resident
   // slots (4 per SM): ~2 CTAs = 32 KB of loads in flight per SM, and the GEMV and the flat GEMM
