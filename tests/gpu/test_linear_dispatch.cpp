@@ -126,11 +126,13 @@ TEST(GpuLinearDispatch, TheTableDecidesAndIncapableImplementationsHandOn) {
   table.set({"test", DType::kF16, 512, 260}, {2, 16});  // K % 8 != 0: no flat GEMM
   cuda::LinearDispatcher dispatch(nullptr, "test", table);
   DeviceHalfs buf(512 * 512);
-  auto pick = [&](int64_t m, int64_t k) {
+  // The choice for x [m, k] . w [512, k]^T, as a plain projection or as the gated SiLU one.
+  auto choice = [&](int64_t m, int64_t k, bool gated) {
     const TensorView x = TensorView::contiguous(buf.dev, DType::kF16, {m, k}, Device::kCuda);
     const TensorView w = TensorView::contiguous(buf.dev, DType::kF16, {512, k}, Device::kCuda);
-    return dispatch.choose(x, w);
+    return gated ? dispatch.choose_gated(x, w) : dispatch.choose(x, w);
   };
+  auto pick = [&](int64_t m, int64_t k) { return choice(m, k, false); };
   EXPECT_EQ(pick(1, 256), LinearImpl::kGemv);
   EXPECT_EQ(pick(2, 256), LinearImpl::kGemv);
   EXPECT_EQ(pick(3, 256), LinearImpl::kFlatGemm);
@@ -141,11 +143,7 @@ TEST(GpuLinearDispatch, TheTableDecidesAndIncapableImplementationsHandOn) {
   EXPECT_EQ(pick(kDefaultLinearInflection.m1, 128), LinearImpl::kGemv);
   EXPECT_EQ(pick(kDefaultLinearInflection.m2 + 1, 128), LinearImpl::kCublasLt);
   // The gated SiLU projection: the table's entry where it lists the shape, its own default where not.
-  auto pick_gated = [&](int64_t m, int64_t k) {
-    const TensorView x = TensorView::contiguous(buf.dev, DType::kF16, {m, k}, Device::kCuda);
-    const TensorView w = TensorView::contiguous(buf.dev, DType::kF16, {512, k}, Device::kCuda);
-    return dispatch.choose_gated(x, w);
-  };
+  auto pick_gated = [&](int64_t m, int64_t k) { return choice(m, k, true); };
   EXPECT_EQ(pick_gated(2, 256), LinearImpl::kGemv);
   EXPECT_EQ(pick_gated(17, 256), LinearImpl::kCublasLt);
   EXPECT_EQ(pick_gated(kDefaultGatedLinearInflection.m1, 128), LinearImpl::kGemv);
