@@ -10,9 +10,11 @@ namespace fdpp {
 
 std::vector<LinearShape> model_linear_shapes(const ModelConfig& c) {
   const int64_t q_dim = c.num_attention_heads * c.head_dim, kv_dim = c.num_key_value_heads * c.head_dim;
-  return {{"qkv", q_dim + 2 * kv_dim, c.hidden_size, true},
+  // The norms before QKV and gate/up fold into them (LlamaModel, Backend::folds_norm_weights);
+  // the LM head keeps its own (it may be the embedding table).
+  return {{"qkv", q_dim + 2 * kv_dim, c.hidden_size, true, false, true, !c.attention_bias},
           {"o", c.hidden_size, q_dim, false},
-          {"gate_up", 2 * c.intermediate_size, c.hidden_size, true, true},
+          {"gate_up", 2 * c.intermediate_size, c.hidden_size, true, true, true, true},
           {"down", c.hidden_size, c.intermediate_size, false},
           {"lm_head", c.vocab_size, c.hidden_size, true}};
 }

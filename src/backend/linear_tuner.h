@@ -27,6 +27,14 @@ struct LinearShape {
   // GEMM with their gated epilogue (half the output, no silu_mul) and cuBLASLt with the interleaved
   // silu_mul launch after it, as CudaBackend::gate_up_silu runs them.
   bool gated_silu = false;
+  // The norm's weight is folded into w (QKV and gate/up; Backend::folds_norm_weights): the norm is
+  // only a row scale, fused by the flat GEMM up to M = 16 (its scale-only variant). Where the
+  // implementation cannot take it, at most CudaBackend::kDeferredNormMaxRows rows and
+  // deferrable_norm, the row scale rides in the product's consumer (qkv_store, the interleaved
+  // silu_mul) instead of a norm launch; deferrable_norm is false where a bias must follow the
+  // scale (Qwen2's q/k/v bias).
+  bool folded_norm = false;
+  bool deferrable_norm = false;
 };
 // The linear shapes one forward pass runs, with the fused QKV and gate/up projections.
 std::vector<LinearShape> model_linear_shapes(const ModelConfig& config);

@@ -115,9 +115,17 @@ TEST(LinearTable, ModelShapesMarkTheNormalisedInputs) {
     const bool normed = s.name == "qkv" || s.name == "gate_up" || s.name == "lm_head";
     EXPECT_EQ(s.normed_input, normed) << s.name;
     EXPECT_EQ(s.gated_silu, s.name == "gate_up") << s.name;
+    // QKV's and gate/up's norms fold into them; the LM head's does not (it may be the embedding).
+    EXPECT_EQ(s.folded_norm, s.name == "qkv" || s.name == "gate_up") << s.name;
+    EXPECT_EQ(s.deferrable_norm, s.folded_norm) << s.name;  // Llama has no q/k/v bias
   }
   EXPECT_EQ(shapes[0].n, 12288);
   EXPECT_EQ(shapes[0].k, 4096);
+  // A q/k/v bias must follow the norm's scale: Qwen2's QKV norm is folded but never deferred.
+  const std::vector<LinearShape> qwen = model_linear_shapes(named_model_shape("qwen2-7b"));
+  EXPECT_TRUE(qwen[0].folded_norm);
+  EXPECT_FALSE(qwen[0].deferrable_norm);
+  EXPECT_TRUE(qwen[2].deferrable_norm);
 }
 
 }  // namespace

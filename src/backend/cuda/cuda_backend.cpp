@@ -34,10 +34,6 @@ T* ptr(const TensorView& t) {
 
 int64_t rows_of(const TensorView& t) { return t.numel() / t.dim(t.rank - 1); }
 
-// Up to this many rows a deferred norm's consumers recompute each row's inv rms per block (from
-// L2, a few loads per thread): a decode step's batch. Above it one norm launch costs less.
-constexpr int64_t kDeferredNormMaxRows = 64;
-
 }  // namespace
 
 CudaBackend::CudaBackend(int device, DType activation_dtype) : device_(device), dtype_(activation_dtype) {

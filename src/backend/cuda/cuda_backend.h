@@ -35,6 +35,9 @@ class CudaBackend final : public Backend {
   // Folded: a norm the product's kernel cannot take becomes a row scale in the product's consumer
   // (qkv_store, the interleaved silu_mul) for up to kDeferredNormMaxRows rows, not a norm launch.
   bool folds_norm_weights() const override { return true; }
+  // Up to this many rows a deferred norm's consumers recompute each row's inv rms per block (from
+  // L2, a few loads per thread): a decode step's batch. Above it one norm launch costs less.
+  static constexpr int64_t kDeferredNormMaxRows = 64;
   void fold_norm_weight(const TensorView& w, const TensorView& norm) override;
   void init_kv_cache(const KvCacheShape& shape) override;
   void fill_random(TensorView& t, uint64_t seed, float mean, float stddev) override;

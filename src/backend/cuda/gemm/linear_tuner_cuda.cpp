@@ -9,6 +9,7 @@
 #include <array>
 #include <memory>
 
+#include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemm/linear_dispatch.h"
 #include "backend/cuda/pointwise/pointwise.cuh"
@@ -89,9 +90,14 @@ class CudaLinearTuner final : public LinearTuner {
       for (LinearImpl impl : {LinearImpl::kGemv, LinearImpl::kFlatGemm, LinearImpl::kCublasLt}) {
         if (!dispatcher_->can_run(impl, xv, weight(0))) continue;
         // A normed input costs what the forward pass pays: the norm inside the kernel where this
-        // implementation takes it at this M, else a separate RMSNorm launch before it.
-        const bool fused = shape.normed_input && dispatcher_->can_fuse_norm(impl, xv, weight(0), g);
-        const bool separate = shape.normed_input && !fused;
+        // implementation takes it at this M; else, for a folded norm of few rows, its row scale in
+        // the consumer (qkv_store is not timed here; the gate/up's silu_mul is, with the scale);
+        // else a separate RMSNorm launch before it.
+        const bool fused =
+            shape.normed_input && dispatcher_->can_fuse_norm(impl, xv, weight(0), g, shape.folded_norm);
+        const bool deferred = shape.normed_input && !fused && shape.folded_norm && shape.deferrable_norm &&
+                              m <= CudaBackend::kDeferredNormMaxRows;
+        const bool separate = shape.normed_input && !fused && !deferred;
         // The gate/up projection: the kernel's gated epilogue where it has one, else the products
         // and the interleaved silu_mul (CudaBackend::gate_up_silu).
         const bool gated = shape.gated_silu && dispatcher_->can_gate_silu(impl, xv, weight(0));
@@ -101,13 +107,13 @@ class CudaLinearTuner final : public LinearTuner {
           const TensorView wv = weight(launch % copies);
           if (separate) rmsnorm(xv, g, hv);
           const TensorView& in = separate ? hv : xv;
-          const LinearFusion norm = fused ? LinearFusion{g, kNormEps} : LinearFusion{};
+          const LinearFusion norm = fused ? LinearFusion{g, kNormEps, false, shape.folded_norm} : LinearFusion{};
           if (gated) {
             dispatcher_->run_gated_silu_with(impl, in, wv, norm, act);
             return;
           }
           dispatcher_->run_with(impl, in, wv, TensorView{}, norm, ov);
-          if (silu_after) silu_mul_interleaved(ov, act);
+          if (silu_after) silu_mul_interleaved(ov, act, deferred ? xv : TensorView{});
         });
       }
       rows.push_back(t);
@@ -130,12 +136,14 @@ class CudaLinearTuner final : public LinearTuner {
   }
 
   // act [M, F] = silu(gate) * up of interleaved products [M, 2F], as CudaBackend::gate_up_silu
-  // launches it after cuBLASLt.
-  void silu_mul_interleaved(const TensorView& products, const TensorView& act) {
+  // launches it after cuBLASLt; each row scaled by its inv rms of scale_rows [M, K] first where set
+  // (a deferred norm).
+  void silu_mul_interleaved(const TensorView& products, const TensorView& act, const TensorView& scale_rows) {
     auto launch = [&](auto tag) {
       using T = decltype(tag);
-      const SiluMulParams<T> p{static_cast<const T*>(products.data), static_cast<T*>(act.data), act.dim(0),
-                               act.dim(1), true, {}};
+      SiluMulParams<T> p{static_cast<const T*>(products.data), static_cast<T*>(act.data), act.dim(0),
+                         act.dim(1), true, {}};
+      if (!scale_rows.empty()) p.scale = {static_cast<const T*>(scale_rows.data), scale_rows.dim(1), kNormEps};
       throw_if_error(launch_silu_mul(p, stream_));
     };
     if (dtype_ == DType::kF16) launch(__half{});
