@@ -21,7 +21,10 @@
 // single and back to back, % of 3.0 TB/s. On the gate/up shapes, log lines also time the gated
 // SiLU epilogue (the rows taken as interleaved gate/up pairs, out [M, N / 2]) against the same
 // kernel followed by the interleaved silu_mul, and cuBLASLt followed by it ("+silu"): what the
-// fusion saves per launch.
+// fusion saves per launch; and the two forms of a norm folded into the weights (docs/kernels.md):
+// the flat gated kernel's scale-only norm ("flat gated+scale") and cuBLASLt followed by the
+// row-scaled silu_mul ("cuBLASLt+scaled"). The table's "flat+norm" and "flat+scale" columns time
+// the streamed kernel with the weighted and the scale-only norm.
 //
 // Usage: bench_linear [--iters N] [--quick] [--shape NAME] [--m M1,M2,...] [--splits S1,S2,...]
 //   --quick: the first two shapes only; --shape: one shape by name ("L3-8B lm_head"); --m: these M;
@@ -83,6 +86,7 @@ struct Row {
   double read_us = 0, read_b2b_us = 0;    // a plain read of the weight bytes (the shape's read ceiling)
   fdpp::LinearImpl chosen = fdpp::LinearImpl::kCublasLt;  // what the dispatcher's table picks for (N, K, M)
   double flat_norm_us = 0;                // the streamed kernel with its RMSNorm prologue (0: not run)
+  double flat_scale_us = 0;               // the same with a folded norm weight (norm_scale_only)
 };
 
 double median(std::vector<double> v) {
@@ -316,6 +320,9 @@ int main(int argc, char** argv) {
             p.norm_weight = gamma;
             p.norm_eps = 1e-5f;
             row.flat_norm_us = time_launches(stream, iters, run_flat).first;
+            p.norm_scale_only = true;
+            row.flat_scale_us = time_launches(stream, iters, run_flat).first;
+            p.norm_scale_only = false;
             p.norm_weight = nullptr;
           }
           if (plan.streamed && plan.k_tiles >= 2) {  // the other split-K choice, same mainloop
@@ -340,8 +347,10 @@ int main(int argc, char** argv) {
         }
         // The gate/up shapes: the gated epilogue against kernel + interleaved silu_mul (log lines).
         if (std::string(s.name).find("gate+up") != std::string::npos && s.N % 2 == 0) {
-          auto silu_after = [&](const __half* products) {
-            const fdpp::cuda::SiluMulParams<__half> sp{products, act, M, s.N / 2, true};
+          // scaled: the deferred norm's row scale (of x's rows) applied by the silu_mul.
+          auto silu_after = [&](const __half* products, bool scaled = false) {
+            fdpp::cuda::SiluMulParams<__half> sp{products, act, M, s.N / 2, true, {}};
+            if (scaled) sp.scale = {x, s.K, 1e-5f};
             if (const fdpp::Status st = fdpp::cuda::launch_silu_mul(sp, stream); !st.is_ok()) fail("silu_mul", st);
           };
           auto report = [&](const char* name, const std::function<void(int)>& launch) {
@@ -352,6 +361,10 @@ int main(int argc, char** argv) {
           report("cuBLASLt+silu", [&](int i) {
             run_lt(i);
             silu_after(out_lt);
+          });
+          report("cuBLASLt+scaled", [&](int i) {  // the deferred norm (CudaBackend::gate_up_silu)
+            run_lt(i);
+            silu_after(out_lt, true);
           });
           // One kernel (Params P, launcher launch_kernel) plain + silu_mul, then with its gated epilogue.
           auto compare = [&](auto p, const char* plain_name, const char* gated_name, auto launch_kernel) {
@@ -368,13 +381,26 @@ int main(int argc, char** argv) {
             };
             report(plain_name, [&](int i) { run(i, false); });
             report(gated_name, [&](int i) { run(i, true); });
+            return p;
           };
           if (M <= fdpp::cuda::kGemvMaxM)
             compare(fdpp::cuda::GemvParams<__half>{}, "gemv+silu", "gemv gated",
                     [](const auto& p, cudaStream_t st) { return fdpp::cuda::launch_gemv(p, st); });
-          if (M <= fdpp::cuda::kFlatGemmStreamedMaxM)
-            compare(fdpp::cuda::FlatGemmParams<__half>{}, "flat+silu", "flat gated",
-                    [](const auto& p, cudaStream_t st) { return fdpp::cuda::launch_flat_gemm(p, st); });
+          if (M <= fdpp::cuda::kFlatGemmStreamedMaxM) {
+            auto p = compare(fdpp::cuda::FlatGemmParams<__half>{}, "flat+silu", "flat gated",
+                             [](const auto& q, cudaStream_t st) { return fdpp::cuda::launch_flat_gemm(q, st); });
+            // The gated kernel with a folded norm (the scale-only variant), as batch 9-16 runs it.
+            p.gated_silu = true;
+            p.out = act;
+            p.norm_weight = gamma;
+            p.norm_eps = 1e-5f;
+            p.norm_scale_only = true;
+            report("flat gated+scale", [&](int i) {
+              p.w = weights(i);
+              if (const fdpp::Status st = fdpp::cuda::launch_flat_gemm(p, stream); !st.is_ok())
+                fail("flat gated+scale", st);
+            });
+          }
         }
         if (!row.gemv.ran && !row.flat.ran)
           fmt::print("{:>14} [{:>6}, {:>5}] M={:<3}  cuBLASLt {:7.1f} us ({:4.0f} GB/s, {:5.1f}%), b2b {:7.1f} us\n",
@@ -391,10 +417,10 @@ int main(int argc, char** argv) {
   // Markdown table for docs/PERF.md; "-" where a kernel does not serve that M.
   auto cell = [](bool ran, double v, const char* format) { return ran ? fmt::format(fmt::runtime(format), v) : std::string("-"); };
   fmt::print("\n| shape | N | K | M | GEMV µs | GEMV % | flat µs | flat % | flat TFLOP/s | flat b2b % | mainloop | splits | "
-             "alt splits: µs, b2b % | pipelined µs | flat+norm µs | cuBLASLt µs | cuBLASLt % | best fdpp vs cuBLASLt | "
+             "alt splits: µs, b2b % | pipelined µs | flat+norm µs | flat+scale µs | cuBLASLt µs | cuBLASLt % | best fdpp vs cuBLASLt | "
              "chosen | chosen vs best | read %, b2b % | max err |\n");
   fmt::print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | "
-             "---: | ---: | --- | ---: | ---: | ---: |\n");
+             "---: | ---: | ---: | --- | ---: | ---: | ---: |\n");
   for (const Row& r : rows) {
     const double bytes = static_cast<double>(r.N * r.K + r.M * r.K + r.M * r.N) * 2;
     const double flops = 2.0 * static_cast<double>(r.M * r.N * r.K);
@@ -416,7 +442,7 @@ int main(int argc, char** argv) {
                                            : std::string("-");
     const std::string read = fmt::format("{:.1f}%, {:.1f}%", 100 * w_bytes / (r.read_us * 1e-6) / kCeiling,
                                          100 * w_bytes / (r.read_b2b_us * 1e-6) / kCeiling);
-    fmt::print("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1f} | {:.1f}% | {} | {} | {:.2f} | {} | {} |\n",
+    fmt::print("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1f} | {:.1f}% | {} | {} | {:.2f} | {} | {} |\n",
                r.shape, r.N, r.K, r.M, cell(r.gemv.ran, r.gemv.us, "{:.1f}"), cell(r.gemv.ran, pct(r.gemv.us), "{:.1f}%"),
                cell(r.flat.ran, r.flat.us, "{:.1f}"), cell(r.flat.ran, pct(r.flat.us), "{:.1f}%"),
                cell(r.flat.ran, flops / (r.flat.us * 1e-6) * 1e-12, "{:.2f}"),
@@ -424,7 +450,8 @@ int main(int argc, char** argv) {
                r.flat.ran ? (r.flat_pipelined.ran ? "streamed" : "pipelined") : "-",
                r.flat.ran ? std::to_string(r.splits) : std::string("-"), alt,
                cell(r.flat.ran, r.flat_pipelined.ran ? r.flat_pipelined.us : flat_us, "{:.1f}"),
-               cell(r.flat_norm_us > 0, r.flat_norm_us, "{:.1f}"), r.lt.us, pct(r.lt.us),
+               cell(r.flat_norm_us > 0, r.flat_norm_us, "{:.1f}"), cell(r.flat_scale_us > 0, r.flat_scale_us, "{:.1f}"),
+               r.lt.us, pct(r.lt.us),
                cell(fdpp_best < 1e30, r.lt.us / fdpp_best, "{:.2f}x"), fdpp::linear_impl_name(r.chosen), chosen_us / best,
                read, cell(r.gemv.ran || r.flat.ran, err, "{:.1e}"));
   }
