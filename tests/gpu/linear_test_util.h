@@ -173,6 +173,20 @@ void check_norm_prologue_run(int64_t N, int64_t K, int64_t M, bool f32_out, bool
             f32_out && !rounded_input ? 2 * kLinearTolF32 : linear_tol<T>());
 }
 
+// silu(gate) * up [M, N / 2] in fp64 of interleaved gate/up products [M, N] (column 2j gate j,
+// 2j + 1 up j): the reference of the gated SiLU epilogue.
+inline std::vector<double> gated_silu_reference(const std::vector<float>& products, int64_t M, int64_t N) {
+  const int64_t F = N / 2;
+  std::vector<double> want(static_cast<size_t>(M * F));
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t j = 0; j < F; ++j) {
+      const double gate = products[static_cast<size_t>(m * N + 2 * j)];
+      const double up = products[static_cast<size_t>(m * N + 2 * j + 1)];
+      want[static_cast<size_t>(m * F + j)] = gate / (1.0 + std::exp(-gate)) * up;
+    }
+  return want;
+}
+
 // The gated SiLU epilogue: w [N, K] is a fused gate/up matrix with interleaved rows (2j gate, 2j + 1
 // up) and out [M, N / 2] = silu(gate) * up of (x or rmsnorm(x) * g) . w^T (+ bias), against cpu::
 // rmsnorm, cpu::linear and the silu in fp64. launch(p) enqueues the kernel (p.gated_silu set; the
@@ -190,15 +204,8 @@ void check_gated_silu_run(int64_t N, int64_t K, int64_t M, bool norm, bool with_
   ASSERT_TRUE(st.is_ok()) << st.message();
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
 
-  const std::vector<float> products = ops.reference(with_bias, norm);
   const int64_t F = N / 2;
-  std::vector<double> want(static_cast<size_t>(M * F));
-  for (int64_t m = 0; m < M; ++m)
-    for (int64_t j = 0; j < F; ++j) {
-      const double gate = products[static_cast<size_t>(m * N + 2 * j)];
-      const double up = products[static_cast<size_t>(m * N + 2 * j + 1)];
-      want[static_cast<size_t>(m * F + j)] = gate / (1.0 + std::exp(-gate)) * up;
-    }
+  const std::vector<double> want = gated_silu_reference(ops.reference(with_bias, norm), M, N);
   std::vector<float> got = ops.download(f32_out);
   const auto beyond = std::count_if(got.begin() + M * F, got.end(), [](float v) { return !std::isnan(v); });
   EXPECT_EQ(beyond, 0) << "the epilogue wrote past [M, N / 2]";

@@ -222,17 +222,8 @@ void check_scale_only_norm(int64_t n, int64_t k, int64_t M, bool gated, int spli
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   std::fill(ops.g.host.begin(), ops.g.host.end(), 1.0f);  // the reference's weight only
   const std::vector<float> products = ops.reference(!gated, true);
-  std::vector<double> want;
-  if (gated) {
-    for (int64_t m = 0; m < M; ++m)
-      for (int64_t j = 0; j < n / 2; ++j) {
-        const double gate = products[static_cast<size_t>(m * n + 2 * j)];
-        const double up = products[static_cast<size_t>(m * n + 2 * j + 1)];
-        want.push_back(gate / (1.0 + std::exp(-gate)) * up);
-      }
-  } else {
-    want.assign(products.begin(), products.end());
-  }
+  const std::vector<double> want =
+      gated ? test::gated_silu_reference(products, M, n) : std::vector<double>(products.begin(), products.end());
   std::vector<float> got = ops.download(false);
   got.resize(want.size());
   ASSERT_EQ(std::count_if(got.begin(), got.end(), [](float v) { return std::isnan(v); }), 0) << "outputs left poisoned";

@@ -325,7 +325,7 @@ void CudaBackend::fold_norm_weight(const TensorView& w, const TensorView& norm) 
 bool CudaBackend::defers_norm(const TensorView& x, const TensorView& w, const LinearFusion& norm) const {
   if (!norm.unit_norm_weight || norm.norm_weight.empty() || norm.accumulate || rows_of(x) > kDeferredNormMaxRows)
     return false;
-  return !linear_->can_fuse_norm(linear_->choose(x, w), x, w, norm.norm_weight, norm.unit_norm_weight);
+  return !linear_->can_fuse_norm(linear_->choose(x, w), x, w, norm);
 }
 
 void CudaBackend::qkv_projection(int64_t layer, const TensorView& x, const TensorView& wqkv, const TensorView& bqkv,
@@ -363,8 +363,8 @@ void CudaBackend::qkv_store(int64_t layer, const TensorView& qkv, const TensorVi
 void CudaBackend::silu_mul(const TensorView& gate_up, TensorView& out) {
   dispatch(dtype_, [&](auto tag) {
     using T = decltype(tag);
-    throw_if_error(launch_silu_mul(SiluMulParams<T>{ptr<T>(gate_up), ptr<T>(out), rows_of(out), out.dim(out.rank - 1), false, {}},
-                                   stream_));
+    const SiluMulParams<T> p{ptr<T>(gate_up), ptr<T>(out), rows_of(out), out.dim(out.rank - 1), false, {}};
+    throw_if_error(launch_silu_mul(p, stream_));
   });
 }
 
@@ -373,7 +373,7 @@ void CudaBackend::gate_up_silu(const TensorView& x, const TensorView& w, const L
   if (norm.accumulate) throw Error(ErrorCode::kInternal, "gate_up_silu: no residual add into the gate/up product");
   const LinearImpl impl = linear_->choose_gated(x, w);
   if (linear_->can_gate_silu(impl, x, w)) {
-    if (norm.norm_weight.empty() || linear_->can_fuse_norm(impl, x, w, norm.norm_weight, norm.unit_norm_weight)) {
+    if (norm.norm_weight.empty() || linear_->can_fuse_norm(impl, x, w, norm)) {
       linear_->run_gated_silu_with(impl, x, w, norm, act);
     } else {  // a norm this kernel cannot take at this M: normalise first, still no product stored
       rmsnorm(x, norm.norm_weight, norm.eps, normed);

@@ -35,15 +35,10 @@ __global__ void __launch_bounds__(kBlockThreads) qkv_store_kernel(const QkvStore
   for (int j = threadIdx.x; j < heads * half; j += kBlockThreads) {
     const int head = first_head + j / half, i = j % half;
     const T* in = src + int64_t{head} * hd;
-    if (head >= hq + hkv) {  // a v head: copied as is
+    if (head >= hq + hkv) {  // a v head: copied (times s = 1, exact, without a deferred norm)
       T* dst = p.kv.v + slot + int64_t{head - hq - hkv} * hd;
-      if (p.scale.rows == nullptr) {
-        dst[i] = in[i];
-        dst[i + half] = in[i + half];
-      } else {
-        dst[i] = from_float<T>(to_float(in[i]) * s);
-        dst[i + half] = from_float<T>(to_float(in[i + half]) * s);
-      }
+      dst[i] = from_float<T>(to_float(in[i]) * s);
+      dst[i + half] = from_float<T>(to_float(in[i + half]) * s);
       continue;
     }
     float sin_i, cos_i;
@@ -67,12 +62,9 @@ Status launch_qkv_store(const QkvStoreParams<T>& p, cudaStream_t stream) {
   const int heads_per_block = std::max(1, threads / half);
   const int heads = p.num_q_heads + 2 * p.kv.num_kv_heads;
   const dim3 grid(static_cast<unsigned>(p.slots.tokens), ceil_div(heads, heads_per_block));
-  if (p.scale.rows != nullptr)
-    return launch_status(
-        launch_kernel(qkv_store_kernel<T, kRowScaledThreads>, grid, dim3(threads), 0, stream, 1, p),
-        "qkv_store (row scaled)");
-  return launch_status(launch_kernel(qkv_store_kernel<T, kThreads>, grid, dim3(threads), 0, stream, 1, p),
-                       "qkv_store");
+  void (*kernel)(QkvStoreParams<T>) =
+      p.scale.rows == nullptr ? qkv_store_kernel<T, kThreads> : qkv_store_kernel<T, kRowScaledThreads>;
+  return launch_status(launch_kernel(kernel, grid, dim3(threads), 0, stream, 1, p), "qkv_store");
 }
 
 template Status launch_qkv_store<__half>(const QkvStoreParams<__half>&, cudaStream_t);

@@ -128,9 +128,11 @@ void LinearDispatcher::run_with(LinearImpl impl, const TensorView& x, const Tens
 }
 
 bool LinearDispatcher::can_fuse_norm(LinearImpl impl, const TensorView& x, const TensorView& w,
-                                     const TensorView& g, bool unit_weight) const {
+                                     const LinearFusion& norm) const {
   const int64_t m = rows_of(x), k = w.dim(1);
-  const int64_t flat_max_m = unit_weight ? FlatGemmTraits::kScaleOnlyNormFusionMaxM : FlatGemmTraits::kNormFusionMaxM;
+  const TensorView& g = norm.norm_weight;
+  const int64_t flat_max_m =
+      norm.unit_norm_weight ? FlatGemmTraits::kScaleOnlyNormFusionMaxM : FlatGemmTraits::kNormFusionMaxM;
   return g.dtype == x.dtype && ((impl == LinearImpl::kGemv && gemv_can_fuse_norm(m, k, x.data, w.data, g.data)) ||
                                 (impl == LinearImpl::kFlatGemm && m <= flat_max_m &&
                                  flat_gemm_can_fuse_norm(m, k, x.data, w.data, g.data)));
@@ -138,7 +140,7 @@ bool LinearDispatcher::can_fuse_norm(LinearImpl impl, const TensorView& x, const
 
 void LinearDispatcher::run_with(LinearImpl impl, const TensorView& x, const TensorView& w, const TensorView& bias,
                                 const LinearFusion& fusion, TensorView& out) {
-  if (!can_run(impl, x, w) || (!fusion.norm_weight.empty() && !can_fuse_norm(impl, x, w, fusion.norm_weight, fusion.unit_norm_weight)))
+  if (!can_run(impl, x, w) || (!fusion.norm_weight.empty() && !can_fuse_norm(impl, x, w, fusion)))
     throw Error(ErrorCode::kInternal, fmt::format("linear: {} cannot serve x {} . w {}{}", linear_impl_name(impl),
                                                   x.shape_string(), w.shape_string(),
                                                   fusion.norm_weight.empty() ? "" : " with the norm"));
@@ -161,7 +163,7 @@ bool LinearDispatcher::can_gate_silu(LinearImpl impl, const TensorView& x, const
 void LinearDispatcher::run_gated_silu_with(LinearImpl impl, const TensorView& x, const TensorView& w,
                                            const LinearFusion& norm, TensorView& out) {
   if (norm.accumulate || !can_gate_silu(impl, x, w) ||
-      (!norm.norm_weight.empty() && !can_fuse_norm(impl, x, w, norm.norm_weight, norm.unit_norm_weight)))
+      (!norm.norm_weight.empty() && !can_fuse_norm(impl, x, w, norm)))
     throw Error(ErrorCode::kInternal, fmt::format("linear: {} cannot serve the gated x {} . w {}{}",
                                                   linear_impl_name(impl), x.shape_string(), w.shape_string(),
                                                   norm.norm_weight.empty() ? "" : " with the norm"));
@@ -175,7 +177,7 @@ bool LinearDispatcher::run_fused(const TensorView& x, const TensorView& w, const
   // one; batch 16 went from 6.40 to 7.29 ms, docs/PERF.md). For the same reason the flat GEMM
   // takes the norm only up to FlatGemmTraits::kNormFusionMaxM rows.
   const LinearImpl impl = choose(x, w);
-  if (!fusion.norm_weight.empty() && !can_fuse_norm(impl, x, w, fusion.norm_weight, fusion.unit_norm_weight)) return false;
+  if (!fusion.norm_weight.empty() && !can_fuse_norm(impl, x, w, fusion)) return false;
   launch(impl, x, w, bias, fusion, out);
   return true;
 }

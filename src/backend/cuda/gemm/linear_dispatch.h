@@ -51,11 +51,10 @@ class LinearDispatcher {
   bool can_run(LinearImpl impl, const TensorView& x, const TensorView& w) const;
   // Runs the given implementation (can_run must hold): for tuning, benchmarks and tests.
   void run_with(LinearImpl impl, const TensorView& x, const TensorView& w, const TensorView& bias, TensorView& out);
-  // Whether run_fused would fuse the norm weight g into this implementation for these operands;
-  // unit_weight: g is all ones, folded into w (LinearFusion::unit_norm_weight), which the flat
-  // GEMM's scale-only variant takes up to FlatGemmTraits::kScaleOnlyNormFusionMaxM rows.
-  bool can_fuse_norm(LinearImpl impl, const TensorView& x, const TensorView& w, const TensorView& g,
-                     bool unit_weight = false) const;
+  // Whether run_fused would fuse norm's RMSNorm (norm.norm_weight, set) into this implementation
+  // for these operands; a unit (folded) weight, norm.unit_norm_weight, the flat GEMM's scale-only
+  // variant takes up to FlatGemmTraits::kScaleOnlyNormFusionMaxM rows.
+  bool can_fuse_norm(LinearImpl impl, const TensorView& x, const TensorView& w, const LinearFusion& norm) const;
   // run_with with the fusion applied in the kernel (a norm needs can_fuse_norm): for tuning.
   void run_with(LinearImpl impl, const TensorView& x, const TensorView& w, const TensorView& bias,
                 const LinearFusion& fusion, TensorView& out);

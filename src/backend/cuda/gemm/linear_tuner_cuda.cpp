@@ -93,8 +93,8 @@ class CudaLinearTuner final : public LinearTuner {
         // implementation takes it at this M; else, for a folded norm of few rows, its row scale in
         // the consumer (qkv_store is not timed here; the gate/up's silu_mul is, with the scale);
         // else a separate RMSNorm launch before it.
-        const bool fused =
-            shape.normed_input && dispatcher_->can_fuse_norm(impl, xv, weight(0), g, shape.folded_norm);
+        const LinearFusion norm_fusion{g, kNormEps, false, shape.folded_norm};
+        const bool fused = shape.normed_input && dispatcher_->can_fuse_norm(impl, xv, weight(0), norm_fusion);
         const bool deferred = shape.normed_input && !fused && shape.folded_norm && shape.deferrable_norm &&
                               m <= CudaBackend::kDeferredNormMaxRows;
         const bool separate = shape.normed_input && !fused && !deferred;
@@ -107,7 +107,7 @@ class CudaLinearTuner final : public LinearTuner {
           const TensorView wv = weight(launch % copies);
           if (separate) rmsnorm(xv, g, hv);
           const TensorView& in = separate ? hv : xv;
-          const LinearFusion norm = fused ? LinearFusion{g, kNormEps, false, shape.folded_norm} : LinearFusion{};
+          const LinearFusion norm = fused ? norm_fusion : LinearFusion{};
           if (gated) {
             dispatcher_->run_gated_silu_with(impl, in, wv, norm, act);
             return;

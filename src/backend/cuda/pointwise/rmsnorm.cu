@@ -32,7 +32,7 @@ __global__ void __launch_bounds__(kThreads) rmsnorm_kernel(const RmsNormParams<T
       sum_sq += v * v;
     }
   }
-  const float inv_rms = rsqrtf(block_sum<kThreads>(sum_sq) / static_cast<float>(p.dim) + p.eps);
+  const float inv_rms = block_inv_rms<kThreads>(sum_sq, p.dim, p.eps);
   // Each thread re-reads only elements it wrote itself: no barrier needed for x.
   for (int64_t i = threadIdx.x; i < p.dim; i += kThreads)
     out[i] = from_float<T>(to_float(x[i]) * inv_rms * to_float(p.weight[i]));
@@ -75,7 +75,7 @@ __global__ void __launch_bounds__(kThreads) rmsnorm_vec_kernel(const RmsNormPara
 #pragma unroll
     for (int e = 0; e < 8; ++e) sum_sq += v[k][e] * v[k][e];
   }
-  const float inv_rms = rsqrtf(block_sum<kThreads>(sum_sq) / static_cast<float>(p.dim) + p.eps);
+  const float inv_rms = block_inv_rms<kThreads>(sum_sq, p.dim, p.eps);
 #pragma unroll
   for (int k = 0; k < kVecs; ++k) {
     const int i = k * kThreads + threadIdx.x;

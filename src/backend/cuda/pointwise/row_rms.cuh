@@ -28,6 +28,12 @@ __device__ float block_sum(float v) {
   return total;
 }
 
+// rsqrt(mean(x^2) + eps) of a row whose squares each thread has summed in part: the RMSNorm's scale.
+template <int kThreads>
+__device__ float block_inv_rms(float partial_sum_sq, int64_t dim, float eps) {
+  return rsqrtf(block_sum<kThreads>(partial_sum_sq) / static_cast<float>(dim) + eps);
+}
+
 // rsqrt(mean(row[0, dim)^2) + eps) for one row, computed by the whole block (every thread gets
 // it). 16-byte loads where the row allows them: a decode row is a few loads per thread, all in
 // flight at once.
@@ -53,7 +59,7 @@ __device__ float block_row_inv_rms(const T* row, int64_t dim, float eps) {
       sum_sq += v * v;
     }
   }
-  return rsqrtf(block_sum<kThreads>(sum_sq) / static_cast<float>(dim) + eps);
+  return block_inv_rms<kThreads>(sum_sq, dim, eps);
 }
 
 }  // namespace fdpp::cuda
