@@ -42,12 +42,29 @@ TEST(BenchCli, ModelDirectoryAndCasesPastTheContext) {
   EXPECT_TRUE(rows[2].contains("skipped"));  // 510 + steps > 512
 }
 
+TEST(BenchCli, MaxModelLenAllowsContextsPastTheModels) {
+  // tiny's config stops at 2048 positions: without the flag the 3000-token cases are skipped.
+  const std::string cases = "bench --shape tiny --backend cpu --prefill 3000 --batch 1 --context 3000 --steps 2 --json";
+  const auto plain = test::run_command(fdpp() + cases);
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  for (const auto& row : nlohmann::json::parse(plain.out)["rows"]) EXPECT_TRUE(row.contains("skipped")) << row.dump();
+  const auto longer = test::run_command(fdpp() + cases + " --max-model-len 4096");
+  ASSERT_EQ(longer.exit_code, 0) << longer.err;
+  const auto rows = nlohmann::json::parse(longer.out)["rows"];
+  ASSERT_EQ(rows.size(), 2u);
+  for (const auto& row : rows) {
+    EXPECT_FALSE(row.contains("skipped")) << row.dump();
+    EXPECT_GT(row["ms"].get<double>(), 0.0) << row.dump();
+  }
+}
+
 TEST(BenchCli, BadArgumentsFailWithAClearMessage) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"bench --backend cpu", "exactly one of"},
       {"bench --shape llama9-1b --backend cpu", "unknown model shape 'llama9-1b'"},
       {"bench --shape tiny --backend cpu --steps 0", "--steps must be positive"},
       {"bench --shape tiny --backend cpu --batch 0", "--batch: values must be positive"},
+      {"bench --shape tiny --backend cpu --max-model-len -5", "--max-model-len must be positive, found -5"},
   };
   for (const auto& [args, message] : cases) {
     const auto r = test::run_command(fdpp() + args);
