@@ -7,7 +7,8 @@
 // larger than L2, so HBM serves every read. Also times the forced fallback. Prefill: one causal
 // sequence of 1K..8K tokens (fp16, and bf16 from 4K), TFLOP/s against SDPA with is_causal.
 // Usage: bench_attention [--peer FILE] [--decode-only] [--only BATCH,CONTEXT,KV_HEADS]
-//   --decode-only: no prefill rows (a shorter A/B run); --only: that one decode row (for ncu).
+//   --decode-only: no prefill rows (a shorter A/B run); --only: that one decode row (for ncu; any
+//   batch and a context that is a multiple of the 16-slot cache block).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -184,6 +185,11 @@ int main(int argc, char** argv) {
         fmt::print(stderr, "bench_attention: --only expects BATCH,CONTEXT,KV_HEADS, e.g. 16,32768,8\n");
         return 2;
       }
+      if (only[0] <= 0 || only[1] <= 0 || only[1] % kBlock != 0 || (only[2] != 32 && only[2] != 8)) {
+        fmt::print(stderr, "bench_attention: --only {}: need batch > 0, a context that is a positive multiple of {}, "
+                           "and 32 or 8 KV heads\n", argv[i + 1], kBlock);
+        return 2;
+      }
       decode_only = true;
     }
   }
@@ -215,9 +221,13 @@ int main(int argc, char** argv) {
     BENCH_CHECK(cudaMalloc(&v, pool_bytes));
     fill_random_half(k, pool_bytes / 2, 1);
     fill_random_half(v, pool_bytes / 2, 2);
-    for (int batch : {1, 16, 64}) {
-      for (int context : {1024, 4096, 16384, 32768}) {
-        if (only[0] != 0 && (batch != only[0] || context != only[1])) continue;
+    // --only may name any batch and context (a diagnostic row: batch 33 x 8 KV heads fills one
+    // wave of the tensor-core kernel exactly); the table's rows otherwise.
+    const std::vector<int> batches = only[0] != 0 ? std::vector<int>{only[0]} : std::vector<int>{1, 16, 64};
+    const std::vector<int> contexts =
+        only[0] != 0 ? std::vector<int>{only[1]} : std::vector<int>{1024, 4096, 16384, 32768};
+    for (int batch : batches) {
+      for (int context : contexts) {
         const int blocks_per_seq = context / kBlock;
         const long need = static_cast<long>(batch) * blocks_per_seq;
         if (need > pool_blocks) continue;  // does not fit the pool (batch 64 x 32K x 32 heads)
