@@ -82,7 +82,6 @@ struct Row {
   int splits = 0;  // flat GEMM split-K (0 where it does not run)
   Timing gemv, flat, flat_pipelined, lt;  // flat: the mainloop the kernel picks; flat_pipelined: forced (M <= 16)
   Timing flat_alt;                        // the streamed kernel with alt_splits CTAs along K
-  Timing flat_deep;                       // the streamed kernel's deep variant (streamed_depth 3, one split)
   int alt_splits = 0;
   double read_us = 0, read_b2b_us = 0;    // a plain read of the weight bytes (the shape's read ceiling)
   fdpp::LinearImpl chosen = fdpp::LinearImpl::kCublasLt;  // what the dispatcher's table picks for (N, K, M)
@@ -341,11 +340,6 @@ int main(int argc, char** argv) {
             }
             p.splits = 0;
           }
-          if (plan.streamed) {  // the deep variant (two steps of weights in flight), unsplit: log line and column
-            p.streamed_depth = 3;
-            row.flat_deep = measure("flat deep", run_flat);
-            p.streamed_depth = 0;
-          }
           if (plan.streamed) {  // the other mainloop at the same M, for the comparison
             p.mainloop = fdpp::cuda::FlatGemmMainloop::kPipelined;
             row.flat_pipelined = measure("flat pipe", run_flat);
@@ -406,12 +400,6 @@ int main(int argc, char** argv) {
               if (const fdpp::Status st = fdpp::cuda::launch_flat_gemm(p, stream); !st.is_ok())
                 fail("flat gated+scale", st);
             });
-            p.streamed_depth = 3;
-            report("deep gated+scale", [&](int i) {
-              p.w = weights(i);
-              if (const fdpp::Status st = fdpp::cuda::launch_flat_gemm(p, stream); !st.is_ok())
-                fail("deep gated+scale", st);
-            });
           }
         }
         if (!row.gemv.ran && !row.flat.ran)
@@ -429,9 +417,9 @@ int main(int argc, char** argv) {
   // Markdown table for docs/PERF.md; "-" where a kernel does not serve that M.
   auto cell = [](bool ran, double v, const char* format) { return ran ? fmt::format(fmt::runtime(format), v) : std::string("-"); };
   fmt::print("\n| shape | N | K | M | GEMV µs | GEMV % | flat µs | flat % | flat TFLOP/s | flat b2b % | mainloop | splits | "
-             "alt splits: µs, b2b % | deep: µs, b2b % | pipelined µs | flat+norm µs | flat+scale µs | cuBLASLt µs | cuBLASLt % | best fdpp vs cuBLASLt | "
+             "alt splits: µs, b2b % | pipelined µs | flat+norm µs | flat+scale µs | cuBLASLt µs | cuBLASLt % | best fdpp vs cuBLASLt | "
              "chosen | chosen vs best | read %, b2b % | max err |\n");
-  fmt::print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | "
+  fmt::print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | "
              "---: | ---: | ---: | --- | ---: | ---: | ---: |\n");
   for (const Row& r : rows) {
     const double bytes = static_cast<double>(r.N * r.K + r.M * r.K + r.M * r.N) * 2;
@@ -447,22 +435,20 @@ int main(int argc, char** argv) {
                              : r.chosen == fdpp::LinearImpl::kFlatGemm && r.flat.ran ? r.flat.us
                                                                                      : r.lt.us;
     const double err = std::max({r.gemv.ran ? r.gemv.err : 0.0, r.flat.ran ? r.flat.err : 0.0,
-                                 r.flat_alt.ran ? r.flat_alt.err : 0.0, r.flat_deep.ran ? r.flat_deep.err : 0.0});
+                                 r.flat_alt.ran ? r.flat_alt.err : 0.0});
     const double w_bytes = static_cast<double>(r.N * r.K) * 2;
     const std::string alt = r.flat_alt.ran ? fmt::format("s{}: {:.1f}, {:.1f}%", r.alt_splits, r.flat_alt.us,
                                                          pct(r.flat_alt.b2b_us))
                                            : std::string("-");
-    const std::string deep =
-        r.flat_deep.ran ? fmt::format("{:.1f}, {:.1f}%", r.flat_deep.us, pct(r.flat_deep.b2b_us)) : std::string("-");
     const std::string read = fmt::format("{:.1f}%, {:.1f}%", 100 * w_bytes / (r.read_us * 1e-6) / kCeiling,
                                          100 * w_bytes / (r.read_b2b_us * 1e-6) / kCeiling);
-    fmt::print("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1f} | {:.1f}% | {} | {} | {:.2f} | {} | {} |\n",
+    fmt::print("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1f} | {:.1f}% | {} | {} | {:.2f} | {} | {} |\n",
                r.shape, r.N, r.K, r.M, cell(r.gemv.ran, r.gemv.us, "{:.1f}"), cell(r.gemv.ran, pct(r.gemv.us), "{:.1f}%"),
                cell(r.flat.ran, r.flat.us, "{:.1f}"), cell(r.flat.ran, pct(r.flat.us), "{:.1f}%"),
                cell(r.flat.ran, flops / (r.flat.us * 1e-6) * 1e-12, "{:.2f}"),
                cell(r.flat.ran, pct(r.flat.b2b_us), "{:.1f}%"),
                r.flat.ran ? (r.flat_pipelined.ran ? "streamed" : "pipelined") : "-",
-               r.flat.ran ? std::to_string(r.splits) : std::string("-"), alt, deep,
+               r.flat.ran ? std::to_string(r.splits) : std::string("-"), alt,
                cell(r.flat.ran, r.flat_pipelined.ran ? r.flat_pipelined.us : flat_us, "{:.1f}"),
                cell(r.flat_norm_us > 0, r.flat_norm_us, "{:.1f}"), cell(r.flat_scale_us > 0, r.flat_scale_us, "{:.1f}"),
                r.lt.us, pct(r.lt.us),

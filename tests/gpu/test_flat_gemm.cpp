@@ -55,26 +55,22 @@ struct Layer {
 
 // One flat GEMM of a fresh x [M, K] with the layer's weights against cpu::linear; failures name
 // the mainloop, kernel variant and split count the plan chose.
-// splits: FlatGemmParams::splits (0: the plan's policy); depth: FlatGemmParams::streamed_depth.
+// splits: FlatGemmParams::splits (0: the plan's policy).
 template <typename T>
 void check_one(const Layer<T>& layer, int64_t M, Epilogue epi, std::mt19937& rng,
-               cuda::FlatGemmMainloop mainloop = cuda::FlatGemmMainloop::kAuto, int splits = 0, int depth = 0) {
+               cuda::FlatGemmMainloop mainloop = cuda::FlatGemmMainloop::kAuto, int splits = 0) {
   test::check_linear_run<T, cuda::FlatGemmParams<T>>(
       layer.w, layer.w.dev, layer.bias, M, layer.N, layer.K, epi, rng, layer.name(),
-      [mainloop, splits, depth](cuda::FlatGemmParams<T> p, std::string* trace) {
+      [mainloop, splits](cuda::FlatGemmParams<T> p, std::string* trace) {
         p.mainloop = mainloop;
         p.splits = splits;
-        p.streamed_depth = depth;
         cuda::FlatGemmPlan plan;
         const Status planned = cuda::plan_flat_gemm(p, &plan);
         if (!planned.is_ok()) return planned;
         *trace = std::string(plan.streamed ? " (streamed" : " (pipelined") + ", variant " +
-                 std::to_string(plan.m_class) + ", splits " + std::to_string(plan.splits) + ", depth " +
-                 std::to_string(plan.depth) + ")";
+                 std::to_string(plan.m_class) + ", splits " + std::to_string(plan.splits) + ")";
         if (splits > 0 && plan.splits != std::min(splits, std::max(1, plan.k_tiles)))
           return Status{ErrorCode::kInternal, "the plan did not take the forced split count" + *trace};
-        if (depth > 0 && plan.depth != depth)
-          return Status{ErrorCode::kInternal, "the plan did not take the forced depth" + *trace};
         return cuda::launch_flat_gemm(p, nullptr);
       });
 }
@@ -85,13 +81,12 @@ const std::vector<int64_t> kAllM = {1, 2, 3, 7, 8, 9, 16, 31, 33, 64};
 // Runs the given M on one shape; the epilogue rotates with M so every shape sees several.
 template <typename T>
 void check_shape(int64_t N, int64_t K, const std::vector<int64_t>& ms, uint32_t seed, Epilogue first = Epilogue::kNone,
-                 cuda::FlatGemmMainloop mainloop = cuda::FlatGemmMainloop::kAuto, int splits = 0, int depth = 0) {
+                 cuda::FlatGemmMainloop mainloop = cuda::FlatGemmMainloop::kAuto, int splits = 0) {
   const Layer<T> layer(N, K, seed);
   std::mt19937 rng(seed);
   int e = static_cast<int>(first);
   for (int64_t M : ms) {
-    check_one<T>(layer, M, static_cast<Epilogue>(e++ % static_cast<int>(Epilogue::kCount)), rng, mainloop, splits,
-                 depth);
+    check_one<T>(layer, M, static_cast<Epilogue>(e++ % static_cast<int>(Epilogue::kCount)), rng, mainloop, splits);
     if (::testing::Test::HasFatalFailure()) return;
   }
 }
@@ -177,49 +172,6 @@ TEST(GpuFlatGemm, ForcedSplitsMatchCpu) {
   }
 }
 
-// The deep streamed variant (streamed_depth 3: two steps of weights in flight, three register
-// buffers, the loop unrolled by three): every epilogue, both n-tile variants, step counts that are
-// and are not multiples of three (K = 4096: 8 steps, 4104: 9, 1000: 2, 40: 1), ragged N, both
-// dtypes; and the combinations it does not serve, refused by name.
-TEST(GpuFlatGemm, DeepVariantMatchesCpu) {
-  FDPP_REQUIRE_GPU();
-  uint32_t seed = 700;
-  const std::vector<Shape> shapes = {{6144, 4096}, {4096, 4096}, {1000, 4104}, {4097, 1000}, {17, 40}};
-  for (const Shape& s : shapes) {
-    check_shape<__half>(s.N, s.K, {1, 3, 8, 9, 16}, seed++, static_cast<Epilogue>(seed % 3),
-                        cuda::FlatGemmMainloop::kAuto, 0, 3);
-    check_shape<__nv_bfloat16>(s.N, s.K, {2, 12}, seed++, Epilogue::kResidual, cuda::FlatGemmMainloop::kStreamed, 0, 3);
-    if (::testing::Test::HasFatalFailure()) return;
-  }
-  test::DeviceArray<__half> x(16 * 64), w(64 * 64), g(64), out(16 * 64);
-  cuda::FlatGemmParams<__half> p;
-  p.x = x.dev;
-  p.w = w.dev;
-  p.out = out.dev;
-  p.M = 16;
-  p.N = 64;
-  p.K = 64;
-  p.streamed_depth = 3;
-  auto refused = [&](cuda::FlatGemmParams<__half> q, ErrorCode code, const std::string& what) {
-    const Status st = cuda::launch_flat_gemm(q, nullptr);
-    EXPECT_EQ(st.code(), code) << what << ": " << st.message();
-    EXPECT_NE(st.message().find("streamed_depth"), std::string::npos) << what << ": " << st.message();
-  };
-  auto q = p;
-  q.splits = 2;
-  refused(q, ErrorCode::kUnsupported, "depth 3 with a forced split");
-  q = p;
-  q.norm_weight = g.dev;
-  q.norm_eps = 1e-5f;
-  refused(q, ErrorCode::kUnsupported, "depth 3 with the weighted norm");
-  q = p;
-  q.mainloop = cuda::FlatGemmMainloop::kPipelined;
-  refused(q, ErrorCode::kUnsupported, "depth 3 on the pipelined mainloop");
-  q = p;
-  q.streamed_depth = 4;
-  refused(q, ErrorCode::kInvalidArgument, "depth 4");
-}
-
 // The RMSNorm prologue of the streamed mainloop, against cpu::rmsnorm then cpu::linear: split
 // K (the sums of squares meet across the cluster like the products), ragged N and K, both
 // n-tile variants.
@@ -254,16 +206,15 @@ TEST(GpuFlatGemm, NormPrologueMatchesCpu) {
 // device's norm weight stays random, so a kernel that read it would fail. Plain and gated
 // epilogues, one split and forced splits, both n-tile variants, ragged N and K, both dtypes.
 template <typename T>
-void check_scale_only_norm(int64_t n, int64_t k, int64_t M, bool gated, int splits, std::mt19937& rng, int depth = 0) {
+void check_scale_only_norm(int64_t n, int64_t k, int64_t M, bool gated, int splits, std::mt19937& rng) {
   SCOPED_TRACE("scale-only norm [" + std::to_string(n) + ", " + std::to_string(k) + "] M=" + std::to_string(M) +
-               (gated ? " gated" : "") + " splits " + std::to_string(splits) + " depth " + std::to_string(depth));
+               (gated ? " gated" : "") + " splits " + std::to_string(splits));
   test::NormedLinearOperands<T> ops(M, n, k, 3.0f, 0.5f, rng);
   auto p = ops.template params<cuda::FlatGemmParams<T>>(true, true, false);
   p.norm_scale_only = true;
   p.gated_silu = gated;
   p.bias = gated ? nullptr : p.bias;
   p.splits = splits;
-  p.streamed_depth = depth;
   p.mainloop = cuda::FlatGemmMainloop::kStreamed;
   ASSERT_TRUE(cuda::flat_gemm_can_fuse_norm(p.M, p.K, p.x, p.w, p.norm_weight));
   const Status st = cuda::launch_flat_gemm(p, nullptr);
@@ -288,12 +239,6 @@ TEST(GpuFlatGemm, ScaleOnlyNormMatchesCpu) {
         check_scale_only_norm<__half>(n, k, M, n % 4 != 0 || M == 9, splits, rng);
         check_scale_only_norm<__nv_bfloat16>(n, k, M, n == 22016, splits, rng);
       }
-  // The deep variant with the scale-only norm, plain and gated (as gate/up at batch 9-16 would run it).
-  for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{{22016, 4096}, {6144, 4096}, {1030, 4104}, {18, 40}})
-    for (int64_t M : {1, 8, 9, 16}) {
-      check_scale_only_norm<__half>(n, k, M, n % 4 != 0 || M == 9 || n == 22016, 1, rng, 3);
-      check_scale_only_norm<__nv_bfloat16>(n, k, M, n == 22016, 1, rng, 3);
-    }
 }
 
 // The gated SiLU epilogue of the streamed kernel (interleaved gate/up rows, out [M, N / 2]): both

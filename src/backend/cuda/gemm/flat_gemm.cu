@@ -61,29 +61,20 @@ using namespace flat_gemm_detail;
 template <typename T>
 using KernelFn = void (*)(FlatGemmParams<T>, int, int);
 
-// The streamed kernel of one variant: n-tiles class, norm prologue, split K, register depth. The
-// deep variants exist for one split and no weighted norm only (has_deep_variant): the weighted
-// prologue already spills at depth 2, and a split exists to add CTAs, which depth 3 takes away.
+// The streamed kernel of one variant: n-tiles class, norm prologue, split K.
 template <typename T, int MT, bool kSplit>
-KernelFn<T> streamed_kernel_for(int norm, bool deep) {
-  if constexpr (!kSplit) {
-    if (deep)
-      return norm == kScaleOnlyNorm ? flat_gemm_streamed_kernel<T, MT, kScaleOnlyNorm, false, true>
-                                    : flat_gemm_streamed_kernel<T, MT, kNoNorm, false, true>;
-  }
+KernelFn<T> streamed_kernel_for(int norm) {
   switch (norm) {
-    case kWeightedNorm: return flat_gemm_streamed_kernel<T, MT, kWeightedNorm, kSplit, false>;
-    case kScaleOnlyNorm: return flat_gemm_streamed_kernel<T, MT, kScaleOnlyNorm, kSplit, false>;
-    default: return flat_gemm_streamed_kernel<T, MT, kNoNorm, kSplit, false>;
+    case kWeightedNorm: return flat_gemm_streamed_kernel<T, MT, kWeightedNorm, kSplit>;
+    case kScaleOnlyNorm: return flat_gemm_streamed_kernel<T, MT, kScaleOnlyNorm, kSplit>;
+    default: return flat_gemm_streamed_kernel<T, MT, kNoNorm, kSplit>;
   }
 }
 
 template <typename T, bool kSplit>
-KernelFn<T> streamed_kernel_for(int m_class, int norm, bool deep) {
-  return m_class <= 1 ? streamed_kernel_for<T, 1, kSplit>(norm, deep) : streamed_kernel_for<T, 2, kSplit>(norm, deep);
+KernelFn<T> streamed_kernel_for(int m_class, int norm) {
+  return m_class <= 1 ? streamed_kernel_for<T, 1, kSplit>(norm) : streamed_kernel_for<T, 2, kSplit>(norm);
 }
-
-bool has_deep_variant(int norm) { return norm != kWeightedNorm; }
 
 // Which norm the streamed kernel applies for these parameters (StreamedNorm).
 template <typename T>
@@ -94,9 +85,8 @@ int norm_of(const FlatGemmParams<T>& p) {
 // The kernel of one variant: mainloop, n-tiles class, norm prologue (streamed only), split K
 // (streamed only: the pipelined kernel serves any split count).
 template <typename T>
-KernelFn<T> kernel_for(bool streamed, int m_class, int norm, bool split, bool deep = false) {
-  if (streamed)
-    return split ? streamed_kernel_for<T, true>(m_class, norm, false) : streamed_kernel_for<T, false>(m_class, norm, deep);
+KernelFn<T> kernel_for(bool streamed, int m_class, int norm, bool split) {
+  if (streamed) return split ? streamed_kernel_for<T, true>(m_class, norm) : streamed_kernel_for<T, false>(m_class, norm);
   switch (m_class) {
     case 1: return flat_gemm_pipelined_kernel<T, 1>;
     case 2: return flat_gemm_pipelined_kernel<T, 2>;
@@ -176,24 +166,18 @@ Status device_capacity(KernelFn<T> kernel, int smem, const DeviceCapacity** out)
   return Status::ok();
 }
 
-// A policy switch for A/B runs of one binary: the environment variable `name` = 1 or 0 overrides
-// the built-in default.
-bool policy_switch(const char* name, bool built_in) {
-  const char* v = std::getenv(name);
-  if (v != nullptr && std::string(v) == "1") return true;
-  if (v != nullptr && std::string(v) == "0") return false;
-  return built_in;
-}
-// Whether kAuto plans split K on the streamed mainloop (FDPP_FLAT_GEMM_SPLIT_K), and whether they
-// may take its deep variant (FDPP_FLAT_GEMM_DEEP). Read once.
+// Whether kAuto plans split K on the streamed mainloop: FDPP_FLAT_GEMM_SPLIT_K=1 or 0 overrides
+// Traits::kStreamedSplitByDefault, so that one binary times both policies end to end. Read once.
 bool streamed_split_enabled() {
-  static const bool enabled = policy_switch("FDPP_FLAT_GEMM_SPLIT_K", Traits::kStreamedSplitByDefault);
+  static const bool enabled = [] {
+    const char* v = std::getenv("FDPP_FLAT_GEMM_SPLIT_K");
+    if (v != nullptr && std::string(v) == "1") return true;
+    if (v != nullptr && std::string(v) == "0") return false;
+    return Traits::kStreamedSplitByDefault;
+  }();
   return enabled;
 }
-bool streamed_deep_enabled() {
-  static const bool enabled = policy_switch("FDPP_FLAT_GEMM_DEEP", Traits::kStreamedDeepByDefault);
-  return enabled;
-}
+
 int m_class_for(int m_tiles) { return m_tiles <= 1 ? 1 : m_tiles <= 2 ? 2 : m_tiles <= 4 ? 4 : 8; }
 
 // Argument checks shared by plan and launch. Sets *nothing_to_do for M == 0 or N == 0.
@@ -213,15 +197,6 @@ Status validate(const FlatGemmParams<T>& p, bool* nothing_to_do) {
   if ((p.N + rows_per_block - 1) / rows_per_block > 65535)
     return {ErrorCode::kInvalidArgument, "flat_gemm: N = " + std::to_string(p.N) + " is too large (" +
                                              std::to_string(rows_per_block) + "-row blocks along grid.y)"};
-  if (p.streamed_depth != 0 && p.streamed_depth != 2 && p.streamed_depth != 3)
-    return {ErrorCode::kInvalidArgument,
-            "flat_gemm: streamed_depth = " + std::to_string(p.streamed_depth) + "; expected 0 (the plan's), 2 or 3"};
-  if (p.streamed_depth == 3 &&
-      (p.M > kFlatGemmStreamedMaxM || p.mainloop == FlatGemmMainloop::kPipelined || p.splits > 1 ||
-       (p.norm_weight != nullptr && !p.norm_scale_only)))
-    return {ErrorCode::kUnsupported, "flat_gemm: the deep streamed variant (streamed_depth 3) serves M <= " +
-                                         std::to_string(kFlatGemmStreamedMaxM) +
-                                         ", the streamed mainloop, one split and no weighted norm"};
   if (p.splits < 0 || p.splits > kFlatGemmMaxSplits)
     return {ErrorCode::kInvalidArgument, "flat_gemm: splits = " + std::to_string(p.splits) + "; expected 0 (the plan's) to " +
                                              std::to_string(kFlatGemmMaxSplits)};
@@ -294,30 +269,9 @@ Status make_plan(const FlatGemmParams<T>& p, FlatGemmPlan* plan) {
     // Before the occupancy query: the carveout bounds it.
     set_streamed_carveout<T>(kernel_for<T>(true, r.m_class, norm, false), r.smem_bytes);
     set_streamed_carveout<T>(kernel_for<T>(true, r.m_class, norm, true), r.smem_bytes);
-    if (has_deep_variant(norm)) set_streamed_carveout<T>(kernel_for<T>(true, r.m_class, norm, false, true), r.smem_bytes);
   } else {
     r.n_blocks = static_cast<int>((p.N + Traits::kBlockN - 1) / Traits::kBlockN);
     r.k_tiles = static_cast<int>((p.K + Traits::kKTile - 1) / Traits::kKTile);
-  }
-  if (r.streamed && p.streamed_depth == 3) {  // forced (validate: one split)
-    r.depth = 3;
-    r.splits = 1;
-  } else if (r.streamed && p.streamed_depth == 0 && p.splits == 0 && streamed_deep_enabled() &&
-             has_deep_variant(norm)) {
-    // Policy (flat_gemm_traits.h): deep where the unsplit row blocks fill at least
-    // kStreamedDeepMinWaveFill of one wave of the deep kernel's resident CTAs and fit in it.
-    const DeviceCapacity* cap = nullptr;
-    const KernelFn<T> deep_kernel = kernel_for<T>(true, r.m_class, norm, false, true);
-    if (Status st = device_capacity<T>(deep_kernel, r.smem_bytes, &cap); !st.is_ok()) return st;
-    const int slots = cap->clusters[1];
-    if (r.n_blocks <= slots && r.n_blocks >= Traits::kStreamedDeepMinWaveFill * slots) {
-      r.depth = 3;
-      r.splits = 1;
-    }
-  }
-  if (r.depth == 3) {  // unsplit by construction
-    *plan = r;
-    return Status::ok();
   }
   if (p.splits > 0) {  // forced; a split with no step of K is pointless, so no more than k_tiles
     r.splits = std::max(1, std::min(p.splits, r.k_tiles));
@@ -338,7 +292,7 @@ Status make_plan(const FlatGemmParams<T>& p, FlatGemmPlan* plan) {
 
 template <typename T>
 Status launch_plan(const FlatGemmParams<T>& p, const FlatGemmPlan& plan, cudaStream_t stream) {
-  const KernelFn<T> kernel = kernel_for<T>(plan.streamed, plan.m_class, norm_of(p), plan.splits > 1, plan.depth == 3);
+  const KernelFn<T> kernel = kernel_for<T>(plan.streamed, plan.m_class, norm_of(p), plan.splits > 1);
   // Both mainloops: row blocks along y, clusters of `splits` CTAs along x split K.
   const dim3 grid(static_cast<unsigned>(plan.splits), static_cast<unsigned>(plan.n_blocks));
   const unsigned cluster = static_cast<unsigned>(plan.splits);

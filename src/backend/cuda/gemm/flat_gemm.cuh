@@ -55,10 +55,6 @@ struct FlatGemmParams {
   // CTAs along K per block of rows: 0 takes the plan's policy (flat_gemm_traits.h); 1..
   // kFlatGemmMaxSplits forces that many (benchmarks and tests compare the policies).
   int splits = 0;
-  // Register stages of the streamed mainloop's weights: 0 takes the plan's policy; 2 (one step in
-  // flight while one is computed) or 3 (two in flight, fewer CTAs per SM; one split and no
-  // weighted norm only) forces it (benchmarks and tests).
-  int streamed_depth = 0;
 };
 
 // How one launch is cut (computed on the host per call; the bench prints it).
@@ -70,7 +66,6 @@ struct FlatGemmPlan {
   int k_tiles = 0;     // steps along K: ceil(K / kStreamedKStep (512)) streamed, ceil(K / kKTile (64)) pipelined
   int splits = 1;      // CTAs along K per block of rows (grid.x) = the thread-block cluster size (1..8)
   int smem_bytes = 0;  // dynamic shared memory per CTA
-  int depth = 2;       // streamed: register stages of the weights (2, or 3 for the deep variant)
 };
 
 // Validates p (the same checks as the launcher) and fills *plan for the current device.

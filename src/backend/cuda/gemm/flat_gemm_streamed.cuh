@@ -109,11 +109,8 @@ enum StreamedNorm : int { kNoNorm = 0, kWeightedNorm = 1, kScaleOnlyNorm = 2 };
 // a kSplit variant also runs right with one split, kSplit = false only with one),
 // Traits::kThreads threads, StreamedSmem<MT>::kBytes of dynamic shared memory. m_tiles =
 // ceil(M / 8) <= MT; k_steps = ceil(K / kStreamedKStep) over all splits.
-// kDeep: the weights of the next two steps in flight, not one (three register buffers; 3 CTAs per
-// SM instead of 4: flat_gemm_traits.h, kStreamedDeepMinCtasPerSm).
-template <typename T, int MT, int kNorm, bool kSplit, bool kDeep>
-__global__ void __launch_bounds__(Traits::kThreads,
-                                  kDeep ? Traits::kStreamedDeepMinCtasPerSm : Traits::kStreamedMinCtasPerSm)
+template <typename T, int MT, int kNorm, bool kSplit>
+__global__ void __launch_bounds__(Traits::kThreads, Traits::kStreamedMinCtasPerSm)
 flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const int k_steps) {
   constexpr int kChunks = Traits::kStreamedChunks;
   constexpr int kRows = Traits::kStreamedRows;
@@ -258,43 +255,16 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
     compute(cur, step, buf);
     __syncwarp();  // every lane is done with this stage before it is refilled
   };
-  // Step 0's weights (and, deep, step 1's) go out before the wait for the previous kernel
-  // (launch.cuh): weights are constant, so they overlap that kernel's tail; x and the output wait.
-  if constexpr (!kDeep) {
-    uint4 wa[2][kChunks], wb[2][kChunks];
-    if (step_begin < step_end) load(wa, step_begin);
-    enter_dependent_grid();
-    if (step_begin < step_end) stage_x(step_begin, 0);
-    detail::cp_async_commit();
-    for (int s = step_begin; s < step_end; s += 2) {
-      run_step(wa, wb, s, 0);
-      if (s + 1 < step_end) run_step(wb, wa, s + 1, 1);
-    }
-  } else {
-    // Three register buffers: step i computes from buffer i % 3 while steps i + 1 and i + 2 are in
-    // flight (x stays one step ahead: it comes from L1 or L2, not HBM). The loop is unrolled by
-    // three so that every buffer stays in registers; the x stage alternates with the step.
-    auto run_deep_step = [&](uint4 (&cur)[2][kChunks], uint4 (&far)[2][kChunks], int step) {
-      const int buf = (step - step_begin) & 1;
-      if (step + 2 < step_end) load(far, step + 2);
-      if (step + 1 < step_end) stage_x(step + 1, 1 - buf);
-      detail::cp_async_commit();
-      detail::cp_async_wait<1>();
-      __syncwarp();
-      compute(cur, step, buf);
-      __syncwarp();
-    };
-    uint4 wa[2][kChunks], wb[2][kChunks], wc[2][kChunks];
-    if (step_begin < step_end) load(wa, step_begin);
-    if (step_begin + 1 < step_end) load(wb, step_begin + 1);
-    enter_dependent_grid();
-    if (step_begin < step_end) stage_x(step_begin, 0);
-    detail::cp_async_commit();
-    for (int s = step_begin; s < step_end; s += 3) {
-      run_deep_step(wa, wc, s);
-      if (s + 1 < step_end) run_deep_step(wb, wa, s + 1);
-      if (s + 2 < step_end) run_deep_step(wc, wb, s + 2);
-    }
+  uint4 wa[2][kChunks], wb[2][kChunks];
+  // Step 0's weights go out before the wait for the previous kernel (launch.cuh): weights are
+  // constant, so they overlap that kernel's tail; x and the output wait.
+  if (step_begin < step_end) load(wa, step_begin);
+  enter_dependent_grid();
+  if (step_begin < step_end) stage_x(step_begin, 0);
+  detail::cp_async_commit();
+  for (int s = step_begin; s < step_end; s += 2) {
+    run_step(wa, wb, s, 0);
+    if (s + 1 < step_end) run_step(wb, wa, s + 1, 1);
   }
   detail::cp_async_wait_all();
 

@@ -105,17 +105,6 @@ struct FlatGemmTraits {
   // 80.9% ([4096, 11008], 36.4 us instead of 39.4 alone); on N >= 6144 (which the policy leaves
   // at one split) 2 splits lost 4-12%.
   static constexpr bool kStreamedSplitByDefault = true;
-  // The deep streamed variant: the weights of two steps in flight per thread instead of one (a
-  // third register buffer: ~160 registers, so 3 CTAs per SM instead of 4). Where the row blocks
-  // alone give an SM about 3 CTAs ([6144, 4096]: 384 CTAs, 2.9 per SM), the depth-2 kernel has
-  // ~46 KB of weights in flight per SM, about what HBM latency asks at full rate (header), and
-  // measured 82% back to back at M = 16 (ncu: DRAM 68-71% alone at M 8-16); depth 3 doubles it.
-  // The policy takes it when the unsplit row blocks fit one wave of deep CTAs and fill at least
-  // kStreamedDeepMinWaveFill of it (smaller grids keep split K, which adds CTAs).
-  // kStreamedDeepByDefault: whether kAuto plans use the policy (FDPP_FLAT_GEMM_DEEP=0/1 overrides).
-  static constexpr int kStreamedDeepMinCtasPerSm = 3;
-  static constexpr double kStreamedDeepMinWaveFill = 0.75;
-  static constexpr bool kStreamedDeepByDefault = false;
   static constexpr int kStreamedSplitTargetCtasPerSm = kStreamedMinCtasPerSm;
   static constexpr int kStreamedMinStepsPerSplit = 4;
 };
