@@ -26,6 +26,7 @@ struct Case {
   bool row_list = false;         // prefill launch over an explicit (identity) row list
   int check_stride = 1;          // > 1: compare only every check_stride-th token and the last (long prompts)
   int block_size = 16;           // positions per paged-cache block
+  int mma_stages = 0;            // > 0: the tensor-core kernel's ring depth, forced over the plan's
 };
 
 struct Result {
@@ -89,6 +90,7 @@ Result run_case(const Case& c, uint32_t seed) {
   cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
   p.plan = c.prefill_kernel ? cuda::plan_prefill_attention(n_tokens, c.hq, c.hkv, c.hd)
                             : cuda::plan_attention(n_tokens, c.hq, c.hkv, c.hd, max_len, sms);
+  if (c.mma_stages > 0) p.plan.mma_stages = c.mma_stages;
   // Prefill tiles: each sequence's tokens are consecutive, kPrefillTileRows at most per tile.
   std::vector<int32_t> tiles;
   for (int i = 0; i < n_tokens;) {
@@ -512,6 +514,42 @@ TEST(GpuAttention, SingleSplitRowsFinishInTheSplitKernel) {
     const Result all = run_case<__half>(c, seed++);
     EXPECT_LT(all.err_vs_f64, 4e-3) << "hkv " << hkv;
     EXPECT_EQ(all.fallback_rows, static_cast<uint64_t>(seqs * c.hq)) << "hkv " << hkv;
+  }
+}
+
+// The tensor-core (GQA) kernel with either shared-memory ring depth, whichever the plan would
+// take: group sizes 4 and 8, both head dims, lengths off the tile grid (shorter than one tile,
+// one past a split), a batch of mixed lengths, both dtypes, and the fallback forced.
+TEST(GpuAttention, BothTensorCoreRingDepthsMatchFloat64) {
+  FDPP_REQUIRE_GPU();
+  uint32_t seed = 600;
+  for (int stages : {cuda::SplitKvTraits::kMmaShallowStages, cuda::SplitKvTraits::kMmaStages})
+    for (int hkv : {8, 4})
+      for (int hd : {64, 128}) {
+        Case c;
+        c.hkv = hkv;
+        c.hd = hd;
+        c.mma_stages = stages;
+        c.kv_lens = {5, 1000, 4097, 16, 2049, 333};
+        const std::string what = "ring " + std::to_string(stages) + ", hkv " + std::to_string(hkv) + ", hd " +
+                                 std::to_string(hd);
+        expect_close<__half>(c, seed++, (what + " fp16").c_str());
+        expect_close<__nv_bfloat16>(c, seed++, (what + " bf16").c_str());
+        c.kv_lens = {32768};
+        expect_close<__half>(c, seed++, (what + " 32K").c_str());
+        c.kv_lens = {513, 64};
+        c.range = {0.0f, -0.01f, 0.01f};  // nothing fits: every row falls back and is still right
+        const Result all = run_case<__half>(c, seed++);
+        EXPECT_LT(all.err_vs_f64, 4e-3) << what << " all rows fall back";
+        EXPECT_EQ(all.fallback_rows, static_cast<uint64_t>(2 * c.hq)) << what << " all rows fall back";
+      }
+  // The plan takes one of the two depths for a GQA group.
+  int sms = 0;
+  ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
+  for (int batch : {1, 4, 16, 64}) {
+    const int stages = cuda::plan_attention(batch, 32, 8, 128, 16384, sms).mma_stages;
+    EXPECT_TRUE(stages == cuda::SplitKvTraits::kMmaStages || stages == cuda::SplitKvTraits::kMmaShallowStages)
+        << "batch " << batch << ": " << stages;
   }
 }
 

@@ -1,6 +1,7 @@
 // Split-KV attention with the asynchronized softmax (see attention.cuh), and its merge kernel,
 // which also recomputes out-of-range rows with the online softmax.
 #include <algorithm>
+#include <cstdlib>
 #include <cmath>
 
 #include "backend/cuda/attention/attention.cuh"
@@ -170,11 +171,11 @@ cudaError_t launch_split(const AttentionParams<T>& p, int group, cudaStream_t st
 }
 
 // Blocks of the tensor-core kernel one SM holds at once (its shared-memory ring bounds it) on the
-// current device; asked once per head dim.
-template <int kHeadDim>
+// current device; asked once per head dim and ring depth.
+template <int kHeadDim, int kStages>
 int mma_blocks_per_sm() {
-  constexpr size_t kBytes = detail::MmaSplitSmem<kHeadDim>::kBytes;
-  void (*kernel)(AttentionParams<__half>) = detail::split_kv_mma_kernel<__half, kHeadDim>;
+  constexpr size_t kBytes = detail::MmaSplitSmem<kHeadDim, kStages>::kBytes;
+  void (*kernel)(AttentionParams<__half>) = detail::split_kv_mma_kernel<__half, kHeadDim, kStages>;
   int blocks = 0;
   if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kBytes)) !=
           cudaSuccess ||
@@ -209,15 +210,39 @@ AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv
     const int64_t blocks_per_split = tokens * num_kv_heads;
     int64_t want = (int64_t{sm_count} * SplitKvTraits::kWavesTarget + blocks_per_split - 1) / blocks_per_split;
     if (blocks_per_split >= int64_t{sm_count} * SplitKvTraits::kSingleSplitWaves) want = 1;
-    if (group >= SplitKvTraits::kMinTensorCoreGroup) {
-      // The tensor-core kernel keeps its loads in flight through its own pipeline: one wave of
-      // resident blocks, as many as fit without a partial second wave.
-      static const int per_sm_64 = mma_blocks_per_sm<64>(), per_sm_128 = mma_blocks_per_sm<128>();
-      const int64_t resident = int64_t{sm_count} * (head_dim == 64 ? per_sm_64 : per_sm_128);
-      want = std::max<int64_t>(1, resident / blocks_per_split);
-    }
     const int64_t max_splits = std::max<int64_t>(1, (max_kv_len + SplitKvTraits::kMinSplitPositions - 1) /
                                                         SplitKvTraits::kMinSplitPositions);
+    if (group >= SplitKvTraits::kMinTensorCoreGroup) {
+      // The tensor-core kernel keeps its loads in flight through its own pipeline: one wave of
+      // resident blocks, as many as fit without a partial second wave, with the ring depth whose
+      // last wave is fuller; on a tie the shallow ring, whose extra blocks hide latency with more
+      // warps (attention_traits.h).
+      constexpr int kDeep = SplitKvTraits::kMmaStages, kShallow = SplitKvTraits::kMmaShallowStages;
+      static const int deep_64 = mma_blocks_per_sm<64, kDeep>(), deep_128 = mma_blocks_per_sm<128, kDeep>();
+      static const int shallow_64 = mma_blocks_per_sm<64, kShallow>(), shallow_128 = mma_blocks_per_sm<128, kShallow>();
+      auto splits_for = [&](int per_sm) {
+        return std::clamp<int64_t>(int64_t{sm_count} * per_sm / blocks_per_split, 1, max_splits);
+      };
+      // The fraction of the resident slots the grid's last wave fills.
+      auto last_wave_fill = [&](int per_sm, int64_t splits) {
+        const int64_t slots = int64_t{sm_count} * per_sm, blocks = blocks_per_split * splits;
+        const int64_t waves = (blocks + slots - 1) / slots;
+        return static_cast<double>(blocks) / static_cast<double>(waves * slots);
+      };
+      const int deep = head_dim == 64 ? deep_64 : deep_128, shallow = head_dim == 64 ? shallow_64 : shallow_128;
+      const int64_t deep_splits = splits_for(deep), shallow_splits = splits_for(shallow);
+      const bool take_shallow =
+          shallow > deep && last_wave_fill(shallow, shallow_splits) >= last_wave_fill(deep, deep_splits);
+      plan.mma_stages = take_shallow ? kShallow : kDeep;
+      // FDPP_ATTENTION_MMA_STAGES=2 or 3 forces a depth, so that one binary times both (A/B runs).
+      static const int forced = [] {
+        const char* v = std::getenv("FDPP_ATTENTION_MMA_STAGES");
+        const int n = v != nullptr ? std::atoi(v) : 0;
+        return n == kShallow || n == kDeep ? n : 0;
+      }();
+      if (forced != 0) plan.mma_stages = forced;
+      want = plan.mma_stages == kShallow ? shallow_splits : deep_splits;
+    }
     plan.num_splits = static_cast<int32_t>(std::clamp<int64_t>(want, 1, max_splits));
     const int64_t granule = 64;  // keeps every split a whole number of warp iterations
     const int64_t size = (max_kv_len + plan.num_splits - 1) / plan.num_splits;

@@ -67,6 +67,7 @@ struct AttentionPlan {
   int32_t num_splits = 1;      // KV splits per (token, kv head)
   int32_t split_size = 0;      // positions per split
   bool fast_path = false;      // head_dim 64 or 128 with a supported GQA ratio
+  int32_t mma_stages = 3;      // the tensor-core kernel's ring depth: SplitKvTraits::kMmaStages or kMmaShallowStages
   size_t workspace_bytes = 0;  // partial sums + row flags
 };
 // Decode launches: `rows` query tokens, each attending over up to max_kv_len slots.

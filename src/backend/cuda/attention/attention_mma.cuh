@@ -4,8 +4,9 @@
 // 8 multiply-adds per KV byte (more than they can issue at full HBM bandwidth).
 //
 // Each warp walks its own tiles of 16 positions (tile i of warp w starts at begin + 16 (w + 4 i))
-// and copies their K and V rows with cp.async into a private ring of SplitKvTraits::kMmaStages
-// shared-memory stages, so that the next tiles' loads are in flight while one tile is computed.
+// and copies their K and V rows with cp.async into a private ring of kStages shared-memory
+// stages (SplitKvTraits::kMmaStages or kMmaShallowStages: AttentionPlan::mma_stages), so that the
+// next tiles' loads are in flight while one tile is computed.
 // Per tile:
 //   S [16 x 16] = Q [16 rows: the group's heads, padded with zeros] . K^T   (K by ldmatrix)
 //   O [16 x hd] += P [16 x 16] . V [16 x hd]                                  (V by ldmatrix.trans)
@@ -28,16 +29,16 @@
 
 namespace fdpp::cuda::detail {
 
-// Shared memory of one block: per warp, kMmaStages stages of K [16][hd] then V [16][hd]; the
+// Shared memory of one block: per warp, kStages stages of K [16][hd] then V [16][hd]; the
 // 16-byte chunk c of row r sits at chunk c ^ (r % 8), so the 8 row addresses of an ldmatrix
 // fall in distinct banks. At the end the ring is reused for the warps' partial sums.
-template <int kHeadDim>
+template <int kHeadDim, int kStages>
 struct MmaSplitSmem {
   static constexpr int kTile = SplitKvTraits::kMmaTile;
   static constexpr int kChunks = kHeadDim / 8;                    // 16-byte chunks per row
   static constexpr uint32_t kMatrixBytes = kTile * kHeadDim * 2;  // K or V of one tile
   static constexpr uint32_t kStageBytes = 2 * kMatrixBytes;
-  static constexpr uint32_t kWarpBytes = SplitKvTraits::kMmaStages * kStageBytes;
+  static constexpr uint32_t kWarpBytes = kStages * kStageBytes;
   static constexpr size_t kBytes = std::max<size_t>(SplitKvTraits::kWarps * size_t{kWarpBytes},
                                                     sizeof(SplitPartials<8, kHeadDim>));
   static_assert(kChunks >= 8, "the swizzle needs 8 chunks per row");
@@ -46,9 +47,13 @@ struct MmaSplitSmem {
   }
 };
 
-// Two blocks per SM (the figure the ring's depth was chosen for) fit the H100's 228 KB, with the
-// 1 KB per block the system reserves and the fallback's few hundred bytes of static memory.
-static_assert(MmaSplitSmem<128>::kBytes <= 112 * 1024, "head_dim 128: two blocks per SM must fit");
+// Two blocks per SM of the deep ring and three of the shallow one (the figures each depth was
+// chosen for) fit the H100's 228 KB, with the 1 KB per block the system reserves and the
+// fallback's few hundred bytes of static memory.
+static_assert(MmaSplitSmem<128, SplitKvTraits::kMmaStages>::kBytes <= 112 * 1024,
+              "head_dim 128, deep ring: two blocks per SM must fit");
+static_assert(MmaSplitSmem<128, SplitKvTraits::kMmaShallowStages>::kBytes <= 74 * 1024,
+              "head_dim 128, shallow ring: three blocks per SM must fit");
 
 // The A fragment of P (rows g + 8 are padding): a0 = P[g][2tig, 2tig+1], a2 = P[g][8+2tig, 9+2tig].
 template <typename PT>
@@ -58,12 +63,12 @@ __device__ __forceinline__ void pack_p(const float (&e)[2][2], uint32_t (&pa)[4]
   pa[1] = pa[3] = 0u;
 }
 
-template <typename T, int kHeadDim>
+template <typename T, int kHeadDim, int kStages>
 __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(const AttentionParams<T> p) {
   using Tr = SplitKvTraits;
-  using Smem = MmaSplitSmem<kHeadDim>;
+  using Smem = MmaSplitSmem<kHeadDim, kStages>;
+  static_assert(kStages >= 2, "one tile loading while one is computed");
   constexpr int kTile = Smem::kTile;
-  constexpr int kStages = Tr::kMmaStages;
   constexpr int kKSteps = kHeadDim / 16;              // k-steps of Q.K^T
   constexpr int kNTiles = kHeadDim / 8;               // n-tiles of P.V
   constexpr int kCopies = kTile * Smem::kChunks / 32; // 16-byte copies per lane per tile, K and V each
@@ -230,14 +235,22 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(c
 
 // Above the 48 KB default of dynamic shared memory; the attribute is per device, so it is set on
 // every launch (a cheap host call, allowed while a graph is being captured).
-template <typename T, int kHeadDim>
-cudaError_t launch_split_mma(const AttentionParams<T>& p, dim3 grid, cudaStream_t stream) {
-  constexpr size_t kBytes = MmaSplitSmem<kHeadDim>::kBytes;
-  void (*kernel)(AttentionParams<T>) = split_kv_mma_kernel<T, kHeadDim>;
+template <typename T, int kHeadDim, int kStages>
+cudaError_t launch_split_mma_ring(const AttentionParams<T>& p, dim3 grid, cudaStream_t stream) {
+  constexpr size_t kBytes = MmaSplitSmem<kHeadDim, kStages>::kBytes;
+  void (*kernel)(AttentionParams<T>) = split_kv_mma_kernel<T, kHeadDim, kStages>;
   const cudaError_t err =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kBytes));
   if (err != cudaSuccess) return err;
   return launch_kernel(kernel, grid, dim3(SplitKvTraits::kThreads), kBytes, stream, 1, p);
+}
+
+// The ring depth the plan chose (AttentionPlan::mma_stages).
+template <typename T, int kHeadDim>
+cudaError_t launch_split_mma(const AttentionParams<T>& p, dim3 grid, cudaStream_t stream) {
+  if (p.plan.mma_stages == SplitKvTraits::kMmaShallowStages)
+    return launch_split_mma_ring<T, kHeadDim, SplitKvTraits::kMmaShallowStages>(p, grid, stream);
+  return launch_split_mma_ring<T, kHeadDim, SplitKvTraits::kMmaStages>(p, grid, stream);
 }
 
 }  // namespace fdpp::cuda::detail

@@ -28,8 +28,15 @@ struct SplitKvTraits {
   // The tensor-core kernel: each warp takes 16 positions at a time (one m16n8k16 k-step of P.V)
   // and keeps 3 tiles in its shared-memory ring, two of them loading while one is computed:
   // 3 x 8 KB per warp at head_dim 128, 96 KB per block, two blocks (128 KB in flight) per SM.
+  // The shallow ring (2 tiles, one loading while one is computed: 64 KB per block) fits three
+  // blocks per SM: fewer bytes in flight per warp but 12 warps to hide latency instead of 8 (ncu,
+  // docs/PERF.md session 11: 0.28 eligible warps per scheduler with the deep ring). Forced on
+  // every shape it was 2% faster at batch 16 (3 splits on 396 slots) and 11% slower at batch 64
+  // (512 one-split blocks: 1.3 waves); plan_attention takes it where its last wave is at least as
+  // full as the deep ring's.
   static constexpr int kMmaTile = 16;
   static constexpr int kMmaStages = 3;
+  static constexpr int kMmaShallowStages = 2;
 };
 
 struct PrefillTraits {
