@@ -216,7 +216,7 @@ AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv
       // The tensor-core kernel keeps its loads in flight through its own pipeline: one wave of
       // resident blocks, as many as fit without a partial second wave, with the ring depth whose
       // last wave is fuller; on a tie the shallow ring, whose extra blocks hide latency with more
-      // warps (attention_traits.h).
+      // warps, where its splits are long enough (attention_traits.h).
       constexpr int kDeep = SplitKvTraits::kMmaStages, kShallow = SplitKvTraits::kMmaShallowStages;
       static const int deep_64 = mma_blocks_per_sm<64, kDeep>(), deep_128 = mma_blocks_per_sm<128, kDeep>();
       static const int shallow_64 = mma_blocks_per_sm<64, kShallow>(), shallow_128 = mma_blocks_per_sm<128, kShallow>();
@@ -231,8 +231,9 @@ AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv
       };
       const int deep = head_dim == 64 ? deep_64 : deep_128, shallow = head_dim == 64 ? shallow_64 : shallow_128;
       const int64_t deep_splits = splits_for(deep), shallow_splits = splits_for(shallow);
-      const bool take_shallow =
-          shallow > deep && last_wave_fill(shallow, shallow_splits) >= last_wave_fill(deep, deep_splits);
+      const bool take_shallow = shallow > deep &&
+                                max_kv_len / shallow_splits >= SplitKvTraits::kMmaShallowMinSplitPositions &&
+                                last_wave_fill(shallow, shallow_splits) >= last_wave_fill(deep, deep_splits);
       plan.mma_stages = take_shallow ? kShallow : kDeep;
       // FDPP_ATTENTION_MMA_STAGES=2 or 3 forces a depth, so that one binary times both (A/B runs).
       static const int forced = [] {

@@ -33,10 +33,14 @@ struct SplitKvTraits {
   // docs/PERF.md session 11: 0.28 eligible warps per scheduler with the deep ring). Forced on
   // every shape it was 2% faster at batch 16 (3 splits on 396 slots) and 11% slower at batch 64
   // (512 one-split blocks: 1.3 waves); plan_attention takes it where its last wave is at least as
-  // full as the deep ring's.
+  // full as the deep ring's and its splits hold at least kMmaShallowMinSplitPositions positions.
+  // H100, 8 KV heads, against the deep ring in the same call (session 11): batch 16 at 4K-32K
+  // -1.6 to -2.2% alone and ~-1% back to back (3 splits of 1.3K-11K positions), but +2% at 1K
+  // (3 splits of 341: too short for the shallower ring to reach its stride).
   static constexpr int kMmaTile = 16;
   static constexpr int kMmaStages = 3;
   static constexpr int kMmaShallowStages = 2;
+  static constexpr int kMmaShallowMinSplitPositions = 1024;
 };
 
 struct PrefillTraits {
