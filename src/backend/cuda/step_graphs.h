@@ -15,12 +15,12 @@ namespace fdpp::cuda {
 
 // Everything a recorded step depends on besides the weights: the model's buffers (model_key),
 // the step's token/row/sequence counts (they fix the offsets into the step's metadata buffer)
-// and the attention partitioning (grid sizes are part of a graph).
+// and the attention partitioning (grid sizes and the kernel variant are part of a graph).
 struct StepGraphKey {
   uint64_t model_key = 0;
   int64_t tokens = 0, rows = 0;
   int32_t max_blocks = 0;
-  int32_t num_splits = 0, split_size = 0;
+  int32_t num_splits = 0, split_size = 0, mma_stages = 0;
   auto operator<=>(const StepGraphKey&) const = default;
 };
 
