@@ -7,6 +7,7 @@
 #include "backend/cuda/attention/attention.cuh"
 #include "backend/cuda/attention/attention_mma.cuh"
 #include "backend/cuda/attention/attention_traits.h"
+#include "backend/cuda/attention/mma_grid.h"
 #include "backend/cuda/attention/online_softmax.cuh"
 #include "backend/cuda/attention/split_common.cuh"
 #include "backend/cuda/cuda_utils.cuh"
@@ -220,29 +221,18 @@ AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv
       constexpr int kDeep = SplitKvTraits::kMmaStages, kShallow = SplitKvTraits::kMmaShallowStages;
       static const int deep_64 = mma_blocks_per_sm<64, kDeep>(), deep_128 = mma_blocks_per_sm<128, kDeep>();
       static const int shallow_64 = mma_blocks_per_sm<64, kShallow>(), shallow_128 = mma_blocks_per_sm<128, kShallow>();
-      auto splits_for = [&](int per_sm) {
-        return std::clamp<int64_t>(int64_t{sm_count} * per_sm / blocks_per_split, 1, max_splits);
-      };
-      // The fraction of the resident slots the grid's last wave fills.
-      auto last_wave_fill = [&](int per_sm, int64_t splits) {
-        const int64_t slots = int64_t{sm_count} * per_sm, blocks = blocks_per_split * splits;
-        const int64_t waves = (blocks + slots - 1) / slots;
-        return static_cast<double>(blocks) / static_cast<double>(waves * slots);
-      };
       const int deep = head_dim == 64 ? deep_64 : deep_128, shallow = head_dim == 64 ? shallow_64 : shallow_128;
-      const int64_t deep_splits = splits_for(deep), shallow_splits = splits_for(shallow);
-      const bool take_shallow = shallow > deep &&
-                                max_kv_len / shallow_splits >= SplitKvTraits::kMmaShallowMinSplitPositions &&
-                                last_wave_fill(shallow, shallow_splits) >= last_wave_fill(deep, deep_splits);
-      plan.mma_stages = take_shallow ? kShallow : kDeep;
+      MmaGrid grid = choose_mma_grid(blocks_per_split, sm_count, deep, shallow, max_kv_len, max_splits);
       // FDPP_ATTENTION_MMA_STAGES=2 or 3 forces a depth, so that one binary times both (A/B runs).
       static const int forced = [] {
         const char* v = std::getenv("FDPP_ATTENTION_MMA_STAGES");
         const int n = v != nullptr ? std::atoi(v) : 0;
         return n == kShallow || n == kDeep ? n : 0;
       }();
-      if (forced != 0) plan.mma_stages = forced;
-      want = plan.mma_stages == kShallow ? shallow_splits : deep_splits;
+      if (forced != 0 && forced != grid.stages)
+        grid = {forced, one_wave_splits(blocks_per_split, sm_count, forced == kDeep ? deep : shallow, max_splits)};
+      plan.mma_stages = grid.stages;
+      want = grid.splits;
     }
     plan.num_splits = static_cast<int32_t>(std::clamp<int64_t>(want, 1, max_splits));
     const int64_t granule = 64;  // keeps every split a whole number of warp iterations

@@ -1,0 +1,45 @@
+// The tensor-core decode kernel's grid and ring depth (plan_attention's choice for GQA groups), as
+// host arithmetic that the CPU tests check without a GPU.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "backend/cuda/attention/attention_traits.h"
+
+namespace fdpp::cuda {
+
+struct MmaGrid {
+  int32_t stages = SplitKvTraits::kMmaStages;  // ring depth: kMmaStages or kMmaShallowStages
+  int64_t splits = 1;                          // KV splits per (token, KV head)
+};
+
+// The fraction of `slots` resident blocks that the last wave of a `blocks` grid fills.
+inline double last_wave_fill(int64_t blocks, int64_t slots) {
+  const int64_t waves = (blocks + slots - 1) / slots;
+  return static_cast<double>(blocks) / static_cast<double>(waves * slots);
+}
+
+// Splits that make one wave of resident blocks (per_sm per SM) from blocks_per_split (token, KV
+// head) pairs: as many as fit, at least one, at most max_splits (no split shorter than
+// kMinSplitPositions).
+inline int64_t one_wave_splits(int64_t blocks_per_split, int sm_count, int per_sm, int64_t max_splits) {
+  return std::clamp<int64_t>(int64_t{sm_count} * per_sm / blocks_per_split, 1, std::max<int64_t>(1, max_splits));
+}
+
+// deep_per_sm / shallow_per_sm: blocks of each ring depth one SM holds (an occupancy query). Each
+// depth's grid is one wave; the shallow ring is taken where its last wave is at least as full as
+// the deep ring's and its splits hold kMmaShallowMinSplitPositions positions or more
+// (attention_traits.h).
+inline MmaGrid choose_mma_grid(int64_t blocks_per_split, int sm_count, int deep_per_sm, int shallow_per_sm,
+                               int64_t max_kv_len, int64_t max_splits) {
+  const int64_t deep = one_wave_splits(blocks_per_split, sm_count, deep_per_sm, max_splits);
+  const int64_t shallow = one_wave_splits(blocks_per_split, sm_count, shallow_per_sm, max_splits);
+  const bool take_shallow =
+      shallow_per_sm > deep_per_sm && max_kv_len / shallow >= SplitKvTraits::kMmaShallowMinSplitPositions &&
+      last_wave_fill(blocks_per_split * shallow, int64_t{sm_count} * shallow_per_sm) >=
+          last_wave_fill(blocks_per_split * deep, int64_t{sm_count} * deep_per_sm);
+  return take_shallow ? MmaGrid{SplitKvTraits::kMmaShallowStages, shallow} : MmaGrid{SplitKvTraits::kMmaStages, deep};
+}
+
+}  // namespace fdpp::cuda

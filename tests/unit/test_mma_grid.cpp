@@ -1,0 +1,68 @@
+// The GQA decode kernel's grid and ring depth (backend/cuda/attention/mma_grid.h), host arithmetic
+// only: the H100's figures (132 SMs, 2 deep-ring and 3 shallow-ring blocks per SM at head_dim 128)
+// and the choices measured in docs/PERF.md (session 11).
+#include <gtest/gtest.h>
+
+#include "backend/cuda/attention/mma_grid.h"
+
+namespace fdpp::cuda {
+namespace {
+
+constexpr int kSms = 132, kDeepPerSm = 2, kShallowPerSm = 3;
+constexpr int kDeep = SplitKvTraits::kMmaStages, kShallow = SplitKvTraits::kMmaShallowStages;
+
+int64_t max_splits_for(int64_t max_kv_len) {
+  return (max_kv_len + SplitKvTraits::kMinSplitPositions - 1) / SplitKvTraits::kMinSplitPositions;
+}
+
+MmaGrid h100(int64_t batch, int64_t kv_heads, int64_t max_kv_len) {
+  return choose_mma_grid(batch * kv_heads, kSms, kDeepPerSm, kShallowPerSm, max_kv_len, max_splits_for(max_kv_len));
+}
+
+TEST(MmaGrid, LastWaveFill) {
+  EXPECT_DOUBLE_EQ(last_wave_fill(264, 264), 1.0);
+  EXPECT_DOUBLE_EQ(last_wave_fill(256, 264), 256.0 / 264.0);
+  EXPECT_DOUBLE_EQ(last_wave_fill(512, 264), 512.0 / 528.0);  // two waves, the second 94% full
+  EXPECT_DOUBLE_EQ(last_wave_fill(1, 396), 1.0 / 396.0);
+}
+
+TEST(MmaGrid, Batch16TakesTheShallowRingFromLongSplits) {
+  // 128 pairs: deep 2 splits (256 of 264 slots), shallow 3 (384 of 396): equal fill, shallow wins
+  // where its splits hold >= 1024 positions (measured 1.6-2.2% faster from 4K, 2% slower at 1K).
+  for (int64_t len : {4096, 16384, 32768, 3968}) {
+    const MmaGrid g = h100(16, 8, len);
+    EXPECT_EQ(g.stages, kShallow) << len;
+    EXPECT_EQ(g.splits, 3) << len;
+  }
+  const MmaGrid short_rows = h100(16, 8, 1024);
+  EXPECT_EQ(short_rows.stages, kDeep);
+  EXPECT_EQ(short_rows.splits, 2);
+}
+
+TEST(MmaGrid, Batch1And64KeepTheDeepRing) {
+  const MmaGrid b1 = h100(1, 8, 32768);  // 33 deep splits fill 264 of 264; 49 shallow fill 392 of 396
+  EXPECT_EQ(b1.stages, kDeep);
+  EXPECT_EQ(b1.splits, 33);
+  const MmaGrid b64 = h100(64, 8, 16384);  // 512 one-split blocks: 97% of two deep waves, 65% of two shallow
+  EXPECT_EQ(b64.stages, kDeep);
+  EXPECT_EQ(b64.splits, 1);
+  const MmaGrid b1_short = h100(1, 8, 1024);  // both clamp to 16 splits of 64 positions
+  EXPECT_EQ(b1_short.stages, kDeep);
+  EXPECT_EQ(b1_short.splits, 16);
+}
+
+TEST(MmaGrid, ShortContextsAndOtherGpus) {
+  // Batch 4 at 3968: deep 8 splits and shallow 12 fill alike, but 12 splits hold 330 positions.
+  EXPECT_EQ(h100(4, 8, 3968).stages, kDeep);
+  // Splits never exceed max_splits nor fall below one.
+  const MmaGrid tiny = h100(16, 8, 100);
+  EXPECT_EQ(tiny.splits, 2);
+  EXPECT_EQ(h100(400, 8, 8192).splits, 1);
+  // A GPU where the shallow ring fits no more blocks than the deep one: always deep.
+  const MmaGrid same = choose_mma_grid(128, kSms, 2, 2, 32768, max_splits_for(32768));
+  EXPECT_EQ(same.stages, kDeep);
+  EXPECT_EQ(one_wave_splits(128, kSms, 2, 512), 2);
+}
+
+}  // namespace
+}  // namespace fdpp::cuda
