@@ -11,16 +11,12 @@ mkdir -p "$OUT"
 suite=0
 [ "${1:-}" = "--suite" ] && { suite=1; shift; }
 specs=${*:-"llama2-7b:float16 llama3-8b:bfloat16 qwen2-7b:bfloat16 mistral-7b:bfloat16"}
-for f in .carry/debs/libpcre2-dev_*.deb; do dpkg -x "$f" /; done
-export FDPP_SHARED_DIR=$PWD/.carry
-nvidia-smi --query-gpu=name --format=csv,noheader
+source tools/device_build.sh
 rm -rf /tmp/conf-*  # left by an interrupted run
 start=$SECONDS
 stamp() { echo "[$((SECONDS - start)) s] $*"; }
 
-( cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a \
-    -DFDPP_SERVER=OFF >"$OUT/cmake.log" 2>&1 &&
-  cmake --build build -j"$(nproc)" --target fdpp_gpu_tests >"$OUT/build.log" 2>&1 ) &
+device_build fdpp_gpu_tests &  # prints the first errors itself
 build_pid=$!
 
 # Writes each checkpoint and its golden logits, then marks it ready; waits while two are on disk.
@@ -36,7 +32,7 @@ prepare_all() {
 prepare_all > >(while read -r line; do stamp "$line"; done) 2>&1 &
 prepare_pid=$!
 
-wait "$build_pid" || { grep -E "error" "$OUT/build.log" | head -20; kill "$prepare_pid"; exit 1; }
+wait "$build_pid" || { kill "$prepare_pid"; exit 1; }
 stamp "built fdpp_gpu_tests"
 for spec in $specs; do
   shape=${spec%%:*}; dir=/tmp/conf-$shape
