@@ -6,9 +6,11 @@
 // (bench/attention_sdpa_peer.py writes it; pass --peer FILE). KV blocks rotate through a pool
 // larger than L2, so HBM serves every read. Also times the forced fallback. Prefill: one causal
 // sequence of 1K..8K tokens (fp16, and bf16 from 4K), TFLOP/s against SDPA with is_causal.
-// Usage: bench_attention [--peer FILE] [--decode-only] [--only BATCH,CONTEXT,KV_HEADS]
+// Usage: bench_attention [--peer FILE] [--decode-only] [--only BATCH,CONTEXT,KV_HEADS[,Q_HEADS]]
 //   --decode-only: no prefill rows (a shorter A/B run); --only: that one decode row (for ncu; any
-//   batch and a context that is a multiple of the 16-slot cache block).
+//   batch, a context that is a multiple of the 16-slot cache block, and any KV heads dividing the
+//   query heads, 32 unless named: batch 128 x 1 KV head x 4 query heads launches the grid of batch
+//   16 x 8 x 32 over one contiguous 4 KB run per cache block and head, a layout diagnostic).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -176,18 +178,20 @@ double time_prefill(int tokens, int hq, int hkv, int hd, fdpp::cuda::SoftmaxRang
 int main(int argc, char** argv) {
   std::map<std::string, double> peer;
   bool decode_only = false;
-  int only[3] = {0, 0, 0};  // batch, context, KV heads; zeros: every row
+  int only[4] = {0, 0, 0, 32};  // batch, context, KV heads, query heads; zeros: every row
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--decode-only") decode_only = true;
     if (arg == "--only") {
-      if (i + 1 >= argc || std::sscanf(argv[i + 1], "%d,%d,%d", &only[0], &only[1], &only[2]) != 3) {
-        fmt::print(stderr, "bench_attention: --only expects BATCH,CONTEXT,KV_HEADS, e.g. 16,32768,8\n");
+      const int fields = i + 1 < argc ? std::sscanf(argv[i + 1], "%d,%d,%d,%d", &only[0], &only[1], &only[2], &only[3]) : 0;
+      if (fields != 3 && fields != 4) {
+        fmt::print(stderr, "bench_attention: --only expects BATCH,CONTEXT,KV_HEADS[,Q_HEADS], e.g. 16,32768,8\n");
         return 2;
       }
-      if (only[0] <= 0 || only[1] <= 0 || only[1] % kBlock != 0 || (only[2] != 32 && only[2] != 8)) {
+      if (only[0] <= 0 || only[1] <= 0 || only[1] % kBlock != 0 || only[2] <= 0 || only[3] <= 0 ||
+          only[3] % only[2] != 0 || only[3] / only[2] > 8) {
         fmt::print(stderr, "bench_attention: --only {}: need batch > 0, a context that is a positive multiple of {}, "
-                           "and 32 or 8 KV heads\n", argv[i + 1], kBlock);
+                           "and KV heads dividing the query heads with a group of at most 8\n", argv[i + 1], kBlock);
         return 2;
       }
       decode_only = true;
@@ -204,6 +208,7 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop{};
   BENCH_CHECK(cudaGetDeviceProperties(&prop, 0));
   const int hq = 32, hd = 128;
+  const int decode_hq = only[0] != 0 ? only[3] : hq;
   gpu_spin(nullptr, 300000);  // 0.3 s of load first: the first rows must not time the clock ramp-up
   BENCH_CHECK(cudaDeviceSynchronize());
   cudaStream_t stream = nullptr;  // a created stream: the back-to-back runs use PDL (not on the legacy stream)
@@ -211,9 +216,8 @@ int main(int argc, char** argv) {
   // The KV pool: 8 GiB per K and V, far beyond L2, shared by every configuration.
   const size_t pool_bytes = size_t{8} << 30;
   std::vector<Row> rows;
-  fmt::print("# decode attention, fp16, head_dim {}, {} query heads, {} ({} SMs)\n", hd, hq, prop.name, sms);
-  for (int hkv : {32, 8}) {
-    if (only[2] != 0 && hkv != only[2]) continue;
+  fmt::print("# decode attention, fp16, head_dim {}, {} query heads, {} ({} SMs)\n", hd, decode_hq, prop.name, sms);
+  for (int hkv : only[0] != 0 ? std::vector<int>{only[2]} : std::vector<int>{32, 8}) {
     const size_t block_bytes = size_t{kBlock} * hkv * hd * sizeof(__half);
     const int pool_blocks = static_cast<int>(pool_bytes / block_bytes);
     __half *k = nullptr, *v = nullptr;
@@ -253,18 +257,18 @@ int main(int argc, char** argv) {
         BENCH_CHECK(cudaMemcpy(d_pos, positions.data(), static_cast<size_t>(batch) * 4, cudaMemcpyHostToDevice));
         BENCH_CHECK(cudaMemcpy(d_seq, seqs.data(), static_cast<size_t>(batch) * 4, cudaMemcpyHostToDevice));
         __half *q = nullptr, *out = nullptr;
-        BENCH_CHECK(cudaMalloc(&q, static_cast<size_t>(batch) * hq * hd * 2));
-        BENCH_CHECK(cudaMalloc(&out, static_cast<size_t>(batch) * hq * hd * 2));
-        fill_random_half(q, static_cast<size_t>(batch) * hq * hd, 3);
+        BENCH_CHECK(cudaMalloc(&q, static_cast<size_t>(batch) * decode_hq * hd * 2));
+        BENCH_CHECK(cudaMalloc(&out, static_cast<size_t>(batch) * decode_hq * hd * 2));
+        fill_random_half(q, static_cast<size_t>(batch) * decode_hq * hd, 3);
 
         AttentionParams<__half> p;
         p.q = q;
         p.out = out;
         p.kv = {k, v, pool_blocks, kBlock, hkv, hd};
         p.slots = {d_pos, d_seq, tables[0], blocks_per_seq, batch};
-        p.num_q_heads = hq;
+        p.num_q_heads = decode_hq;
         p.scale = 1.0f / std::sqrt(static_cast<float>(hd));
-        p.plan = fdpp::cuda::plan_attention(batch, hq, hkv, hd, context, sms);
+        p.plan = fdpp::cuda::plan_attention(batch, decode_hq, hkv, hd, context, sms);
         attach_workspace(p);
         const double us = time_attention(p, tables, 50);
         const double b2b_us = time_attention_back_to_back(p, tables, stream, 50);
