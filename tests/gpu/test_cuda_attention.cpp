@@ -8,6 +8,7 @@
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cuda/attention/attention.cuh"
 #include "backend/cuda/attention/attention_traits.h"
+#include "backend/cuda/cuda_device.h"
 #include "fdpp/status.h"
 #include "gpu/gpu_test_util.h"
 
@@ -27,6 +28,7 @@ struct Case {
   int check_stride = 1;          // > 1: compare only every check_stride-th token and the last (long prompts)
   int block_size = 16;           // positions per paged-cache block
   int mma_stages = 0;            // > 0: the tensor-core kernel's ring depth, forced over the plan's
+  int mma_bulk = -1;             // 0 / 1: the tensor-core kernel's copies (cp.async / bulk), forced over the plan's
 };
 
 struct Result {
@@ -91,6 +93,7 @@ Result run_case(const Case& c, uint32_t seed) {
   p.plan = c.prefill_kernel ? cuda::plan_prefill_attention(n_tokens, c.hq, c.hkv, c.hd)
                             : cuda::plan_attention(n_tokens, c.hq, c.hkv, c.hd, max_len, sms);
   if (c.mma_stages > 0) p.plan.mma_stages = c.mma_stages;
+  if (c.mma_bulk >= 0) p.plan.mma_bulk = c.mma_bulk == 1;
   // Prefill tiles: each sequence's tokens are consecutive, kPrefillTileRows at most per tile.
   std::vector<int32_t> tiles;
   for (int i = 0; i < n_tokens;) {
@@ -518,11 +521,15 @@ TEST(GpuAttention, SingleSplitRowsFinishInTheSplitKernel) {
 }
 
 // The tensor-core (GQA) kernel with either shared-memory ring depth, whichever the plan would
-// take: group sizes 4 and 8, both head dims, lengths off the tile grid (shorter than one tile,
-// one past a split), a batch of mixed lengths, both dtypes, and the fallback forced.
-TEST(GpuAttention, BothTensorCoreRingDepthsMatchFloat64) {
+// take, and either copy engine (cp.async; bulk copies where the GPU has them): group sizes 4 and
+// 8, both head dims, lengths off the tile grid (shorter than one tile, one past a split), a batch
+// of mixed lengths, both dtypes, cache blocks that split tiles, and the fallback forced.
+TEST(GpuAttention, BothTensorCoreRingDepthsAndCopyEnginesMatchFloat64) {
   FDPP_REQUIRE_GPU();
   uint32_t seed = 600;
+  std::vector<int> engines = {0};
+  if (cuda::bulk_copy_supported()) engines.push_back(1);
+  for (int bulk : engines)
   for (int stages : {cuda::SplitKvTraits::kMmaShallowStages, cuda::SplitKvTraits::kMmaStages})
     for (int hkv : {8, 4})
       for (int hd : {64, 128}) {
@@ -530,11 +537,15 @@ TEST(GpuAttention, BothTensorCoreRingDepthsMatchFloat64) {
         c.hkv = hkv;
         c.hd = hd;
         c.mma_stages = stages;
+        c.mma_bulk = bulk;
         c.kv_lens = {5, 1000, 4097, 16, 2049, 333};
-        const std::string what = "ring " + std::to_string(stages) + ", hkv " + std::to_string(hkv) + ", hd " +
-                                 std::to_string(hd);
+        const std::string what = std::string(bulk ? "bulk" : "cp.async") + ", ring " + std::to_string(stages) +
+                                 ", hkv " + std::to_string(hkv) + ", hd " + std::to_string(hd);
         expect_close<__half>(c, seed++, (what + " fp16").c_str());
         expect_close<__nv_bfloat16>(c, seed++, (what + " bf16").c_str());
+        c.block_size = 24;  // tiles straddle cache blocks: one table read per row
+        expect_close<__half>(c, seed++, (what + " blocks of 24").c_str());
+        c.block_size = 16;
         c.kv_lens = {32768};
         expect_close<__half>(c, seed++, (what + " 32K").c_str());
         c.kv_lens = {513, 64};

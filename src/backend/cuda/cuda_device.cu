@@ -61,4 +61,17 @@ bool programmatic_launch_enabled() {
   return s == 2;
 }
 
+bool bulk_copy_supported() {
+  static const bool supported = [] {
+    int device = 0, major = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return false;
+    }
+    return major >= 9;
+  }();
+  return supported;
+}
+
 }  // namespace fdpp::cuda

@@ -17,4 +17,8 @@ bool programmatic_launch_enabled();
 // (benchmarks measure what PDL buys within one run; tests compare the two).
 void set_programmatic_launch(bool enabled);
 
+// Whether the current device has the bulk-copy engine (cp.async.bulk, compute capability >= 9.0;
+// bulk_copy.cuh). Asked once per process.
+bool bulk_copy_supported();
+
 }  // namespace fdpp::cuda

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cmath>
+#include <string_view>
 
 #include "backend/cuda/attention/attention.cuh"
 #include "backend/cuda/attention/attention_mma.cuh"
@@ -10,6 +11,7 @@
 #include "backend/cuda/attention/mma_grid.h"
 #include "backend/cuda/attention/online_softmax.cuh"
 #include "backend/cuda/attention/split_common.cuh"
+#include "backend/cuda/cuda_device.h"
 #include "backend/cuda/cuda_utils.cuh"
 #include "backend/cuda/launch.cuh"
 
@@ -172,11 +174,11 @@ cudaError_t launch_split(const AttentionParams<T>& p, int group, cudaStream_t st
 }
 
 // Blocks of the tensor-core kernel one SM holds at once (its shared-memory ring bounds it) on the
-// current device; asked once per head dim and ring depth.
-template <int kHeadDim, int kStages>
+// current device; asked once per head dim, ring depth and copy engine.
+template <int kHeadDim, int kStages, bool kBulk>
 int mma_blocks_per_sm() {
-  constexpr size_t kBytes = detail::MmaSplitSmem<kHeadDim, kStages>::kBytes;
-  void (*kernel)(AttentionParams<__half>) = detail::split_kv_mma_kernel<__half, kHeadDim, kStages>;
+  constexpr size_t kBytes = detail::MmaSplitSmem<kHeadDim, kStages, kBulk>::kBytes;
+  void (*kernel)(AttentionParams<__half>) = detail::split_kv_mma_kernel<__half, kHeadDim, kStages, kBulk>;
   int blocks = 0;
   if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kBytes)) !=
           cudaSuccess ||
@@ -219,9 +221,23 @@ AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv
       // last wave is fuller; on a tie the shallow ring, whose extra blocks hide latency with more
       // warps, where its splits are long enough (attention_traits.h).
       constexpr int kDeep = SplitKvTraits::kMmaStages, kShallow = SplitKvTraits::kMmaShallowStages;
-      static const int deep_64 = mma_blocks_per_sm<64, kDeep>(), deep_128 = mma_blocks_per_sm<128, kDeep>();
-      static const int shallow_64 = mma_blocks_per_sm<64, kShallow>(), shallow_128 = mma_blocks_per_sm<128, kShallow>();
-      const int deep = head_dim == 64 ? deep_64 : deep_128, shallow = head_dim == 64 ? shallow_64 : shallow_128;
+      // Bulk copies on the TMA unit where the GPU has one (sm_90); FDPP_ATTENTION_BULK=0 keeps
+      // cp.async, so that one binary times both (A/B runs).
+      static const bool bulk = [] {
+        const char* v = std::getenv("FDPP_ATTENTION_BULK");
+        return bulk_copy_supported() && !(v != nullptr && std::string_view(v) == "0");
+      }();
+      static const int deep_64 = mma_blocks_per_sm<64, kDeep, false>(), deep_128 = mma_blocks_per_sm<128, kDeep, false>();
+      static const int shallow_64 = mma_blocks_per_sm<64, kShallow, false>(),
+                       shallow_128 = mma_blocks_per_sm<128, kShallow, false>();
+      static const int bulk_deep_64 = mma_blocks_per_sm<64, kDeep, true>(),
+                       bulk_deep_128 = mma_blocks_per_sm<128, kDeep, true>();
+      static const int bulk_shallow_64 = mma_blocks_per_sm<64, kShallow, true>(),
+                       bulk_shallow_128 = mma_blocks_per_sm<128, kShallow, true>();
+      const int deep = bulk ? (head_dim == 64 ? bulk_deep_64 : bulk_deep_128) : (head_dim == 64 ? deep_64 : deep_128);
+      const int shallow = bulk ? (head_dim == 64 ? bulk_shallow_64 : bulk_shallow_128)
+                               : (head_dim == 64 ? shallow_64 : shallow_128);
+      plan.mma_bulk = bulk;
       MmaGrid grid = choose_mma_grid(blocks_per_split, sm_count, deep, shallow, max_kv_len, max_splits);
       // FDPP_ATTENTION_MMA_STAGES=2 or 3 forces a depth, so that one binary times both (A/B runs).
       static const int forced = [] {

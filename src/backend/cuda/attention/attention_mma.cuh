@@ -4,9 +4,11 @@
 // 8 multiply-adds per KV byte (more than they can issue at full HBM bandwidth).
 //
 // Each warp walks its own tiles of 16 positions (tile i of warp w starts at begin + 16 (w + 4 i))
-// and copies their K and V rows with cp.async into a private ring of kStages shared-memory
-// stages (SplitKvTraits::kMmaStages or kMmaShallowStages: AttentionPlan::mma_stages), so that the
-// next tiles' loads are in flight while one tile is computed.
+// and copies their K and V rows into a private ring of kStages shared-memory stages
+// (SplitKvTraits::kMmaStages or kMmaShallowStages: AttentionPlan::mma_stages), so that the next
+// tiles' loads are in flight while one tile is computed. The copies are either cp.async, 16 bytes
+// per lane and instruction (any sm_80+), or, with kBulk (AttentionPlan::mma_bulk, sm_90), one
+// bulk copy per K or V row per lane on the TMA unit, completing on the stage's mbarrier.
 // Per tile:
 //   S [16 x 16] = Q [16 rows: the group's heads, padded with zeros] . K^T   (K by ldmatrix)
 //   O [16 x hd] += P [16 x 16] . V [16 x hd]                                  (V by ldmatrix.trans)
@@ -23,26 +25,33 @@
 #include "backend/cuda/attention/attention.cuh"
 #include "backend/cuda/attention/attention_traits.h"
 #include "backend/cuda/attention/split_common.cuh"
+#include "backend/cuda/bulk_copy.cuh"
 #include "backend/cuda/cuda_utils.cuh"
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/ptx.cuh"
 
 namespace fdpp::cuda::detail {
 
-// Shared memory of one block: per warp, kStages stages of K [16][hd] then V [16][hd]; the
-// 16-byte chunk c of row r sits at chunk c ^ (r % 8), so the 8 row addresses of an ldmatrix
-// fall in distinct banks. At the end the ring is reused for the warps' partial sums.
-template <int kHeadDim, int kStages>
+// Shared memory of one block: per warp, kStages stages of K [16][hd] then V [16][hd], laid out
+// so that the 8 row addresses of an ldmatrix fall in distinct banks. cp.async writes 16-byte
+// chunks anywhere: chunk c of row r sits at chunk c ^ (r % 8) of a dense row. A bulk copy writes
+// a row contiguously: rows are padded by 16 bytes instead (a row stride of 4 banks mod 32).
+// At the end the ring is reused for the warps' partial sums.
+template <int kHeadDim, int kStages, bool kBulk>
 struct MmaSplitSmem {
   static constexpr int kTile = SplitKvTraits::kMmaTile;
-  static constexpr int kChunks = kHeadDim / 8;                    // 16-byte chunks per row
-  static constexpr uint32_t kMatrixBytes = kTile * kHeadDim * 2;  // K or V of one tile
+  static constexpr int kChunks = kHeadDim / 8;                       // 16-byte chunks per row
+  static constexpr uint32_t kRowPayload = kHeadDim * 2;              // bytes of one K or V row
+  static constexpr uint32_t kRowBytes = kRowPayload + (kBulk ? 16 : 0);
+  static constexpr uint32_t kMatrixBytes = kTile * kRowBytes;        // K or V of one tile
   static constexpr uint32_t kStageBytes = 2 * kMatrixBytes;
   static constexpr uint32_t kWarpBytes = kStages * kStageBytes;
   static constexpr size_t kBytes = std::max<size_t>(SplitKvTraits::kWarps * size_t{kWarpBytes},
                                                     sizeof(SplitPartials<8, kHeadDim>));
   static_assert(kChunks >= 8, "the swizzle needs 8 chunks per row");
+  static_assert(!kBulk || 2 * kTile == 32, "bulk copies: one K or V row of a tile per lane");
   __device__ static uint32_t offset(int row, int chunk) {
+    if constexpr (kBulk) return static_cast<uint32_t>(row) * kRowBytes + static_cast<uint32_t>(chunk) * 16u;
     return static_cast<uint32_t>(row * kChunks + (chunk ^ (row & 7))) * 16u;
   }
 };
@@ -50,9 +59,9 @@ struct MmaSplitSmem {
 // Two blocks per SM of the deep ring and three of the shallow one (the figures each depth was
 // chosen for) fit the H100's 228 KB, with the 1 KB per block the system reserves and the
 // fallback's few hundred bytes of static memory.
-static_assert(MmaSplitSmem<128, SplitKvTraits::kMmaStages>::kBytes <= 112 * 1024,
+static_assert(MmaSplitSmem<128, SplitKvTraits::kMmaStages, true>::kBytes <= 112 * 1024,
               "head_dim 128, deep ring: two blocks per SM must fit");
-static_assert(MmaSplitSmem<128, SplitKvTraits::kMmaShallowStages>::kBytes <= 74 * 1024,
+static_assert(MmaSplitSmem<128, SplitKvTraits::kMmaShallowStages, true>::kBytes <= 74 * 1024,
               "head_dim 128, shallow ring: three blocks per SM must fit");
 
 // The A fragment of P (rows g + 8 are padding): a0 = P[g][2tig, 2tig+1], a2 = P[g][8+2tig, 9+2tig].
@@ -63,10 +72,10 @@ __device__ __forceinline__ void pack_p(const float (&e)[2][2], uint32_t (&pa)[4]
   pa[1] = pa[3] = 0u;
 }
 
-template <typename T, int kHeadDim, int kStages>
+template <typename T, int kHeadDim, int kStages, bool kBulk>
 __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(const AttentionParams<T> p) {
   using Tr = SplitKvTraits;
-  using Smem = MmaSplitSmem<kHeadDim, kStages>;
+  using Smem = MmaSplitSmem<kHeadDim, kStages, kBulk>;
   static_assert(kStages >= 2, "one tile loading while one is computed");
   constexpr int kTile = Smem::kTile;
   constexpr int kKSteps = kHeadDim / 16;              // k-steps of Q.K^T
@@ -74,6 +83,7 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(c
   constexpr int kCopies = kTile * Smem::kChunks / 32; // 16-byte copies per lane per tile, K and V each
   constexpr bool kHalf = std::is_same_v<T, __half>;
   extern __shared__ __align__(16) unsigned char smem[];
+  __shared__ __align__(8) uint64_t stage_bars[kBulk ? Tr::kWarps * kStages : 1];  // kBulk: one per warp and stage
 
   const int split = blockIdx.x, kv_head = blockIdx.y;
   const int64_t z = blockIdx.z;
@@ -100,7 +110,37 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(c
   // holds a whole number of tiles, a tile's rows are consecutive slots of one block: one table
   // read per tile instead of one per copy.
   const bool tile_in_one_block = p.kv.block_size % kTile == 0;
+  const uint32_t bars = smem_u32(stage_bars) + warp * kStages * 8u;
+  if constexpr (kBulk) {
+    if (lane == 0)
+      for (int s = 0; s < kStages; ++s) mbarrier_init(bars + 8u * s, 1);
+    fence_mbarrier_init();
+    __syncwarp();
+  }
+  // kBulk: lane l copies K row l (l < 16) or V row l - 16 of the tile as one bulk copy; lane 0
+  // announces the tile's bytes on the stage's mbarrier. Rows past `end` are zeroed by their lane
+  // (the stage's previous tile was consumed: the loop's __syncwarp orders it).
+  auto copy_tile_bulk = [&](int i) {
+    const int base = first + kTile * Tr::kWarps * i;
+    const uint32_t stage = ring + (i % kStages) * Smem::kStageBytes, bar = bars + 8u * (i % kStages);
+    if (lane == 0) mbarrier_arrive_expect_tx(bar, 2u * Smem::kRowPayload * static_cast<uint32_t>(min(kTile, end - base)));
+    const int row = lane % kTile;
+    const uint32_t dst = stage + (lane < kTile ? 0u : Smem::kMatrixBytes) + Smem::offset(row, 0);
+    if (base + row < end) {
+      const int64_t slot = tile_in_one_block ? cache_slot(table, base, p.kv.block_size) + row
+                                             : cache_slot(table, base + row, p.kv.block_size);
+      bulk_copy_g2s(dst, (lane < kTile ? k_head : v_head) + slot * row_elems, Smem::kRowPayload, bar);
+    } else {
+#pragma unroll
+      for (int c = 0; c < Smem::kChunks; ++c)
+        asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};\n" ::"r"(dst + 16u * c), "r"(0u) : "memory");
+    }
+  };
   auto copy_tile = [&](int i) {
+    if constexpr (kBulk) {
+      copy_tile_bulk(i);
+      return;
+    }
     const int base = first + kTile * Tr::kWarps * i;
     const uint32_t k_dst = ring + (i % kStages) * Smem::kStageBytes;
     const int64_t tile_slot = tile_in_one_block ? cache_slot(table, base, p.kv.block_size) : 0;  // i < n_tiles: base < end
@@ -126,14 +166,14 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(c
   int issued = 0;
   for (; issued < kStages - 1 && issued < n_tiles && early(issued); ++issued) {
     copy_tile(issued);
-    cp_async_commit();
+    if constexpr (!kBulk) cp_async_commit();
   }
   enter_dependent_grid();
 #pragma unroll
   for (int i = 0; i < kStages - 1; ++i) {
     if (i < issued) continue;
     if (i < n_tiles) copy_tile(i);
-    cp_async_commit();  // empty groups too: the wait below counts groups
+    if constexpr (!kBulk) cp_async_commit();  // empty groups too: the wait below counts groups
   }
 
   // Q fragments (A of Q.K^T): row g = head g of the group, k-step ks = dims 16ks...
@@ -155,10 +195,11 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(c
   bool out_of_range = false;
 
   for (int i = 0; i < n_tiles; ++i) {
-    cp_async_wait<kStages - 2>();
+    if constexpr (kBulk) mbarrier_wait_parity(bars + 8u * (i % kStages), static_cast<uint32_t>(i / kStages) & 1u);
+    else cp_async_wait<kStages - 2>();
     __syncwarp();  // tile i visible to every lane; every lane done with tile i - 1's stage
     if (i + kStages - 1 < n_tiles) copy_tile(i + kStages - 1);
-    cp_async_commit();
+    if constexpr (!kBulk) cp_async_commit();
     const uint32_t k_tile = ring + (i % kStages) * Smem::kStageBytes;
     const uint32_t v_tile = k_tile + Smem::kMatrixBytes;
     const int base = first + kTile * Tr::kWarps * i;
@@ -211,7 +252,7 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(c
       }
     }
   }
-  cp_async_wait_all();  // only empty groups can remain
+  if constexpr (!kBulk) cp_async_wait_all();  // only empty groups can remain
 
   // Row sums: the four lanes of a row (tig) hold different positions.
   sum += __shfl_xor_sync(0xffffffffu, sum, 1);
@@ -235,22 +276,27 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(c
 
 // Above the 48 KB default of dynamic shared memory; the attribute is per device, so it is set on
 // every launch (a cheap host call, allowed while a graph is being captured).
-template <typename T, int kHeadDim, int kStages>
+template <typename T, int kHeadDim, int kStages, bool kBulk>
 cudaError_t launch_split_mma_ring(const AttentionParams<T>& p, dim3 grid, cudaStream_t stream) {
-  constexpr size_t kBytes = MmaSplitSmem<kHeadDim, kStages>::kBytes;
-  void (*kernel)(AttentionParams<T>) = split_kv_mma_kernel<T, kHeadDim, kStages>;
+  constexpr size_t kBytes = MmaSplitSmem<kHeadDim, kStages, kBulk>::kBytes;
+  void (*kernel)(AttentionParams<T>) = split_kv_mma_kernel<T, kHeadDim, kStages, kBulk>;
   const cudaError_t err =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kBytes));
   if (err != cudaSuccess) return err;
   return launch_kernel(kernel, grid, dim3(SplitKvTraits::kThreads), kBytes, stream, 1, p);
 }
 
-// The ring depth the plan chose (AttentionPlan::mma_stages).
+// The ring depth and copy engine the plan chose (AttentionPlan::mma_stages, mma_bulk).
+template <typename T, int kHeadDim, bool kBulk>
+cudaError_t launch_split_mma_copies(const AttentionParams<T>& p, dim3 grid, cudaStream_t stream) {
+  if (p.plan.mma_stages == SplitKvTraits::kMmaShallowStages)
+    return launch_split_mma_ring<T, kHeadDim, SplitKvTraits::kMmaShallowStages, kBulk>(p, grid, stream);
+  return launch_split_mma_ring<T, kHeadDim, SplitKvTraits::kMmaStages, kBulk>(p, grid, stream);
+}
 template <typename T, int kHeadDim>
 cudaError_t launch_split_mma(const AttentionParams<T>& p, dim3 grid, cudaStream_t stream) {
-  if (p.plan.mma_stages == SplitKvTraits::kMmaShallowStages)
-    return launch_split_mma_ring<T, kHeadDim, SplitKvTraits::kMmaShallowStages>(p, grid, stream);
-  return launch_split_mma_ring<T, kHeadDim, SplitKvTraits::kMmaStages>(p, grid, stream);
+  return p.plan.mma_bulk ? launch_split_mma_copies<T, kHeadDim, true>(p, grid, stream)
+                         : launch_split_mma_copies<T, kHeadDim, false>(p, grid, stream);
 }
 
 }  // namespace fdpp::cuda::detail
