@@ -1,10 +1,9 @@
 // Split-KV attention with the asynchronized softmax (see attention.cuh), and its merge kernel,
 // which also recomputes out-of-range rows with the online softmax.
 #include <algorithm>
-#include <cmath>
 #include <cstdlib>
-#include <cstring>
-#include <initializer_list>
+#include <cmath>
+#include <string_view>
 
 #include "backend/cuda/attention/attention.cuh"
 #include "backend/cuda/attention/attention_mma.cuh"
@@ -175,42 +174,19 @@ cudaError_t launch_split(const AttentionParams<T>& p, int group, cudaStream_t st
 }
 
 // Blocks of the tensor-core kernel one SM holds at once (its shared-memory ring bounds it) on the
-// current device.
-template <int kHeadDim, int kStages, bool kBulk, int kWarps>
+// current device; asked once per head dim, ring depth and copy engine.
+template <int kHeadDim, int kStages, bool kBulk>
 int mma_blocks_per_sm() {
-  constexpr size_t kBytes = detail::MmaSplitSmem<kHeadDim, kStages, kBulk, kWarps>::kBytes;
-  void (*kernel)(AttentionParams<__half>) = detail::split_kv_mma_kernel<__half, kHeadDim, kStages, kBulk, kWarps>;
+  constexpr size_t kBytes = detail::MmaSplitSmem<kHeadDim, kStages, kBulk>::kBytes;
+  void (*kernel)(AttentionParams<__half>) = detail::split_kv_mma_kernel<__half, kHeadDim, kStages, kBulk>;
   int blocks = 0;
   if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kBytes)) !=
           cudaSuccess ||
-      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, kWarps * 32, kBytes) != cudaSuccess) {
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, SplitKvTraits::kThreads, kBytes) != cudaSuccess) {
     (void)cudaGetLastError();  // no device: plan as if one block fits
     return 1;
   }
   return std::max(blocks, 1);
-}
-
-// Resident blocks per SM of each ring depth, {deep, shallow}, for one variant of the kernel; asked
-// once per process and variant.
-struct RingOccupancy {
-  int deep, shallow;
-};
-template <bool kBulk, int kWarps>
-RingOccupancy mma_occupancy(int64_t head_dim) {
-  constexpr int kDeep = SplitKvTraits::kMmaStages, kShallow = SplitKvTraits::kMmaShallowStages;
-  static const RingOccupancy hd64{mma_blocks_per_sm<64, kDeep, kBulk, kWarps>(),
-                                  mma_blocks_per_sm<64, kShallow, kBulk, kWarps>()};
-  static const RingOccupancy hd128{mma_blocks_per_sm<128, kDeep, kBulk, kWarps>(),
-                                   mma_blocks_per_sm<128, kShallow, kBulk, kWarps>()};
-  return head_dim == 64 ? hd64 : hd128;
-}
-
-// An integer environment switch for A/B runs of one binary: its value when it is one of
-// `allowed`, else 0.
-int env_choice(const char* name, std::initializer_list<int> allowed) {
-  const char* v = std::getenv(name);
-  const int n = v != nullptr ? std::atoi(v) : 0;
-  return std::find(allowed.begin(), allowed.end(), n) != allowed.end() ? n : 0;
 }
 
 }  // namespace
@@ -245,23 +221,30 @@ AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv
       // last wave is fuller; on a tie the shallow ring, whose extra blocks hide latency with more
       // warps, where its splits are long enough (attention_traits.h).
       constexpr int kDeep = SplitKvTraits::kMmaStages, kShallow = SplitKvTraits::kMmaShallowStages;
-      constexpr int kSmall = SplitKvTraits::kMmaSmallWarps;
-      // Bulk copies on the TMA unit where the GPU has one (sm_90), in blocks of kSmall warps.
-      // A/B switches: FDPP_ATTENTION_BULK=0 keeps cp.async (4-warp blocks);
-      // FDPP_ATTENTION_MMA_WARPS=2|4 and FDPP_ATTENTION_MMA_STAGES=2|3 force a block size and a depth.
+      // Bulk copies on the TMA unit where the GPU has one (sm_90); FDPP_ATTENTION_BULK=0 keeps
+      // cp.async, so that one binary times both (A/B runs).
       static const bool bulk = [] {
         const char* v = std::getenv("FDPP_ATTENTION_BULK");
-        return bulk_copy_supported() && !(v != nullptr && std::strcmp(v, "0") == 0);
+        return bulk_copy_supported() && !(v != nullptr && std::string_view(v) == "0");
       }();
-      static const int forced_warps = env_choice("FDPP_ATTENTION_MMA_WARPS", {kSmall, SplitKvTraits::kWarps});
-      static const int forced = env_choice("FDPP_ATTENTION_MMA_STAGES", {kShallow, kDeep});
+      static const int deep_64 = mma_blocks_per_sm<64, kDeep, false>(), deep_128 = mma_blocks_per_sm<128, kDeep, false>();
+      static const int shallow_64 = mma_blocks_per_sm<64, kShallow, false>(),
+                       shallow_128 = mma_blocks_per_sm<128, kShallow, false>();
+      static const int bulk_deep_64 = mma_blocks_per_sm<64, kDeep, true>(),
+                       bulk_deep_128 = mma_blocks_per_sm<128, kDeep, true>();
+      static const int bulk_shallow_64 = mma_blocks_per_sm<64, kShallow, true>(),
+                       bulk_shallow_128 = mma_blocks_per_sm<128, kShallow, true>();
+      const int deep = bulk ? (head_dim == 64 ? bulk_deep_64 : bulk_deep_128) : (head_dim == 64 ? deep_64 : deep_128);
+      const int shallow = bulk ? (head_dim == 64 ? bulk_shallow_64 : bulk_shallow_128)
+                               : (head_dim == 64 ? shallow_64 : shallow_128);
       plan.mma_bulk = bulk;
-      plan.mma_warps = !bulk ? SplitKvTraits::kWarps : forced_warps != 0 ? forced_warps : kSmall;
-      const RingOccupancy occ = !bulk                     ? mma_occupancy<false, SplitKvTraits::kWarps>(head_dim)
-                                : plan.mma_warps == kSmall ? mma_occupancy<true, kSmall>(head_dim)
-                                                           : mma_occupancy<true, SplitKvTraits::kWarps>(head_dim);
-      const int deep = occ.deep, shallow = occ.shallow;
       MmaGrid grid = choose_mma_grid(blocks_per_split, sm_count, deep, shallow, max_kv_len, max_splits);
+      // FDPP_ATTENTION_MMA_STAGES=2 or 3 forces a depth, so that one binary times both (A/B runs).
+      static const int forced = [] {
+        const char* v = std::getenv("FDPP_ATTENTION_MMA_STAGES");
+        const int n = v != nullptr ? std::atoi(v) : 0;
+        return n == kShallow || n == kDeep ? n : 0;
+      }();
       if (forced != 0 && forced != grid.stages)
         grid = {forced, one_wave_splits(blocks_per_split, sm_count, forced == kDeep ? deep : shallow, max_splits)};
       plan.mma_stages = grid.stages;

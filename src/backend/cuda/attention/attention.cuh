@@ -69,7 +69,6 @@ struct AttentionPlan {
   bool fast_path = false;      // head_dim 64 or 128 with a supported GQA ratio
   int32_t mma_stages = 3;      // the tensor-core kernel's ring depth: SplitKvTraits::kMmaStages or kMmaShallowStages
   bool mma_bulk = false;       // the tensor-core kernel's copies: bulk copies on the TMA unit (sm_90), else cp.async
-  int32_t mma_warps = 4;       // the tensor-core kernel's warps per block: SplitKvTraits::kWarps or kMmaSmallWarps
   size_t workspace_bytes = 0;  // partial sums + row flags
 };
 // Decode launches: `rows` query tokens, each attending over up to max_kv_len slots.

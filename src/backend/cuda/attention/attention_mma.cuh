@@ -3,9 +3,7 @@
 // CUDA-core kernel there, for GQA groups of 3..8 query heads, where CUDA cores would need about
 // 8 multiply-adds per KV byte (more than they can issue at full HBM bandwidth).
 //
-// A block of kWarps warps (SplitKvTraits::kWarps or kMmaSmallWarps: AttentionPlan::mma_warps)
-// takes one split of one (token, KV head). Each warp walks its own tiles of 16 positions (tile i
-// of warp w starts at begin + 16 (w + kWarps i))
+// Each warp walks its own tiles of 16 positions (tile i of warp w starts at begin + 16 (w + 4 i))
 // and copies their K and V rows into a private ring of kStages shared-memory stages
 // (SplitKvTraits::kMmaStages or kMmaShallowStages: AttentionPlan::mma_stages), so that the next
 // tiles' loads are in flight while one tile is computed. The copies are either cp.async, 16 bytes
@@ -39,7 +37,7 @@ namespace fdpp::cuda::detail {
 // chunks anywhere: chunk c of row r sits at chunk c ^ (r % 8) of a dense row. A bulk copy writes
 // a row contiguously: rows are padded by 16 bytes instead (a row stride of 4 banks mod 32).
 // At the end the ring is reused for the warps' partial sums.
-template <int kHeadDim, int kStages, bool kBulk, int kWarps>
+template <int kHeadDim, int kStages, bool kBulk>
 struct MmaSplitSmem {
   static constexpr int kTile = SplitKvTraits::kMmaTile;
   static constexpr int kChunks = kHeadDim / 8;                       // 16-byte chunks per row
@@ -48,8 +46,8 @@ struct MmaSplitSmem {
   static constexpr uint32_t kMatrixBytes = kTile * kRowBytes;        // K or V of one tile
   static constexpr uint32_t kStageBytes = 2 * kMatrixBytes;
   static constexpr uint32_t kWarpBytes = kStages * kStageBytes;
-  static constexpr size_t kBytes = std::max<size_t>(kWarps * size_t{kWarpBytes},
-                                                    sizeof(SplitPartials<8, kHeadDim, kWarps>));
+  static constexpr size_t kBytes = std::max<size_t>(SplitKvTraits::kWarps * size_t{kWarpBytes},
+                                                    sizeof(SplitPartials<8, kHeadDim>));
   static_assert(kChunks >= 8, "the swizzle needs 8 chunks per row");
   static_assert(!kBulk || 2 * kTile == 32, "bulk copies: one K or V row of a tile per lane");
   __device__ static uint32_t offset(int row, int chunk) {
@@ -58,15 +56,13 @@ struct MmaSplitSmem {
   }
 };
 
-// Two 4-warp blocks per SM of the deep ring and three of the shallow one (the figures each depth
-// was chosen for) fit the H100's 228 KB, with the 1 KB per block the system reserves and the
-// fallback's few hundred bytes of static memory; and twice as many 2-warp blocks.
-static_assert(MmaSplitSmem<128, SplitKvTraits::kMmaStages, true, 4>::kBytes <= 112 * 1024,
+// Two blocks per SM of the deep ring and three of the shallow one (the figures each depth was
+// chosen for) fit the H100's 228 KB, with the 1 KB per block the system reserves and the
+// fallback's few hundred bytes of static memory.
+static_assert(MmaSplitSmem<128, SplitKvTraits::kMmaStages, true>::kBytes <= 112 * 1024,
               "head_dim 128, deep ring: two blocks per SM must fit");
-static_assert(MmaSplitSmem<128, SplitKvTraits::kMmaShallowStages, true, 4>::kBytes <= 74 * 1024,
+static_assert(MmaSplitSmem<128, SplitKvTraits::kMmaShallowStages, true>::kBytes <= 74 * 1024,
               "head_dim 128, shallow ring: three blocks per SM must fit");
-static_assert(MmaSplitSmem<128, SplitKvTraits::kMmaStages, true, 2>::kBytes <= 55 * 1024,
-              "head_dim 128, deep ring, 2 warps: four blocks per SM must fit");
 
 // The A fragment of P (rows g + 8 are padding): a0 = P[g][2tig, 2tig+1], a2 = P[g][8+2tig, 9+2tig].
 template <typename PT>
@@ -76,9 +72,10 @@ __device__ __forceinline__ void pack_p(const float (&e)[2][2], uint32_t (&pa)[4]
   pa[1] = pa[3] = 0u;
 }
 
-template <typename T, int kHeadDim, int kStages, bool kBulk, int kWarps>
-__global__ void __launch_bounds__(kWarps * 32) split_kv_mma_kernel(const AttentionParams<T> p) {
-  using Smem = MmaSplitSmem<kHeadDim, kStages, kBulk, kWarps>;
+template <typename T, int kHeadDim, int kStages, bool kBulk>
+__global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(const AttentionParams<T> p) {
+  using Tr = SplitKvTraits;
+  using Smem = MmaSplitSmem<kHeadDim, kStages, kBulk>;
   static_assert(kStages >= 2, "one tile loading while one is computed");
   constexpr int kTile = Smem::kTile;
   constexpr int kKSteps = kHeadDim / 16;              // k-steps of Q.K^T
@@ -86,7 +83,7 @@ __global__ void __launch_bounds__(kWarps * 32) split_kv_mma_kernel(const Attenti
   constexpr int kCopies = kTile * Smem::kChunks / 32; // 16-byte copies per lane per tile, K and V each
   constexpr bool kHalf = std::is_same_v<T, __half>;
   extern __shared__ __align__(16) unsigned char smem[];
-  __shared__ __align__(8) uint64_t stage_bars[kBulk ? kWarps * kStages : 1];  // kBulk: one per warp and stage
+  __shared__ __align__(8) uint64_t stage_bars[kBulk ? Tr::kWarps * kStages : 1];  // kBulk: one per warp and stage
 
   const int split = blockIdx.x, kv_head = blockIdx.y;
   const int64_t z = blockIdx.z;
@@ -101,7 +98,7 @@ __global__ void __launch_bounds__(kWarps * 32) split_kv_mma_kernel(const Attenti
   const int begin = split * p.plan.split_size;
   const int end = min(kv_len, begin + p.plan.split_size);
   const int first = begin + kTile * warp;
-  const int n_tiles = first < end ? (end - first + kTile * kWarps - 1) / (kTile * kWarps) : 0;
+  const int n_tiles = first < end ? (end - first + kTile * Tr::kWarps - 1) / (kTile * Tr::kWarps) : 0;
   const int64_t row_elems = int64_t{p.kv.num_kv_heads} * kHeadDim;
   const int32_t* table = p.slots.block_tables + int64_t{p.slots.token_seq[t]} * p.slots.max_blocks_per_seq;
   const T* k_head = p.kv.k + int64_t{kv_head} * kHeadDim;
@@ -124,7 +121,7 @@ __global__ void __launch_bounds__(kWarps * 32) split_kv_mma_kernel(const Attenti
   // announces the tile's bytes on the stage's mbarrier. Rows past `end` are zeroed by their lane
   // (the stage's previous tile was consumed: the loop's __syncwarp orders it).
   auto copy_tile_bulk = [&](int i) {
-    const int base = first + kTile * kWarps * i;
+    const int base = first + kTile * Tr::kWarps * i;
     const uint32_t stage = ring + (i % kStages) * Smem::kStageBytes, bar = bars + 8u * (i % kStages);
     if (lane == 0) mbarrier_arrive_expect_tx(bar, 2u * Smem::kRowPayload * static_cast<uint32_t>(min(kTile, end - base)));
     const int row = lane % kTile;
@@ -144,7 +141,7 @@ __global__ void __launch_bounds__(kWarps * 32) split_kv_mma_kernel(const Attenti
       copy_tile_bulk(i);
       return;
     }
-    const int base = first + kTile * kWarps * i;
+    const int base = first + kTile * Tr::kWarps * i;
     const uint32_t k_dst = ring + (i % kStages) * Smem::kStageBytes;
     const int64_t tile_slot = tile_in_one_block ? cache_slot(table, base, p.kv.block_size) : 0;  // i < n_tiles: base < end
 #pragma unroll
@@ -165,7 +162,7 @@ __global__ void __launch_bounds__(kWarps * 32) split_kv_mma_kernel(const Attenti
   // kernel of theirs has completed; the previous kernel (qkv_store) may still be writing the
   // row's own position and q. Tile i is commit group i either way; tile bases grow with i, so
   // the early tiles are a prefix.
-  auto early = [&](int i) { return end < kv_len || first + kTile * kWarps * i + kTile <= kv_len - 1; };
+  auto early = [&](int i) { return end < kv_len || first + kTile * Tr::kWarps * i + kTile <= kv_len - 1; };
   int issued = 0;
   for (; issued < kStages - 1 && issued < n_tiles && early(issued); ++issued) {
     copy_tile(issued);
@@ -205,7 +202,7 @@ __global__ void __launch_bounds__(kWarps * 32) split_kv_mma_kernel(const Attenti
     if constexpr (!kBulk) cp_async_commit();
     const uint32_t k_tile = ring + (i % kStages) * Smem::kStageBytes;
     const uint32_t v_tile = k_tile + Smem::kMatrixBytes;
-    const int base = first + kTile * kWarps * i;
+    const int base = first + kTile * Tr::kWarps * i;
 
     // S: matrices {positions 0-7, 8-15} x {dims 16ks.., 16ks+8..}: kb[0..1] are B of n-tile 0.
     float s[2][4] = {};
@@ -261,7 +258,7 @@ __global__ void __launch_bounds__(kWarps * 32) split_kv_mma_kernel(const Attenti
   sum += __shfl_xor_sync(0xffffffffu, sum, 1);
   sum += __shfl_xor_sync(0xffffffffu, sum, 2);
   __syncthreads();  // every warp is done with its ring: the partials reuse it
-  auto& sp = *reinterpret_cast<SplitPartials<8, kHeadDim, kWarps>*>(smem);
+  auto& sp = *reinterpret_cast<SplitPartials<8, kHeadDim>*>(smem);
   if (threadIdx.x == 0) sp.out_of_range = 0;
   __syncthreads();
   if (out_of_range) sp.out_of_range = 1;
@@ -279,32 +276,27 @@ __global__ void __launch_bounds__(kWarps * 32) split_kv_mma_kernel(const Attenti
 
 // Above the 48 KB default of dynamic shared memory; the attribute is per device, so it is set on
 // every launch (a cheap host call, allowed while a graph is being captured).
-template <typename T, int kHeadDim, int kStages, bool kBulk, int kWarps>
+template <typename T, int kHeadDim, int kStages, bool kBulk>
 cudaError_t launch_split_mma_ring(const AttentionParams<T>& p, dim3 grid, cudaStream_t stream) {
-  constexpr size_t kBytes = MmaSplitSmem<kHeadDim, kStages, kBulk, kWarps>::kBytes;
-  void (*kernel)(AttentionParams<T>) = split_kv_mma_kernel<T, kHeadDim, kStages, kBulk, kWarps>;
+  constexpr size_t kBytes = MmaSplitSmem<kHeadDim, kStages, kBulk>::kBytes;
+  void (*kernel)(AttentionParams<T>) = split_kv_mma_kernel<T, kHeadDim, kStages, kBulk>;
   const cudaError_t err =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kBytes));
   if (err != cudaSuccess) return err;
-  return launch_kernel(kernel, grid, dim3(kWarps * 32), kBytes, stream, 1, p);
+  return launch_kernel(kernel, grid, dim3(SplitKvTraits::kThreads), kBytes, stream, 1, p);
 }
 
-// The ring depth the plan chose (AttentionPlan::mma_stages).
-template <typename T, int kHeadDim, bool kBulk, int kWarps>
-cudaError_t launch_split_mma_depth(const AttentionParams<T>& p, dim3 grid, cudaStream_t stream) {
+// The ring depth and copy engine the plan chose (AttentionPlan::mma_stages, mma_bulk).
+template <typename T, int kHeadDim, bool kBulk>
+cudaError_t launch_split_mma_copies(const AttentionParams<T>& p, dim3 grid, cudaStream_t stream) {
   if (p.plan.mma_stages == SplitKvTraits::kMmaShallowStages)
-    return launch_split_mma_ring<T, kHeadDim, SplitKvTraits::kMmaShallowStages, kBulk, kWarps>(p, grid, stream);
-  return launch_split_mma_ring<T, kHeadDim, SplitKvTraits::kMmaStages, kBulk, kWarps>(p, grid, stream);
+    return launch_split_mma_ring<T, kHeadDim, SplitKvTraits::kMmaShallowStages, kBulk>(p, grid, stream);
+  return launch_split_mma_ring<T, kHeadDim, SplitKvTraits::kMmaStages, kBulk>(p, grid, stream);
 }
-
-// The copy engine and block size the plan chose (AttentionPlan::mma_bulk, mma_warps); the small
-// blocks come with bulk copies only.
 template <typename T, int kHeadDim>
 cudaError_t launch_split_mma(const AttentionParams<T>& p, dim3 grid, cudaStream_t stream) {
-  if (!p.plan.mma_bulk) return launch_split_mma_depth<T, kHeadDim, false, SplitKvTraits::kWarps>(p, grid, stream);
-  if (p.plan.mma_warps == SplitKvTraits::kMmaSmallWarps)
-    return launch_split_mma_depth<T, kHeadDim, true, SplitKvTraits::kMmaSmallWarps>(p, grid, stream);
-  return launch_split_mma_depth<T, kHeadDim, true, SplitKvTraits::kWarps>(p, grid, stream);
+  return p.plan.mma_bulk ? launch_split_mma_copies<T, kHeadDim, true>(p, grid, stream)
+                         : launch_split_mma_copies<T, kHeadDim, false>(p, grid, stream);
 }
 
 }  // namespace fdpp::cuda::detail

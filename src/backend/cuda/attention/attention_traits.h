@@ -41,11 +41,6 @@ struct SplitKvTraits {
   static constexpr int kMmaStages = 3;
   static constexpr int kMmaShallowStages = 2;
   static constexpr int kMmaShallowMinSplitPositions = 1024;
-  // Blocks of the tensor-core kernel with bulk copies may hold 2 warps instead of kWarps: the same
-  // ring per warp and warps per SM, in twice as many blocks, so that one wave of resident blocks
-  // covers twice the (token, KV head) pairs (batch 64 x 8 KV heads: 512 blocks on 528 slots
-  // instead of 1.94 waves of 264).
-  static constexpr int kMmaSmallWarps = 2;
 };
 
 struct PrefillTraits {
@@ -82,6 +77,8 @@ struct PrefillTraits {
 struct MergeTraits {
   // One block per (token, q head): threads own head dims; 128 covers head_dim 128 in one pass.
   static constexpr int kThreads = 128;
+  // The online-softmax fallback walks the row in chunks of kThreads positions.
+  static constexpr int kChunk = kThreads;
 };
 
 }  // namespace fdpp::cuda

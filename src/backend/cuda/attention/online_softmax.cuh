@@ -1,5 +1,5 @@
 // The ordinary (synchronized) online softmax for one (row, query head), computed by one block of
-// kThreads threads (MergeTraits::kThreads, or the split block's) straight from the paged cache. It is the fallback of every
+// MergeTraits::kThreads threads straight from the paged cache. It is the fallback of every
 // attention path for rows with a score outside [lo, hi], and the whole computation for head dims
 // without a fast kernel.
 #pragma once
@@ -13,24 +13,24 @@
 
 namespace fdpp::cuda::detail {
 
-template <int kThreads>
 __device__ inline float block_max(float v, float* scratch) {
   for (int off = 16; off > 0; off >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
   if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = v;
   __syncthreads();
   float m = scratch[0];
-  for (int w = 1; w < kThreads / 32; ++w) m = fmaxf(m, scratch[w]);
+  for (int w = 1; w < MergeTraits::kThreads / 32; ++w) m = fmaxf(m, scratch[w]);
   __syncthreads();
   return m;
 }
 
-// Writes out row (token_of(z), h): chunks of kThreads positions, one score per thread, running
-// max and rescale. Every thread of the block must call it (it synchronises the block).
-template <typename T, int kThreads>
+// Writes out row (token_of(z), h): chunks of kChunk positions, one score per thread, running max
+// and rescale. Every thread of the block must call it (it synchronises the block).
+template <typename T>
 __device__ void online_softmax_row(const AttentionParams<T>& p, int64_t z, int h) {
-  __shared__ float e_chunk[kThreads];
+  constexpr int kThreads = MergeTraits::kThreads;
+  __shared__ float e_chunk[MergeTraits::kChunk];
   __shared__ float scratch[kThreads / 32];
-  constexpr int kMaxDimsPerThread = (256 + kThreads - 1) / kThreads;  // head_dim <= 256
+  constexpr int kMaxDimsPerThread = 2;  // head_dim <= 256
   const int64_t t = p.token_of(z);
   const int hd = p.kv.head_dim;
   const int64_t qrow = t * p.num_q_heads + h;
@@ -52,7 +52,7 @@ __device__ void online_softmax_row(const AttentionParams<T>& p, int64_t z, int h
       for (int d = 0; d < hd; ++d) s += to_float(q[d]) * to_float(k[d]);
       s *= p.scale;
     }
-    const float m_new = fmaxf(m, block_max<kThreads>(s, scratch));
+    const float m_new = fmaxf(m, block_max(s, scratch));
     const float rescale = __expf(m - m_new);  // 0 on the first chunk (m = -inf)
     const float e = pos < kv_len ? __expf(s - m_new) : 0.0f;
     e_chunk[threadIdx.x] = e;

@@ -69,16 +69,16 @@ __device__ __forceinline__ int64_t slot_offset(const int32_t* table, int32_t pos
   return cache_slot(table, pos, block_size) * row_elems;
 }
 
-// The online-softmax recomputation of one (launch row, q head) by a block of kThreads threads
-// (online_softmax.cuh, which includes this header; every kernel file includes both).
-template <typename T, int kThreads = MergeTraits::kThreads>
+// The online-softmax recomputation of one (launch row, q head) by a block of MergeTraits::kThreads
+// threads (online_softmax.cuh, which includes this header; every kernel file includes both).
+template <typename T>
 __device__ void online_softmax_row(const AttentionParams<T>& p, int64_t z, int h);
 
-// Per-warp partial sums of a split (kWarps warps per block), combined across warps in shared memory.
-template <int kGroup, int kHeadDim, int kWarps = SplitKvTraits::kWarps>
+// Per-warp partial sums of a split, combined across warps in shared memory.
+template <int kGroup, int kHeadDim>
 struct SplitPartials {
-  float acc[kWarps][kGroup][kHeadDim];
-  float sum[kWarps][kGroup];
+  float acc[SplitKvTraits::kWarps][kGroup][kHeadDim];
+  float sum[SplitKvTraits::kWarps][kGroup];
   int out_of_range;
 };
 
@@ -87,22 +87,22 @@ struct SplitPartials {
 // launch row z. With one split per row the block finishes the rows itself (the merge's work:
 // one division, or the online-softmax fallback for a flagged group) and launch_attention skips
 // the merge launch.
-template <typename T, int kGroup, int kHeadDim, int kWarps>
-__device__ void store_split(const AttentionParams<T>& p, const SplitPartials<kGroup, kHeadDim, kWarps>& sp, int64_t z,
+template <typename T, int kGroup, int kHeadDim>
+__device__ void store_split(const AttentionParams<T>& p, const SplitPartials<kGroup, kHeadDim>& sp, int64_t z,
                             int kv_head, int group, int split) {
-  constexpr int kThreads = kWarps * 32;  // the fallback runs on the split's block, of this many threads
+  static_assert(SplitKvTraits::kThreads == MergeTraits::kThreads, "the fallback runs on the split's block");
   if (p.plan.num_splits == 1) {  // the whole row in one block: finish it here, no merge launch
     if (sp.out_of_range) {       // block-uniform: recompute the group's rows with the online softmax
       if (threadIdx.x == 0 && p.fallback_rows != nullptr) atomicAdd(p.fallback_rows, static_cast<unsigned long long>(group));
-      for (int g = 0; g < group; ++g) online_softmax_row<T, kThreads>(p, z, kv_head * group + g);
+      for (int g = 0; g < group; ++g) online_softmax_row(p, z, kv_head * group + g);
       return;
     }
     const int64_t t = p.token_of(z);
-    for (int j = threadIdx.x; j < group * kHeadDim; j += kThreads) {
+    for (int j = threadIdx.x; j < group * kHeadDim; j += SplitKvTraits::kThreads) {
       const int g = j / kHeadDim, d = j % kHeadDim;
       float a = 0.0f, s = 0.0f;
 #pragma unroll
-      for (int w = 0; w < kWarps; ++w) {
+      for (int w = 0; w < SplitKvTraits::kWarps; ++w) {
         a += sp.acc[w][g][d];
         s += sp.sum[w][g];
       }
@@ -111,17 +111,17 @@ __device__ void store_split(const AttentionParams<T>& p, const SplitPartials<kGr
     return;
   }
   const Workspace ws = carve(p.workspace, p.row_count(), p.num_q_heads, p.plan.num_splits, kHeadDim);
-  for (int j = threadIdx.x; j < group * kHeadDim; j += kThreads) {
+  for (int j = threadIdx.x; j < group * kHeadDim; j += SplitKvTraits::kThreads) {
     const int g = j / kHeadDim, d = j % kHeadDim;
     float a = 0.0f;
 #pragma unroll
-    for (int w = 0; w < kWarps; ++w) a += sp.acc[w][g][d];
+    for (int w = 0; w < SplitKvTraits::kWarps; ++w) a += sp.acc[w][g][d];
     const int64_t row = z * p.num_q_heads + kv_head * group + g;
     ws.acc[(row * p.plan.num_splits + split) * kHeadDim + d] = a;
     if (d == 0) {
       float s = 0.0f;
 #pragma unroll
-      for (int w = 0; w < kWarps; ++w) s += sp.sum[w][g];
+      for (int w = 0; w < SplitKvTraits::kWarps; ++w) s += sp.sum[w][g];
       ws.sum[row * p.plan.num_splits + split] = s;
       ws.flags[row * p.plan.num_splits + split] = sp.out_of_range;
     }
