@@ -553,6 +553,10 @@ TEST(GpuAttention, BothTensorCoreRingDepthsAndCopyEnginesMatchFloat64) {
         const Result all = run_case<__half>(c, seed++);
         EXPECT_LT(all.err_vs_f64, 4e-3) << what << " all rows fall back";
         EXPECT_EQ(all.fallback_rows, static_cast<uint64_t>(2 * c.hq)) << what << " all rows fall back";
+        c.kv_lens = {40, 64};  // one split per row: the split's own block recomputes the rows
+        const Result single = run_case<__half>(c, seed++);
+        EXPECT_LT(single.err_vs_f64, 4e-3) << what << " one split, all rows fall back";
+        EXPECT_EQ(single.fallback_rows, static_cast<uint64_t>(2 * c.hq)) << what << " one split, all rows fall back";
       }
   // The plan takes one of the two depths for a GQA group.
   int sms = 0;

@@ -163,11 +163,22 @@ __global__ void __launch_bounds__(MergeTraits::kThreads) merge_kernel(const Atte
   detail::online_softmax_row(p, z, h);
 }
 
+// The smallest GQA group the tensor-core kernel takes: SplitKvTraits::kMinTensorCoreGroup, or
+// FDPP_ATTENTION_MMA_MIN_GROUP=1|2 (A/B runs of the tensor-core kernel on MHA rows).
+int tensor_core_min_group() {
+  static const int min_group = [] {
+    const char* v = std::getenv("FDPP_ATTENTION_MMA_MIN_GROUP");
+    const int n = v != nullptr ? std::atoi(v) : 0;
+    return n >= 1 && n <= SplitKvTraits::kMinTensorCoreGroup ? n : SplitKvTraits::kMinTensorCoreGroup;
+  }();
+  return min_group;
+}
+
 template <typename T, int kHeadDim>
 cudaError_t launch_split(const AttentionParams<T>& p, int group, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(p.plan.num_splits), static_cast<unsigned>(p.kv.num_kv_heads),
                   static_cast<unsigned>(p.row_count()));
-  if (group >= SplitKvTraits::kMinTensorCoreGroup) return detail::launch_split_mma<T, kHeadDim>(p, grid, stream);
+  if (group >= tensor_core_min_group()) return detail::launch_split_mma<T, kHeadDim>(p, grid, stream);
   void (*kernel)(AttentionParams<T>) = split_kv_kernel<T, kHeadDim, 2>;
   if (group <= 1) kernel = split_kv_kernel<T, kHeadDim, 1>;
   return launch_kernel(kernel, grid, dim3(SplitKvTraits::kThreads), 0, stream, 1, p);
@@ -215,7 +226,7 @@ AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv
     if (blocks_per_split >= int64_t{sm_count} * SplitKvTraits::kSingleSplitWaves) want = 1;
     const int64_t max_splits = std::max<int64_t>(1, (max_kv_len + SplitKvTraits::kMinSplitPositions - 1) /
                                                         SplitKvTraits::kMinSplitPositions);
-    if (group >= SplitKvTraits::kMinTensorCoreGroup) {
+    if (group >= tensor_core_min_group()) {
       // The tensor-core kernel keeps its loads in flight through its own pipeline: one wave of
       // resident blocks, as many as fit without a partial second wave, with the ring depth whose
       // last wave is fuller; on a tie the shallow ring, whose extra blocks hide latency with more
