@@ -64,5 +64,15 @@ TEST(MmaGrid, ShortContextsAndOtherGpus) {
   EXPECT_EQ(one_wave_splits(128, kSms, 2, 512), 2);
 }
 
+TEST(MmaGrid, MhaRowsOnTensorCoresAtSmallBatchAndShortContexts) {
+  // Llama-2-7B (32 KV heads) at batch 1, 128-3968 positions: measured 0.7-1.3% faster per step.
+  for (int64_t len : {128, 1024, 3968, 4096}) EXPECT_TRUE(small_group_on_tensor_cores(32, kSms, len)) << len;
+  EXPECT_TRUE(small_group_on_tensor_cores(4 * 32, kSms, 2048));  // 128 pairs: one per SM at most
+  // Longer rows (16K, 32K: 2-4% slower alone) and batch 16 (512 pairs: mixed) keep the CUDA cores.
+  EXPECT_FALSE(small_group_on_tensor_cores(32, kSms, 4097));
+  EXPECT_FALSE(small_group_on_tensor_cores(16 * 32, kSms, 2048));
+  EXPECT_FALSE(small_group_on_tensor_cores(8 * 32, kSms, 1024));
+}
+
 }  // namespace
 }  // namespace fdpp::cuda

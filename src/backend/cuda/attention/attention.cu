@@ -163,22 +163,12 @@ __global__ void __launch_bounds__(MergeTraits::kThreads) merge_kernel(const Atte
   detail::online_softmax_row(p, z, h);
 }
 
-// The smallest GQA group the tensor-core kernel takes: SplitKvTraits::kMinTensorCoreGroup, or
-// FDPP_ATTENTION_MMA_MIN_GROUP=1|2 (A/B runs of the tensor-core kernel on MHA rows).
-int tensor_core_min_group() {
-  static const int min_group = [] {
-    const char* v = std::getenv("FDPP_ATTENTION_MMA_MIN_GROUP");
-    const int n = v != nullptr ? std::atoi(v) : 0;
-    return n >= 1 && n <= SplitKvTraits::kMinTensorCoreGroup ? n : SplitKvTraits::kMinTensorCoreGroup;
-  }();
-  return min_group;
-}
-
 template <typename T, int kHeadDim>
 cudaError_t launch_split(const AttentionParams<T>& p, int group, cudaStream_t stream) {
+  // group selects the CUDA-core kernel's variant (plan.tensor_cores: the tensor-core kernel).
   const dim3 grid(static_cast<unsigned>(p.plan.num_splits), static_cast<unsigned>(p.kv.num_kv_heads),
                   static_cast<unsigned>(p.row_count()));
-  if (group >= tensor_core_min_group()) return detail::launch_split_mma<T, kHeadDim>(p, grid, stream);
+  if (p.plan.tensor_cores) return detail::launch_split_mma<T, kHeadDim>(p, grid, stream);
   void (*kernel)(AttentionParams<T>) = split_kv_kernel<T, kHeadDim, 2>;
   if (group <= 1) kernel = split_kv_kernel<T, kHeadDim, 1>;
   return launch_kernel(kernel, grid, dim3(SplitKvTraits::kThreads), 0, stream, 1, p);
@@ -226,28 +216,35 @@ AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv
     if (blocks_per_split >= int64_t{sm_count} * SplitKvTraits::kSingleSplitWaves) want = 1;
     const int64_t max_splits = std::max<int64_t>(1, (max_kv_len + SplitKvTraits::kMinSplitPositions - 1) /
                                                         SplitKvTraits::kMinSplitPositions);
-    if (group >= tensor_core_min_group()) {
+    constexpr int kDeep = SplitKvTraits::kMmaStages, kShallow = SplitKvTraits::kMmaShallowStages;
+    // Bulk copies on the TMA unit where the GPU has one (sm_90); FDPP_ATTENTION_BULK=0 keeps
+    // cp.async, so that one binary times both (A/B runs).
+    static const bool bulk = [] {
+      const char* v = std::getenv("FDPP_ATTENTION_BULK");
+      return bulk_copy_supported() && !(v != nullptr && std::string_view(v) == "0");
+    }();
+    static const int deep_64 = mma_blocks_per_sm<64, kDeep, false>(), deep_128 = mma_blocks_per_sm<128, kDeep, false>();
+    static const int shallow_64 = mma_blocks_per_sm<64, kShallow, false>(),
+                     shallow_128 = mma_blocks_per_sm<128, kShallow, false>();
+    static const int bulk_deep_64 = mma_blocks_per_sm<64, kDeep, true>(),
+                     bulk_deep_128 = mma_blocks_per_sm<128, kDeep, true>();
+    static const int bulk_shallow_64 = mma_blocks_per_sm<64, kShallow, true>(),
+                     bulk_shallow_128 = mma_blocks_per_sm<128, kShallow, true>();
+    const int deep = bulk ? (head_dim == 64 ? bulk_deep_64 : bulk_deep_128) : (head_dim == 64 ? deep_64 : deep_128);
+    const int shallow = bulk ? (head_dim == 64 ? bulk_shallow_64 : bulk_shallow_128)
+                             : (head_dim == 64 ? shallow_64 : shallow_128);
+    // GQA groups always run on tensor cores; smaller ones where small_group_on_tensor_cores says
+    // (mma_grid.h). FDPP_ATTENTION_MHA_TENSOR_CORES=0|1 forces the choice for them (A/B runs).
+    static const char* mha_switch = std::getenv("FDPP_ATTENTION_MHA_TENSOR_CORES");
+    const bool mha_forced = mha_switch != nullptr && (std::string_view(mha_switch) == "0" || std::string_view(mha_switch) == "1");
+    plan.tensor_cores = group >= SplitKvTraits::kMinTensorCoreGroup ||
+                        (mha_forced ? std::string_view(mha_switch) == "1"
+                                    : small_group_on_tensor_cores(blocks_per_split, sm_count, max_kv_len));
+    if (plan.tensor_cores) {
       // The tensor-core kernel keeps its loads in flight through its own pipeline: one wave of
       // resident blocks, as many as fit without a partial second wave, with the ring depth whose
       // last wave is fuller; on a tie the shallow ring, whose extra blocks hide latency with more
       // warps, where its splits are long enough (attention_traits.h).
-      constexpr int kDeep = SplitKvTraits::kMmaStages, kShallow = SplitKvTraits::kMmaShallowStages;
-      // Bulk copies on the TMA unit where the GPU has one (sm_90); FDPP_ATTENTION_BULK=0 keeps
-      // cp.async, so that one binary times both (A/B runs).
-      static const bool bulk = [] {
-        const char* v = std::getenv("FDPP_ATTENTION_BULK");
-        return bulk_copy_supported() && !(v != nullptr && std::string_view(v) == "0");
-      }();
-      static const int deep_64 = mma_blocks_per_sm<64, kDeep, false>(), deep_128 = mma_blocks_per_sm<128, kDeep, false>();
-      static const int shallow_64 = mma_blocks_per_sm<64, kShallow, false>(),
-                       shallow_128 = mma_blocks_per_sm<128, kShallow, false>();
-      static const int bulk_deep_64 = mma_blocks_per_sm<64, kDeep, true>(),
-                       bulk_deep_128 = mma_blocks_per_sm<128, kDeep, true>();
-      static const int bulk_shallow_64 = mma_blocks_per_sm<64, kShallow, true>(),
-                       bulk_shallow_128 = mma_blocks_per_sm<128, kShallow, true>();
-      const int deep = bulk ? (head_dim == 64 ? bulk_deep_64 : bulk_deep_128) : (head_dim == 64 ? deep_64 : deep_128);
-      const int shallow = bulk ? (head_dim == 64 ? bulk_shallow_64 : bulk_shallow_128)
-                               : (head_dim == 64 ? shallow_64 : shallow_128);
       plan.mma_bulk = bulk;
       MmaGrid grid = choose_mma_grid(blocks_per_split, sm_count, deep, shallow, max_kv_len, max_splits);
       // FDPP_ATTENTION_MMA_STAGES=2 or 3 forces a depth, so that one binary times both (A/B runs).

@@ -67,6 +67,7 @@ struct AttentionPlan {
   int32_t num_splits = 1;      // KV splits per (token, kv head)
   int32_t split_size = 0;      // positions per split
   bool fast_path = false;      // head_dim 64 or 128 with a supported GQA ratio
+  bool tensor_cores = false;   // the tensor-core kernel (attention_mma.cuh) instead of the CUDA-core one
   int32_t mma_stages = 3;      // the tensor-core kernel's ring depth: SplitKvTraits::kMmaStages or kMmaShallowStages
   bool mma_bulk = false;       // the tensor-core kernel's copies: bulk copies on the TMA unit (sm_90), else cp.async
   size_t workspace_bytes = 0;  // partial sums + row flags

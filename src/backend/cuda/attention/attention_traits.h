@@ -41,6 +41,12 @@ struct SplitKvTraits {
   static constexpr int kMmaStages = 3;
   static constexpr int kMmaShallowStages = 2;
   static constexpr int kMmaShallowMinSplitPositions = 1024;
+  // Smaller groups (MHA) take the tensor-core kernel too when their (token, KV head) pairs are at
+  // most one per SM and the rows hold at most this many positions. H100, Llama-2-7B
+  // shape end to end (session 12): batch 1 at 128-3968 positions -0.7 to -1.3% per step; decode
+  // attention back to back, batch 1, 32 KV heads, 1K 12.2 -> 10.5 us and 4K 30.8 -> 29.0 us, but
+  // 16K and 32K +2-4% (on randomly placed cache blocks); batch 16-32 mixed or slower.
+  static constexpr int kMhaTensorCoreMaxContext = 4096;
 };
 
 struct PrefillTraits {

@@ -42,4 +42,11 @@ inline MmaGrid choose_mma_grid(int64_t blocks_per_split, int sm_count, int deep_
   return take_shallow ? MmaGrid{SplitKvTraits::kMmaShallowStages, shallow} : MmaGrid{SplitKvTraits::kMmaStages, deep};
 }
 
+// Whether a group below SplitKvTraits::kMinTensorCoreGroup (MHA) runs on the tensor-core kernel:
+// at most one (token, KV head) pair per SM, so that the kernel's one wave splits every row many
+// times, and short rows (attention_traits.h).
+inline bool small_group_on_tensor_cores(int64_t blocks_per_split, int sm_count, int64_t max_kv_len) {
+  return blocks_per_split <= sm_count && max_kv_len <= SplitKvTraits::kMhaTensorCoreMaxContext;
+}
+
 }  // namespace fdpp::cuda
