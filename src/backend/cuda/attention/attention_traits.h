@@ -27,7 +27,8 @@ struct SplitKvTraits {
   static constexpr int kMinTensorCoreGroup = 3;
   // The tensor-core kernel: each warp takes 16 positions at a time (one m16n8k16 k-step of P.V)
   // and keeps 3 tiles in its shared-memory ring, two of them loading while one is computed:
-  // 3 x 8 KB per warp at head_dim 128, 96 KB per block, two blocks (128 KB in flight) per SM.
+  // 3 x 8 KB per warp at head_dim 128, 96 KB per block (102 KB with bulk copies' padded rows), two
+  // blocks (128 KB in flight) per SM.
   // The shallow ring (2 tiles, one loading while one is computed: 64 KB per block) fits three
   // blocks per SM: fewer bytes in flight per warp but 12 warps to hide latency instead of 8 (ncu,
   // docs/PERF.md session 11: 0.28 eligible warps per scheduler with the deep ring). Forced on
