@@ -42,11 +42,14 @@ struct SplitKvTraits {
   static constexpr int kMmaStages = 3;
   static constexpr int kMmaShallowStages = 2;
   static constexpr int kMmaShallowMinSplitPositions = 1024;
-  // Smaller groups (MHA) take the tensor-core kernel too when their (token, KV head) pairs are at
-  // most one per SM and the rows hold at most this many positions. H100, Llama-2-7B
-  // shape end to end (session 12): batch 1 at 128-3968 positions -0.7 to -1.3% per step; decode
-  // attention back to back, batch 1, 32 KV heads, 1K 12.2 -> 10.5 us and 4K 30.8 -> 29.0 us, but
-  // 16K and 32K +2-4% (on randomly placed cache blocks); batch 16-32 mixed or slower.
+  // Smaller groups (MHA) take the tensor-core kernel too where its one-wave grid splits each row
+  // at least kMhaTensorCoreMinSplits times (batch 1 of a 32-head model on the H100: 8) and the rows
+  // hold at most kMhaTensorCoreMaxContext positions. H100, Llama-2-7B shape end to end (session
+  // 12): batch 1 at 128-3968 positions -0.7 to -1.3% per step; decode attention back to back,
+  // batch 1, 32 KV heads, 1K 12.2 -> 10.5 us and 4K 30.8 -> 29.0 us, but 16K and 32K +2-4% (on
+  // randomly placed cache blocks); batch 16 and 32 (1-2 splits) mixed or slower. Batches between
+  // were not timed, so the bound stays at the measured case.
+  static constexpr int kMhaTensorCoreMinSplits = 8;
   static constexpr int kMhaTensorCoreMaxContext = 4096;
 };
 
