@@ -47,8 +47,8 @@ struct SplitKvTraits {
   // hold at most kMhaTensorCoreMaxContext positions. H100, Llama-2-7B shape end to end (session
   // 12): batch 1 at 128-3968 positions -0.7 to -1.3% per step; decode attention back to back,
   // batch 1, 32 KV heads, 1K 12.2 -> 10.5 us and 4K 30.8 -> 29.0 us, but 16K and 32K +2-4% (on
-  // randomly placed cache blocks); batch 16 and 32 (1-2 splits) mixed or slower. Batches between
-  // were not timed, so the bound stays at the measured case.
+  // randomly placed cache blocks); batch 2 and 4 within +-0.7% end to end; batch 16 and 32 mixed
+  // or slower. The bound stays at the case that gains.
   static constexpr int kMhaTensorCoreMinSplits = 8;
   static constexpr int kMhaTensorCoreMaxContext = 4096;
 };
