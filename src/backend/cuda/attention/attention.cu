@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cmath>
-#include <string_view>
 
 #include "backend/cuda/attention/attention.cuh"
 #include "backend/cuda/attention/attention_mma.cuh"
@@ -175,7 +174,7 @@ cudaError_t launch_split(const AttentionParams<T>& p, int group, cudaStream_t st
 }
 
 // Blocks of the tensor-core kernel one SM holds at once (its shared-memory ring bounds it) on the
-// current device; asked once per head dim, ring depth and copy engine.
+// current device.
 template <int kHeadDim, int kStages, bool kBulk>
 int mma_blocks_per_sm() {
   constexpr size_t kBytes = detail::MmaSplitSmem<kHeadDim, kStages, kBulk>::kBytes;
@@ -188,6 +187,28 @@ int mma_blocks_per_sm() {
     return 1;
   }
   return std::max(blocks, 1);
+}
+
+// Resident blocks per SM of the tensor-core kernel's two ring depths with one copy engine; asked
+// once per process and head dim.
+struct RingOccupancy {
+  int deep, shallow;
+};
+template <bool kBulk>
+RingOccupancy mma_occupancy(int64_t head_dim) {
+  constexpr int kDeep = SplitKvTraits::kMmaStages, kShallow = SplitKvTraits::kMmaShallowStages;
+  static const RingOccupancy hd64{mma_blocks_per_sm<64, kDeep, kBulk>(), mma_blocks_per_sm<64, kShallow, kBulk>()};
+  static const RingOccupancy hd128{mma_blocks_per_sm<128, kDeep, kBulk>(), mma_blocks_per_sm<128, kShallow, kBulk>()};
+  return head_dim == 64 ? hd64 : hd128;
+}
+
+// An A/B switch from the environment (README.md lists them): its value when set to a number, else -1.
+int env_switch(const char* name) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return -1;
+  char* end = nullptr;
+  const long n = std::strtol(v, &end, 10);
+  return *end == '\0' ? static_cast<int>(n) : -1;
 }
 
 }  // namespace
@@ -217,29 +238,20 @@ AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv
     const int64_t max_splits = std::max<int64_t>(1, (max_kv_len + SplitKvTraits::kMinSplitPositions - 1) /
                                                         SplitKvTraits::kMinSplitPositions);
     constexpr int kDeep = SplitKvTraits::kMmaStages, kShallow = SplitKvTraits::kMmaShallowStages;
-    // Bulk copies on the TMA unit where the GPU has one (sm_90); FDPP_ATTENTION_BULK=0 keeps
-    // cp.async, so that one binary times both (A/B runs).
-    static const bool bulk = [] {
-      const char* v = std::getenv("FDPP_ATTENTION_BULK");
-      return bulk_copy_supported() && !(v != nullptr && std::string_view(v) == "0");
-    }();
-    static const int deep_64 = mma_blocks_per_sm<64, kDeep, false>(), deep_128 = mma_blocks_per_sm<128, kDeep, false>();
-    static const int shallow_64 = mma_blocks_per_sm<64, kShallow, false>(),
-                     shallow_128 = mma_blocks_per_sm<128, kShallow, false>();
-    static const int bulk_deep_64 = mma_blocks_per_sm<64, kDeep, true>(),
-                     bulk_deep_128 = mma_blocks_per_sm<128, kDeep, true>();
-    static const int bulk_shallow_64 = mma_blocks_per_sm<64, kShallow, true>(),
-                     bulk_shallow_128 = mma_blocks_per_sm<128, kShallow, true>();
-    const int deep = bulk ? (head_dim == 64 ? bulk_deep_64 : bulk_deep_128) : (head_dim == 64 ? deep_64 : deep_128);
-    const int shallow = bulk ? (head_dim == 64 ? bulk_shallow_64 : bulk_shallow_128)
-                             : (head_dim == 64 ? shallow_64 : shallow_128);
+    // A/B switches, so that one binary times both sides: FDPP_ATTENTION_BULK=0 keeps cp.async
+    // where the GPU has bulk copies (sm_90); FDPP_ATTENTION_MHA_TENSOR_CORES=0|1 forces the kernel
+    // of groups below kMinTensorCoreGroup; FDPP_ATTENTION_MMA_STAGES=2|3 forces a ring depth.
+    static const bool bulk = bulk_copy_supported() && env_switch("FDPP_ATTENTION_BULK") != 0;
+    static const int mha_switch = env_switch("FDPP_ATTENTION_MHA_TENSOR_CORES");
+    static const int forced = env_switch("FDPP_ATTENTION_MMA_STAGES");
+    const RingOccupancy occupancy = bulk ? mma_occupancy<true>(head_dim) : mma_occupancy<false>(head_dim);
+    const int deep = occupancy.deep, shallow = occupancy.shallow;
     // GQA groups always run on tensor cores; smaller ones where small_group_on_tensor_cores says
-    // (mma_grid.h). FDPP_ATTENTION_MHA_TENSOR_CORES=0|1 forces the choice for them (A/B runs).
-    static const char* mha_switch = std::getenv("FDPP_ATTENTION_MHA_TENSOR_CORES");
-    const bool mha_forced = mha_switch != nullptr && (std::string_view(mha_switch) == "0" || std::string_view(mha_switch) == "1");
+    // (mma_grid.h).
     plan.tensor_cores = group >= SplitKvTraits::kMinTensorCoreGroup ||
-                        (mha_forced ? std::string_view(mha_switch) == "1"
-                                    : small_group_on_tensor_cores(blocks_per_split, sm_count, deep, max_kv_len));
+                        (mha_switch == 0 || mha_switch == 1
+                             ? mha_switch == 1
+                             : small_group_on_tensor_cores(blocks_per_split, sm_count, deep, max_kv_len));
     if (plan.tensor_cores) {
       // The tensor-core kernel keeps its loads in flight through its own pipeline: one wave of
       // resident blocks, as many as fit without a partial second wave, with the ring depth whose
@@ -247,13 +259,7 @@ AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv
       // warps, where its splits are long enough (attention_traits.h).
       plan.mma_bulk = bulk;
       MmaGrid grid = choose_mma_grid(blocks_per_split, sm_count, deep, shallow, max_kv_len, max_splits);
-      // FDPP_ATTENTION_MMA_STAGES=2 or 3 forces a depth, so that one binary times both (A/B runs).
-      static const int forced = [] {
-        const char* v = std::getenv("FDPP_ATTENTION_MMA_STAGES");
-        const int n = v != nullptr ? std::atoi(v) : 0;
-        return n == kShallow || n == kDeep ? n : 0;
-      }();
-      if (forced != 0 && forced != grid.stages)
+      if ((forced == kShallow || forced == kDeep) && forced != grid.stages)
         grid = {forced, one_wave_splits(blocks_per_split, sm_count, forced == kDeep ? deep : shallow, max_splits)};
       plan.mma_stages = grid.stages;
       want = grid.splits;
