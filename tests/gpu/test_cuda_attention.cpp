@@ -470,6 +470,33 @@ TEST(GpuAttention, FallbackRecomputesOutOfRangeRows) {
   EXPECT_EQ(run_case<__half>(none, 11).fallback_rows, 0u);
 }
 
+// A row split more times than the merge block has threads (one KV head at batch 1 over 32K: the
+// one-wave grid gives it ~2 splits per SM), so every merge thread adds several batches of partial
+// sums and reads several flags and denominators; both head dims, and a planted row that must fall
+// back from there.
+TEST(GpuAttention, MergeOfMoreSplitsThanThreads) {
+  FDPP_REQUIRE_GPU();
+  int sms = 0;
+  ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
+  uint32_t seed = 700;
+  for (int hd : {128, 64}) {
+    Case c;
+    c.hq = 8;
+    c.hkv = 1;
+    c.hd = hd;
+    c.kv_lens = {32768 - 5};
+    const int splits = cuda::plan_attention(1, c.hq, c.hkv, c.hd, c.kv_lens[0], sms).num_splits;
+    ASSERT_GT(splits, cuda::MergeTraits::kThreads) << "hd " << hd;
+    expect_close<__half>(c, seed++, "many splits fp16");
+    expect_close<__nv_bfloat16>(c, seed++, "many splits bf16");
+
+    c.planted_rows = 1;  // a key 400x larger: its row's scores leave [-60, 60]
+    const Result r = run_case<__half>(c, seed++);
+    EXPECT_LT(r.err_vs_f64, 4e-3) << "hd " << hd;
+    EXPECT_GT(r.fallback_rows, 0u) << "hd " << hd;
+  }
+}
+
 // Batches whose (token, kv head) blocks cover the GPU kSingleSplitWaves times run one split per
 // row: the split kernel divides, or recomputes a flagged group with the online softmax, and no
 // merge is launched. Both split kernels (CUDA cores at group 1, tensor cores at group 4), both

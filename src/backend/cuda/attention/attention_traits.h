@@ -89,6 +89,11 @@ struct MergeTraits {
   static constexpr int kThreads = 128;
   // The online-softmax fallback walks the row in chunks of kThreads positions.
   static constexpr int kChunk = kThreads;
+  // Partial-sum loads each merge thread issues before adding any (one L2 round trip per batch).
+  static constexpr int kLoadsInFlight = 8;
+  // V elements each fallback thread loads before adding any (the fallback's first version added
+  // them one load at a time).
+  static constexpr int kFallbackLoads = 8;
 };
 
 }  // namespace fdpp::cuda

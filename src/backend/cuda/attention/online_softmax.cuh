@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 
 #include "backend/cuda/attention/attention.cuh"
 #include "backend/cuda/attention/attention_traits.h"
@@ -23,9 +24,28 @@ __device__ inline float block_max(float v, float* scratch) {
   return m;
 }
 
+// q . k over hd elements in index order; kWide: 16-byte loads where hd % 8 == 0 and both rows are aligned
+// (the paged cache's rows are; a row then costs hd / 8 loads, not hd dependent 2-byte ones).
+template <typename T, bool kWide>
+__device__ inline float dot_row(const T* q, const T* k, int hd) {
+  float s = 0.0f;
+  if (kWide && hd % 8 == 0 && ((reinterpret_cast<uintptr_t>(q) | reinterpret_cast<uintptr_t>(k)) & 15u) == 0) {
+    for (int d = 0; d < hd; d += 8) {
+      float qf[8], kf[8];
+      unpack8<T>(*reinterpret_cast<const uint4*>(q + d), qf);
+      unpack8<T>(*reinterpret_cast<const uint4*>(k + d), kf);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) s += qf[i] * kf[i];
+    }
+    return s;
+  }
+  for (int d = 0; d < hd; ++d) s += to_float(q[d]) * to_float(k[d]);
+  return s;
+}
+
 // Writes out row (token_of(z), h): chunks of kChunk positions, one score per thread, running max
 // and rescale. Every thread of the block must call it (it synchronises the block).
-template <typename T>
+template <typename T, bool kBatchedLoads>
 __device__ void online_softmax_row(const AttentionParams<T>& p, int64_t z, int h) {
   constexpr int kThreads = MergeTraits::kThreads;
   __shared__ float e_chunk[MergeTraits::kChunk];
@@ -48,9 +68,7 @@ __device__ void online_softmax_row(const AttentionParams<T>& p, int64_t z, int h
     float s = -INFINITY;
     if (pos < kv_len) {
       const T* k = p.kv.k + slot_offset(table, pos, p.kv.block_size, row_elems) + int64_t{kv_head} * hd;
-      s = 0.0f;
-      for (int d = 0; d < hd; ++d) s += to_float(q[d]) * to_float(k[d]);
-      s *= p.scale;
+      s = dot_row<T, kBatchedLoads>(q, k, hd) * p.scale;
     }
     const float m_new = fmaxf(m, block_max(s, scratch));
     const float rescale = __expf(m - m_new);  // 0 on the first chunk (m = -inf)
@@ -66,9 +84,21 @@ __device__ void online_softmax_row(const AttentionParams<T>& p, int64_t z, int h
       const int d = threadIdx.x + r * kThreads;
       if (d >= hd) break;
       float a = acc[r] * rescale;
-      for (int j = 0; j < n; ++j) {
-        const T* v = p.kv.v + slot_offset(table, base + j, p.kv.block_size, row_elems) + int64_t{kv_head} * hd;
-        a += e_chunk[j] * to_float(v[d]);
+      // kFallbackLoads V elements (and their block-table entries) in flight before any is added;
+      // the sum keeps position order.
+      constexpr int kLoads = kBatchedLoads ? MergeTraits::kFallbackLoads : 1;
+      static_assert(MergeTraits::kChunk % kLoads == 0);
+      for (int j0 = 0; j0 < n; j0 += kLoads) {
+        float v[kLoads];
+#pragma unroll
+        for (int u = 0; u < kLoads; ++u) {
+          const int j = j0 + u;
+          v[u] = j < n ? to_float(p.kv.v[slot_offset(table, base + j, p.kv.block_size, row_elems) +
+                                         int64_t{kv_head} * hd + d])
+                       : 0.0f;
+        }
+#pragma unroll
+        for (int u = 0; u < kLoads; ++u) a += e_chunk[j0 + u] * v[u];
       }
       acc[r] = a;
     }

@@ -34,14 +34,14 @@ __global__ void __launch_bounds__(MergeTraits::kThreads) prefill_fallback_kernel
   for (int k = 0; k < count; ++k) {
     const int64_t row = found[k];
     if (threadIdx.x == 0 && p.fallback_rows != nullptr) atomicAdd(p.fallback_rows, 1ull);
-    detail::online_softmax_row(p, row / p.num_q_heads, static_cast<int>(row % p.num_q_heads));
+    detail::online_softmax_row<T, true>(p, row / p.num_q_heads, static_cast<int>(row % p.num_q_heads));
   }
 }
 
 // Grid (Hq, rows): the online softmax for every row (head dims without the tiled kernel).
 template <typename T>
 __global__ void __launch_bounds__(MergeTraits::kThreads) prefill_generic_kernel(const AttentionParams<T> p) {
-  detail::online_softmax_row(p, blockIdx.y, static_cast<int>(blockIdx.x));
+  detail::online_softmax_row<T, true>(p, blockIdx.y, static_cast<int>(blockIdx.x));
 }
 
 template <typename T, int kHeadDim>

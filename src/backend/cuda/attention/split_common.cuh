@@ -71,7 +71,10 @@ __device__ __forceinline__ int64_t slot_offset(const int32_t* table, int32_t pos
 
 // The online-softmax recomputation of one (launch row, q head) by a block of MergeTraits::kThreads
 // threads (online_softmax.cuh, which includes this header; every kernel file includes both).
-template <typename T>
+// kBatchedLoads: 16-byte K loads and several V loads in flight (the merge and prefill fallback
+// kernels); the split kernels' inline copy keeps one load at a time, since the batched loads cost
+// registers that push those kernels past their bounds into spills.
+template <typename T, bool kBatchedLoads>
 __device__ void online_softmax_row(const AttentionParams<T>& p, int64_t z, int h);
 
 // Per-warp partial sums of a split, combined across warps in shared memory.
@@ -94,7 +97,7 @@ __device__ void store_split(const AttentionParams<T>& p, const SplitPartials<kGr
   if (p.plan.num_splits == 1) {  // the whole row in one block: finish it here, no merge launch
     if (sp.out_of_range) {       // block-uniform: recompute the group's rows with the online softmax
       if (threadIdx.x == 0 && p.fallback_rows != nullptr) atomicAdd(p.fallback_rows, static_cast<unsigned long long>(group));
-      for (int g = 0; g < group; ++g) online_softmax_row(p, z, kv_head * group + g);
+      for (int g = 0; g < group; ++g) online_softmax_row<T, false>(p, z, kv_head * group + g);
       return;
     }
     const int64_t t = p.token_of(z);
