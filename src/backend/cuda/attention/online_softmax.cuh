@@ -24,16 +24,16 @@ __device__ inline float block_max(float v, float* scratch) {
   return m;
 }
 
-// q . k over hd elements in index order; kWide: 16-byte loads where hd % 8 == 0 and both rows are aligned
-// (the paged cache's rows are; a row then costs hd / 8 loads, not hd dependent 2-byte ones).
+// q . k over hd elements in index order; kWide: 16-byte loads where hd % 8 == 0 and both rows are
+// aligned (the paged cache's rows are: a row costs hd / 8 loads, not hd 2-byte ones).
 template <typename T, bool kWide>
 __device__ inline float dot_row(const T* q, const T* k, int hd) {
   float s = 0.0f;
   if (kWide && hd % 8 == 0 && ((reinterpret_cast<uintptr_t>(q) | reinterpret_cast<uintptr_t>(k)) & 15u) == 0) {
     for (int d = 0; d < hd; d += 8) {
-      float qf[8], kf[8];
-      unpack8<T>(*reinterpret_cast<const uint4*>(q + d), qf);
-      unpack8<T>(*reinterpret_cast<const uint4*>(k + d), kf);
+      float qf[8], kf[8];  // __ldg keeps each a single 16-byte load (a plain one was split into 2-byte ones)
+      unpack8<T>(__ldg(reinterpret_cast<const uint4*>(q + d)), qf);
+      unpack8<T>(__ldg(reinterpret_cast<const uint4*>(k + d)), kf);
 #pragma unroll
       for (int i = 0; i < 8; ++i) s += qf[i] * kf[i];
     }
@@ -63,12 +63,21 @@ __device__ void online_softmax_row(const AttentionParams<T>& p, int64_t z, int h
   const int64_t row_elems = int64_t{p.kv.num_kv_heads} * hd;
   const int32_t* table = p.slots.block_tables + int64_t{p.slots.token_seq[t]} * p.slots.max_blocks_per_seq;
   const T* q = p.q + qrow * hd;
+  // kBatchedLoads: each thread's K row slot is kept for the V pass (a position's slot costs a
+  // block-table load and a division), and positions past the row read its last slot with weight 0,
+  // so the V loop has no branch and keeps kFallbackLoads loads in flight.
+  __shared__ int32_t v_slot[kBatchedLoads ? MergeTraits::kChunk : 1];
+  const int64_t head_offset = int64_t{kv_head} * hd;
   for (int base = 0; base < kv_len; base += kThreads) {
     const int pos = base + threadIdx.x;
     float s = -INFINITY;
-    if (pos < kv_len) {
-      const T* k = p.kv.k + slot_offset(table, pos, p.kv.block_size, row_elems) + int64_t{kv_head} * hd;
-      s = dot_row<T, kBatchedLoads>(q, k, hd) * p.scale;
+    if constexpr (kBatchedLoads) {
+      const int64_t slot = cache_slot(table, min(pos, kv_len - 1), p.kv.block_size);
+      v_slot[threadIdx.x] = static_cast<int32_t>(slot);  // a GPU's cache holds far fewer than 2^31 slots
+      if (pos < kv_len) s = dot_row<T, true>(q, p.kv.k + slot * row_elems + head_offset, hd) * p.scale;
+    } else if (pos < kv_len) {
+      s = dot_row<T, false>(q, p.kv.k + slot_offset(table, pos, p.kv.block_size, row_elems) + head_offset, hd) *
+          p.scale;
     }
     const float m_new = fmaxf(m, block_max(s, scratch));
     const float rescale = __expf(m - m_new);  // 0 on the first chunk (m = -inf)
@@ -84,21 +93,22 @@ __device__ void online_softmax_row(const AttentionParams<T>& p, int64_t z, int h
       const int d = threadIdx.x + r * kThreads;
       if (d >= hd) break;
       float a = acc[r] * rescale;
-      // kFallbackLoads V elements (and their block-table entries) in flight before any is added;
-      // the sum keeps position order.
-      constexpr int kLoads = kBatchedLoads ? MergeTraits::kFallbackLoads : 1;
-      static_assert(MergeTraits::kChunk % kLoads == 0);
-      for (int j0 = 0; j0 < n; j0 += kLoads) {
-        float v[kLoads];
+      if constexpr (kBatchedLoads) {
+        constexpr int kLoads = MergeTraits::kFallbackLoads;
+        static_assert(MergeTraits::kChunk % kLoads == 0);
+        for (int j0 = 0; j0 < n; j0 += kLoads) {  // e_chunk is 0 past n: the sum is the same
+          float v[kLoads];
 #pragma unroll
-        for (int u = 0; u < kLoads; ++u) {
-          const int j = j0 + u;
-          v[u] = j < n ? to_float(p.kv.v[slot_offset(table, base + j, p.kv.block_size, row_elems) +
-                                         int64_t{kv_head} * hd + d])
-                       : 0.0f;
+          for (int u = 0; u < kLoads; ++u)
+            v[u] = to_float(p.kv.v[int64_t{v_slot[j0 + u]} * row_elems + head_offset + d]);
+#pragma unroll
+          for (int u = 0; u < kLoads; ++u) a += e_chunk[j0 + u] * v[u];
         }
-#pragma unroll
-        for (int u = 0; u < kLoads; ++u) a += e_chunk[j0 + u] * v[u];
+      } else {
+        for (int j = 0; j < n; ++j) {
+          const T* v = p.kv.v + slot_offset(table, base + j, p.kv.block_size, row_elems) + head_offset;
+          a += e_chunk[j] * to_float(v[d]);
+        }
       }
       acc[r] = a;
     }
