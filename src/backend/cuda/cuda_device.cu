@@ -28,6 +28,16 @@ std::string device_name(int device) {
 }
 
 namespace {
+// The device's compute capability major version, 0 where it cannot be asked (the error cleared).
+int compute_capability_major(int device) {
+  int major = 0;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return major;
+}
+
 // -1: FDPP_PDL decides (default on); 0 / 1: set_programmatic_launch.
 std::atomic<int> programmatic_launch_switch{-1};
 }  // namespace
@@ -50,12 +60,7 @@ bool programmatic_launch_enabled() {
   }
   int s = state[device].load(std::memory_order_relaxed);
   if (s == 0) {
-    int major = 0;
-    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
-      (void)cudaGetLastError();
-      major = 0;
-    }
-    s = major >= 9 ? 2 : 1;
+    s = compute_capability_major(device) >= 9 ? 2 : 1;
     state[device].store(s, std::memory_order_relaxed);
   }
   return s == 2;
@@ -63,13 +68,12 @@ bool programmatic_launch_enabled() {
 
 bool bulk_copy_supported() {
   static const bool supported = [] {
-    int device = 0, major = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
+    int device = 0;
+    if (cudaGetDevice(&device) != cudaSuccess) {
       (void)cudaGetLastError();
       return false;
     }
-    return major >= 9;
+    return compute_capability_major(device) >= 9;
   }();
   return supported;
 }
