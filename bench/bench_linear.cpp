@@ -310,9 +310,6 @@ int main(int argc, char** argv) {
           fdpp::cuda::FlatGemmPlan plan;
           if (const fdpp::Status st = fdpp::cuda::plan_flat_gemm(p, &plan); !st.is_ok()) fail("flat_gemm plan", st);
           row.splits = plan.splits;
-          if (plan.streamed)
-            fmt::print("{:>14} [{:>6}, {:>5}] M={:<3} streamed plan: {} split(s) of {} steps, L2 prefetch {} step(s) ahead\n",
-                       s.name, s.N, s.K, M, plan.splits, (plan.k_tiles + plan.splits - 1) / plan.splits, plan.l2_ahead);
           // One flat GEMM with p as it stands (mainloop, splits, norm) on weight copy i.
           auto run_flat = [&](int i) {
             p.w = weights(i);

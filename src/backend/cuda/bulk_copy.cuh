@@ -67,17 +67,4 @@ __device__ __forceinline__ void mbarrier_wait_parity(uint32_t bar, uint32_t pari
 #endif
 }
 
-// Asks L2 to fetch `bytes` (a multiple of 16) of global memory from `src` (16-byte aligned), with
-// no destination and no completion to wait for: a hint, which the memory system may drop. Data
-// that later loads will want can be brought in while the SM cannot use it yet (before
-// griddepcontrol.wait, or steps ahead of the register loads). A no-op before sm_90.
-__device__ __forceinline__ void bulk_prefetch_l2(const void* src, uint32_t bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(src), "r"(bytes) : "memory");
-#else
-  (void)src;
-  (void)bytes;
-#endif
-}
-
 }  // namespace fdpp::cuda::detail

@@ -59,7 +59,7 @@ using namespace flat_gemm_detail;
 // ---- host side -----------------------------------------------------------------------------
 
 template <typename T>
-using KernelFn = void (*)(FlatGemmParams<T>, int, int, int);
+using KernelFn = void (*)(FlatGemmParams<T>, int, int);
 
 // The streamed kernel of one variant: n-tiles class, norm prologue, split K.
 template <typename T, int MT, bool kSplit>
@@ -178,29 +178,6 @@ bool streamed_split_enabled() {
   return enabled;
 }
 
-// How many steps past the one in registers the streamed kernel asks L2 to fetch: "0" none, a
-// count forces it, unset or "auto" takes l2_ahead_steps' rule. FDPP_FLAT_GEMM_L2_AHEAD, read once.
-int l2_ahead_override() {
-  static const int steps = [] {
-    const char* v = std::getenv("FDPP_FLAT_GEMM_L2_AHEAD");
-    if (v == nullptr || std::string(v).empty() || std::string(v) == "auto") return -1;
-    char* end = nullptr;
-    const long n = std::strtol(v, &end, 10);
-    return *end == '\0' && n >= 0 ? static_cast<int>(std::min<long>(n, 1 << 20)) : -1;
-  }();
-  return steps;
-}
-
-// The rule (flat_gemm_traits.h): as many steps as keep the prefetched bytes of every resident CTA
-// within kStreamedL2AheadBudgetBytes, and no more than a CTA has left after its first step.
-int l2_ahead_steps(int resident_ctas, int steps_per_cta) {
-  if (const int forced = l2_ahead_override(); forced >= 0) return forced;
-  const int64_t step_bytes = int64_t{Traits::kStreamedRows} * Traits::kStreamedKStep * 2;  // 16 KB at 2-byte T
-  const int64_t per_step = std::max<int64_t>(1, int64_t{resident_ctas} * step_bytes);
-  const int64_t fit = Traits::kStreamedL2AheadBudgetBytes / per_step;
-  return static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(fit, steps_per_cta - 1)));
-}
-
 int m_class_for(int m_tiles) { return m_tiles <= 1 ? 1 : m_tiles <= 2 ? 2 : m_tiles <= 4 ? 4 : 8; }
 
 // Argument checks shared by plan and launch. Sets *nothing_to_do for M == 0 or N == 0.
@@ -309,14 +286,6 @@ Status make_plan(const FlatGemmParams<T>& p, FlatGemmPlan* plan) {
                           : choose_splits(r.n_blocks, r.k_tiles, Traits::kSplitTargetCtasPerSm,
                                           Traits::kMinKTilesPerSplit, *cap);
   }
-  if (r.streamed) {
-    const DeviceCapacity* cap = nullptr;
-    const KernelFn<T> kernel = kernel_for<T>(true, r.m_class, norm, r.splits > 1);
-    if (Status st = device_capacity<T>(kernel, r.smem_bytes, &cap); !st.is_ok()) return st;
-    const int ctas = r.n_blocks * r.splits;
-    const int resident = std::min(ctas, std::max(1, cap->clusters[r.splits]) * r.splits);
-    r.l2_ahead = l2_ahead_steps(resident, (r.k_tiles + r.splits - 1) / r.splits);
-  }
   *plan = r;
   return Status::ok();
 }
@@ -328,7 +297,7 @@ Status launch_plan(const FlatGemmParams<T>& p, const FlatGemmPlan& plan, cudaStr
   const dim3 grid(static_cast<unsigned>(plan.splits), static_cast<unsigned>(plan.n_blocks));
   const unsigned cluster = static_cast<unsigned>(plan.splits);
   return launch_status(launch_kernel(kernel, grid, dim3(Traits::kThreads), static_cast<size_t>(plan.smem_bytes), stream,
-                                     cluster, p, plan.m_tiles, plan.k_tiles, plan.l2_ahead),
+                                     cluster, p, plan.m_tiles, plan.k_tiles),
                        "flat_gemm");
 }
 

@@ -66,7 +66,6 @@ struct FlatGemmPlan {
   int k_tiles = 0;     // steps along K: ceil(K / kStreamedKStep (512)) streamed, ceil(K / kKTile (64)) pipelined
   int splits = 1;      // CTAs along K per block of rows (grid.x) = the thread-block cluster size (1..8)
   int smem_bytes = 0;  // dynamic shared memory per CTA
-  int l2_ahead = 0;    // streamed: steps past the one in registers each CTA asks L2 to fetch
 };
 
 // Validates p (the same checks as the launcher) and fills *plan for the current device.

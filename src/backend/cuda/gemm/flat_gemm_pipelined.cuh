@@ -165,11 +165,10 @@ __device__ __forceinline__ void ldmatrix_x2(uint32_t (&r)[2], uint32_t addr) {
 
 // Grid (splits, ceil(N / kBlockN)), clusters of (splits, 1, 1), Traits::kThreads threads,
 // Layout<MT>::kSmemBytes of dynamic shared memory. m_tiles = ceil(M / 8) <= MT; k_tiles =
-// ceil(K / kKTile). The last parameter (the streamed kernel's L2 prefetch distance, so that both
-// kernels share one signature) is unused: the pipeline's stages already run ahead.
+// ceil(K / kKTile).
 template <typename T, int MT>
 __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinCtasPerSm)
-flat_gemm_pipelined_kernel(const FlatGemmParams<T> p, const int m_tiles, const int k_tiles, const int /*l2_ahead*/) {
+flat_gemm_pipelined_kernel(const FlatGemmParams<T> p, const int m_tiles, const int k_tiles) {
   enter_dependent_grid();
   using L = Layout<MT>;
   constexpr int kStages = L::kStages;

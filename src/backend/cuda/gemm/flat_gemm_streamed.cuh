@@ -38,7 +38,6 @@
 
 #include <type_traits>
 
-#include "backend/cuda/bulk_copy.cuh"
 #include "backend/cuda/cuda_utils.cuh"
 #include "backend/cuda/gemm/flat_gemm.cuh"
 #include "backend/cuda/gemm/flat_gemm_traits.h"
@@ -109,11 +108,10 @@ enum StreamedNorm : int { kNoNorm = 0, kWeightedNorm = 1, kScaleOnlyNorm = 2 };
 // Grid (splits, ceil(N / kStreamedRows)), clusters of (splits, 1, 1) when splits > 1 (kSplit;
 // a kSplit variant also runs right with one split, kSplit = false only with one),
 // Traits::kThreads threads, StreamedSmem<MT>::kBytes of dynamic shared memory. m_tiles =
-// ceil(M / 8) <= MT; k_steps = ceil(K / kStreamedKStep) over all splits; l2_ahead: how many steps
-// past the one in registers the CTA asks L2 to fetch (0: none; flat_gemm_traits.h).
+// ceil(M / 8) <= MT; k_steps = ceil(K / kStreamedKStep) over all splits.
 template <typename T, int MT, int kNorm, bool kSplit>
 __global__ void __launch_bounds__(Traits::kThreads, Traits::kStreamedMinCtasPerSm)
-flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const int k_steps, const int l2_ahead) {
+flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const int k_steps) {
   constexpr int kChunks = Traits::kStreamedChunks;
   constexpr int kRows = Traits::kStreamedRows;
   static_assert(kRows == 16, "one mma row tile per CTA");
@@ -242,16 +240,6 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
     }
   };
 
-  // Asks L2 for steps [first, last) of the CTA's range (clipped to it and to K), row tid.
-  auto prefetch_l2 = [&](int first, int last) {
-    last = last < step_end ? last : step_end;
-    const int64_t row = n0 + tid;
-    if (tid >= kRows || first >= last || row >= N) return;
-    const int64_t k0 = int64_t{first} * Traits::kStreamedKStep;
-    const int64_t k1 = int64_t{last} * Traits::kStreamedKStep < K ? int64_t{last} * Traits::kStreamedKStep : K;
-    if (k1 > k0) detail::bulk_prefetch_l2(p.w + row * K + k0, static_cast<uint32_t>((k1 - k0) * int64_t{sizeof(T)}));
-  };
-
   // The i-th step of the range computes weights from register buffer i % 2 and x from stage i % 2;
   // before it, the next step's weights and x are requested into the other buffer and stage. Every
   // step commits one cp.async group (empty past the end), so wait_group 1 means "this step's x
@@ -260,7 +248,6 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
     if (step + 1 < step_end) {
       load(next, step + 1);
       stage_x(step + 1, 1 - buf);
-      if (l2_ahead > 0) prefetch_l2(step + 1 + l2_ahead, step + 2 + l2_ahead);
     }
     detail::cp_async_commit();
     detail::cp_async_wait<1>();
@@ -270,10 +257,8 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
   };
   uint4 wa[2][kChunks], wb[2][kChunks];
   // Step 0's weights go out before the wait for the previous kernel (launch.cuh): weights are
-  // constant, so they overlap that kernel's tail; x and the output wait. So do the L2 prefetches
-  // of the next l2_ahead steps: one bulk prefetch per row, 1 KB per step, by threads 0..15.
+  // constant, so they overlap that kernel's tail; x and the output wait.
   if (step_begin < step_end) load(wa, step_begin);
-  prefetch_l2(step_begin + 1, step_begin + 1 + l2_ahead);
   enter_dependent_grid();
   if (step_begin < step_end) stage_x(step_begin, 0);
   detail::cp_async_commit();

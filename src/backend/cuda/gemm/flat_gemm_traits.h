@@ -107,13 +107,5 @@ struct FlatGemmTraits {
   static constexpr bool kStreamedSplitByDefault = true;
   static constexpr int kStreamedSplitTargetCtasPerSm = kStreamedMinCtasPerSm;
   static constexpr int kStreamedMinStepsPerSplit = 4;
-  // L2 prefetch ahead of the register loads (cp.async.bulk.prefetch.L2, one 1 KB run per row and
-  // step, by 16 threads). The registers hold one step in flight per warp; the prefetches add
-  // l2_ahead steps more without a register, and the first of them go out before the wait for the
-  // previous kernel, so the weight stream starts during that kernel's tail instead of after it.
-  // The plan takes as many steps as keep every resident CTA's prefetched bytes within this
-  // budget, a fraction of the 50 MB L2, so that prefetched lines are read before they are evicted
-  // (FDPP_FLAT_GEMM_L2_AHEAD=N forces N, 0 turns it off).
-  static constexpr long long kStreamedL2AheadBudgetBytes = 24ll << 20;
 };
 }  // namespace fdpp::cuda
