@@ -43,7 +43,6 @@ struct Row {
   int batch, context, hkv;
   double us, gbps, sdpa_us, b2b_us;
   int splits;  // KV splits per (token, KV head): the grid is splits x KV heads x batch blocks
-  bool fused_merge;  // the last split block merges (no merge launch)
 };
 
 // A spin kernel queued ahead of each timed launch (bench_linear does the same): the GPU reaches
@@ -101,21 +100,13 @@ double back_to_back_us(cudaStream_t stream, int iters, Launch&& launch) {
          iters;
 }
 
-// Device workspace for p.plan, a zeroed fallback-row counter and, for a fused merge, zeroed split
-// counters, attached to p (freed by the caller through release_workspace).
+// Device workspace for p.plan and a zeroed fallback-row counter, attached to p (freed by the
+// caller through p.workspace and p.fallback_rows).
 template <typename T>
 void attach_workspace(AttentionParams<T>& p) {
   BENCH_CHECK(cudaMalloc(&p.workspace, p.plan.workspace_bytes));
   BENCH_CHECK(cudaMalloc(&p.fallback_rows, 8));
   BENCH_CHECK(cudaMemset(p.fallback_rows, 0, 8));
-  if (p.plan.counter_bytes > 0) {
-    BENCH_CHECK(cudaMalloc(&p.split_counters, p.plan.counter_bytes));
-    BENCH_CHECK(cudaMemset(p.split_counters, 0, p.plan.counter_bytes));
-  }
-}
-template <typename T>
-void release_workspace(AttentionParams<T>& p) {
-  for (void* ptr : {p.workspace, static_cast<void*>(p.fallback_rows), static_cast<void*>(p.split_counters)}) cudaFree(ptr);
 }
 
 double time_attention(AttentionParams<__half>& p, const std::vector<int32_t*>& tables, int iters) {
@@ -177,9 +168,8 @@ double time_prefill(int tokens, int hq, int hkv, int hd, fdpp::cuda::SoftmaxRang
   const double us = median_launch_us(20, [&](int) { return fdpp::cuda::launch_prefill_attention(p, nullptr); });
   for (void* ptr : {static_cast<void*>(k), static_cast<void*>(v), static_cast<void*>(q), static_cast<void*>(out),
                     static_cast<void*>(d_pos), static_cast<void*>(d_seq), static_cast<void*>(d_table),
-                    static_cast<void*>(d_tiles)})
+                    static_cast<void*>(d_tiles), p.workspace, static_cast<void*>(p.fallback_rows)})
     cudaFree(ptr);
-  release_workspace(p);
   return us;
 }
 
@@ -286,7 +276,7 @@ int main(int argc, char** argv) {
         const std::string key = fmt::format("b{}_c{}_kv{}", batch, context, hkv);
         rows.push_back(
             {batch, context, hkv, us, bytes / (us * 1e-6) / 1e9, peer.count(key) ? peer[key] : 0.0, b2b_us,
-             p.plan.num_splits, p.plan.fused_merge});
+             p.plan.num_splits});
         if (batch == 1 && (context == 4096 || context == 32768)) {
           AttentionParams<__half> forced = p;
           forced.range = {0.0f, -0.01f, 0.01f};  // every row out of range: all recomputed
@@ -299,7 +289,8 @@ int main(int argc, char** argv) {
         cudaFree(d_seq);
         cudaFree(q);
         cudaFree(out);
-        release_workspace(p);
+        cudaFree(p.workspace);
+        cudaFree(p.fallback_rows);
       }
     }
     cudaFree(k);
@@ -338,8 +329,7 @@ int main(int argc, char** argv) {
                r.us, r.gbps, 100.0 * r.gbps * 1e9 / kCeiling,
                r.sdpa_us > 0 ? fmt::format("{:.1f}", r.sdpa_us) : "-",
                r.sdpa_us > 0 ? fmt::format("{:.2f}x", r.sdpa_us / r.us) : "-", r.b2b_us,
-               100.0 * bytes / (r.b2b_us * 1e-6) / kCeiling,
-               r.splits > 1 ? fmt::format("{}{}", r.splits, r.fused_merge ? ", fused merge" : " + merge") : "1");
+               100.0 * bytes / (r.b2b_us * 1e-6) / kCeiling, r.splits);
   }
   if (decode_only) {
     cudaStreamDestroy(stream);

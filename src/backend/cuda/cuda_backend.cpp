@@ -411,13 +411,6 @@ void CudaBackend::plan_step_attention(int64_t hq) {
     attn_workspace_bytes_ = need;
     graphs_.clear();
   }
-  // Zeroed once: every launch leaves its counts back at zero.
-  if (decode_plan_.counter_bytes > split_counters_bytes_) {
-    split_counters_ = allocate_bytes(decode_plan_.counter_bytes, "attention split counters");
-    check(cudaMemsetAsync(split_counters_.view().data, 0, decode_plan_.counter_bytes, stream_), "memset");
-    split_counters_bytes_ = decode_plan_.counter_bytes;
-    graphs_.clear();
-  }
 }
 
 bool CudaBackend::begin_graph_step(uint64_t model_key, int64_t num_q_heads) {
@@ -453,7 +446,6 @@ void CudaBackend::attention(int64_t layer, const TensorView& q, float scale, Ten
     if (decode_rows_ > 0) {
       p.plan = decode_plan_;
       p.workspace = attn_workspace_.view().data;
-      p.split_counters = decode_plan_.fused_merge ? static_cast<int32_t*>(split_counters_.view().data) : nullptr;
       p.rows = meta + decode_offset_;
       p.num_rows = decode_rows_;
       throw_if_error(launch_attention(p, stream_));

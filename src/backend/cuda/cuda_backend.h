@@ -117,8 +117,6 @@ class CudaBackend final : public Backend {
   bool attn_plan_valid_ = false;
   DeviceTensor attn_workspace_;
   size_t attn_workspace_bytes_ = 0;
-  DeviceTensor split_counters_;  // int32 zeros: the decode plan's fused-merge arrival counts
-  size_t split_counters_bytes_ = 0;
 
   // Decode steps recorded as CUDA graphs (FDPP_CUDA_GRAPHS=0 turns them off). Dropped whenever a
   // buffer they read moves: the step metadata, the attention workspace, the KV cache.

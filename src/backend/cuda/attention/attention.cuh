@@ -71,11 +71,6 @@ struct AttentionPlan {
   int32_t mma_stages = 3;      // the tensor-core kernel's ring depth: SplitKvTraits::kMmaStages or kMmaShallowStages
   bool mma_bulk = false;       // the tensor-core kernel's copies: bulk copies on the TMA unit (sm_90), else cp.async
   size_t workspace_bytes = 0;  // partial sums + row flags
-  // The last split block of each (row, KV head) to finish merges the row's splits, so no merge
-  // launch follows (attention_traits.h: kFusedMergeMaxSplits); the blocks count themselves in
-  // AttentionParams::split_counters, counter_bytes of int32 zeros.
-  bool fused_merge = false;
-  size_t counter_bytes = 0;
 };
 // Decode launches: `rows` query tokens, each attending over up to max_kv_len slots.
 AttentionPlan plan_attention(int64_t rows, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
@@ -97,9 +92,6 @@ struct AttentionParams {
   AttentionPlan plan;
   void* workspace = nullptr;                   // plan.workspace_bytes, device
   unsigned long long* fallback_rows = nullptr; // device counter: rows recomputed (may be null)
-  // plan.fused_merge: [row_count, Hkv] arrival counts, zero before the launch and zero again after
-  // it (each last block resets its own), so one zeroed buffer serves every launch and graph replay.
-  int32_t* split_counters = nullptr;
   // The tokens this launch computes: its row z is token rows[z]. nullptr: every token (z = t).
   const int32_t* rows = nullptr;               // [num_rows] device
   int64_t num_rows = 0;

@@ -271,10 +271,7 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(c
     if (tig == 0) sp.sum[warp][g] = sum;
   }
   __syncthreads();
-  // The merge's scratch follows the partials in the idle ring.
-  static_assert(sizeof(SplitPartials<8, kHeadDim>) + sizeof(MergeScratch) + 16 <= Smem::kBytes);
-  auto& scratch = *reinterpret_cast<MergeScratch*>(smem + (sizeof(SplitPartials<8, kHeadDim>) + 15) / 16 * 16);
-  store_split(p, sp, z, kv_head, group, split, scratch);
+  store_split(p, sp, z, kv_head, group, split);
 }
 
 // Above the 48 KB default of dynamic shared memory; the attribute is per device, so it is set on

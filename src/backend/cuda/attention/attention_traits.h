@@ -51,11 +51,6 @@ struct SplitKvTraits {
   // or slower. The bound stays at the case that gains.
   static constexpr int kMhaTensorCoreMinSplits = 8;
   static constexpr int kMhaTensorCoreMaxContext = 4096;
-  // Rows of up to this many splits are merged by their last split block (AttentionPlan::
-  // fused_merge) instead of a merge launch: one launch fewer per layer, against a merge that runs
-  // on one block per GQA group instead of one per query head, whose L2 round trips grow with the
-  // splits (4 rows of 32 splits: 4 batches of 8 loads per thread instead of one).
-  static constexpr int kFusedMergeMaxSplits = 64;
 };
 
 struct PrefillTraits {
