@@ -95,8 +95,10 @@ KernelFn<T> kernel_for(bool streamed, int m_class, int norm, bool split) {
   }
 }
 
-int smem_for(bool streamed, int m_class) {
-  if (streamed) return m_class <= 1 ? StreamedSmem<1>::kBytes : StreamedSmem<2>::kBytes;
+// Dynamic shared memory of a launch; the streamed kernel's grows with the split count (rank 0's
+// receive slots).
+int smem_for(bool streamed, int m_class, int splits = 1) {
+  if (streamed) return m_class <= 1 ? StreamedSmem<1>::bytes_for(splits) : StreamedSmem<2>::bytes_for(splits);
   switch (m_class) {
     case 1: return Layout<1>::kSmemBytes;
     case 2: return Layout<2>::kSmemBytes;
@@ -143,7 +145,11 @@ Status device_capacity(KernelFn<T> kernel, int smem, const DeviceCapacity** out)
     return Status::ok();
   }
   DeviceCapacity cap;
-  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) != cudaSuccess ||
+  // The limit never goes below the 48 KB default: a streamed launch with more splits than the
+  // query's asks for a few KB more.
+  constexpr int kDefaultLimit = 48 * 1024;
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, std::max(smem, kDefaultLimit)) !=
+          cudaSuccess ||
       cudaDeviceGetAttribute(&cap.sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
     const cudaError_t err = cudaGetLastError();
     return {ErrorCode::kInternal, std::string("flat_gemm: kernel setup failed: ") + cudaGetErrorString(err)};
@@ -266,9 +272,10 @@ Status make_plan(const FlatGemmParams<T>& p, FlatGemmPlan* plan) {
   if (r.streamed) {  // one row tile per CTA (flat_gemm_streamed.cuh)
     r.n_blocks = static_cast<int>((p.N + Traits::kStreamedRows - 1) / Traits::kStreamedRows);
     r.k_tiles = static_cast<int>((p.K + Traits::kStreamedKStep - 1) / Traits::kStreamedKStep);
-    // Before the occupancy query: the carveout bounds it.
+    // Before the occupancy query: the carveout bounds it. The split kernel's is sized for the
+    // policy's usual 2 splits (one receive slot); a forced higher count may leave fewer CTAs per SM.
     set_streamed_carveout<T>(kernel_for<T>(true, r.m_class, norm, false), r.smem_bytes);
-    set_streamed_carveout<T>(kernel_for<T>(true, r.m_class, norm, true), r.smem_bytes);
+    set_streamed_carveout<T>(kernel_for<T>(true, r.m_class, norm, true), smem_for(true, r.m_class, 2));
   } else {
     r.n_blocks = static_cast<int>((p.N + Traits::kBlockN - 1) / Traits::kBlockN);
     r.k_tiles = static_cast<int>((p.K + Traits::kKTile - 1) / Traits::kKTile);
@@ -280,12 +287,14 @@ Status make_plan(const FlatGemmParams<T>& p, FlatGemmPlan* plan) {
   } else {
     const DeviceCapacity* cap = nullptr;
     const KernelFn<T> split_kernel = kernel_for<T>(r.streamed, r.m_class, norm, true);
-    if (Status st = device_capacity<T>(split_kernel, r.smem_bytes, &cap); !st.is_ok()) return st;
+    const int split_smem = r.streamed ? smem_for(true, r.m_class, 2) : r.smem_bytes;
+    if (Status st = device_capacity<T>(split_kernel, split_smem, &cap); !st.is_ok()) return st;
     r.splits = r.streamed ? choose_splits(r.n_blocks, r.k_tiles, Traits::kStreamedSplitTargetCtasPerSm,
                                           Traits::kStreamedMinStepsPerSplit, *cap)
                           : choose_splits(r.n_blocks, r.k_tiles, Traits::kSplitTargetCtasPerSm,
                                           Traits::kMinKTilesPerSplit, *cap);
   }
+  if (r.streamed) r.smem_bytes = smem_for(true, r.m_class, r.splits);
   *plan = r;
   return Status::ok();
 }

@@ -28,9 +28,9 @@
 // Split K (a row block too short to keep its SM streaming: N = 4096 gives 256 CTAs for 528
 // resident slots). The `splits` CTAs of a row block form one thread-block cluster along x; CTA s
 // walks the s-th of `splits` near-equal ranges of K steps, sums its warps into a CTA partial
-// [tokens][16 rows] (+ per-token sums of squares) in its own shared memory, the cluster
-// synchronises, and CTA s finishes tokens s, s + splits, ... by adding every rank's partial in
-// rank order through distributed shared memory. With splits = 1 (no cluster) the end is the
+// [tokens][16 rows] (+ per-token sums of squares), and CTAs s > 0 write theirs into CTA 0's shared
+// memory through distributed shared memory and leave; CTA 0 waits on an mbarrier for them, adds
+// the ranks in rank order and finishes every token. With splits = 1 (no cluster) the end is the
 // warps' sum alone, as before.
 #pragma once
 
@@ -38,6 +38,7 @@
 
 #include <type_traits>
 
+#include "backend/cuda/cluster.cuh"
 #include "backend/cuda/cuda_utils.cuh"
 #include "backend/cuda/gemm/flat_gemm.cuh"
 #include "backend/cuda/gemm/flat_gemm_traits.h"
@@ -93,10 +94,15 @@ struct StreamedSmem {
   static constexpr int kXStageBytes = kTokens * kXRowBytes;
   static constexpr int kXStages = 2;
   static constexpr int kBytes = kEndBytes + Traits::kWarps * kXStages * kXStageBytes;
-  // Split K: the CTA's partial [kTokens][kStreamedRows] and sums of squares [kTokens], written over
-  // the x stages once the main loop is done.
+  // Split K: a CTA's partial [kTokens][kStreamedRows] and sums of squares [kTokens]. Rank 0's own
+  // goes over its x stages once its main loop is done; rank s > 0 writes its into rank 0's receive
+  // slot s - 1, behind the x stages (kBytes), whenever it finishes, so the slots are never the x
+  // stages; an mbarrier after the slots counts the ranks in.
   static constexpr int kPartFloats = kTokens * Traits::kStreamedRows + kTokens;
-  static_assert(kPartFloats * 4 <= Traits::kWarps * kXStages * kXStageBytes, "the partial fits in the x stages");
+  static constexpr int kPartBytes = kPartFloats * 4;
+  static_assert(kPartBytes <= Traits::kWarps * kXStages * kXStageBytes, "the partial fits in the x stages");
+  static_assert(kBytes % 8 == 0 && kPartBytes % 8 == 0, "the mbarrier after the receive slots is 8-byte aligned");
+  static constexpr int bytes_for(int splits) { return splits > 1 ? kBytes + (splits - 1) * kPartBytes + 8 : kBytes; }
   static_assert(kXSlots == 16, "the swizzle flips bit 2 of a 16-slot row");
   static_assert((kTokens * kXSlots) % 32 == 0, "whole cp.async passes per lane");
 };
@@ -107,7 +113,7 @@ enum StreamedNorm : int { kNoNorm = 0, kWeightedNorm = 1, kScaleOnlyNorm = 2 };
 
 // Grid (splits, ceil(N / kStreamedRows)), clusters of (splits, 1, 1) when splits > 1 (kSplit;
 // a kSplit variant also runs right with one split, kSplit = false only with one),
-// Traits::kThreads threads, StreamedSmem<MT>::kBytes of dynamic shared memory. m_tiles =
+// Traits::kThreads threads, StreamedSmem<MT>::bytes_for(splits) of dynamic shared memory. m_tiles =
 // ceil(M / 8) <= MT; k_steps = ceil(K / kStreamedKStep) over all splits.
 template <typename T, int MT, int kNorm, bool kSplit>
 __global__ void __launch_bounds__(Traits::kThreads, Traits::kStreamedMinCtasPerSm)
@@ -255,6 +261,17 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
     compute(cur, step, buf);
     __syncwarp();  // every lane is done with this stage before it is refilled
   };
+  // Split K: rank 0's mbarrier counts the other ranks' partials in; initialised before the first
+  // half of the cluster barrier, whose second half each rank passes before it arrives on it.
+  uint32_t recv_bar = 0;
+  if constexpr (kSplit) {
+    recv_bar = detail::smem_u32(smem + Smem::kBytes + (splits - 1) * Smem::kPartBytes);
+    if (split == 0 && tid == 0 && splits > 1) {
+      detail::mbarrier_init(recv_bar, static_cast<uint32_t>(splits - 1));
+      detail::fence_mbarrier_init();
+    }
+    detail::cluster_arrive();
+  }
   uint4 wa[2][kChunks], wb[2][kChunks];
   // Step 0's weights go out before the wait for the previous kernel (launch.cuh): weights are
   // constant, so they overlap that kernel's tail; x and the output wait.
@@ -334,13 +351,34 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
     return;
   }
 
-  // Split K: the CTA's partial goes to its shared memory (over the x stages, idle since the main
-  // loop); the cluster synchronises; token m's value is the sum over the ranks in rank order,
-  // finished by rank m % splits.
+  // Split K: rank s > 0 writes its partial (summed over its warps) into rank 0's receive slot s - 1
+  // through distributed shared memory, arrives on rank 0's mbarrier and exits; rank 0 adds the
+  // ranks in rank order (deterministic) and finishes every token. Nobody waits for a rank to be
+  // done reading, so no CTA stays resident past its work: a version where every rank finished
+  // some tokens by reading the others' shared memory, between two cluster-wide barriers, spent ~2
+  // us of a 14 us [4096, 4096] launch back to back (H100, docs/PERF.md session 14).
   namespace cg = cooperative_groups;
-  cg::cluster_group cluster = cg::this_cluster();
-  float* part = reinterpret_cast<float*>(smem + Smem::kEndBytes);  // [kTokens][kRows]
+  float* part = reinterpret_cast<float*>(smem + Smem::kEndBytes);  // [kTokens][kRows], rank 0's own
   float* part_sq = part + Smem::kTokens * kRows;                   // [kTokens]
+  const float* recv = reinterpret_cast<const float*>(smem + Smem::kBytes);  // [splits - 1][kPartFloats]
+  detail::cluster_wait();  // rank 0's mbarrier is initialised
+  if (split > 0) {
+    float* slot = cg::this_cluster().map_shared_rank(reinterpret_cast<float*>(smem + Smem::kBytes), 0) +
+                  (split - 1) * Smem::kPartFloats;
+#pragma unroll
+    for (int t = 0; t < 2; ++t) {
+      const int m = tid / kRows + t * 8;
+      if (t * 8 >= Smem::kTokens) break;
+      float y = 0.0f, ss = 0.0f;
+      if (m < M) warp_sums(m, r, y, ss);
+      slot[m * kRows + r] = y;
+      if (r == 0) slot[Smem::kTokens * kRows + m] = ss;
+    }
+    detail::fence_cluster();
+    __syncthreads();
+    if (tid == 0) detail::mbarrier_arrive_remote(detail::cluster_smem_address(recv_bar, 0));
+    return;
+  }
 #pragma unroll
   for (int t = 0; t < 2; ++t) {
     const int m = tid / kRows + t * 8;
@@ -350,23 +388,22 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
     part[m * kRows + r] = y;
     if (r == 0) part_sq[m] = ss;
   }
-  cluster.sync();  // every rank's partial is written and visible to the cluster
+  __syncthreads();
+  if (splits > 1) detail::mbarrier_wait_parity_cluster(recv_bar, 0);
+  if (!stores) return;
 #pragma unroll
   for (int t = 0; t < 2; ++t) {
     const int m = tid / kRows + t * 8;
     if (t * 8 >= Smem::kTokens || m >= M) break;
-    if (m % splits != split || !stores) continue;
-    float* my_part = part + m * kRows + r;
-    float* my_sq = part_sq + m;
     float y = 0.0f, up = 0.0f, ss = 0.0f;
     for (int rank = 0; rank < splits; ++rank) {
-      y += rank == split ? *my_part : *cluster.map_shared_rank(my_part, rank);
-      if (p.gated_silu) up += rank == split ? my_part[1] : *cluster.map_shared_rank(my_part + 1, rank);
-      if constexpr (kNorm != kNoNorm) ss += rank == split ? *my_sq : *cluster.map_shared_rank(my_sq, rank);
+      const float* from = rank == 0 ? part : recv + (rank - 1) * Smem::kPartFloats;
+      y += from[m * kRows + r];
+      if (p.gated_silu) up += from[m * kRows + r + 1];
+      if constexpr (kNorm != kNoNorm) ss += from[Smem::kTokens * kRows + m];
     }
     finish(m, y, up, ss);
   }
-  cluster.sync();  // peers may still be reading this CTA's partial: stay resident until they are done
 }
 
 }  // namespace fdpp::cuda::flat_gemm_detail

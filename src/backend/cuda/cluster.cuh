@@ -1,0 +1,71 @@
+// Thread-block clusters (sm_90): the split cluster barrier, addresses in another CTA's shared
+// memory, and mbarrier arrivals from one CTA on another's, for kernels whose CTAs hand results to
+// one CTA of their cluster (flat_gemm_streamed.cuh). On older GPUs the barrier halves and the
+// fence compile to nothing and the rest to a trap: clusters need sm_90.
+#pragma once
+
+#include <cstdint>
+
+#include "backend/cuda/bulk_copy.cuh"  // mbarrier_init, fence_mbarrier_init
+
+namespace fdpp::cuda::detail {
+
+// The cluster barrier in two halves: every thread of every CTA arrives once (release) and later
+// waits once (acquire) for all of them; between the two a thread runs on.
+__device__ __forceinline__ void cluster_arrive() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("barrier.cluster.arrive.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void cluster_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("barrier.cluster.wait.aligned;\n" ::: "memory");
+#endif
+}
+
+// The shared::cluster address of `smem` (a shared::cta address of this CTA's layout) in CTA `rank`.
+__device__ __forceinline__ uint32_t cluster_smem_address(uint32_t smem, uint32_t rank) {
+  uint32_t out = 0;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(out) : "r"(smem), "r"(rank));
+#else
+  __trap();
+#endif
+  return out;
+}
+
+// Orders this thread's earlier writes, to any CTA of the cluster, before its later ones.
+__device__ __forceinline__ void fence_cluster() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("fence.acq_rel.cluster;\n" ::: "memory");
+#endif
+}
+
+// One arrival on an mbarrier of another CTA of the cluster (its shared::cluster address), releasing
+// the writes ordered before it to that CTA.
+__device__ __forceinline__ void mbarrier_arrive_remote(uint32_t cluster_bar) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(cluster_bar) : "memory");
+#else
+  __trap();
+#endif
+}
+
+// mbarrier_wait_parity with cluster-scope acquire: the waiter sees what remote arrivals released.
+__device__ __forceinline__ void mbarrier_wait_parity_cluster(uint32_t bar, uint32_t parity) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile(
+      "{\n"
+      ".reg .pred done;\n"
+      "wait_%=:\n"
+      "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra wait_%=;\n"
+      "}\n" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+#else
+  __trap();
+#endif
+}
+
+}  // namespace fdpp::cuda::detail
