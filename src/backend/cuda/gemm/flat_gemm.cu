@@ -13,13 +13,15 @@
 //    It alone takes the RMSNorm prologue (x * g on load, sums of squares beside the products).
 //  * pipelined (flat_gemm_pipelined.cuh; any M <= 64): a kStages-deep cp.async pipeline of
 //    128 x 64 weight tiles and [M] x 64 x tiles in swizzled shared memory, read by ldmatrix.
-// Both split K alike. Grid (splits, row blocks); CTA (s, b) computes row block b (16 rows
-// streamed, 128 pipelined) over the s-th of `splits` near-equal ranges of K steps. The `splits`
-// CTAs of a row block form one thread-block cluster: each writes its fp32 partial tile
-// [tokens][rows] to its own shared memory, the cluster synchronises, and CTA s sums token rows
-// s, s + splits, ... over ranks 0..splits-1 in that fixed order through distributed shared
-// memory, applies 1/rms, bias and residual, rounds once and stores. Deterministic, no atomics,
-// no workspace, one launch. How many splits: flat_gemm_traits.h (FlatGemmParams::splits forces a
+// Both split K. Grid (splits, row blocks); CTA (s, b) computes row block b (16 rows streamed, 128
+// pipelined) over the s-th of `splits` near-equal ranges of K steps, and the `splits` CTAs of a
+// row block form one thread-block cluster whose fp32 partial tiles [tokens][rows] meet through
+// distributed shared memory, added over ranks 0..splits-1 in that fixed order before 1/rms, bias
+// and residual and the one rounding. Pipelined: each CTA keeps its partial, the cluster
+// synchronises, and CTA s finishes token rows s, s + splits, ... by reading the others'. Streamed:
+// CTAs s > 0 write their partials into CTA 0's shared memory and leave, and CTA 0, counting them
+// in on an mbarrier, finishes every token (flat_gemm_streamed.cuh). Deterministic, no atomics, no
+// workspace, one launch. How many splits: flat_gemm_traits.h (FlatGemmParams::splits forces a
 // count).
 //
 // Predicted bandwidth on the H100 SXM (3.0 TB/s read ceiling, DESIGN.md section 2).
