@@ -50,18 +50,25 @@ __device__ __forceinline__ void bulk_copy_g2s(uint32_t dst, const void* src, uin
 #endif
 }
 
-// Blocks until the phase of `bar` with the given parity has completed.
+// Blocks until the phase of `bar` with the given parity has completed. kCluster: acquire at
+// cluster scope, for arrivals from other CTAs of the cluster (cluster.cuh).
+template <bool kCluster = false>
 __device__ __forceinline__ void mbarrier_wait_parity(uint32_t bar, uint32_t parity) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile(
-      "{\n"
-      ".reg .pred done;\n"
-      "wait_%=:\n"
-      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-      "@!done bra wait_%=;\n"
-      "}\n" ::"r"(bar),
-      "r"(parity)
-      : "memory");
+  // One polling loop; SEM is the wait's semantics and scope (the default: acquire at CTA scope).
+#define FDPP_MBARRIER_WAIT_LOOP(SEM)                                                      \
+  asm volatile(                                                                           \
+      "{\n"                                                                               \
+      ".reg .pred done;\n"                                                                \
+      "wait_%=:\n"                                                                        \
+      "mbarrier.try_wait.parity" SEM ".shared::cta.b64 done, [%0], %1;\n"                 \
+      "@!done bra wait_%=;\n"                                                             \
+      "}\n" ::"r"(bar),                                                                   \
+      "r"(parity)                                                                         \
+      : "memory")
+  if constexpr (kCluster) FDPP_MBARRIER_WAIT_LOOP(".acquire.cluster");
+  else FDPP_MBARRIER_WAIT_LOOP("");
+#undef FDPP_MBARRIER_WAIT_LOOP
 #else
   __trap();
 #endif

@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include "backend/cuda/bulk_copy.cuh"  // mbarrier_init, fence_mbarrier_init
+#include "backend/cuda/bulk_copy.cuh"  // the mbarrier operations
 
 namespace fdpp::cuda::detail {
 
@@ -46,23 +46,6 @@ __device__ __forceinline__ void fence_cluster() {
 __device__ __forceinline__ void mbarrier_arrive_remote(uint32_t cluster_bar) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(cluster_bar) : "memory");
-#else
-  __trap();
-#endif
-}
-
-// mbarrier_wait_parity with cluster-scope acquire: the waiter sees what remote arrivals released.
-__device__ __forceinline__ void mbarrier_wait_parity_cluster(uint32_t bar, uint32_t parity) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile(
-      "{\n"
-      ".reg .pred done;\n"
-      "wait_%=:\n"
-      "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 done, [%0], %1;\n"
-      "@!done bra wait_%=;\n"
-      "}\n" ::"r"(bar),
-      "r"(parity)
-      : "memory");
 #else
   __trap();
 #endif

@@ -358,38 +358,33 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
   // some tokens by reading the others' shared memory, between two cluster-wide barriers, spent ~2
   // us of a 14 us [4096, 4096] launch back to back (H100, docs/PERF.md session 14).
   namespace cg = cooperative_groups;
-  float* part = reinterpret_cast<float*>(smem + Smem::kEndBytes);  // [kTokens][kRows], rank 0's own
-  float* part_sq = part + Smem::kTokens * kRows;                   // [kTokens]
-  const float* recv = reinterpret_cast<const float*>(smem + Smem::kBytes);  // [splits - 1][kPartFloats]
+  // [kTokens][kRows] partial sums, then [kTokens] sums of squares: rank 0's own over its x stages,
+  // the others' in rank 0's receive slots (behind the x stages).
+  float* part = reinterpret_cast<float*>(smem + Smem::kEndBytes);
+  const float* recv = reinterpret_cast<const float*>(smem + Smem::kBytes);
   detail::cluster_wait();  // rank 0's mbarrier is initialised
-  if (split > 0) {
-    float* slot = cg::this_cluster().map_shared_rank(reinterpret_cast<float*>(smem + Smem::kBytes), 0) +
-                  (split - 1) * Smem::kPartFloats;
+  auto write_partial = [&](float* dest) {
 #pragma unroll
     for (int t = 0; t < 2; ++t) {
       const int m = tid / kRows + t * 8;
       if (t * 8 >= Smem::kTokens) break;
       float y = 0.0f, ss = 0.0f;
       if (m < M) warp_sums(m, r, y, ss);
-      slot[m * kRows + r] = y;
-      if (r == 0) slot[Smem::kTokens * kRows + m] = ss;
+      dest[m * kRows + r] = y;
+      if (r == 0) dest[Smem::kTokens * kRows + m] = ss;
     }
+  };
+  if (split > 0) {
+    write_partial(cg::this_cluster().map_shared_rank(reinterpret_cast<float*>(smem + Smem::kBytes), 0) +
+                  (split - 1) * Smem::kPartFloats);
     detail::fence_cluster();
     __syncthreads();
     if (tid == 0) detail::mbarrier_arrive_remote(detail::cluster_smem_address(recv_bar, 0));
     return;
   }
-#pragma unroll
-  for (int t = 0; t < 2; ++t) {
-    const int m = tid / kRows + t * 8;
-    if (t * 8 >= Smem::kTokens) break;
-    float y = 0.0f, ss = 0.0f;
-    if (m < M) warp_sums(m, r, y, ss);
-    part[m * kRows + r] = y;
-    if (r == 0) part_sq[m] = ss;
-  }
+  write_partial(part);
   __syncthreads();
-  if (splits > 1) detail::mbarrier_wait_parity_cluster(recv_bar, 0);
+  if (splits > 1) detail::mbarrier_wait_parity<true>(recv_bar, 0);
   if (!stores) return;
 #pragma unroll
   for (int t = 0; t < 2; ++t) {
