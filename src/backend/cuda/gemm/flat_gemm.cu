@@ -271,13 +271,16 @@ Status make_plan(const FlatGemmParams<T>& p, FlatGemmPlan* plan) {
   r.m_class = m_class_for(r.m_tiles);
   r.smem_bytes = smem_for(r.streamed, r.m_class);
   const int norm = norm_of(p);
+  // The split kernel's shared memory for the policy's usual 2 splits (the streamed kernel's one
+  // receive slot): its carveout and its occupancy query are sized for it, so a forced higher
+  // count may leave fewer CTAs per SM.
+  const int split_smem = smem_for(r.streamed, r.m_class, 2);
   if (r.streamed) {  // one row tile per CTA (flat_gemm_streamed.cuh)
     r.n_blocks = static_cast<int>((p.N + Traits::kStreamedRows - 1) / Traits::kStreamedRows);
     r.k_tiles = static_cast<int>((p.K + Traits::kStreamedKStep - 1) / Traits::kStreamedKStep);
-    // Before the occupancy query: the carveout bounds it. The split kernel's is sized for the
-    // policy's usual 2 splits (one receive slot); a forced higher count may leave fewer CTAs per SM.
+    // Before the occupancy query: the carveout bounds it.
     set_streamed_carveout<T>(kernel_for<T>(true, r.m_class, norm, false), r.smem_bytes);
-    set_streamed_carveout<T>(kernel_for<T>(true, r.m_class, norm, true), smem_for(true, r.m_class, 2));
+    set_streamed_carveout<T>(kernel_for<T>(true, r.m_class, norm, true), split_smem);
   } else {
     r.n_blocks = static_cast<int>((p.N + Traits::kBlockN - 1) / Traits::kBlockN);
     r.k_tiles = static_cast<int>((p.K + Traits::kKTile - 1) / Traits::kKTile);
@@ -289,7 +292,6 @@ Status make_plan(const FlatGemmParams<T>& p, FlatGemmPlan* plan) {
   } else {
     const DeviceCapacity* cap = nullptr;
     const KernelFn<T> split_kernel = kernel_for<T>(r.streamed, r.m_class, norm, true);
-    const int split_smem = r.streamed ? smem_for(true, r.m_class, 2) : r.smem_bytes;
     if (Status st = device_capacity<T>(split_kernel, split_smem, &cap); !st.is_ok()) return st;
     r.splits = r.streamed ? choose_splits(r.n_blocks, r.k_tiles, Traits::kStreamedSplitTargetCtasPerSm,
                                           Traits::kStreamedMinStepsPerSplit, *cap)
