@@ -1,7 +1,7 @@
 // Thread-block clusters (sm_90): the split cluster barrier, addresses in another CTA's shared
-// memory, and mbarrier arrivals from one CTA on another's, for kernels whose CTAs hand results to
-// one CTA of their cluster (flat_gemm_streamed.cuh). On older GPUs the barrier halves and the
-// fence compile to nothing and the rest to a trap: clusters need sm_90.
+// memory, and asynchronous stores into it that complete on that CTA's mbarrier, for kernels whose
+// CTAs hand results to one CTA of their cluster (flat_gemm_streamed.cuh). On older GPUs the
+// barrier halves compile to nothing and the rest to a trap: clusters need sm_90.
 #pragma once
 
 #include <cstdint>
@@ -34,18 +34,14 @@ __device__ __forceinline__ uint32_t cluster_smem_address(uint32_t smem, uint32_t
   return out;
 }
 
-// Orders this thread's earlier writes, to any CTA of the cluster, before its later ones.
-__device__ __forceinline__ void fence_cluster() {
+// A 4-byte store into another CTA's shared memory (shared::cluster address `dst`) that completes
+// its bytes on that CTA's mbarrier `remote_bar` (complete_tx): no fence and no arrival needed by
+// the writer, which may exit at once.
+__device__ __forceinline__ void store_async_remote(uint32_t dst, float value, uint32_t remote_bar) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("fence.acq_rel.cluster;\n" ::: "memory");
-#endif
-}
-
-// One arrival on an mbarrier of another CTA of the cluster (its shared::cluster address), releasing
-// the writes ordered before it to that CTA.
-__device__ __forceinline__ void mbarrier_arrive_remote(uint32_t cluster_bar) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(cluster_bar) : "memory");
+  asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.b32 [%0], %1, [%2];\n" ::"r"(dst),
+               "r"(__float_as_uint(value)), "r"(remote_bar)
+               : "memory");
 #else
   __trap();
 #endif

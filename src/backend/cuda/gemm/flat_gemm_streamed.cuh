@@ -34,8 +34,6 @@
 // warps' sum alone, as before.
 #pragma once
 
-#include <cooperative_groups.h>
-
 #include <type_traits>
 
 #include "backend/cuda/cluster.cuh"
@@ -266,9 +264,10 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
   uint32_t recv_bar = 0;
   if constexpr (kSplit) {
     recv_bar = detail::smem_u32(smem + Smem::kBytes + (splits - 1) * Smem::kPartBytes);
-    if (split == 0 && tid == 0 && splits > 1) {
-      detail::mbarrier_init(recv_bar, static_cast<uint32_t>(splits - 1));
+    if (split == 0 && tid == 0 && splits > 1) {  // one arrival (its own) and every slot's bytes
+      detail::mbarrier_init(recv_bar, 1);
       detail::fence_mbarrier_init();
+      detail::mbarrier_arrive_expect_tx(recv_bar, static_cast<uint32_t>((splits - 1) * Smem::kPartBytes));
     }
     detail::cluster_arrive();
   }
@@ -351,38 +350,35 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
     return;
   }
 
-  // Split K: rank s > 0 writes its partial (summed over its warps) into rank 0's receive slot s - 1
-  // through distributed shared memory, arrives on rank 0's mbarrier and exits; rank 0 adds the
-  // ranks in rank order (deterministic) and finishes every token. Nobody waits for a rank to be
-  // done reading, so no CTA stays resident past its work: a version where every rank finished
-  // some tokens by reading the others' shared memory, between two cluster-wide barriers, spent ~2
-  // us of a 14 us [4096, 4096] launch back to back (H100, docs/PERF.md session 14).
-  namespace cg = cooperative_groups;
+  // Split K: rank s > 0 stores its partial (summed over its warps) into rank 0's receive slot
+  // s - 1 with st.async, whose bytes complete on rank 0's mbarrier, and exits at once: no fence,
+  // no barrier, no arrival. Rank 0 waits for the bytes, adds the ranks in rank order
+  // (deterministic) and finishes every token. Two cluster-wide barriers with every rank reading
+  // the others spent ~2 us of a 14 us [4096, 4096] launch back to back; a fence, a barrier and a
+  // remote arrival in each writer still ~0.8 us (H100, docs/PERF.md sessions 14 and 15).
   // [kTokens][kRows] partial sums, then [kTokens] sums of squares: rank 0's own over its x stages,
   // the others' in rank 0's receive slots (behind the x stages).
   float* part = reinterpret_cast<float*>(smem + Smem::kEndBytes);
   const float* recv = reinterpret_cast<const float*>(smem + Smem::kBytes);
   detail::cluster_wait();  // rank 0's mbarrier is initialised
-  auto write_partial = [&](float* dest) {
-#pragma unroll
-    for (int t = 0; t < 2; ++t) {
-      const int m = tid / kRows + t * 8;
-      if (t * 8 >= Smem::kTokens) break;
-      float y = 0.0f, ss = 0.0f;
-      if (m < M) warp_sums(m, r, y, ss);
-      dest[m * kRows + r] = y;
-      if (r == 0) dest[Smem::kTokens * kRows + m] = ss;
-    }
+  const uint32_t slot = split > 0 ? detail::cluster_smem_address(detail::smem_u32(smem + Smem::kBytes) +
+                                                                     (split - 1) * Smem::kPartBytes, 0)
+                                  : 0u;
+  const uint32_t remote_bar = split > 0 ? detail::cluster_smem_address(recv_bar, 0) : 0u;
+  auto put = [&](int index, float value) {
+    if (split == 0) part[index] = value;
+    else detail::store_async_remote(slot + 4u * static_cast<uint32_t>(index), value, remote_bar);
   };
-  if (split > 0) {
-    write_partial(cg::this_cluster().map_shared_rank(reinterpret_cast<float*>(smem + Smem::kBytes), 0) +
-                  (split - 1) * Smem::kPartFloats);
-    detail::fence_cluster();
-    __syncthreads();
-    if (tid == 0) detail::mbarrier_arrive_remote(detail::cluster_smem_address(recv_bar, 0));
-    return;
+#pragma unroll
+  for (int t = 0; t < 2; ++t) {
+    const int m = tid / kRows + t * 8;
+    if (t * 8 >= Smem::kTokens) break;
+    float y = 0.0f, ss = 0.0f;
+    if (m < M) warp_sums(m, r, y, ss);
+    put(m * kRows + r, y);
+    if (r == 0) put(Smem::kTokens * kRows + m, ss);
   }
-  write_partial(part);
+  if (split > 0) return;
   __syncthreads();
   if (splits > 1) detail::mbarrier_wait_parity<true>(recv_bar, 0);
   if (!stores) return;
