@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,6 +35,7 @@ struct BenchArgs {
   int64_t steps = 16;
   int64_t max_model_len = 0;  // 0: the model's own context length
   bool json = false;
+  bool host_logits = false;
 };
 
 void check_positive(const std::vector<int64_t>& values, const char* flag) {
@@ -81,6 +83,7 @@ void run_bench(const BenchArgs& a) {
   o.batches = a.batch;
   o.contexts = a.context;
   o.decode_steps = a.steps;
+  o.host_logits = a.host_logits;
   ProgressBar bar("bench " + (a.shape.empty() ? std::string("model") : a.shape),
                   o.prefill_tokens.size() + o.batches.size() * o.contexts.size(), "cases");
   const auto rows = run_model_bench(*model, *backend, o, [&](size_t done, size_t) { bar.update(done); });
@@ -99,14 +102,18 @@ void run_bench(const BenchArgs& a) {
       nlohmann::json row{{"phase", r.phase}, {"batch", r.batch}, {"tokens", r.tokens}, {"ms", r.ms},
                          {"tokens_per_s", r.tokens_per_s}, {"bytes", r.bytes}, {"gbps", r.gbps},
                          {"ceiling_fraction", r.ceiling_fraction}};
+      if (r.phase == "decode" && r.skipped.empty()) row["step_ends_with"] = r.tokens_on_backend ? "tokens" : "logits";
       if (!r.skipped.empty()) row["skipped"] = r.skipped;
       j["rows"].push_back(row);
     }
     fmt::print("{}\n", j.dump(1));
     return;
   }
-  fmt::print("# {} on {}, {} activations; weights read per decode step: {:.2f} GB\n", source, backend->name(),
-             dtype_name(backend->activation_dtype()), model->weight_bytes_per_step() / 1e9);
+  const bool tokens_on_backend =
+      std::any_of(rows.begin(), rows.end(), [](const ModelBenchRow& r) { return r.tokens_on_backend; });
+  fmt::print("# {} on {}, {} activations; weights read per decode step: {:.2f} GB; a decode step ends with {}\n",
+             source, backend->name(), dtype_name(backend->activation_dtype()), model->weight_bytes_per_step() / 1e9,
+             tokens_on_backend ? "greedy tokens drawn on the device" : "every logit on the host");
   fmt::print("| phase | batch | tokens | ms | tokens/s | bytes/step | GB/s | % of ceiling |\n");
   fmt::print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   for (const auto& r : rows) {
@@ -138,6 +145,9 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--max-model-len", args->max_model_len,
                   "Context length to allow instead of the model's (for timing longer contexts)");
   cmd->add_flag("--json", args->json, "Print JSON instead of a table");
+  cmd->add_flag("--host-logits", args->host_logits,
+                "Decode steps copy all logits to the host (the host sampler's path) instead of drawing greedy "
+                "tokens on the device");
   cmd->callback([args] { run_bench(*args); });
 }
 

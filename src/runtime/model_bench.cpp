@@ -94,10 +94,17 @@ std::vector<ModelBenchRow> run_model_bench(LlamaModel& model, Backend& backend, 
           backend.randomize_kv_cache(static_cast<uint64_t>(B * 1000003 + C));  // positions [0, C) hold random K/V
           const int64_t blocks_per_seq = shape.num_blocks / B;
           std::vector<double> times;
+          std::vector<cuda::DeviceSamplingRow> greedy(static_cast<size_t>(B));  // temperature 0: argmax
+          std::vector<int32_t> tokens(static_cast<size_t>(B));
           for (int64_t s = 0; s <= o.decode_steps; ++s) {
             const StepBatch step = make_step(B, C + s, 1, blocks_per_seq, c.vocab_size, static_cast<uint64_t>(s));
+            for (auto& row : greedy) {
+              row.temperature = 0.0f;
+              row.step = static_cast<uint64_t>(s);
+            }
             const auto t0 = Clock::now();
-            model.forward(step, logits);
+            if (o.host_logits) model.forward(step, logits);
+            else r.tokens_on_backend = model.forward_sampled(step, greedy, tokens, logits);
             if (s > 0) times.push_back(ms_since(t0));  // step 0 warms up
           }
           std::sort(times.begin(), times.end());

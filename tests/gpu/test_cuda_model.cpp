@@ -13,6 +13,7 @@
 #include "model/llama_model.h"
 #include "model/weight_store.h"
 #include "model/weights.h"
+#include "runtime/model_bench.h"
 #include "tokenizer/tokenizer.h"
 
 namespace fdpp {
@@ -123,6 +124,30 @@ TEST(GpuModel, EngineSamplesOnTheGpu) {
   EXPECT_EQ(static_cast<int64_t>(a.tokens.size()), 60);
   r.sampling.seed = 8;
   EXPECT_NE(engine->generate(r).tokens, a.tokens);  // 60 tokens at temperature 0.8: a repeat would be a broken stream
+}
+
+// fdpp bench's decode steps end as generation's do on the GPU: greedy tokens drawn on the device,
+// only the tokens copied back; --host-logits copies every logit instead.
+TEST(GpuModel, BenchDecodeStepsDrawTokensOnTheDevice) {
+  FDPP_REQUIRE_GPU();
+  if (!std::filesystem::exists(model_dir())) GTEST_SKIP() << "missing " << model_dir();
+  const ModelConfig config = load_model_config(model_dir());
+  const WeightStore store = WeightStore::open(model_dir());
+  cuda::CudaBackend gpu(0, DType::kF16);
+  LlamaModel model(config, bind_llama_weights(store, config), gpu);
+  ModelBenchOptions o;
+  o.prefill_tokens = {};
+  o.batches = {3};
+  o.contexts = {40};
+  o.decode_steps = 2;
+  for (bool host_logits : {false, true}) {
+    o.host_logits = host_logits;
+    const auto rows = run_model_bench(model, gpu, o);
+    ASSERT_EQ(rows.size(), 1u);
+    EXPECT_TRUE(rows[0].skipped.empty()) << rows[0].skipped;
+    EXPECT_EQ(rows[0].tokens_on_backend, !host_logits);
+    EXPECT_GT(rows[0].ms, 0.0);
+  }
 }
 
 }  // namespace

@@ -30,6 +30,20 @@ TEST(BenchCli, NamedShapeWithRandomWeightsReportsEveryCase) {
   }
 }
 
+TEST(BenchCli, HostLogitsFlagIsAcceptedAndTheCpuStepEndsWithLogits) {
+  // The CPU backend has no sampler, so its decode steps end with the logits on the host either way
+  // (the GPU's greedy path is in the GPU suite's model tests).
+  const std::string cases = "bench --shape tiny --backend cpu --prefill 8 --batch 2 --context 16 --steps 2 --json";
+  for (const char* flag : {"", " --host-logits"}) {
+    const auto r = test::run_command(fdpp() + cases + flag);
+    ASSERT_EQ(r.exit_code, 0) << flag << ": " << r.err;
+    const auto rows = nlohmann::json::parse(r.out)["rows"];
+    ASSERT_EQ(rows.size(), 2u);
+    EXPECT_EQ(rows[1]["step_ends_with"], "logits") << flag;
+    EXPECT_GT(rows[1]["ms"].get<double>(), 0.0) << flag;
+  }
+}
+
 TEST(BenchCli, ModelDirectoryAndCasesPastTheContext) {
   FDPP_REQUIRE_PATH(test::stories_model_dir());
   const auto r = test::run_command(fdpp() + "bench -m '" + test::stories_model_dir().string() +
