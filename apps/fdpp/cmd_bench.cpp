@@ -20,6 +20,7 @@
 #include "model/weight_store.h"
 #include "model/weights.h"
 #include "runtime/model_bench.h"
+#include "runtime/sampler.h"
 
 namespace fdpp::cli {
 namespace {
@@ -35,7 +36,7 @@ struct BenchArgs {
   int64_t steps = 16;
   int64_t max_model_len = 0;  // 0: the model's own context length
   bool json = false;
-  bool host_logits = false;
+  SamplingParams sampling = ModelBenchOptions::greedy_sampling();
 };
 
 void check_positive(const std::vector<int64_t>& values, const char* flag) {
@@ -83,7 +84,8 @@ void run_bench(const BenchArgs& a) {
   o.batches = a.batch;
   o.contexts = a.context;
   o.decode_steps = a.steps;
-  o.host_logits = a.host_logits;
+  o.sampling = a.sampling;
+  validate(o.sampling);
   ProgressBar bar("bench " + (a.shape.empty() ? std::string("model") : a.shape),
                   o.prefill_tokens.size() + o.batches.size() * o.contexts.size(), "cases");
   const auto rows = run_model_bench(*model, *backend, o, [&](size_t done, size_t) { bar.update(done); });
@@ -102,7 +104,7 @@ void run_bench(const BenchArgs& a) {
       nlohmann::json row{{"phase", r.phase}, {"batch", r.batch}, {"tokens", r.tokens}, {"ms", r.ms},
                          {"tokens_per_s", r.tokens_per_s}, {"bytes", r.bytes}, {"gbps", r.gbps},
                          {"ceiling_fraction", r.ceiling_fraction}};
-      if (r.phase == "decode" && r.skipped.empty()) row["step_ends_with"] = r.tokens_on_backend ? "tokens" : "logits";
+      if (r.phase == "decode" && r.skipped.empty()) row["sampled_on"] = r.tokens_on_backend ? "device" : "host";
       if (!r.skipped.empty()) row["skipped"] = r.skipped;
       j["rows"].push_back(row);
     }
@@ -111,9 +113,9 @@ void run_bench(const BenchArgs& a) {
   }
   const bool tokens_on_backend =
       std::any_of(rows.begin(), rows.end(), [](const ModelBenchRow& r) { return r.tokens_on_backend; });
-  fmt::print("# {} on {}, {} activations; weights read per decode step: {:.2f} GB; a decode step ends with {}\n",
+  fmt::print("# {} on {}, {} activations; weights read per decode step: {:.2f} GB; decode tokens sampled on the {}\n",
              source, backend->name(), dtype_name(backend->activation_dtype()), model->weight_bytes_per_step() / 1e9,
-             tokens_on_backend ? "greedy tokens drawn on the device" : "every logit on the host");
+             tokens_on_backend ? "device" : "host (logits copied out)");
   fmt::print("| phase | batch | tokens | ms | tokens/s | bytes/step | GB/s | % of ceiling |\n");
   fmt::print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   for (const auto& r : rows) {
@@ -145,9 +147,14 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--max-model-len", args->max_model_len,
                   "Context length to allow instead of the model's (for timing longer contexts)");
   cmd->add_flag("--json", args->json, "Print JSON instead of a table");
-  cmd->add_flag("--host-logits", args->host_logits,
-                "Decode steps copy all logits to the host (the host sampler's path) instead of drawing greedy "
-                "tokens on the device");
+  cmd->add_option("--temp,--temperature", args->sampling.temperature, "Decode steps' sampling temperature; 0 = greedy")
+      ->capture_default_str();
+  cmd->add_option("--top-k", args->sampling.top_k, "Keep the k most likely tokens; 0 = off")->capture_default_str();
+  cmd->add_option("--top-p", args->sampling.top_p, "Nucleus sampling threshold; 1 = off")->capture_default_str();
+  cmd->add_option("--min-p", args->sampling.min_p, "Drop tokens below min-p x the top probability; 0 = off")
+      ->capture_default_str();
+  cmd->add_option("--repeat-penalty", args->sampling.repetition_penalty, "Repetition penalty; 1 = off")
+      ->capture_default_str();
   cmd->callback([args] { run_bench(*args); });
 }
 

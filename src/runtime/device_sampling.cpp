@@ -16,7 +16,6 @@ std::string device_sampling_unsupported_reason(const SamplingParams& params) {
   if (params.repetition_penalty != 1.0f)
     return fmt::format("repetition_penalty={} needs the previous tokens (host sampler only)",
                        params.repetition_penalty);
-  if (params.min_p != 0.0f) return fmt::format("min_p={} is host sampler only", params.min_p);
   return {};
 }
 
@@ -26,6 +25,7 @@ cuda::DeviceSamplingRow device_sampling_row(const SamplingParams& params, uint64
   row.temperature = params.temperature;
   row.top_k = params.top_k;
   row.top_p = params.top_p;
+  row.min_p = params.min_p;
   row.seed = seed;
   row.step = step;
   return row;

@@ -1,9 +1,9 @@
 // Which requests the GPU sampler (backend/cuda/sampling/sampling.cuh) can serve, and their
 // per-row parameters. Host-only C++: usable in builds without CUDA.
 //
-// The GPU sampler applies temperature, top-k and top-p with the host sampler's rules
+// The GPU sampler applies temperature, top-k, top-p and min-p with the host sampler's rules
 // (runtime/sampler.h); what it lacks is the repetition penalty (it needs each sequence's previous
-// tokens) and min-p. Its random numbers come from (seed, step), not from a per-sequence
+// tokens). Its random numbers come from (seed, step), not from a per-sequence
 // mt19937_64, so a seeded request reproduces itself on the GPU but not the host's tokens.
 #pragma once
 

@@ -6,6 +6,8 @@
 #include <chrono>
 
 #include "fdpp/status.h"
+#include "runtime/device_sampling.h"
+#include "runtime/sampler.h"
 
 namespace fdpp {
 namespace {
@@ -31,6 +33,41 @@ StepBatch make_step(int64_t batch, int64_t start, int64_t new_tokens, int64_t bl
 }
 
 double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+
+// One decode step and its tokens, the engine's way: drawn on the backend when it serves the
+// parameters, else by one host sampler per sequence from the logits.
+class StepSampler {
+ public:
+  StepSampler(const SamplingParams& params, int64_t batch)
+      : params_(params), on_device_(device_sampling_supported(params)), tokens_(static_cast<size_t>(batch)) {
+    for (int64_t b = 0; b < batch; ++b) {
+      SamplingParams seeded = params;
+      if (!seeded.seed) seeded.seed = static_cast<uint64_t>(b + 1);  // repeatable runs
+      host_.emplace_back(seeded);
+    }
+  }
+  // Returns whether the backend drew the tokens.
+  bool step(LlamaModel& model, const StepBatch& batch, uint64_t index) {
+    if (on_device_) {
+      rows_.assign(tokens_.size(), device_sampling_row(params_, params_.seed.value_or(1), index));
+      if (model.forward_sampled(batch, rows_, tokens_, logits_)) return true;
+    } else {
+      model.forward(batch, logits_);
+    }
+    const auto V = logits_.size() / tokens_.size();
+    for (size_t b = 0; b < tokens_.size(); ++b)
+      tokens_[b] = host_[b].sample(std::span<float>(logits_.data() + b * V, V), std::span<const int32_t>(&batch.tokens[b], 1));
+    return false;
+  }
+
+ private:
+  SamplingParams params_;
+  bool on_device_;
+  std::vector<Sampler> host_;
+  std::vector<cuda::DeviceSamplingRow> rows_;
+  std::vector<int32_t> tokens_;
+  std::vector<float> logits_;
+};
 
 }  // namespace
 
@@ -94,17 +131,11 @@ std::vector<ModelBenchRow> run_model_bench(LlamaModel& model, Backend& backend, 
           backend.randomize_kv_cache(static_cast<uint64_t>(B * 1000003 + C));  // positions [0, C) hold random K/V
           const int64_t blocks_per_seq = shape.num_blocks / B;
           std::vector<double> times;
-          std::vector<cuda::DeviceSamplingRow> greedy(static_cast<size_t>(B));  // temperature 0: argmax
-          std::vector<int32_t> tokens(static_cast<size_t>(B));
+          StepSampler sampler(o.sampling, B);
           for (int64_t s = 0; s <= o.decode_steps; ++s) {
             const StepBatch step = make_step(B, C + s, 1, blocks_per_seq, c.vocab_size, static_cast<uint64_t>(s));
-            for (auto& row : greedy) {
-              row.temperature = 0.0f;
-              row.step = static_cast<uint64_t>(s);
-            }
             const auto t0 = Clock::now();
-            if (o.host_logits) model.forward(step, logits);
-            else r.tokens_on_backend = model.forward_sampled(step, greedy, tokens, logits);
+            r.tokens_on_backend = sampler.step(model, step, static_cast<uint64_t>(s));
             if (s > 0) times.push_back(ms_since(t0));  // step 0 warms up
           }
           std::sort(times.begin(), times.end());

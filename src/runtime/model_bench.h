@@ -1,7 +1,7 @@
 // Whole-model benchmark: prefill of one prompt and decode steps of a batch at a given context,
-// timed on the host around one LlamaModel step (host inputs to greedy tokens on the host, or to
-// logits on the host), with the bytes each decode step must read and the fraction of the
-// backend's read-bandwidth ceiling that makes.
+// timed on the host around one step as the engine runs it (host inputs to sampled tokens on the
+// host), with the bytes each decode step must read and the fraction of the backend's
+// read-bandwidth ceiling that makes.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "fdpp/sampling.h"
 #include "model/llama_model.h"
 
 namespace fdpp {
@@ -20,10 +21,15 @@ struct ModelBenchOptions {
   std::vector<int64_t> contexts = {128, 1024, 4096, 8192, 32768};
   int64_t decode_steps = 16;   // timed steps per decode case (after one warm-up step)
   int64_t kv_block_size = 16;
-  // Decode steps end as generation's do by default: greedy tokens drawn on the backend, R tokens
-  // to the host. host_logits: every step copies its [R, V] fp32 logits to the host instead (the
-  // host sampler's path; on a backend without a sampler both are this).
-  bool host_logits = false;
+  // Each decode step ends as the engine's does: a token per sequence drawn with these parameters
+  // on the backend where it can (only the tokens come to the host), else from the [R, V] logits
+  // by the host sampler, inside the timed step. Greedy unless set.
+  SamplingParams sampling = greedy_sampling();
+  static SamplingParams greedy_sampling() {
+    SamplingParams p;
+    p.temperature = 0.0f;
+    return p;
+  }
 };
 
 struct ModelBenchRow {
@@ -35,7 +41,7 @@ struct ModelBenchRow {
   double bytes = 0;            // decode: bytes one step reads (weights + KV at this context)
   double gbps = 0;
   double ceiling_fraction = 0; // of the backend's read ceiling; 0 when not measured
-  bool tokens_on_backend = false;  // decode: greedy tokens drawn on the backend (else logits to the host)
+  bool tokens_on_backend = false;  // decode: tokens drawn on the backend (else by the host sampler)
   std::string skipped;         // why the case did not run (context too long, out of memory)
 };
 

@@ -124,10 +124,22 @@ TEST(GpuModel, EngineSamplesOnTheGpu) {
   EXPECT_EQ(static_cast<int64_t>(a.tokens.size()), 60);
   r.sampling.seed = 8;
   EXPECT_NE(engine->generate(r).tokens, a.tokens);  // 60 tokens at temperature 0.8: a repeat would be a broken stream
+
+  // llama.cpp's defaults (fdpp generate's: min-p 0.05 on top) are served on the device too.
+  r.sampling = SamplingParams{};
+  r.sampling.temperature = 0.8f;
+  r.sampling.top_k = 40;
+  r.sampling.top_p = 0.95f;
+  r.sampling.min_p = 0.05f;
+  r.sampling.seed = 9;
+  const GenerationResult c = engine->generate(r);
+  EXPECT_EQ(static_cast<int64_t>(c.tokens.size()), 60);
+  EXPECT_EQ(engine->generate(r).tokens, c.tokens);
 }
 
-// fdpp bench's decode steps end as generation's do on the GPU: greedy tokens drawn on the device,
-// only the tokens copied back; --host-logits copies every logit instead.
+// fdpp bench's decode steps end as the engine's do on the GPU: tokens drawn on the device (greedy,
+// or llama.cpp's set with min-p), only the tokens copied back; a repetition penalty or
+// FDPP_GPU_SAMPLING=0 (a backend without the sampler) sends the logits to the host sampler.
 TEST(GpuModel, BenchDecodeStepsDrawTokensOnTheDevice) {
   FDPP_REQUIRE_GPU();
   if (!std::filesystem::exists(model_dir())) GTEST_SKIP() << "missing " << model_dir();
@@ -140,12 +152,20 @@ TEST(GpuModel, BenchDecodeStepsDrawTokensOnTheDevice) {
   o.batches = {3};
   o.contexts = {40};
   o.decode_steps = 2;
-  for (bool host_logits : {false, true}) {
-    o.host_logits = host_logits;
+  SamplingParams llama_cpp;
+  llama_cpp.temperature = 0.8f;
+  llama_cpp.top_k = 40;
+  llama_cpp.top_p = 0.95f;
+  llama_cpp.min_p = 0.05f;
+  SamplingParams penalised = llama_cpp;
+  penalised.repetition_penalty = 1.1f;
+  for (const auto& [sampling, on_device] : {std::pair{ModelBenchOptions::greedy_sampling(), true},
+                                            std::pair{llama_cpp, true}, std::pair{penalised, false}}) {
+    o.sampling = sampling;
     const auto rows = run_model_bench(model, gpu, o);
     ASSERT_EQ(rows.size(), 1u);
     EXPECT_TRUE(rows[0].skipped.empty()) << rows[0].skipped;
-    EXPECT_EQ(rows[0].tokens_on_backend, !host_logits);
+    EXPECT_EQ(rows[0].tokens_on_backend, on_device) << "repetition penalty " << sampling.repetition_penalty;
     EXPECT_GT(rows[0].ms, 0.0);
   }
 }

@@ -1,5 +1,5 @@
-// The GPU sampler against host references: greedy equals runtime::argmax; top-k and top-p tokens
-// always lie in the host-computed kept set; on small vocabularies the frequencies over many steps
+// The GPU sampler against host references: greedy equals runtime::argmax; top-k, top-p and min-p
+// tokens always lie in the host-computed kept set; on small vocabularies the frequencies over many steps
 // match the renormalised distribution; (seed, step) determines the token; non-finite logits and
 // ties follow the documented rules.
 #include <algorithm>
@@ -92,9 +92,11 @@ std::vector<int32_t> descending_order(std::span<const float> logits) {
 // A superset of the ids the host sampler could draw (no NaN in logits): top-k with its ties, then
 // the top-p prefix of the probabilities sorted descending, widened by top_p_slack of probability
 // and by the ties of its last value: the device's fixed-point masses may place a boundary that
-// sits within rounding of top_p one token later.
+// sits within rounding of top_p one token later; then min-p (p >= min_p * p_max), loosened by the
+// same relative slack.
 std::vector<bool> host_kept_superset(std::span<const float> logits, const std::vector<int32_t>& order,
-                                     float temperature, int32_t top_k, float top_p, double top_p_slack) {
+                                     float temperature, int32_t top_k, float top_p, double top_p_slack,
+                                     float min_p = 0.0f) {
   const size_t V = logits.size();
   auto z = [&](size_t j) { return logits[static_cast<size_t>(order[j])] / temperature; };
   size_t n = V;
@@ -117,6 +119,7 @@ std::vector<bool> host_kept_superset(std::span<const float> logits, const std::v
     }
     while (keep < n && z(keep) == z(keep - 1)) ++keep;
   }
+  while (keep > 1 && p[keep - 1] < double(min_p) * (1.0 - top_p_slack)) --keep;  // p[0] = 1 = p_max
   std::vector<bool> kept(V, false);
   for (size_t j = 0; j < keep; ++j) kept[static_cast<size_t>(order[j])] = true;
   return kept;
@@ -248,6 +251,73 @@ TEST(GpuSampling, TopPTokensAreInsideTheHostNucleus) {
             << " nucleus " << std::count(kept.begin(), kept.end(), true);
       }
     }
+  }
+}
+
+// min-p on llama.cpp's default set (T 0.8, top-k 40, top-p 0.95, min-p 0.05) and alone, on a
+// 128k vocabulary: every token is one the host could draw, and min-p cut the set where it binds.
+TEST(GpuSampling, MinPTokensAreInsideTheHostSet) {
+  FDPP_REQUIRE_GPU();
+  std::mt19937 rng(15);
+  const int64_t vocab = 128256;
+  const size_t num_rows = 64;
+  const auto logits = normal_logits(rng, num_rows * static_cast<size_t>(vocab), 2.5f);
+  std::vector<std::vector<int32_t>> orders;
+  for (size_t r = 0; r < num_rows; ++r) orders.push_back(descending_order(row_of(logits, vocab, r)));
+  // binds: min-p keeps fewer ids than the other filters on most rows (top-k 40 may already be
+  // the tighter bound in llama.cpp's set).
+  struct Case { float temperature; int32_t top_k; float top_p; float min_p; bool binds; };
+  for (const Case c : {Case{0.8f, 40, 0.95f, 0.05f, false}, Case{1.0f, 0, 1.0f, 0.1f, true},
+                       Case{1.5f, 0, 0.9f, 0.02f, true}}) {
+    size_t cut_rows = 0;  // rows where min-p kept fewer ids than the other filters
+    std::vector<std::vector<bool>> kept_sets;
+    for (size_t r = 0; r < num_rows; ++r) {
+      kept_sets.push_back(host_kept_superset(row_of(logits, vocab, r), orders[r], c.temperature, c.top_k, c.top_p,
+                                             1e-5, c.min_p));
+      const auto without = host_kept_superset(row_of(logits, vocab, r), orders[r], c.temperature, c.top_k, c.top_p, 0.0);
+      if (std::count(kept_sets[r].begin(), kept_sets[r].end(), true) < std::count(without.begin(), without.end(), true))
+        ++cut_rows;
+    }
+    if (c.binds) EXPECT_GT(cut_rows, num_rows / 2) << "min-p=" << c.min_p << " should bind on these rows";
+    for (uint64_t step = 0; step < 3; ++step) {
+      std::vector<DeviceSamplingRow> rows;
+      for (size_t r = 0; r < num_rows; ++r) {
+        rows.push_back(row_params(c.temperature, c.top_k, c.top_p, 11 * r + 1, step));
+        rows.back().min_p = c.min_p;
+      }
+      const auto tokens = sample_on_device(logits, vocab, rows);
+      for (size_t r = 0; r < num_rows; ++r) {
+        const auto& kept = kept_sets[r];
+        ASSERT_TRUE(tokens[r] >= 0 && kept[static_cast<size_t>(tokens[r])])
+            << "T=" << c.temperature << " k=" << c.top_k << " p=" << c.top_p << " min-p=" << c.min_p << " row " << r
+            << " token " << tokens[r] << " kept " << std::count(kept.begin(), kept.end(), true);
+      }
+    }
+  }
+}
+
+// Known probabilities: min-p's threshold is relative to the most likely token (0.30), and it
+// combines with top-k and top-p by intersection, as the host applies it after them.
+TEST(GpuSampling, MinPFrequenciesMatchTheRenormalisedSet) {
+  FDPP_REQUIRE_GPU();
+  const std::vector<double> p = {0.30, 0.20, 0.15, 0.10, 0.08, 0.05, 0.04, 0.03,
+                                 0.02, 0.01, 0.004, 0.003, 0.002, 0.002, 0.0015, 0.0015};
+  std::vector<float> logits;
+  for (double x : p) logits.push_back(static_cast<float>(std::log(x)));
+  struct Case { int32_t top_k; float top_p; float min_p; size_t kept; };
+  // 0.2 * 0.30 = 0.06 keeps 5; top-p 0.8 keeps 5 and min-p 0.6 (0.18) 2; top-k 3 and min-p 0.4
+  // (0.12) keep 3; min-p 1 keeps the most likely token alone.
+  for (const Case c : {Case{0, 1.0f, 0.2f, 5}, Case{0, 0.8f, 0.6f, 2}, Case{3, 1.0f, 0.4f, 3}, Case{0, 1.0f, 1.0f, 1}}) {
+    DeviceSamplingRow params = row_params(1.0f, c.top_k, c.top_p, 45, 0);
+    params.min_p = c.min_p;
+    const auto freq = frequencies(logits, params, kDraws);
+    std::vector<double> want(p.size(), 0.0);
+    std::copy(p.begin(), p.begin() + static_cast<ptrdiff_t>(c.kept), want.begin());
+    for (size_t i = c.kept; i < p.size(); ++i) EXPECT_EQ(freq[i], 0.0) << "min-p=" << c.min_p << " token " << i;
+    const double diff = max_abs_diff(freq, want);
+    std::printf("[ measured ] min-p %.1f, top-k %d, top-p %.1f on V=16: max |frequency - p| = %.4f\n", c.min_p,
+                c.top_k, c.top_p, diff);
+    EXPECT_LT(diff, 0.01) << "min-p=" << c.min_p;
   }
 }
 

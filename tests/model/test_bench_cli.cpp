@@ -30,17 +30,17 @@ TEST(BenchCli, NamedShapeWithRandomWeightsReportsEveryCase) {
   }
 }
 
-TEST(BenchCli, HostLogitsFlagIsAcceptedAndTheCpuStepEndsWithLogits) {
-  // The CPU backend has no sampler, so its decode steps end with the logits on the host either way
-  // (the GPU's greedy path is in the GPU suite's model tests).
+TEST(BenchCli, DecodeStepsSampleWithTheGivenParametersOnTheHostSamplerOfTheCpu) {
+  // The CPU backend has no sampler: its steps end with the host sampler over copied logits,
+  // greedy by default or with generate's parameters.
   const std::string cases = "bench --shape tiny --backend cpu --prefill 8 --batch 2 --context 16 --steps 2 --json";
-  for (const char* flag : {"", " --host-logits"}) {
-    const auto r = test::run_command(fdpp() + cases + flag);
-    ASSERT_EQ(r.exit_code, 0) << flag << ": " << r.err;
+  for (const char* flags : {"", " --temp 0.8 --top-k 40 --top-p 0.95 --min-p 0.05 --repeat-penalty 1.1"}) {
+    const auto r = test::run_command(fdpp() + cases + flags);
+    ASSERT_EQ(r.exit_code, 0) << flags << ": " << r.err;
     const auto rows = nlohmann::json::parse(r.out)["rows"];
     ASSERT_EQ(rows.size(), 2u);
-    EXPECT_EQ(rows[1]["step_ends_with"], "logits") << flag;
-    EXPECT_GT(rows[1]["ms"].get<double>(), 0.0) << flag;
+    EXPECT_EQ(rows[1]["sampled_on"], "host") << flags;
+    EXPECT_GT(rows[1]["ms"].get<double>(), 0.0) << flags;
   }
 }
 
@@ -79,6 +79,8 @@ TEST(BenchCli, BadArgumentsFailWithAClearMessage) {
       {"bench --shape tiny --backend cpu --steps 0", "--steps must be positive"},
       {"bench --shape tiny --backend cpu --batch 0", "--batch: values must be positive"},
       {"bench --shape tiny --backend cpu --max-model-len -5", "--max-model-len must be positive, found -5"},
+      {"bench --shape tiny --backend cpu --top-p 1.5", "top_p"},
+      {"bench --shape tiny --backend cpu --temp -1", "temperature"},
   };
   for (const auto& [args, message] : cases) {
     const auto r = test::run_command(fdpp() + args);

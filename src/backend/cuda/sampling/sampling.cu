@@ -355,17 +355,30 @@ __device__ int32_t sample_row(Row row, const DeviceSamplingRow* params, Candidat
     }
   }
 
+  // min-p: drop ids whose probability is under min_p times the most likely id's, i.e. whose mass
+  // is under min_p * 2^40 (the most likely id's is 2^40, so it always stays). Tied ids share a
+  // mass, so min-p removes whole key values and never splits the top-p ties. The kept mass is
+  // summed again over the final set (one more pass, only when min-p is on).
+  uint64_t min_mass = 0;
+  const float min_p = params->min_p;
+  if (min_p > 0.0f) min_mass = static_cast<uint64_t>(ceil(static_cast<double>(min_p) * kMassScale));
+  auto kept_mass_of = [&](int32_t i) -> uint64_t {
+    const float z = row.z(i);
+    const uint32_t key = order_key(z);
+    if (key < threshold || (key == threshold && i > last_tied_kept)) return 0;
+    const uint64_t m = row.mass(z);
+    return m >= min_mass ? m : 0;
+  };
+  if (min_mass > 0) {
+    uint64_t kept_sum[1] = {0};
+    for (int32_t i = threadIdx.x; i < row.vocab; i += kThreads) kept_sum[0] += kept_mass_of(i);
+    block_sum(kept_sum);
+    kept_mass = kept_sum[0];
+  }
+
   // Draw: r uniform in [0, kept_mass), the first id whose kept prefix mass exceeds it.
   const uint64_t r = __umul64hi(mix64(mix64(params->seed) ^ params->step), kept_mass);
-  const int32_t token = first_prefix_exceeding(
-      row.vocab,
-      [&](int32_t i) -> uint64_t {
-        const float z = row.z(i);
-        const uint32_t key = order_key(z);
-        const bool kept = key > threshold || (key == threshold && i <= last_tied_kept);
-        return kept ? row.mass(z) : 0;
-      },
-      r);
+  const int32_t token = first_prefix_exceeding(row.vocab, kept_mass_of, r);
   return token >= 0 ? token : max_index;  // the sums are exact: never -1
 }
 

@@ -1,8 +1,8 @@
 // Token sampling on the GPU: greedy, temperature, top-k and top-p for R rows of logits in one
 // launch, never synchronising — the host only copies the R tokens out.
 //
-// Per row, the pipeline of the host sampler (runtime/sampler.h) without repetition penalty and
-// min-p (runtime/device_sampling.h says which requests qualify):
+// Per row, the pipeline of the host sampler (runtime/sampler.h) without the repetition penalty
+// (runtime/device_sampling.h says which requests qualify):
 //   1. temperature <= 0 (or NaN): argmax of the logits, lowest index on ties, NaN never chosen
 //      unless all are NaN (then 0) — exactly runtime::argmax.
 //   2. z = logit / temperature (IEEE division, as the host), NaN -> -inf. If max z is not finite
@@ -15,14 +15,16 @@
 //      and is never drawn (the host would draw it with that probability).
 //   5. top-p: keep the smallest set of largest probabilities whose mass >= top_p * mass(top-k set);
 //      among tokens tied at the boundary value the lowest ids are kept first (as the host).
-//   6. draw: r uniform in [0, kept mass) from a hash of (seed, step); the token is the first id,
+//   6. min-p: drop tokens whose q < min_p * 2^40 (p < min_p * p_max), as the host (up to the
+//      rounding of q at the boundary).
+//   7. draw: r uniform in [0, kept mass) from a hash of (seed, step); the token is the first id,
 //      in ascending id order, whose inclusive prefix sum of kept mass exceeds r (as the host).
 // The thresholds of 3 and 5 are found without sorting: a search over the 32-bit order-preserving
 // key of z that splits the key window in four per pass over the row (at most 16 passes; the
 // counts and masses of the four parts are per-thread sums, then one block reduction), with the
 // candidates copied to shared memory as soon as at most 2048 remain, so that later steps do not
 // reread the row. Counted on a 152k row of N(0, 2) logits: ~2.4 passes for temperature only, ~8.5 with top-k,
-// ~10.5 with top-p (passes outside the search window skip exp()).
+// ~10.5 with top-p (passes outside the search window skip exp()), one more with min-p.
 //
 // The row index is not hashed: a seeded request draws the same tokens whatever batch it is in.
 // Rows that share (seed, step) and logits share the token, like two host samplers with one seed.

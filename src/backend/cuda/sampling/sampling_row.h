@@ -12,6 +12,7 @@ struct DeviceSamplingRow {
   float top_p = 1.0f;        // >= 1 (or NaN): off; <= 0 keeps only the most likely token
   uint64_t seed = 0;         // the request's seed (the runtime draws one when none was given)
   uint64_t step = 0;         // index of the token being drawn in its sequence: a fresh number per step
+  float min_p = 0.0f;        // <= 0: off; else drop tokens under min_p times the most likely one's probability
 };
 
 }  // namespace fdpp::cuda
