@@ -23,9 +23,6 @@ constexpr int kSplit = 4;
 static_assert(kSplit <= 4, "a thread's ids per sub-range are packed 16 bits each into one word");
 // Ids per thread per tile of the index-order scans: a tile is 4096 consecutive ids.
 constexpr int kScanPerThread = 4;
-// Logits a thread loads before using any in a pass over the row: one load at a time left each
-// warp waiting out an L2 round trip per id.
-constexpr int kLoadsInFlight = 4;
 constexpr float kMassScale = 1099511627776.0f;  // 2^40: the most likely token's mass
 constexpr int32_t kNoIndex = 0x7fffffff;
 
@@ -55,11 +52,10 @@ struct Row {
   float zmax;           // max of z over the row, finite once masses are asked for
 
   // z = logit / temperature, NaN -> -inf (as the host sampler).
-  __device__ __forceinline__ float z_of(float logit) const {
-    const float v = __fdiv_rn(logit, temperature);
+  __device__ __forceinline__ float z(int32_t i) const {
+    const float v = __fdiv_rn(logits[i], temperature);
     return isnan(v) ? -INFINITY : v;
   }
-  __device__ __forceinline__ float z(int32_t i) const { return z_of(logits[i]); }
   // round(exp(z - zmax) * 2^40): 2^40 for the most likely token, 0 for -inf.
   __device__ __forceinline__ uint64_t mass(float zi) const {
     return __float2ull_rn(expf(zi - zmax) * kMassScale);
@@ -147,38 +143,19 @@ __device__ uint64_t block_exclusive_scan(uint64_t v, uint64_t& total) {
 
 // ---- passes over a row ----
 
-// visit(id, logit) for this thread's ids of the row, in ascending id order, kLoadsInFlight loads
-// issued before the first is used.
-template <typename Visit>
-__device__ __forceinline__ void for_each_logit(const Row& row, Visit&& visit) {
-  for (int32_t base = threadIdx.x; base < row.vocab; base += kThreads * kLoadsInFlight) {
-    float v[kLoadsInFlight];
-#pragma unroll
-    for (int u = 0; u < kLoadsInFlight; ++u) {
-      const int32_t i = base + u * kThreads;
-      v[u] = i < row.vocab ? row.logits[i] : 0.0f;
-    }
-#pragma unroll
-    for (int u = 0; u < kLoadsInFlight; ++u) {
-      const int32_t i = base + u * kThreads;
-      if (i < row.vocab) visit(i, v[u]);
-    }
-  }
-}
-
 // Index of the largest logit (temperature <= 0: raw logits, NaN skipped) or of the largest z
 // (temperature > 0), lowest index on ties; kNoIndex when every logit is NaN. `max_value` gets it.
 __device__ int32_t argmax_pass(const Row& row, bool scaled, float& max_value) {
   float best = -INFINITY;
   int32_t best_index = kNoIndex;
-  for_each_logit(row, [&](int32_t i, float logit) {
-    const float v = scaled ? row.z_of(logit) : logit;
+  for (int32_t i = threadIdx.x; i < row.vocab; i += kThreads) {
+    const float v = scaled ? row.z(i) : row.logits[i];
     // Each thread visits ascending ids, so a strict > keeps its lowest index on ties.
     if (!isnan(v) && (best_index == kNoIndex || v > best)) {
       best = v;
-      best_index = i;
+      best_index = static_cast<int32_t>(i);
     }
-  });
+  }
   block_argmax(best, best_index);
   max_value = best;
   return best_index;
@@ -271,13 +248,13 @@ __device__ Threshold select_threshold(const Row& row, bool by_mass, uint32_t lo,
         if (key >= lo && key <= hi) visit(key, candidates.measure[j]);
       }
     } else {
-      for_each_logit(row, [&](int32_t, float logit) {
-        const float z = row.z_of(logit);
+      for (int32_t i = threadIdx.x; i < row.vocab; i += kThreads) {
+        const float z = row.z(i);
         const uint32_t key = order_key(z);
-        if (key < lo || key > hi) return;
+        if (key < lo || key > hi) continue;
         const uint64_t m = measure_of(z);
         if (m != 0) visit(key, m);
-      });
+      }
     }
     // Block totals: upper[1..] as they are, the counts two per word (block totals < 2^32).
     uint64_t totals[kSplit - 1 + kSplit / 2];
@@ -310,17 +287,17 @@ __device__ Threshold select_threshold(const Row& row, bool by_mass, uint32_t lo,
       // Slot order depends on the atomics' order; the search only sums, so that is harmless.
       if (threadIdx.x == 0) candidates.count = 0;
       __syncthreads();
-      for_each_logit(row, [&](int32_t, float logit) {
-        const float z = row.z_of(logit);
+      for (int32_t i = threadIdx.x; i < row.vocab; i += kThreads) {
+        const float z = row.z(i);
         const uint32_t key = order_key(z);
-        if (key < lo || key > hi) return;
+        if (key < lo || key > hi) continue;
         const uint64_t m = measure_of(z);
         if (m != 0) {
           const uint32_t slot = atomicAdd(&candidates.count, 1u);
           candidates.key[slot] = key;
           candidates.measure[slot] = m;
         }
-      });
+      }
       __syncthreads();
       num_candidates = candidates.count;
       compacted = true;
@@ -347,10 +324,10 @@ __device__ int32_t sample_row(Row row, const DeviceSamplingRow* params, Candidat
                     .key;
   }
   uint64_t topk_sum[1] = {0};
-  for_each_logit(row, [&](int32_t, float logit) {
-    const float z = row.z_of(logit);
+  for (int32_t i = threadIdx.x; i < row.vocab; i += kThreads) {
+    const float z = row.z(i);
     if (order_key(z) >= kept_from) topk_sum[0] += row.mass(z);
-  });
+  }
   block_sum(topk_sum);
   const uint64_t topk_mass = topk_sum[0];  // >= 2^40: the most likely id is in it with mass 2^40
 
@@ -385,17 +362,16 @@ __device__ int32_t sample_row(Row row, const DeviceSamplingRow* params, Candidat
   uint64_t min_mass = 0;
   const float min_p = params->min_p;
   if (min_p > 0.0f) min_mass = static_cast<uint64_t>(ceil(static_cast<double>(min_p) * kMassScale));
-  auto kept_mass_at = [&](int32_t i, float logit) -> uint64_t {
-    const float z = row.z_of(logit);
+  auto kept_mass_of = [&](int32_t i) -> uint64_t {
+    const float z = row.z(i);
     const uint32_t key = order_key(z);
     if (key < threshold || (key == threshold && i > last_tied_kept)) return 0;
     const uint64_t m = row.mass(z);
     return m >= min_mass ? m : 0;
   };
-  auto kept_mass_of = [&](int32_t i) -> uint64_t { return kept_mass_at(i, row.logits[i]); };
   if (min_mass > 0) {
     uint64_t kept_sum[1] = {0};
-    for_each_logit(row, [&](int32_t i, float logit) { kept_sum[0] += kept_mass_at(i, logit); });
+    for (int32_t i = threadIdx.x; i < row.vocab; i += kThreads) kept_sum[0] += kept_mass_of(i);
     block_sum(kept_sum);
     kept_mass = kept_sum[0];
   }
