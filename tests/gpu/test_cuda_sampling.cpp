@@ -227,30 +227,52 @@ TEST(GpuSampling, TopKTokensAreAmongTheKLargest) {
   }
 }
 
-TEST(GpuSampling, TopPTokensAreInsideTheHostNucleus) {
-  FDPP_REQUIRE_GPU();
-  std::mt19937 rng(14);
-  const int64_t vocab = 128256;
-  const size_t num_rows = 64;
-  const auto logits = normal_logits(rng, num_rows * static_cast<size_t>(vocab), 2.5f);
+// 64 rows of 128256 N(0, 2.5) logits and each row's ids by logit, for the kept-set tests.
+struct WideRows {
+  static constexpr int64_t kVocab = 128256;
+  static constexpr size_t kRows = 64;
+  std::vector<float> logits;
   std::vector<std::vector<int32_t>> orders;
-  for (size_t r = 0; r < num_rows; ++r) orders.push_back(descending_order(row_of(logits, vocab, r)));
-  struct Case { float temperature; int32_t top_k; float top_p; };
-  for (const Case c : {Case{0.8f, 0, 0.5f}, Case{1.0f, 0, 0.9f}, Case{1.3f, 0, 0.99f}, Case{1.0f, 40, 0.6f}}) {
-    std::vector<std::vector<bool>> kept_sets;
-    for (size_t r = 0; r < num_rows; ++r)
-      kept_sets.push_back(host_kept_superset(row_of(logits, vocab, r), orders[r], c.temperature, c.top_k, c.top_p, 1e-5));
+
+  explicit WideRows(unsigned seed) {
+    std::mt19937 rng(seed);
+    logits = normal_logits(rng, kRows * static_cast<size_t>(kVocab), 2.5f);
+    for (size_t r = 0; r < kRows; ++r) orders.push_back(descending_order(row(r)));
+  }
+  std::span<const float> row(size_t r) const { return row_of(logits, kVocab, r); }
+  std::vector<std::vector<bool>> kept_sets(const DeviceSamplingRow& p, double slack) const {
+    std::vector<std::vector<bool>> out;
+    for (size_t r = 0; r < kRows; ++r)
+      out.push_back(host_kept_superset(row(r), orders[r], p.temperature, p.top_k, p.top_p, slack, p.min_p));
+    return out;
+  }
+  // Samples every row at steps 0-2 with p (row r seeded seed_step * r + seed_base) and asserts that
+  // each token lies in kept[r].
+  void expect_tokens_inside(const std::vector<std::vector<bool>>& kept, DeviceSamplingRow p, uint64_t seed_step,
+                            uint64_t seed_base) const {
     for (uint64_t step = 0; step < 3; ++step) {
-      std::vector<DeviceSamplingRow> rows;
-      for (size_t r = 0; r < num_rows; ++r) rows.push_back(row_params(c.temperature, c.top_k, c.top_p, 7 * r, step));
-      const auto tokens = sample_on_device(logits, vocab, rows);
-      for (size_t r = 0; r < num_rows; ++r) {
-        const auto& kept = kept_sets[r];
-        ASSERT_TRUE(tokens[r] >= 0 && kept[static_cast<size_t>(tokens[r])])
-            << "T=" << c.temperature << " k=" << c.top_k << " p=" << c.top_p << " row " << r << " token " << tokens[r]
-            << " nucleus " << std::count(kept.begin(), kept.end(), true);
+      std::vector<DeviceSamplingRow> rows(kRows, p);
+      for (size_t r = 0; r < kRows; ++r) {
+        rows[r].seed = seed_step * r + seed_base;
+        rows[r].step = step;
+      }
+      const auto tokens = sample_on_device(logits, kVocab, rows);
+      for (size_t r = 0; r < kRows; ++r) {
+        ASSERT_TRUE(tokens[r] >= 0 && kept[r][static_cast<size_t>(tokens[r])])
+            << "T=" << p.temperature << " k=" << p.top_k << " p=" << p.top_p << " min-p=" << p.min_p << " row " << r
+            << " token " << tokens[r] << " kept " << std::count(kept[r].begin(), kept[r].end(), true);
       }
     }
+  }
+};
+
+TEST(GpuSampling, TopPTokensAreInsideTheHostNucleus) {
+  FDPP_REQUIRE_GPU();
+  const WideRows wide(14);
+  struct Case { float temperature; int32_t top_k; float top_p; };
+  for (const Case c : {Case{0.8f, 0, 0.5f}, Case{1.0f, 0, 0.9f}, Case{1.3f, 0, 0.99f}, Case{1.0f, 40, 0.6f}}) {
+    const DeviceSamplingRow p = row_params(c.temperature, c.top_k, c.top_p, 0, 0);
+    wide.expect_tokens_inside(wide.kept_sets(p, 1e-5), p, 7, 0);
   }
 }
 
@@ -258,52 +280,41 @@ TEST(GpuSampling, TopPTokensAreInsideTheHostNucleus) {
 // 128k vocabulary: every token is one the host could draw, and min-p cut the set where it binds.
 TEST(GpuSampling, MinPTokensAreInsideTheHostSet) {
   FDPP_REQUIRE_GPU();
-  std::mt19937 rng(15);
-  const int64_t vocab = 128256;
-  const size_t num_rows = 64;
-  const auto logits = normal_logits(rng, num_rows * static_cast<size_t>(vocab), 2.5f);
-  std::vector<std::vector<int32_t>> orders;
-  for (size_t r = 0; r < num_rows; ++r) orders.push_back(descending_order(row_of(logits, vocab, r)));
+  const WideRows wide(15);
   // binds: min-p keeps fewer ids than the other filters on most rows (top-k 40 may already be
   // the tighter bound in llama.cpp's set).
   struct Case { float temperature; int32_t top_k; float top_p; float min_p; bool binds; };
   for (const Case c : {Case{0.8f, 40, 0.95f, 0.05f, false}, Case{1.0f, 0, 1.0f, 0.1f, true},
                        Case{1.5f, 0, 0.9f, 0.02f, true}}) {
+    DeviceSamplingRow p = row_params(c.temperature, c.top_k, c.top_p, 0, 0);
+    const auto without = wide.kept_sets(p, 0.0);
+    p.min_p = c.min_p;
+    const auto kept = wide.kept_sets(p, 1e-5);
     size_t cut_rows = 0;  // rows where min-p kept fewer ids than the other filters
-    std::vector<std::vector<bool>> kept_sets;
-    for (size_t r = 0; r < num_rows; ++r) {
-      kept_sets.push_back(host_kept_superset(row_of(logits, vocab, r), orders[r], c.temperature, c.top_k, c.top_p,
-                                             1e-5, c.min_p));
-      const auto without = host_kept_superset(row_of(logits, vocab, r), orders[r], c.temperature, c.top_k, c.top_p, 0.0);
-      if (std::count(kept_sets[r].begin(), kept_sets[r].end(), true) < std::count(without.begin(), without.end(), true))
+    for (size_t r = 0; r < WideRows::kRows; ++r)
+      if (std::count(kept[r].begin(), kept[r].end(), true) < std::count(without[r].begin(), without[r].end(), true))
         ++cut_rows;
-    }
-    if (c.binds) EXPECT_GT(cut_rows, num_rows / 2) << "min-p=" << c.min_p << " should bind on these rows";
-    for (uint64_t step = 0; step < 3; ++step) {
-      std::vector<DeviceSamplingRow> rows;
-      for (size_t r = 0; r < num_rows; ++r) {
-        rows.push_back(row_params(c.temperature, c.top_k, c.top_p, 11 * r + 1, step));
-        rows.back().min_p = c.min_p;
-      }
-      const auto tokens = sample_on_device(logits, vocab, rows);
-      for (size_t r = 0; r < num_rows; ++r) {
-        const auto& kept = kept_sets[r];
-        ASSERT_TRUE(tokens[r] >= 0 && kept[static_cast<size_t>(tokens[r])])
-            << "T=" << c.temperature << " k=" << c.top_k << " p=" << c.top_p << " min-p=" << c.min_p << " row " << r
-            << " token " << tokens[r] << " kept " << std::count(kept.begin(), kept.end(), true);
-      }
-    }
+    if (c.binds) EXPECT_GT(cut_rows, WideRows::kRows / 2) << "min-p=" << c.min_p << " should bind on these rows";
+    wide.expect_tokens_inside(kept, p, 11, 1);
   }
+}
+
+// Sixteen known probabilities, largest first (sum 1), and their logits.
+std::vector<double> known_probabilities() {
+  return {0.30, 0.20, 0.15, 0.10, 0.08, 0.05, 0.04, 0.03, 0.02, 0.01, 0.004, 0.003, 0.002, 0.002, 0.0015, 0.0015};
+}
+std::vector<float> log_of(const std::vector<double>& p) {
+  std::vector<float> logits;
+  for (double x : p) logits.push_back(static_cast<float>(std::log(x)));
+  return logits;
 }
 
 // Known probabilities: min-p's threshold is relative to the most likely token (0.30), and it
 // combines with top-k and top-p by intersection, as the host applies it after them.
 TEST(GpuSampling, MinPFrequenciesMatchTheRenormalisedSet) {
   FDPP_REQUIRE_GPU();
-  const std::vector<double> p = {0.30, 0.20, 0.15, 0.10, 0.08, 0.05, 0.04, 0.03,
-                                 0.02, 0.01, 0.004, 0.003, 0.002, 0.002, 0.0015, 0.0015};
-  std::vector<float> logits;
-  for (double x : p) logits.push_back(static_cast<float>(std::log(x)));
+  const std::vector<double> p = known_probabilities();
+  const std::vector<float> logits = log_of(p);
   struct Case { int32_t top_k; float top_p; float min_p; size_t kept; };
   // 0.2 * 0.30 = 0.06 keeps 5; top-p 0.8 keeps 5 and min-p 0.6 (0.18) 2; top-k 3 and min-p 0.4
   // (0.12) keep 3; min-p 1 keeps the most likely token alone.
@@ -324,10 +335,8 @@ TEST(GpuSampling, MinPFrequenciesMatchTheRenormalisedSet) {
 TEST(GpuSampling, FrequenciesMatchTheRenormalisedNucleus) {
   FDPP_REQUIRE_GPU();
   // Known probabilities; top_p = 0.8 keeps {0..4} (cumulative 0.30 0.50 0.65 0.75 0.83).
-  const std::vector<double> p = {0.30, 0.20, 0.15, 0.10, 0.08, 0.05, 0.04, 0.03,
-                                 0.02, 0.01, 0.004, 0.003, 0.002, 0.002, 0.0015, 0.0015};
-  std::vector<float> logits;
-  for (double x : p) logits.push_back(static_cast<float>(std::log(x)));
+  const std::vector<double> p = known_probabilities();
+  const std::vector<float> logits = log_of(p);
   const auto freq = frequencies(logits, row_params(1.0f, 0, 0.8f, 42, 0), kDraws);
   std::vector<double> nucleus(p.size(), 0.0);
   std::copy(p.begin(), p.begin() + 5, nucleus.begin());
