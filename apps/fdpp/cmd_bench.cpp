@@ -51,6 +51,7 @@ void run_bench(const BenchArgs& a) {
   check_positive(a.batch, "--batch");
   check_positive(a.context, "--context");
   if (a.steps <= 0) throw Error(ErrorCode::kInvalidArgument, fmt::format("--steps must be positive, found {}", a.steps));
+  validate(a.sampling);  // before the model is made: names the parameter and its value
   if (a.max_model_len < 0)
     throw Error(ErrorCode::kInvalidArgument, fmt::format("--max-model-len must be positive, found {}", a.max_model_len));
 
@@ -85,7 +86,6 @@ void run_bench(const BenchArgs& a) {
   o.contexts = a.context;
   o.decode_steps = a.steps;
   o.sampling = a.sampling;
-  validate(o.sampling);
   ProgressBar bar("bench " + (a.shape.empty() ? std::string("model") : a.shape),
                   o.prefill_tokens.size() + o.batches.size() * o.contexts.size(), "cases");
   const auto rows = run_model_bench(*model, *backend, o, [&](size_t done, size_t) { bar.update(done); });

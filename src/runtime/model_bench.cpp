@@ -55,8 +55,10 @@ class StepSampler {
       model.forward(batch, logits_);
     }
     const auto V = logits_.size() / tokens_.size();
-    for (size_t b = 0; b < tokens_.size(); ++b)
-      tokens_[b] = host_[b].sample(std::span<float>(logits_.data() + b * V, V), std::span<const int32_t>(&batch.tokens[b], 1));
+    for (size_t b = 0; b < tokens_.size(); ++b) {
+      const std::span<const int32_t> previous(&batch.tokens[b], 1);  // the penalty's history: this step's token
+      tokens_[b] = host_[b].sample(std::span<float>(logits_.data() + b * V, V), previous);
+    }
     return false;
   }
 
