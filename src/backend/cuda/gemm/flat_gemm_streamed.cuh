@@ -28,8 +28,8 @@
 // Split K (a row block too short to keep its SM streaming: N = 4096 gives 256 CTAs for 528
 // resident slots). The `splits` CTAs of a row block form one thread-block cluster along x; CTA s
 // walks the s-th of `splits` near-equal ranges of K steps, sums its warps into a CTA partial
-// [tokens][16 rows] (+ per-token sums of squares), and CTAs s > 0 write theirs into CTA 0's shared
-// memory through distributed shared memory and leave; CTA 0 waits on an mbarrier for them, adds
+// [tokens][16 rows] (+ per-token sums of squares), and CTAs s > 0 store theirs into CTA 0's shared
+// memory with st.async and leave; CTA 0 waits on an mbarrier for their bytes, adds
 // the ranks in rank order and finishes every token. With splits = 1 (no cluster) the end is the
 // warps' sum alone, as before.
 #pragma once
@@ -259,8 +259,8 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
     compute(cur, step, buf);
     __syncwarp();  // every lane is done with this stage before it is refilled
   };
-  // Split K: rank 0's mbarrier counts the other ranks' partials in; initialised before the first
-  // half of the cluster barrier, whose second half each rank passes before it arrives on it.
+  // Split K: rank 0's mbarrier counts the other ranks' partial bytes in; initialised before the
+  // first half of the cluster barrier, whose second half each rank passes before it stores.
   uint32_t recv_bar = 0;
   if constexpr (kSplit) {
     recv_bar = detail::smem_u32(smem + Smem::kBytes + (splits - 1) * Smem::kPartBytes);

@@ -1,5 +1,5 @@
-// Token sampling on the GPU: greedy, temperature, top-k and top-p for R rows of logits in one
-// launch, never synchronising — the host only copies the R tokens out.
+// Token sampling on the GPU: greedy, temperature, top-k, top-p and min-p for R rows of logits in
+// one launch, never synchronising — the host only copies the R tokens out.
 //
 // Per row, the pipeline of the host sampler (runtime/sampler.h) without the repetition penalty
 // (runtime/device_sampling.h says which requests qualify):
