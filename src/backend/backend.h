@@ -174,10 +174,11 @@ class Backend {
   // Copies logits [R, V] to host fp32 (waits for the step to finish).
   virtual void logits_to_host(const TensorView& logits, std::span<float> out) = 0;
   // Samples one token per row of logits [R, V] (fp32, on this backend) with rows[r]'s parameters
-  // and copies only the R tokens to the host (waits for the step to finish). Backends without a
-  // sampler return false and leave tokens alone; the caller then copies the logits.
-  virtual bool sample_rows(const TensorView& logits, std::span<const cuda::DeviceSamplingRow> rows,
-                           std::span<int32_t> tokens) {
+  // (a repetition penalty over the row's ids in `penalties`, applied to the logits in place) and
+  // copies only the R tokens to the host (waits for the step to finish). Backends without a
+  // sampler return false and leave tokens and logits alone; the caller then copies the logits.
+  virtual bool sample_rows(TensorView& logits, std::span<const cuda::DeviceSamplingRow> rows,
+                           const cuda::PenaltyTokens& penalties, std::span<int32_t> tokens) {
     return false;
   }
 };

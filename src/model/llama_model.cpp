@@ -171,13 +171,15 @@ void LlamaModel::forward(const StepBatch& batch, std::vector<float>& logits) {
 }
 
 bool LlamaModel::forward_sampled(const StepBatch& batch, std::span<const cuda::DeviceSamplingRow> rows,
-                                 std::span<int32_t> tokens, std::vector<float>& logits) {
+                                 std::span<int32_t> tokens, std::vector<float>& logits,
+                                 const cuda::PenaltyTokens& penalties) {
   run_step(batch);
   const auto R = static_cast<int64_t>(batch.logit_rows.size());
   if (static_cast<int64_t>(rows.size()) != R || static_cast<int64_t>(tokens.size()) != R)
     throw Error(ErrorCode::kInternal, fmt::format("forward_sampled: {} rows, {} parameters, {} tokens", R,
                                                   rows.size(), tokens.size()));
-  if (backend_.sample_rows(act_.logits.view().first_rows(R), rows, tokens)) return true;
+  TensorView step_logits = act_.logits.view().first_rows(R);
+  if (backend_.sample_rows(step_logits, rows, penalties, tokens)) return true;
   copy_logits(R, logits);
   return false;
 }

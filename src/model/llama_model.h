@@ -46,11 +46,13 @@ class LlamaModel {
   // Runs one step. The batch's tokens must already have cache blocks in its block tables.
   // logits: resized to [R, V] fp32, R = batch.logit_rows.size().
   void forward(const StepBatch& batch, std::vector<float>& logits);
-  // Runs one step and samples its R logit rows on the backend with rows[r]'s parameters: tokens
-  // [R] filled, true. A backend without a sampler returns false after copying the logits into
-  // `logits` [R, V] instead, for the host sampler.
+  // Runs one step and samples its R logit rows on the backend with rows[r]'s parameters (and a
+  // repetition penalty over `penalties`' ids of each row): tokens [R] filled, true. A backend
+  // without a sampler returns false after copying the logits into `logits` [R, V] instead, for
+  // the host sampler.
   bool forward_sampled(const StepBatch& batch, std::span<const cuda::DeviceSamplingRow> rows,
-                       std::span<int32_t> tokens, std::vector<float>& logits);
+                       std::span<int32_t> tokens, std::vector<float>& logits,
+                       const cuda::PenaltyTokens& penalties = {});
 
   // Bytes of weights one decode step streams (all but the embedding table, which is gathered;
   // the LM head counts even when tied): the numerator of the bandwidth figure.

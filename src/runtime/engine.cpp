@@ -49,10 +49,13 @@ struct Sequence {
   int64_t num_cached = 0;             // tokens whose K/V are in the cache
   std::vector<int32_t> blocks;        // block table
   Sampler sampler;
-  // The GPU sampler serves this request (no repetition penalty, no min-p): tokens are drawn on the
-  // device from (device_seed, token index) whenever every row of the step can be.
+  // The GPU sampler serves this request (valid parameters): tokens are drawn on the device from
+  // (device_seed, token index) whenever every row of the step can be.
   bool device_sampling = false;
   uint64_t device_seed = 0;
+  // With a repetition penalty: the distinct ids of `tokens`, for the GPU sampler.
+  bool penalised = false;
+  DistinctTokens distinct;
   std::optional<StreamDecoder> decoder;
   StopMatcher stop_matcher;
   FinishReason finish = FinishReason::kNone;
@@ -66,9 +69,11 @@ struct Sequence {
         sampler(request.sampling),
         device_sampling(device_sampling_supported(request.sampling)),
         device_seed(request.sampling.seed.value_or(fresh_seed())),
+        penalised(request.sampling.repetition_penalty != 1.0f),
         stop_matcher(request.stop.stop_strings),
         submitted(Clock::now()) {
     decoder.emplace(tok, request.prompt);
+    if (penalised) distinct.add(request.prompt);
   }
   int64_t generated() const { return static_cast<int64_t>(tokens.size() - request.prompt.size()); }
 };
@@ -118,6 +123,8 @@ class EngineImpl final : public Engine {
   std::vector<float> logits_;
   std::vector<cuda::DeviceSamplingRow> sample_rows_;  // [R] this step's GPU sampling parameters
   std::vector<int32_t> sampled_;                      // [R] tokens the backend drew
+  std::vector<int32_t> penalty_ids_;                  // this step's rows' distinct previous ids
+  std::vector<int64_t> penalty_offsets_;              // [R + 1] row r's in [offsets[r], offsets[r + 1])
 };
 
 ModelConfig load_config_checked(const EngineOptions& options) {
@@ -284,7 +291,20 @@ bool EngineImpl::step() {
       sample_rows_.push_back(device_sampling_row(s->request.sampling, s->device_seed,
                                                  static_cast<uint64_t>(s->generated())));
     sampled_.resize(with_logits.size());
-    sampled = model_->forward_sampled(batch, sample_rows_, sampled_, logits_);
+    penalty_ids_.clear();
+    penalty_offsets_.assign(1, 0);
+    bool any_penalty = false;
+    for (const Sequence* s : with_logits) {
+      if (s->penalised) {
+        const auto ids = s->distinct.ids();
+        penalty_ids_.insert(penalty_ids_.end(), ids.begin(), ids.end());
+        any_penalty = true;
+      }
+      penalty_offsets_.push_back(static_cast<int64_t>(penalty_ids_.size()));
+    }
+    const cuda::PenaltyTokens penalties =
+        any_penalty ? cuda::PenaltyTokens{penalty_ids_, penalty_offsets_} : cuda::PenaltyTokens{};
+    sampled = model_->forward_sampled(batch, sample_rows_, sampled_, logits_, penalties);
   } else {
     model_->forward(batch, logits_);
   }
@@ -307,6 +327,7 @@ void EngineImpl::on_token(Sequence& seq, int32_t token) {
     return;
   }
   seq.tokens.push_back(token);
+  if (seq.penalised) seq.distinct.add(token);
   std::string text = seq.stop_matcher.push(seq.decoder->push(token));
   if (seq.stop_matcher.stopped()) {
     emit(seq, token, std::move(text), FinishReason::kStopString);

@@ -50,7 +50,13 @@ class StepSampler {
   bool step(LlamaModel& model, const StepBatch& batch, uint64_t index) {
     if (on_device_) {
       rows_.assign(tokens_.size(), device_sampling_row(params_, params_.seed.value_or(1), index));
-      if (model.forward_sampled(batch, rows_, tokens_, logits_)) return true;
+      cuda::PenaltyTokens penalties;
+      if (params_.repetition_penalty != 1.0f) {  // the same history as the host path's: this step's token
+        offsets_.resize(tokens_.size() + 1);
+        for (size_t b = 0; b <= tokens_.size(); ++b) offsets_[b] = static_cast<int64_t>(b);
+        penalties = {std::span<const int32_t>(batch.tokens.data(), tokens_.size()), offsets_};
+      }
+      if (model.forward_sampled(batch, rows_, tokens_, logits_, penalties)) return true;
     } else {
       model.forward(batch, logits_);
     }
@@ -67,6 +73,7 @@ class StepSampler {
   bool on_device_;
   std::vector<Sampler> host_;
   std::vector<cuda::DeviceSamplingRow> rows_;
+  std::vector<int64_t> offsets_;  // the penalty's: one id per row
   std::vector<int32_t> tokens_;
   std::vector<float> logits_;
 };

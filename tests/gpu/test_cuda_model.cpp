@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 
 #include "backend/cpu/cpu_backend.h"
@@ -137,9 +138,29 @@ TEST(GpuModel, EngineSamplesOnTheGpu) {
   EXPECT_EQ(engine->generate(r).tokens, c.tokens);
 }
 
+// A repetition penalty is drawn on the device too: greedy with a penalty gives the host sampler's
+// tokens (FDPP_GPU_SAMPLING=0: the same logits, penalised by the same operations over the same
+// ids), and the penalty changes the text.
+TEST(GpuModel, RepetitionPenaltyOnTheDeviceMatchesTheHost) {
+  FDPP_REQUIRE_GPU();
+  if (!std::filesystem::exists(model_dir())) GTEST_SKIP() << "missing " << model_dir();
+  GenerationRequest r;
+  r.prompt = read_golden()["prompt_ids"].get<std::vector<int32_t>>();
+  r.sampling.temperature = 0.0f;
+  r.sampling.repetition_penalty = 1.3f;
+  r.stop.max_tokens = 48;
+  r.stop.ignore_eos = true;
+  const auto on_device = cuda_engine()->generate(r).tokens;
+  ::setenv("FDPP_GPU_SAMPLING", "0", 1);
+  const auto on_host = cuda_engine()->generate(r).tokens;
+  ::unsetenv("FDPP_GPU_SAMPLING");
+  EXPECT_EQ(on_device, on_host);
+  r.sampling.repetition_penalty = 1.0f;
+  EXPECT_NE(cuda_engine()->generate(r).tokens, on_device);
+}
+
 // fdpp bench's decode steps end as the engine's do on the GPU: tokens drawn on the device (greedy,
-// or llama.cpp's set with min-p), only the tokens copied back; a repetition penalty or
-// FDPP_GPU_SAMPLING=0 (a backend without the sampler) sends the logits to the host sampler.
+// llama.cpp's set with min-p, a repetition penalty), only the tokens copied back.
 TEST(GpuModel, BenchDecodeStepsDrawTokensOnTheDevice) {
   FDPP_REQUIRE_GPU();
   if (!std::filesystem::exists(model_dir())) GTEST_SKIP() << "missing " << model_dir();
@@ -160,7 +181,7 @@ TEST(GpuModel, BenchDecodeStepsDrawTokensOnTheDevice) {
   SamplingParams penalised = llama_cpp;
   penalised.repetition_penalty = 1.1f;
   for (const auto& [sampling, on_device] : {std::pair{ModelBenchOptions::greedy_sampling(), true},
-                                            std::pair{llama_cpp, true}, std::pair{penalised, false}}) {
+                                            std::pair{llama_cpp, true}, std::pair{penalised, true}}) {
     o.sampling = sampling;
     const auto rows = run_model_bench(model, gpu, o);
     ASSERT_EQ(rows.size(), 1u);

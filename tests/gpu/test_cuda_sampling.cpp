@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <random>
@@ -44,14 +45,17 @@ struct DeviceBuffer {
 };
 
 // Samples logits [rows.size(), vocab] with one parameter row each; returns the tokens [rows].
+// blocks_per_row 0: the launcher's choice.
 std::vector<int32_t> sample_on_device(const std::vector<float>& logits, int64_t vocab,
-                                      const std::vector<DeviceSamplingRow>& rows) {
+                                      const std::vector<DeviceSamplingRow>& rows, int blocks_per_row = 0) {
   const auto num_rows = static_cast<int64_t>(rows.size());
   EXPECT_EQ(static_cast<int64_t>(logits.size()), num_rows * vocab);
   DeviceBuffer<float> d_logits(logits);
   DeviceBuffer<DeviceSamplingRow> d_rows(rows);
   DeviceBuffer<int32_t> d_tokens(std::vector<int32_t>(rows.size(), -1));
-  const Status st = cuda::launch_sample({d_logits.dev, num_rows, vocab, d_rows.dev, d_tokens.dev}, nullptr);
+  cuda::SampleParams params{d_logits.dev, num_rows, vocab, d_rows.dev, d_tokens.dev};
+  params.blocks_per_row = blocks_per_row;
+  const Status st = cuda::launch_sample(params, nullptr);
   EXPECT_TRUE(st.is_ok()) << st.message();
   EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   return d_tokens.download();
@@ -460,6 +464,106 @@ TEST(GpuSampling, TiesAtTheBoundary) {
   EXPECT_GT(*std::max_element(k.begin(), k.end()), vocab / 2);
 }
 
+// More rows than one launch's grid holds (65535): every row still gets its own token.
+TEST(GpuSampling, RowsBeyondOneLaunchAreAllSampled) {
+  FDPP_REQUIRE_GPU();
+  const int64_t vocab = 8;
+  const size_t num_rows = 70000;
+  std::mt19937 rng(16);
+  const auto logits = normal_logits(rng, num_rows * static_cast<size_t>(vocab), 1.0f);
+  const std::vector<DeviceSamplingRow> rows(num_rows, row_params(0.0f, 0, 1.0f, 0, 0));
+  const auto tokens = sample_on_device(logits, vocab, rows);
+  for (size_t r = 0; r < num_rows; ++r)
+    ASSERT_EQ(tokens[r], argmax(row_of(logits, vocab, r))) << "row " << r;
+}
+
+// The repetition penalty on the device: the penalised logits are the host's bit for bit
+// (apply_repetition_penalty), greedy rows then take the host's token, and sampled rows draw inside
+// the kept set of the penalised logits. Penalties above and below 1, ids on positive and negative
+// logits (and one NaN), rows without a penalty untouched.
+TEST(GpuSampling, RepetitionPenaltyMatchesTheHost) {
+  FDPP_REQUIRE_GPU();
+  std::mt19937 rng(17);
+  const int64_t vocab = 128256;
+  const size_t num_rows = 12;
+  auto logits = normal_logits(rng, num_rows * static_cast<size_t>(vocab), 3.0f);
+  logits[5 * static_cast<size_t>(vocab) + 77] = kNaN;
+  std::vector<DeviceSamplingRow> rows;
+  std::vector<int32_t> ids;
+  std::vector<int64_t> offsets = {0};
+  std::vector<std::vector<float>> want;  // the host's penalised rows
+  for (size_t r = 0; r < num_rows; ++r) {
+    const float penalty = r % 4 == 3 ? 1.0f : r % 2 == 0 ? 1.3f : 0.8f;
+    rows.push_back(row_params(r < num_rows / 2 ? 0.0f : 0.9f, r < num_rows / 2 ? 0 : 40, 0.9f, 3 * r, 1));
+    rows.back().repetition_penalty = penalty;
+    // The row's previous tokens: its top few ids (so the penalty moves the argmax) and random ones.
+    const auto order = descending_order(row_of(logits, vocab, r));
+    std::set<int32_t> previous(order.begin(), order.begin() + 3);
+    while (previous.size() < 200) previous.insert(static_cast<int32_t>(rng() % vocab));
+    if (r == 5) previous.insert(77);
+    ids.insert(ids.end(), previous.begin(), previous.end());
+    offsets.push_back(static_cast<int64_t>(ids.size()));
+    const auto row = row_of(logits, vocab, r);
+    want.emplace_back(row.begin(), row.end());
+    const std::vector<int32_t> history(previous.begin(), previous.end());
+    apply_repetition_penalty(want.back(), history, penalty);
+  }
+  DeviceBuffer<float> d_logits(logits);
+  DeviceBuffer<DeviceSamplingRow> d_rows(rows);
+  DeviceBuffer<int32_t> d_tokens(std::vector<int32_t>(num_rows, -1));
+  DeviceBuffer<int32_t> d_ids(ids);
+  DeviceBuffer<int64_t> d_offsets(offsets);
+  cuda::SampleParams params{d_logits.dev, static_cast<int64_t>(num_rows), vocab, d_rows.dev, d_tokens.dev};
+  params.penalty_ids = d_ids.dev;
+  params.penalty_offsets = d_offsets.dev;
+  const Status st = cuda::launch_sample(params, nullptr);
+  ASSERT_TRUE(st.is_ok()) << st.message();
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const auto penalised = d_logits.download();
+  const auto tokens = d_tokens.download();
+  for (size_t r = 0; r < num_rows; ++r) {
+    const auto got = row_of(penalised, vocab, r);
+    for (int64_t i = 0; i < vocab; ++i) {
+      const float a = got[static_cast<size_t>(i)], b = want[r][static_cast<size_t>(i)];
+      // NaN stays NaN (its payload may differ between the CPU and the GPU); the rest bit for bit.
+      ASSERT_TRUE((std::isnan(a) && std::isnan(b)) || std::memcmp(&a, &b, 4) == 0)
+          << "row " << r << " id " << i << ": " << a << " vs host " << b;
+    }
+    if (rows[r].temperature == 0.0f) {
+      EXPECT_EQ(tokens[r], argmax(want[r])) << "greedy row " << r;
+    } else {
+      const auto kept = host_kept_superset(want[r], descending_order(want[r]), rows[r].temperature, rows[r].top_k,
+                                           rows[r].top_p, 1e-5);
+      EXPECT_TRUE(tokens[r] >= 0 && kept[static_cast<size_t>(tokens[r])]) << "sampled row " << r;
+    }
+  }
+}
+
+// A row's token is a pure function of its logits, parameters, seed and step: every cluster size
+// (1-8 blocks, powers of two or not, slices of a 128k row or of 13 ids) draws the same tokens, for
+// greedy rows, every filter and ties at a top-p boundary.
+TEST(GpuSampling, EveryClusterSizeDrawsTheSameTokens) {
+  FDPP_REQUIRE_GPU();
+  std::mt19937 rng(18);
+  for (const int64_t vocab : {int64_t{128256}, int64_t{13}}) {
+    const size_t num_rows = 24;
+    auto logits = normal_logits(rng, num_rows * static_cast<size_t>(vocab), 2.0f);
+    for (size_t i = 0; i < static_cast<size_t>(vocab); i += 3) logits[i] = 1.5f;  // row 0: many ties
+    std::vector<DeviceSamplingRow> rows;
+    for (size_t r = 0; r < num_rows; ++r) {
+      const float temperature = r % 6 == 0 ? 0.0f : 0.6f + 0.1f * static_cast<float>(r % 5);
+      const int32_t top_k = r % 3 == 0 ? 40 : 0;
+      const float top_p = r % 4 == 1 ? 0.9f : 1.0f;
+      rows.push_back(row_params(temperature, top_k, top_p, 100 + r, r));
+      rows.back().min_p = r % 5 == 2 ? 0.05f : 0.0f;
+    }
+    const auto want = sample_on_device(logits, vocab, rows, 1);
+    for (int blocks = 2; blocks <= cuda::kMaxSampleBlocksPerRow; ++blocks)
+      EXPECT_EQ(sample_on_device(logits, vocab, rows, blocks), want) << blocks << " blocks per row, vocab " << vocab;
+    EXPECT_EQ(sample_on_device(logits, vocab, rows), want) << "the launcher's choice, vocab " << vocab;
+  }
+}
+
 TEST(GpuSampling, LaunchRejectsBadShapes) {
   // Checked before any CUDA call: runs without a device too.
   int32_t token = 0;
@@ -470,6 +574,15 @@ TEST(GpuSampling, LaunchRejectsBadShapes) {
   EXPECT_EQ(cuda::launch_sample({&logit, 1, cuda::kMaxSampleVocab + 1, &params, &token}, nullptr).code(),
             ErrorCode::kInvalidArgument);
   EXPECT_EQ(cuda::launch_sample({nullptr, 1, 10, &params, &token}, nullptr).code(), ErrorCode::kInvalidArgument);
+  cuda::SampleParams half_penalty{&logit, 1, 10, &params, &token};
+  const int32_t id = 0;
+  half_penalty.penalty_ids = &id;  // without offsets
+  EXPECT_EQ(cuda::launch_sample(half_penalty, nullptr).code(), ErrorCode::kInvalidArgument);
+  for (int blocks : {-1, cuda::kMaxSampleBlocksPerRow + 1}) {
+    cuda::SampleParams bad_cluster{&logit, 1, 10, &params, &token};
+    bad_cluster.blocks_per_row = blocks;
+    EXPECT_EQ(cuda::launch_sample(bad_cluster, nullptr).code(), ErrorCode::kInvalidArgument) << blocks;
+  }
 }
 
 }  // namespace

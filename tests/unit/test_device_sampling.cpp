@@ -1,8 +1,12 @@
-// Which sampling parameters the GPU sampler serves, and the row it is handed (no GPU needed).
+// Which sampling parameters the GPU sampler serves, the row it is handed, and the distinct-token
+// set its repetition penalty reads (no GPU needed).
 #include <gtest/gtest.h>
 
 #include <limits>
+#include <string>
+#include <vector>
 
+#include "fdpp/status.h"
 #include "runtime/device_sampling.h"
 
 namespace fdpp {
@@ -22,13 +26,37 @@ TEST(DeviceSampling, ServesGreedyTemperatureTopKTopPAndMinP) {
   EXPECT_TRUE(device_sampling_supported(p)) << device_sampling_unsupported_reason(p);
 }
 
-TEST(DeviceSampling, RefusesRepetitionPenaltyNamingIt) {
+TEST(DeviceSampling, ServesTheRepetitionPenaltyToo) {
   SamplingParams p;
   p.repetition_penalty = 1.1f;
   p.min_p = 0.05f;
-  EXPECT_FALSE(device_sampling_supported(p));
-  EXPECT_NE(device_sampling_unsupported_reason(p).find("repetition_penalty=1.1"), std::string::npos)
-      << device_sampling_unsupported_reason(p);
+  EXPECT_TRUE(device_sampling_supported(p)) << device_sampling_unsupported_reason(p);
+  EXPECT_EQ(device_sampling_row(p, 1, 0).repetition_penalty, 1.1f);
+  p.repetition_penalty = 0.0f;  // invalid: the host reports it
+  EXPECT_NE(device_sampling_unsupported_reason(p).find("repetition_penalty"), std::string::npos);
+}
+
+TEST(DistinctTokens, KeepsEachIdOnceInFirstSeenOrder) {
+  DistinctTokens d;
+  EXPECT_TRUE(d.ids().empty());
+  d.add(std::vector<int32_t>{5, 3, 5, 0, 3});
+  d.add(7);
+  d.add(3);
+  d.add(200000);  // beyond every id seen so far: the seen set grows
+  d.add(7);
+  const std::vector<int32_t> want = {5, 3, 0, 7, 200000};
+  EXPECT_EQ(std::vector<int32_t>(d.ids().begin(), d.ids().end()), want);
+}
+
+TEST(DistinctTokens, RefusesNegativeIdsNamingThem) {
+  DistinctTokens d;
+  try {
+    d.add(-4);
+    FAIL() << "a negative id was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kOutOfRange);
+    EXPECT_NE(std::string(e.what()).find("-4"), std::string::npos) << e.what();
+  }
 }
 
 TEST(DeviceSampling, RefusesInvalidParametersSoTheHostReportsThem) {

@@ -34,6 +34,17 @@ __device__ __forceinline__ uint32_t cluster_smem_address(uint32_t smem, uint32_t
   return out;
 }
 
+// 8 bytes from another CTA's shared memory (shared::cluster address `src`).
+__device__ __forceinline__ uint64_t load_cluster_u64(uint32_t src) {
+  uint64_t v = 0;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("ld.shared::cluster.u64 %0, [%1];\n" : "=l"(v) : "r"(src) : "memory");
+#else
+  __trap();
+#endif
+  return v;
+}
+
 // A 4-byte store into another CTA's shared memory (shared::cluster address `dst`) that completes
 // its bytes on that CTA's mbarrier `remote_bar` (complete_tx): no fence and no arrival needed by
 // the writer, which may exit at once.

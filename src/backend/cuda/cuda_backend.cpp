@@ -471,8 +471,8 @@ void CudaBackend::logits_to_host(const TensorView& logits, std::span<float> out)
   check(cudaStreamSynchronize(stream_), "forward step");
 }
 
-bool CudaBackend::sample_rows(const TensorView& logits, std::span<const DeviceSamplingRow> rows,
-                              std::span<int32_t> tokens) {
+bool CudaBackend::sample_rows(TensorView& logits, std::span<const DeviceSamplingRow> rows,
+                              const PenaltyTokens& penalties, std::span<int32_t> tokens) {
   if (!sampling_enabled_ || logits.dtype != DType::kF32 || logits.dim(logits.rank - 1) > kMaxSampleVocab) return false;
   const auto r = static_cast<int64_t>(rows.size());
   if (r > sample_capacity_) {
@@ -484,11 +484,34 @@ bool CudaBackend::sample_rows(const TensorView& logits, std::span<const DeviceSa
   auto* dev_tokens = static_cast<int32_t*>(sample_tokens_.view().data);
   check(cudaMemcpyAsync(dev_rows, rows.data(), rows.size_bytes(), cudaMemcpyHostToDevice, stream_), "sampling rows");
   SampleParams p;
-  p.logits = static_cast<const float*>(logits.data);
+  p.logits = static_cast<float*>(logits.data);
   p.rows = r;
   p.vocab = logits.dim(logits.rank - 1);
   p.row_params = dev_rows;
   p.tokens_out = dev_tokens;
+  if (!penalties.offsets.empty()) {
+    if (static_cast<int64_t>(penalties.offsets.size()) != r + 1 || penalties.offsets.back() != static_cast<int64_t>(penalties.ids.size()))
+      throw Error(ErrorCode::kInternal, fmt::format("sample_rows: {} penalty offsets for {} rows and {} ids",
+                                                    penalties.offsets.size(), r, penalties.ids.size()));
+    if (r + 1 > penalty_rows_capacity_) {
+      penalty_rows_capacity_ = std::max<int64_t>(r + 1, 2 * penalty_rows_capacity_);
+      penalty_offsets_ = allocate_bytes(static_cast<size_t>(penalty_rows_capacity_) * sizeof(int64_t), "penalty offsets");
+    }
+    const auto n = std::max<int64_t>(1, static_cast<int64_t>(penalties.ids.size()));
+    if (n > penalty_ids_capacity_) {
+      penalty_ids_capacity_ = std::max<int64_t>(n, 2 * penalty_ids_capacity_);
+      penalty_ids_ = allocate_bytes(static_cast<size_t>(penalty_ids_capacity_) * sizeof(int32_t), "penalty ids");
+    }
+    auto* dev_ids = static_cast<int32_t*>(penalty_ids_.view().data);
+    auto* dev_offsets = static_cast<int64_t*>(penalty_offsets_.view().data);
+    check(cudaMemcpyAsync(dev_ids, penalties.ids.data(), penalties.ids.size_bytes(), cudaMemcpyHostToDevice, stream_),
+          "penalty ids");
+    check(cudaMemcpyAsync(dev_offsets, penalties.offsets.data(), penalties.offsets.size_bytes(), cudaMemcpyHostToDevice,
+                          stream_),
+          "penalty offsets");
+    p.penalty_ids = dev_ids;
+    p.penalty_offsets = dev_offsets;
+  }
   throw_if_error(launch_sample(p, stream_));
   check(cudaMemcpyAsync(tokens.data(), dev_tokens, static_cast<size_t>(r) * sizeof(int32_t), cudaMemcpyDeviceToHost,
                         stream_),

@@ -65,7 +65,7 @@ class CudaBackend final : public Backend {
   void attention(int64_t layer, const TensorView& q, float scale, TensorView& out) override;
   void gather_rows(const TensorView& x, TensorView& out) override;
   void logits_to_host(const TensorView& logits, std::span<float> out) override;
-  bool sample_rows(const TensorView& logits, std::span<const DeviceSamplingRow> rows,
+  bool sample_rows(TensorView& logits, std::span<const DeviceSamplingRow> rows, const PenaltyTokens& penalties,
                    std::span<int32_t> tokens) override;
 
   LinearDispatcher& linear_dispatcher() { return *linear_; }
@@ -130,6 +130,8 @@ class CudaBackend final : public Backend {
   bool sampling_enabled_ = true;
   DeviceTensor sample_rows_, sample_tokens_;  // [capacity] DeviceSamplingRow, [capacity] int32
   int64_t sample_capacity_ = 0;
+  DeviceTensor penalty_ids_, penalty_offsets_;  // [ids capacity] int32, [capacity + 1] int64
+  int64_t penalty_ids_capacity_ = 0, penalty_rows_capacity_ = 0;
 };
 
 }  // namespace fdpp::cuda

@@ -1,18 +1,30 @@
-// The GPU sampler (semantics and tie rules in sampling.cuh). One block of 1024 threads per row;
-// every value below that decides a threshold or a token is either an integer sum (exact in any
-// order) or a max, so a row's token is a pure function of its logits, parameters, seed and step.
+// The GPU sampler (semantics and tie rules in sampling.cuh). One cluster of up to kClusterCtas
+// blocks of 1024 threads per row, each block owning a contiguous slice of the row's ids; every value below
+// that decides a threshold or a token is either an integer sum (exact in any order) or a max, so a
+// row's token is a pure function of its logits, parameters, seed and step.
+#include <algorithm>
+#include <array>
+#include <cstdlib>
+#include <map>
+#include <mutex>
 #include <string>
 
+#include "backend/cuda/cluster.cuh"
 #include "backend/cuda/cuda_utils.cuh"
 #include "backend/cuda/launch.cuh"
+#include "backend/cuda/ptx.cuh"
 #include "backend/cuda/sampling/sampling.cuh"
 
 namespace fdpp::cuda {
 namespace {
 
-// Why 1024 threads: a block owns a whole row (up to ~150k logits) and each threshold step is a
-// pass over it, so with rows <= SMs (decode batches) the pass time is what the step costs.
+// Why 1024 threads and a cluster per row: each threshold step is a pass over the row (up to ~150k
+// logits), and a pass is bound by its per-id arithmetic (division, order key, window tests, exp:
+// ~60-80 instructions), so the step costs what one pass costs on the SMs a row gets. One block
+// per row spent ~40 us a pass on a 128k row (H100, docs/PERF.md session 15); a cluster of 8 (the
+// portable size) gives each row 8 SMs, and every reduction one cluster barrier more.
 constexpr int kThreads = 1024;
+constexpr int kClusterCtas = kMaxSampleBlocksPerRow;  // the exchange buffers' size
 constexpr int kWarps = kThreads / 32;
 static_assert(kWarps == 32, "the block reductions give one warp total to each lane");
 // Threshold candidates held in shared memory once the search window is this small: 24 KB.
@@ -44,10 +56,11 @@ __device__ __forceinline__ uint64_t mix64(uint64_t z) {
   return z ^ (z >> 31);
 }
 
-// One row of logits seen through the temperature.
+// One row of logits seen through the temperature, and this block's slice of it.
 struct Row {
   const float* logits;  // [vocab]
   int32_t vocab;        // < 2^23: 32-bit ids and loop counters (registers are tight at 1024 threads)
+  int32_t begin, end;   // this block's ids [begin, end): slice `rank` of the cluster's near-equal ones
   float temperature;    // > 0
   float zmax;           // max of z over the row, finite once masses are asked for
 
@@ -141,14 +154,88 @@ __device__ uint64_t block_exclusive_scan(uint64_t v, uint64_t& total) {
   return warp_offset + inclusive - v;
 }
 
+// ---- cluster reductions: every block's values, gathered by every block in rank order ----
+
+// The largest number of 64-bit values one exchange carries (select_threshold's totals).
+constexpr int kExchangeMax = 5;
+
+// Two exchange buffers alternate, so one cluster barrier per exchange suffices: a block writes
+// buffer b again only two exchanges later, after a barrier every block reached once it had read
+// buffer b.
+struct ClusterScratch {
+  uint64_t slot[2][kExchangeMax];                      // this block's values, read by the others
+  uint64_t gathered[2][kClusterCtas][kExchangeMax];   // every block's, copied here
+};
+
+struct Cluster {
+  ClusterScratch& scratch;
+  int rank;
+  int parity = 0;
+  // Blocks of this row, 1 .. kClusterCtas: the grid's x (a special register, not held).
+  __device__ static int ctas() { return static_cast<int>(gridDim.x); }
+
+  // Every block's v[0..N) (the same in all of a block's threads), in gathered[buffer][rank][n];
+  // returns the buffer.
+  template <int N>
+  __device__ int gather(const uint64_t (&v)[N]) {
+    static_assert(N <= kExchangeMax, "kExchangeMax values per exchange");
+    const int b = parity;
+    parity ^= 1;
+    if (threadIdx.x == 0) {
+#pragma unroll
+      for (int n = 0; n < N; ++n) scratch.slot[b][n] = v[n];
+    }
+    detail::cluster_arrive();  // release: the slot is written
+    detail::cluster_wait();    // acquire: every block's slot is
+    if (static_cast<int>(threadIdx.x) < ctas() * N) {
+      const int from = static_cast<int>(threadIdx.x) / N, n = static_cast<int>(threadIdx.x) % N;
+      const uint32_t remote = detail::cluster_smem_address(detail::smem_u32(&scratch.slot[b][n]), from);
+      scratch.gathered[b][from][n] = detail::load_cluster_u64(remote);
+    }
+    __syncthreads();
+    return b;
+  }
+  // v[] summed over the cluster (block_sum first), element by element, in rank order.
+  template <int N>
+  __device__ void sum(uint64_t (&v)[N]) {
+    block_sum(v);
+    const int b = gather(v);
+#pragma unroll
+    for (int n = 0; n < N; ++n) {
+      v[n] = 0;
+      for (int c = 0; c < ctas(); ++c) v[n] += scratch.gathered[b][c][n];
+    }
+  }
+  // The cluster's best (value, index) (block_argmax first).
+  __device__ void argmax(float& value, int32_t& index) {
+    block_argmax(value, index);
+    const uint64_t packed[1] = {uint64_t{__float_as_uint(value)} << 32 | static_cast<uint32_t>(index)};
+    const int b = gather(packed);
+    for (int c = 0; c < ctas(); ++c) {
+      const uint64_t other = scratch.gathered[b][c][0];
+      const float v = __uint_as_float(static_cast<uint32_t>(other >> 32));
+      const auto i = static_cast<int32_t>(static_cast<uint32_t>(other));
+      if (better(v, i, value, index)) {
+        value = v;
+        index = i;
+      }
+    }
+  }
+  // The value of block `from` (v the same in all of a block's threads).
+  __device__ uint64_t broadcast(uint64_t v, int from) {
+    const uint64_t one[1] = {v};
+    return scratch.gathered[gather(one)][from][0];
+  }
+};
+
 // ---- passes over a row ----
 
 // Index of the largest logit (temperature <= 0: raw logits, NaN skipped) or of the largest z
 // (temperature > 0), lowest index on ties; kNoIndex when every logit is NaN. `max_value` gets it.
-__device__ int32_t argmax_pass(const Row& row, bool scaled, float& max_value) {
+__device__ int32_t argmax_pass(const Row& row, bool scaled, float& max_value, Cluster& cluster) {
   float best = -INFINITY;
   int32_t best_index = kNoIndex;
-  for (int32_t i = threadIdx.x; i < row.vocab; i += kThreads) {
+  for (int32_t i = row.begin + static_cast<int32_t>(threadIdx.x); i < row.end; i += kThreads) {
     const float v = scaled ? row.z(i) : row.logits[i];
     // Each thread visits ascending ids, so a strict > keeps its lowest index on ties.
     if (!isnan(v) && (best_index == kNoIndex || v > best)) {
@@ -156,26 +243,26 @@ __device__ int32_t argmax_pass(const Row& row, bool scaled, float& max_value) {
       best_index = static_cast<int32_t>(i);
     }
   }
-  block_argmax(best, best_index);
+  cluster.argmax(best, best_index);
   max_value = best;
   return best_index;
 }
 
-// The first id (ascending) whose inclusive prefix sum of weight(id) exceeds r; -1 when the row's
-// total is <= r. Tiles of 4096 consecutive ids, one block scan each, stopping at the tile that
-// holds the answer.
+// Within this block's slice: the first id (ascending) whose inclusive prefix sum of weight(id)
+// from row.begin exceeds r; -1 when the slice's total is <= r. Tiles of 4096 consecutive ids, one
+// block scan each, stopping at the tile that holds the answer.
 template <typename Weight>
-__device__ int32_t first_prefix_exceeding(int32_t vocab, const Weight& weight, uint64_t r) {
+__device__ int32_t first_prefix_exceeding_in_slice(const Row& row, const Weight& weight, uint64_t r) {
   __shared__ int32_t found;
   constexpr int32_t kTile = kThreads * kScanPerThread;
   uint64_t carry = 0;  // total weight of the tiles before this one
-  for (int32_t base = 0; base < vocab; base += kTile) {
+  for (int32_t base = row.begin; base < row.end; base += kTile) {
     const int32_t first = base + static_cast<int32_t>(threadIdx.x) * kScanPerThread;
     uint64_t w[kScanPerThread];
     uint64_t own = 0;
 #pragma unroll
     for (int j = 0; j < kScanPerThread; ++j) {
-      w[j] = first + j < vocab ? weight(first + j) : 0;
+      w[j] = first + j < row.end ? weight(first + j) : 0;
       own += w[j];
     }
     uint64_t tile_total;
@@ -195,6 +282,28 @@ __device__ int32_t first_prefix_exceeding(int32_t vocab, const Weight& weight, u
     if (carry > r) return found;  // carry is the same in every thread: a uniform exit
   }
   return -1;
+}
+
+// The first id of the row (ascending) whose inclusive prefix sum of weight(id) exceeds r; -1 when
+// the row's total is <= r. Every block sums its slice, the blocks' totals place r in one slice,
+// that block walks it, and its answer goes to all.
+template <typename Weight>
+__device__ int32_t first_prefix_exceeding(const Row& row, const Weight& weight, uint64_t r, Cluster& cluster) {
+  uint64_t own[1] = {0};
+  for (int32_t i = row.begin + static_cast<int32_t>(threadIdx.x); i < row.end; i += kThreads) own[0] += weight(i);
+  block_sum(own);
+  const int b = cluster.gather(own);
+  uint64_t before = 0;  // the weight of the slices before the one holding r
+  int holder = -1;
+  for (int c = 0; c < Cluster::ctas(); ++c) {
+    const uint64_t slice = cluster.scratch.gathered[b][c][0];
+    if (holder < 0 && r < before + slice) holder = c;
+    else if (holder < 0) before += slice;
+  }
+  if (holder < 0) return -1;  // uniform: every block saw the same totals
+  int32_t token = -1;
+  if (holder == cluster.rank) token = first_prefix_exceeding_in_slice(row, weight, r - before);
+  return static_cast<int32_t>(static_cast<int64_t>(cluster.broadcast(static_cast<uint64_t>(static_cast<int64_t>(token)), holder)));
 }
 
 // measure(key >= t) of a threshold search: a count of ids (top-k) or their mass (top-p).
@@ -219,7 +328,7 @@ struct Candidates {
 // read only those. Only ids inside the window are measured: exp() is not paid for the others.
 __device__ Threshold select_threshold(const Row& row, bool by_mass, uint32_t lo, uint32_t hi,
                                       uint64_t at_least_lo, uint64_t above, uint64_t target,
-                                      Candidates& candidates) {
+                                      Candidates& candidates, Cluster& cluster) {
   auto measure_of = [&](float z) -> uint64_t { return by_mass ? row.mass(z) : 1; };
   bool compacted = false;
   uint32_t num_candidates = 0;
@@ -248,7 +357,7 @@ __device__ Threshold select_threshold(const Row& row, bool by_mass, uint32_t lo,
         if (key >= lo && key <= hi) visit(key, candidates.measure[j]);
       }
     } else {
-      for (int32_t i = threadIdx.x; i < row.vocab; i += kThreads) {
+      for (int32_t i = row.begin + static_cast<int32_t>(threadIdx.x); i < row.end; i += kThreads) {
         const float z = row.z(i);
         const uint32_t key = order_key(z);
         if (key < lo || key > hi) continue;
@@ -265,7 +374,7 @@ __device__ Threshold select_threshold(const Row& row, bool by_mass, uint32_t lo,
       const uint64_t pair = packed_counts >> (16 * j);
       totals[kSplit - 1 + j / 2] = (pair & 0xffffu) | ((pair >> 16) & 0xffffu) << 32;
     }
-    block_sum(totals);
+    cluster.sum(totals);
     auto count_of = [&](int j) { return (totals[kSplit - 1 + j / 2] >> (32 * (j % 2))) & 0xffffffffu; };
     // upper[] falls with j, so the last sub-range whose start still reaches the target holds t.
     uint32_t new_lo = lo, new_hi = bound[1] - 1;
@@ -287,7 +396,7 @@ __device__ Threshold select_threshold(const Row& row, bool by_mass, uint32_t lo,
       // Slot order depends on the atomics' order; the search only sums, so that is harmless.
       if (threadIdx.x == 0) candidates.count = 0;
       __syncthreads();
-      for (int32_t i = threadIdx.x; i < row.vocab; i += kThreads) {
+      for (int32_t i = row.begin + static_cast<int32_t>(threadIdx.x); i < row.end; i += kThreads) {
         const float z = row.z(i);
         const uint32_t key = order_key(z);
         if (key < lo || key > hi) continue;
@@ -308,9 +417,9 @@ __device__ Threshold select_threshold(const Row& row, bool by_mass, uint32_t lo,
 }
 
 // params: global memory, read where each field is needed rather than held in registers.
-__device__ int32_t sample_row(Row row, const DeviceSamplingRow* params, Candidates& candidates) {
+__device__ int32_t sample_row(Row row, const DeviceSamplingRow* params, Candidates& candidates, Cluster& cluster) {
   float zmax;
-  const int32_t max_index = argmax_pass(row, /*scaled=*/true, zmax);
+  const int32_t max_index = argmax_pass(row, /*scaled=*/true, zmax, cluster);
   row.zmax = zmax;
   // All -inf (NaN included), or +inf present: the limit of the distribution is the argmax.
   if (!isfinite(row.zmax)) return max_index;
@@ -320,15 +429,15 @@ __device__ int32_t sample_row(Row row, const DeviceSamplingRow* params, Candidat
   uint32_t kept_from = 0;  // keys >= kept_from are in the top-k set
   if (params->top_k > 0 && params->top_k < row.vocab) {
     kept_from = select_threshold(row, /*by_mass=*/false, 0, max_key, static_cast<uint64_t>(row.vocab),
-                                 0, static_cast<uint64_t>(params->top_k), candidates)
+                                 0, static_cast<uint64_t>(params->top_k), candidates, cluster)
                     .key;
   }
   uint64_t topk_sum[1] = {0};
-  for (int32_t i = threadIdx.x; i < row.vocab; i += kThreads) {
+  for (int32_t i = row.begin + static_cast<int32_t>(threadIdx.x); i < row.end; i += kThreads) {
     const float z = row.z(i);
     if (order_key(z) >= kept_from) topk_sum[0] += row.mass(z);
   }
-  block_sum(topk_sum);
+  cluster.sum(topk_sum);
   const uint64_t topk_mass = topk_sum[0];  // >= 2^40: the most likely id is in it with mass 2^40
 
   // top-p: the boundary key, then how many ids tied at it (lowest first) the target needs.
@@ -340,7 +449,7 @@ __device__ int32_t sample_row(Row row, const DeviceSamplingRow* params, Candidat
     const uint64_t target =
         wanted < 1.0 ? 1 : wanted >= static_cast<double>(topk_mass) ? topk_mass : static_cast<uint64_t>(wanted);
     const Threshold t =
-        select_threshold(row, /*by_mass=*/true, kept_from, max_key, topk_mass, 0, target, candidates);
+        select_threshold(row, /*by_mass=*/true, kept_from, max_key, topk_mass, 0, target, candidates, cluster);
     threshold = t.key;
     // Ids tied at the key share one z, hence one mass: keep the fewest that reach the target.
     const uint64_t tied_mass = row.mass(key_value(t.key));
@@ -350,8 +459,8 @@ __device__ int32_t sample_row(Row row, const DeviceSamplingRow* params, Candidat
     if (tied_count > tied_needed) {
       const uint32_t tied_key = t.key;
       last_tied_kept = first_prefix_exceeding(
-          row.vocab, [&](int32_t i) -> uint64_t { return order_key(row.z(i)) == tied_key ? 1 : 0; },
-          tied_needed - 1);
+          row, [&](int32_t i) -> uint64_t { return order_key(row.z(i)) == tied_key ? 1 : 0; }, tied_needed - 1,
+          cluster);
     }
   }
 
@@ -371,32 +480,107 @@ __device__ int32_t sample_row(Row row, const DeviceSamplingRow* params, Candidat
   };
   if (min_mass > 0) {
     uint64_t kept_sum[1] = {0};
-    for (int32_t i = threadIdx.x; i < row.vocab; i += kThreads) kept_sum[0] += kept_mass_of(i);
-    block_sum(kept_sum);
+    for (int32_t i = row.begin + static_cast<int32_t>(threadIdx.x); i < row.end; i += kThreads)
+      kept_sum[0] += kept_mass_of(i);
+    cluster.sum(kept_sum);
     kept_mass = kept_sum[0];
   }
 
   // Draw: r uniform in [0, kept_mass), the first id whose kept prefix mass exceeds it.
   const uint64_t r = __umul64hi(mix64(mix64(params->seed) ^ params->step), kept_mass);
-  const int32_t token = first_prefix_exceeding(row.vocab, kept_mass_of, r);
+  const int32_t token = first_prefix_exceeding(row, kept_mass_of, r, cluster);
   return token >= 0 ? token : max_index;  // the sums are exact: never -1
 }
 
+// One block per row: logit / p where positive, else logit * p, for the row's previous ids (the
+// host's apply_repetition_penalty: the same IEEE operations). The ids of a row are distinct (the
+// caller's contract), so no two threads touch one logit; an id outside the row is skipped.
+constexpr int kPenaltyThreads = 256;
+__global__ void __launch_bounds__(kPenaltyThreads) penalty_kernel(const SampleParams p) {
+  enter_dependent_grid();
+  const int64_t row = blockIdx.x;
+  const float penalty = p.row_params[row].repetition_penalty;
+  if (penalty == 1.0f) return;
+  float* logits = p.logits + row * p.vocab;
+  for (int64_t j = p.penalty_offsets[row] + threadIdx.x; j < p.penalty_offsets[row + 1]; j += kPenaltyThreads) {
+    const int32_t id = p.penalty_ids[j];
+    if (id < 0 || id >= p.vocab) continue;
+    const float l = logits[id];
+    logits[id] = l > 0.0f ? l / penalty : l * penalty;
+  }
+}
+
+// Grid (ctas, rows), clusters of ctas <= kClusterCtas blocks along x: block x of cluster y owns
+// slice x of row y.
 __global__ void __launch_bounds__(kThreads) sample_kernel(const SampleParams p) {
   enter_dependent_grid();
   __shared__ Candidates candidates;
-  const int64_t row_index = blockIdx.x;
+  __shared__ ClusterScratch scratch;
+  const int64_t row_index = blockIdx.y;
+  const int rank = static_cast<int>(blockIdx.x), ctas = static_cast<int>(gridDim.x);
   const DeviceSamplingRow* params = p.row_params + row_index;
-  Row row{p.logits + row_index * p.vocab, static_cast<int32_t>(p.vocab), params->temperature, 0.0f};
+  const auto vocab = static_cast<int32_t>(p.vocab);
+  const int32_t slice = (vocab + ctas - 1) / ctas;
+  const int32_t begin = min(vocab, rank * slice), end = min(vocab, begin + slice);
+  Row row{p.logits + row_index * p.vocab, vocab, begin, end, params->temperature, 0.0f};
+  Cluster cluster{scratch, rank};
   int32_t token;
   if (row.temperature > 0.0f) {
-    token = sample_row(row, params, candidates);
+    token = sample_row(row, params, candidates, cluster);
   } else {  // greedy, NaN temperature included
     float unused;
-    token = argmax_pass(row, /*scaled=*/false, unused);
+    token = argmax_pass(row, /*scaled=*/false, unused, cluster);
     if (token == kNoIndex) token = 0;  // every logit NaN
   }
-  if (threadIdx.x == 0) p.tokens_out[row_index] = token;
+  if (rank == 0 && threadIdx.x == 0) p.tokens_out[row_index] = token;
+  // No block leaves while another may still read its exchange slots.
+  detail::cluster_arrive();
+  detail::cluster_wait();
+}
+
+}  // namespace
+
+namespace {
+
+// Blocks per row for `rows` rows: FDPP_SAMPLER_CTAS (1..kClusterCtas) where set, else the most
+// (a power of two up to kClusterCtas) whose clusters are all resident at once on this device:
+// 1024-thread blocks at 64 registers hold a whole SM each, and a cluster's blocks must share a
+// GPC, so 16 rows of 8 may not fit where 16 of 4 do. Queried once per device.
+int sampler_ctas(int64_t rows) {
+  static const int forced = [] {
+    const char* v = std::getenv("FDPP_SAMPLER_CTAS");
+    const int n = v != nullptr ? std::atoi(v) : 0;
+    return n >= 1 && n <= kClusterCtas ? n : 0;
+  }();
+  if (forced > 0) return forced;
+  static std::mutex mu;
+  static std::map<int, std::array<int, kClusterCtas + 1>> resident;  // device -> clusters of each size
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 1;
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = resident.find(device);
+  if (it == resident.end()) {
+    std::array<int, kClusterCtas + 1> counts{};
+    for (int c = 1; c <= kClusterCtas; c *= 2) {
+      cudaLaunchAttribute attr = cluster_attribute(static_cast<unsigned>(c));
+      cudaLaunchConfig_t config{};
+      config.gridDim = dim3(static_cast<unsigned>(c), 1, 1);
+      config.blockDim = dim3(kThreads, 1, 1);
+      config.attrs = &attr;
+      config.numAttrs = 1;
+      if (cudaOccupancyMaxActiveClusters(&counts[c], sample_kernel, &config) != cudaSuccess) {
+        (void)cudaGetLastError();  // this size cannot run: never chosen
+        counts[c] = 0;
+      }
+    }
+    it = resident.emplace(device, counts).first;
+  }
+  for (int c = kClusterCtas; c > 1; c /= 2)
+    if (it->second[c] >= rows) return c;
+  return 1;
 }
 
 }  // namespace
@@ -406,11 +590,37 @@ Status launch_sample(const SampleParams& p, cudaStream_t stream) {
   if (p.vocab <= 0 || p.vocab > kMaxSampleVocab)
     return {ErrorCode::kInvalidArgument,
             "sample: vocab " + std::to_string(p.vocab) + " outside [1, " + std::to_string(kMaxSampleVocab) + "]"};
-  if (p.rows > 0x7fffffff) return {ErrorCode::kInvalidArgument, "sample: too many rows"};
   if (p.logits == nullptr || p.row_params == nullptr || p.tokens_out == nullptr)
     return {ErrorCode::kInvalidArgument, "sample: null logits, row_params or tokens_out"};
-  return launch_status(
-      launch_kernel(sample_kernel, dim3(static_cast<unsigned>(p.rows)), dim3(kThreads), 0, stream, 1, p), "sample");
+  if (p.blocks_per_row < 0 || p.blocks_per_row > kClusterCtas)
+    return {ErrorCode::kInvalidArgument, "sample: blocks_per_row " + std::to_string(p.blocks_per_row) +
+                                             " outside [0, " + std::to_string(kClusterCtas) + "]"};
+  if ((p.penalty_ids == nullptr) != (p.penalty_offsets == nullptr))
+    return {ErrorCode::kInvalidArgument, "sample: penalty_ids and penalty_offsets go together"};
+  if (p.penalty_offsets != nullptr) {
+    // One block per row along grid.x (up to 2^31 - 1 rows), before the rows' sampling launches.
+    if (p.rows > 0x7fffffff) return {ErrorCode::kInvalidArgument, "sample: too many rows"};
+    const Status st = launch_status(
+        launch_kernel(penalty_kernel, dim3(static_cast<unsigned>(p.rows)), dim3(kPenaltyThreads), 0, stream, 1, p),
+        "sample: repetition penalty");
+    if (!st.is_ok()) return st;
+  }
+  // Rows go along grid.y: at most 65535 a launch.
+  constexpr int64_t kRowsPerLaunch = 65535;
+  const unsigned ctas = static_cast<unsigned>(p.blocks_per_row > 0 ? p.blocks_per_row
+                                                                    : sampler_ctas(std::min(p.rows, kRowsPerLaunch)));
+  for (int64_t first = 0; first < p.rows; first += kRowsPerLaunch) {
+    SampleParams part = p;
+    part.rows = std::min(kRowsPerLaunch, p.rows - first);
+    part.logits = p.logits + first * p.vocab;
+    part.row_params = p.row_params + first;
+    part.tokens_out = p.tokens_out + first;
+    const Status st = launch_status(
+        launch_kernel(sample_kernel, dim3(ctas, static_cast<unsigned>(part.rows)), dim3(kThreads), 0, stream, ctas, part),
+        "sample");
+    if (!st.is_ok()) return st;
+  }
+  return Status::ok();
 }
 
 }  // namespace fdpp::cuda

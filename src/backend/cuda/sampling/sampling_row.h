@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 namespace fdpp::cuda {
 
@@ -13,6 +14,14 @@ struct DeviceSamplingRow {
   uint64_t seed = 0;         // the request's seed (the runtime draws one when none was given)
   uint64_t step = 0;         // index of the token being drawn in its sequence: a fresh number per step
   float min_p = 0.0f;        // <= 0: off; else drop tokens under min_p times the most likely one's probability
+  float repetition_penalty = 1.0f;  // 1: off; else applied to the row's previous tokens (PenaltyTokens)
+};
+
+// The previous tokens each row's repetition penalty applies to: row r's ids are
+// ids[offsets[r], offsets[r + 1]), distinct and inside the vocabulary. Empty spans: no row has any.
+struct PenaltyTokens {
+  std::span<const int32_t> ids;
+  std::span<const int64_t> offsets;  // [R + 1] when not empty
 };
 
 }  // namespace fdpp::cuda
