@@ -11,6 +11,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_ceilings.h"
+#include "backend/cuda/env_switch.h"
 #include "backend/cuda/pointwise/pointwise.cuh"
 #include "backend/cuda/sampling/sampling.cuh"
 
@@ -51,10 +52,9 @@ CudaBackend::CudaBackend(int device, DType activation_dtype) : device_(device), 
   const std::filesystem::path table_path = default_linear_table_path();
   LinearTable table = std::filesystem::exists(table_path) ? LinearTable::load(table_path) : LinearTable{};
   linear_ = std::make_unique<LinearDispatcher>(stream_, prop.name, std::move(table));
-  if (const char* g = std::getenv("FDPP_CUDA_GRAPHS"); g != nullptr && std::string(g) == "0") graphs_enabled_ = false;
-  if (const char* g = std::getenv("FDPP_GPU_SAMPLING"); g != nullptr && std::string(g) == "0") sampling_enabled_ = false;
-  if (const char* g = std::getenv("FDPP_POISON_ALLOCATIONS"); g != nullptr && std::string(g) == "1")
-    poison_allocations_ = true;
+  if (env_switch("FDPP_CUDA_GRAPHS") == 0) graphs_enabled_ = false;
+  if (env_switch("FDPP_GPU_SAMPLING") == 0) sampling_enabled_ = false;
+  if (env_switch("FDPP_POISON_ALLOCATIONS") == 1) poison_allocations_ = true;
   fallback_counter_ = allocate_bytes(sizeof(unsigned long long), "fallback counter");
   check(cudaMemsetAsync(fallback_counter_.view().data, 0, sizeof(unsigned long long), stream_), "memset");
 }

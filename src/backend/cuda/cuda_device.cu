@@ -4,8 +4,8 @@
 
 #include <array>
 #include <atomic>
-#include <cstdlib>
-#include <cstring>
+
+#include "backend/cuda/env_switch.h"
 
 namespace fdpp::cuda {
 
@@ -45,10 +45,7 @@ std::atomic<int> programmatic_launch_switch{-1};
 void set_programmatic_launch(bool enabled) { programmatic_launch_switch.store(enabled ? 1 : 0); }
 
 bool programmatic_launch_enabled() {
-  static const bool env_allows = [] {
-    const char* env = std::getenv("FDPP_PDL");
-    return env == nullptr || std::strcmp(env, "0") != 0;
-  }();
+  static const bool env_allows = env_switch("FDPP_PDL") != 0;
   const int forced = programmatic_launch_switch.load(std::memory_order_relaxed);
   if (forced == 0 || (forced < 0 && !env_allows)) return false;
   // Per device: 0 unknown, 1 off, 2 on.

@@ -1,7 +1,6 @@
 // Split-KV attention with the asynchronized softmax (see attention.cuh), and its merge kernel,
 // which also recomputes out-of-range rows with the online softmax.
 #include <algorithm>
-#include <cstdlib>
 #include <cmath>
 
 #include "backend/cuda/attention/attention.cuh"
@@ -12,6 +11,7 @@
 #include "backend/cuda/attention/split_common.cuh"
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/cuda_utils.cuh"
+#include "backend/cuda/env_switch.h"
 #include "backend/cuda/launch.cuh"
 
 namespace fdpp::cuda {
@@ -253,15 +253,6 @@ RingOccupancy mma_occupancy(int64_t head_dim) {
   static const RingOccupancy hd64{mma_blocks_per_sm<64, kDeep, kBulk>(), mma_blocks_per_sm<64, kShallow, kBulk>()};
   static const RingOccupancy hd128{mma_blocks_per_sm<128, kDeep, kBulk>(), mma_blocks_per_sm<128, kShallow, kBulk>()};
   return head_dim == 64 ? hd64 : hd128;
-}
-
-// An A/B switch from the environment (README.md lists them): its value when set to a number, else -1.
-int env_switch(const char* name) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') return -1;
-  char* end = nullptr;
-  const long n = std::strtol(v, &end, 10);
-  return *end == '\0' ? static_cast<int>(n) : -1;
 }
 
 }  // namespace

@@ -2,7 +2,6 @@
 // then a pass that recomputes the (row, head) pairs it flagged as out of [lo, hi] with the online
 // softmax; other head dims run the online softmax for every row.
 #include <algorithm>
-#include <cstdlib>
 #include <string>
 
 #include "backend/cuda/attention/attention.cuh"
@@ -10,6 +9,7 @@
 #include "backend/cuda/attention/online_softmax.cuh"
 #include "backend/cuda/attention/prefill_tiled.cuh"
 #include "backend/cuda/cuda_utils.cuh"
+#include "backend/cuda/env_switch.h"
 
 namespace fdpp::cuda {
 namespace {
@@ -62,10 +62,7 @@ AttentionPlan plan_prefill_attention(int64_t rows, int64_t num_q_heads, int64_t 
   AttentionPlan plan;
   // FDPP_PREFILL_GENERIC=1 runs every head dim through the generic (online-softmax) path: a
   // reference for the tiled kernel inside whole models.
-  static const bool force_generic = [] {
-    const char* v = std::getenv("FDPP_PREFILL_GENERIC");
-    return v != nullptr && std::string(v) == "1";
-  }();
+  static const bool force_generic = env_switch("FDPP_PREFILL_GENERIC") == 1;
   plan.fast_path = !force_generic && (head_dim == 64 || head_dim == 128) && num_kv_heads > 0 &&
                    num_q_heads % num_kv_heads == 0;
   plan.num_splits = 1;

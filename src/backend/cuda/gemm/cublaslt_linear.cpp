@@ -2,10 +2,10 @@
 
 #include <fmt/format.h>
 
-#include <cstdlib>
 #include <string>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/env_switch.h"
 
 namespace fdpp::cuda {
 namespace {
@@ -24,7 +24,7 @@ cudaDataType_t cuda_type(DType d) {
 CublasLtLinear::CublasLtLinear(cudaStream_t stream) : stream_(stream) {
   check(cublasLtCreate(&handle_), "cublasLtCreate");
   check(cudaMalloc(&workspace_, workspace_bytes_), "cuBLASLt workspace");
-  if (const char* v = std::getenv("FDPP_CUBLASLT_AUTOTUNE"); v != nullptr && std::string(v) == "0") autotune_ = false;
+  if (env_switch("FDPP_CUBLASLT_AUTOTUNE") == 0) autotune_ = false;
 }
 
 CublasLtLinear::~CublasLtLinear() {

@@ -40,13 +40,13 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <string>
 #include <utility>
 
 #include "backend/cuda/cuda_utils.cuh"
+#include "backend/cuda/env_switch.h"
 #include "backend/cuda/gemm/flat_gemm.cuh"
 #include "backend/cuda/gemm/flat_gemm_pipelined.cuh"
 #include "backend/cuda/gemm/flat_gemm_streamed.cuh"
@@ -178,10 +178,8 @@ Status device_capacity(KernelFn<T> kernel, int smem, const DeviceCapacity** out)
 // Traits::kStreamedSplitByDefault, so that one binary times both policies end to end. Read once.
 bool streamed_split_enabled() {
   static const bool enabled = [] {
-    const char* v = std::getenv("FDPP_FLAT_GEMM_SPLIT_K");
-    if (v != nullptr && std::string(v) == "1") return true;
-    if (v != nullptr && std::string(v) == "0") return false;
-    return Traits::kStreamedSplitByDefault;
+    const int v = env_switch("FDPP_FLAT_GEMM_SPLIT_K");
+    return v == 1 ? true : v == 0 ? false : Traits::kStreamedSplitByDefault;
   }();
   return enabled;
 }

@@ -4,13 +4,13 @@
 // row's token is a pure function of its logits, parameters, seed and step.
 #include <algorithm>
 #include <array>
-#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <string>
 
 #include "backend/cuda/cluster.cuh"
 #include "backend/cuda/cuda_utils.cuh"
+#include "backend/cuda/env_switch.h"
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/ptx.cuh"
 #include "backend/cuda/sampling/sampling.cuh"
@@ -548,8 +548,7 @@ namespace {
 // GPC, so 16 rows of 8 may not fit where 16 of 4 do. Queried once per device.
 int sampler_ctas(int64_t rows) {
   static const int forced = [] {
-    const char* v = std::getenv("FDPP_SAMPLER_CTAS");
-    const int n = v != nullptr ? std::atoi(v) : 0;
+    const int n = env_switch("FDPP_SAMPLER_CTAS");
     return n >= 1 && n <= kClusterCtas ? n : 0;
   }();
   if (forced > 0) return forced;
