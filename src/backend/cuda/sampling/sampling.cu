@@ -185,12 +185,19 @@ struct Cluster {
 #pragma unroll
       for (int n = 0; n < N; ++n) scratch.slot[b][n] = v[n];
     }
-    detail::cluster_arrive();  // release: the slot is written
-    detail::cluster_wait();    // acquire: every block's slot is
+    // One block: a block barrier, no cluster instruction (so the kernel also runs where clusters
+    // do not exist, and one block per row pays no cluster barriers).
+    if (ctas() > 1) {
+      detail::cluster_arrive();  // release: the slot is written
+      detail::cluster_wait();    // acquire: every block's slot is
+    } else {
+      __syncthreads();
+    }
     if (static_cast<int>(threadIdx.x) < ctas() * N) {
       const int from = static_cast<int>(threadIdx.x) / N, n = static_cast<int>(threadIdx.x) % N;
-      const uint32_t remote = detail::cluster_smem_address(detail::smem_u32(&scratch.slot[b][n]), from);
-      scratch.gathered[b][from][n] = detail::load_cluster_u64(remote);
+      scratch.gathered[b][from][n] =
+          from == rank ? scratch.slot[b][n]
+                       : detail::load_cluster_u64(detail::cluster_smem_address(detail::smem_u32(&scratch.slot[b][n]), from));
     }
     __syncthreads();
     return b;
@@ -534,8 +541,10 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const SampleParams p) 
   }
   if (rank == 0 && threadIdx.x == 0) p.tokens_out[row_index] = token;
   // No block leaves while another may still read its exchange slots.
-  detail::cluster_arrive();
-  detail::cluster_wait();
+  if (ctas > 1) {
+    detail::cluster_arrive();
+    detail::cluster_wait();
+  }
 }
 
 }  // namespace
