@@ -471,46 +471,42 @@ void CudaBackend::logits_to_host(const TensorView& logits, std::span<float> out)
   check(cudaStreamSynchronize(stream_), "forward step");
 }
 
+void* CudaBackend::reserve(GrowingBuffer& buffer, size_t bytes, const char* what) {
+  if (bytes > buffer.bytes || buffer.bytes == 0) {  // never empty: a valid address even for 0 bytes
+    buffer.bytes = std::max<size_t>({bytes, 2 * buffer.bytes, 1});
+    buffer.tensor = allocate_bytes(buffer.bytes, what);
+  }
+  return buffer.tensor.view().data;
+}
+
+void* CudaBackend::upload(GrowingBuffer& buffer, const void* host, size_t bytes, const char* what) {
+  void* dev = reserve(buffer, bytes, what);
+  check(cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, stream_), what);
+  return dev;
+}
+
 bool CudaBackend::sample_rows(TensorView& logits, std::span<const DeviceSamplingRow> rows,
                               const PenaltyTokens& penalties, std::span<int32_t> tokens) {
   if (!sampling_enabled_ || logits.dtype != DType::kF32 || logits.dim(logits.rank - 1) > kMaxSampleVocab) return false;
   const auto r = static_cast<int64_t>(rows.size());
-  if (r > sample_capacity_) {
-    sample_capacity_ = std::max<int64_t>(r, 2 * sample_capacity_);
-    sample_rows_ = allocate_bytes(static_cast<size_t>(sample_capacity_) * sizeof(DeviceSamplingRow), "sampling rows");
-    sample_tokens_ = allocate_bytes(static_cast<size_t>(sample_capacity_) * sizeof(int32_t), "sampled tokens");
-  }
-  auto* dev_rows = static_cast<DeviceSamplingRow*>(sample_rows_.view().data);
-  auto* dev_tokens = static_cast<int32_t*>(sample_tokens_.view().data);
-  check(cudaMemcpyAsync(dev_rows, rows.data(), rows.size_bytes(), cudaMemcpyHostToDevice, stream_), "sampling rows");
+  auto* dev_tokens =
+      static_cast<int32_t*>(reserve(sample_tokens_, static_cast<size_t>(r) * sizeof(int32_t), "sampled tokens"));
   SampleParams p;
   p.logits = static_cast<float*>(logits.data);
   p.rows = r;
   p.vocab = logits.dim(logits.rank - 1);
-  p.row_params = dev_rows;
+  p.row_params =
+      static_cast<const DeviceSamplingRow*>(upload(sample_rows_, rows.data(), rows.size_bytes(), "sampling rows"));
   p.tokens_out = dev_tokens;
   if (!penalties.offsets.empty()) {
-    if (static_cast<int64_t>(penalties.offsets.size()) != r + 1 || penalties.offsets.back() != static_cast<int64_t>(penalties.ids.size()))
+    if (static_cast<int64_t>(penalties.offsets.size()) != r + 1 ||
+        penalties.offsets.back() != static_cast<int64_t>(penalties.ids.size()))
       throw Error(ErrorCode::kInternal, fmt::format("sample_rows: {} penalty offsets for {} rows and {} ids",
                                                     penalties.offsets.size(), r, penalties.ids.size()));
-    if (r + 1 > penalty_rows_capacity_) {
-      penalty_rows_capacity_ = std::max<int64_t>(r + 1, 2 * penalty_rows_capacity_);
-      penalty_offsets_ = allocate_bytes(static_cast<size_t>(penalty_rows_capacity_) * sizeof(int64_t), "penalty offsets");
-    }
-    const auto n = std::max<int64_t>(1, static_cast<int64_t>(penalties.ids.size()));
-    if (n > penalty_ids_capacity_) {
-      penalty_ids_capacity_ = std::max<int64_t>(n, 2 * penalty_ids_capacity_);
-      penalty_ids_ = allocate_bytes(static_cast<size_t>(penalty_ids_capacity_) * sizeof(int32_t), "penalty ids");
-    }
-    auto* dev_ids = static_cast<int32_t*>(penalty_ids_.view().data);
-    auto* dev_offsets = static_cast<int64_t*>(penalty_offsets_.view().data);
-    check(cudaMemcpyAsync(dev_ids, penalties.ids.data(), penalties.ids.size_bytes(), cudaMemcpyHostToDevice, stream_),
-          "penalty ids");
-    check(cudaMemcpyAsync(dev_offsets, penalties.offsets.data(), penalties.offsets.size_bytes(), cudaMemcpyHostToDevice,
-                          stream_),
-          "penalty offsets");
-    p.penalty_ids = dev_ids;
-    p.penalty_offsets = dev_offsets;
+    p.penalty_ids = static_cast<const int32_t*>(
+        upload(penalty_ids_, penalties.ids.data(), penalties.ids.size_bytes(), "penalty ids"));
+    p.penalty_offsets = static_cast<const int64_t*>(
+        upload(penalty_offsets_, penalties.offsets.data(), penalties.offsets.size_bytes(), "penalty offsets"));
   }
   throw_if_error(launch_sample(p, stream_));
   check(cudaMemcpyAsync(tokens.data(), dev_tokens, static_cast<size_t>(r) * sizeof(int32_t), cudaMemcpyDeviceToHost,

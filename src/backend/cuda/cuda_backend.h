@@ -126,12 +126,21 @@ class CudaBackend final : public Backend {
   bool poison_allocations_ = false;
   StepGraphs graphs_;
 
+  // A device buffer that grows (to the larger of what is asked and twice its size) and never
+  // shrinks, for per-step host inputs of varying size.
+  struct GrowingBuffer {
+    DeviceTensor tensor;
+    size_t bytes = 0;
+  };
+  // The buffer's device address once it holds `bytes` (at least 1).
+  void* reserve(GrowingBuffer& buffer, size_t bytes, const char* what);
+  // Copies `bytes` of host data into the buffer (grown first) on the stream; its device address.
+  void* upload(GrowingBuffer& buffer, const void* host, size_t bytes, const char* what);
+
   // GPU sampling (FDPP_GPU_SAMPLING=0 turns it off): row parameters in, tokens out.
   bool sampling_enabled_ = true;
-  DeviceTensor sample_rows_, sample_tokens_;  // [capacity] DeviceSamplingRow, [capacity] int32
-  int64_t sample_capacity_ = 0;
-  DeviceTensor penalty_ids_, penalty_offsets_;  // [ids capacity] int32, [capacity + 1] int64
-  int64_t penalty_ids_capacity_ = 0, penalty_rows_capacity_ = 0;
+  GrowingBuffer sample_rows_, sample_tokens_;  // [R] DeviceSamplingRow, [R] int32
+  GrowingBuffer penalty_ids_, penalty_offsets_;  // [ids] int32, [R + 1] int64
 };
 
 }  // namespace fdpp::cuda

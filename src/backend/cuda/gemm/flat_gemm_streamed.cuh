@@ -29,9 +29,9 @@
 // resident slots). The `splits` CTAs of a row block form one thread-block cluster along x; CTA s
 // walks the s-th of `splits` near-equal ranges of K steps, sums its warps into a CTA partial
 // [tokens][16 rows] (+ per-token sums of squares), and CTAs s > 0 store theirs into CTA 0's shared
-// memory with st.async and leave; CTA 0 waits on an mbarrier for their bytes, adds
-// the ranks in rank order and finishes every token. With splits = 1 (no cluster) the end is the
-// warps' sum alone, as before.
+// memory with st.async and leave; CTA 0 waits on an mbarrier for their bytes, adds the ranks in
+// rank order and finishes every token. With splits = 1 (no cluster) the end is the warps' sum
+// alone.
 #pragma once
 
 #include <type_traits>

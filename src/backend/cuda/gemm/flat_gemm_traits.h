@@ -98,11 +98,10 @@ struct FlatGemmTraits {
   // over a cluster of 2 doubles the CTAs in flight and halves each one's run (a shorter tail), for
   // a 1 KB exchange through distributed shared memory at the end: rank 1 stores its partial into
   // rank 0's shared memory (st.async) and leaves, rank 0 waits on an mbarrier for the bytes
-  // (flat_gemm_streamed.cuh). The
-  // first exchange, between two cluster-wide barriers with every rank reading the others' partials,
-  // cost ~2 us of a 14 us [4096, 4096] launch back to back; the push exchange 13.7-14.7 ->
-  // 13.4-14.0 us at M 1-16 (H100, docs/PERF.md session 14), st.async in the writers 13.6 -> 12.7
-  // us at M 1-8 (session 15).
+  // (flat_gemm_streamed.cuh). The first exchange, between two cluster-wide barriers with every
+  // rank reading the others' partials, cost ~2 us of a 14 us [4096, 4096] launch back to back;
+  // the push exchange 13.7-14.7 -> 13.4-14.0 us at M 1-16 (H100, docs/PERF.md session 14),
+  // st.async in the writers 13.6 -> 12.7 us at M 1-8 (session 15).
   // Policy (choose_splits): the fewest splits that fill kStreamedSplitTargetCtasPerSm CTAs per SM,
   // no split shorter than kStreamedMinStepsPerSplit steps, every cluster resident in one wave.
   // kStreamedSplitByDefault: whether kAuto plans use the policy at all (FDPP_FLAT_GEMM_SPLIT_K=0/1
