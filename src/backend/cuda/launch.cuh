@@ -12,7 +12,9 @@
 // The contract, for every kernel launched through launch_kernel(): each thread calls
 // enter_dependent_grid() before it reads anything an earlier kernel wrote and before it writes
 // anything (an earlier kernel may still read it). Its second half lets the next grid launch right
-// after the wait, so at most one grid waits ahead. Both instructions are no-ops in a grid
+// after the wait, so at most one grid waits ahead; a kernel whose successor is known calls
+// launch_dependents_early() first, so that grid launches (and issues its early loads) while this
+// one still waits (see there for which kernels may). Both instructions are no-ops in a grid
 // launched without the attribute (before sm_90, with FDPP_PDL=0, or after a copy), and a kernel
 // that follows in the stream without the attribute (cuBLASLt's) waits for full completion as
 // usual. Stream capture keeps the programmatic edges in the step's CUDA graph.
@@ -45,6 +47,19 @@ namespace fdpp::cuda {
 __device__ __forceinline__ void enter_dependent_grid() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;\n" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+// Lets the next grid launch before this one's wait (griddepcontrol.launch_dependents alone), so
+// two grids may wait ahead of a running one. Only for kernels whose successor's pre-wait work is
+// safe while the kernel before this one still runs, too: qkv_store (its successor, the decode
+// split, prefetches KV positions that neither it nor the QKV projection writes) and the attention
+// merge (its successors, the O projection's linear kernels, prefetch weights; in the attention
+// bench, the next split). Every CTA of this grid is resident when the next one launches, so the
+// waiting grids cannot starve it of slots.
+__device__ __forceinline__ void launch_dependents_early() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 #endif
 }

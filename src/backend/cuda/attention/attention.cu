@@ -196,6 +196,7 @@ __device__ bool merge_row_splits(const AttentionParams<T>& p, const Workspace& w
 // run) is recomputed from the cache with the ordinary online softmax.
 template <typename T>
 __global__ void __launch_bounds__(MergeTraits::kThreads) merge_kernel(const AttentionParams<T> p) {
+  launch_dependents_early();  // the O projection's weight loads start during the split's tail
   enter_dependent_grid();
   const int h = blockIdx.x;
   const int64_t z = blockIdx.y, t = p.token_of(z);

@@ -18,6 +18,7 @@ constexpr int kRowScaledThreads = 512;
 
 template <typename T, int kBlockThreads>
 __global__ void __launch_bounds__(kBlockThreads) qkv_store_kernel(const QkvStoreParams<T> p) {
+  launch_dependents_early();  // the split's early KV loads start during the QKV projection's tail
   enter_dependent_grid();
   const int64_t t = blockIdx.x;
   const float s = p.scale.rows == nullptr
