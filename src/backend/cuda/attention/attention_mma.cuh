@@ -110,6 +110,23 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(c
   // holds a whole number of tiles, a tile's rows are consecutive slots of one block: one table
   // read per tile instead of one per copy.
   const bool tile_in_one_block = p.kv.block_size % kTile == 0;
+  // Then lane l holds the cache block of tile 32c + l (c: the batch of 32 tiles being issued), read
+  // in one load per lane, and a tile's block comes by shuffle: without it every copy waited on its
+  // own table read (an L2 round trip before the first two tiles' copies, and one per tile after).
+  int32_t batch_blocks = 0;
+  int batch = -1;
+  auto tile_block = [&](int i) {  // warp-uniform i < n_tiles
+    if (i / 32 != batch) {
+      batch = i / 32;
+      const int j = 32 * batch + lane;
+      batch_blocks = j < n_tiles ? table[(first + kTile * Tr::kWarps * j) / p.kv.block_size] : 0;
+    }
+    return __shfl_sync(0xffffffffu, batch_blocks, i % 32);
+  };
+  // Slot of the tile's first row (tile_in_one_block: the tile's rows follow it).
+  auto tile_slot_of = [&](int i, int base) {
+    return int64_t{tile_block(i)} * p.kv.block_size + base % p.kv.block_size;
+  };
   const uint32_t bars = smem_u32(stage_bars) + warp * kStages * 8u;
   if constexpr (kBulk) {
     if (lane == 0)
@@ -126,9 +143,9 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(c
     if (lane == 0) mbarrier_arrive_expect_tx(bar, 2u * Smem::kRowPayload * static_cast<uint32_t>(min(kTile, end - base)));
     const int row = lane % kTile;
     const uint32_t dst = stage + (lane < kTile ? 0u : Smem::kMatrixBytes) + Smem::offset(row, 0);
+    const int64_t first_slot = tile_in_one_block ? tile_slot_of(i, base) : 0;  // every lane: a shuffle
     if (base + row < end) {
-      const int64_t slot = tile_in_one_block ? cache_slot(table, base, p.kv.block_size) + row
-                                             : cache_slot(table, base + row, p.kv.block_size);
+      const int64_t slot = tile_in_one_block ? first_slot + row : cache_slot(table, base + row, p.kv.block_size);
       bulk_copy_g2s(dst, (lane < kTile ? k_head : v_head) + slot * row_elems, Smem::kRowPayload, bar);
     } else {
 #pragma unroll
@@ -143,7 +160,7 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(c
     }
     const int base = first + kTile * Tr::kWarps * i;
     const uint32_t k_dst = ring + (i % kStages) * Smem::kStageBytes;
-    const int64_t tile_slot = tile_in_one_block ? cache_slot(table, base, p.kv.block_size) : 0;  // i < n_tiles: base < end
+    const int64_t tile_slot = tile_in_one_block ? tile_slot_of(i, base) : 0;  // i < n_tiles: base < end
 #pragma unroll
     for (int j = 0; j < kCopies; ++j) {
       const int c = lane + 32 * j, row = c / Smem::kChunks, chunk = c % Smem::kChunks;
