@@ -39,18 +39,6 @@
 
 namespace fdpp::cuda {
 
-// The prologue of a launched kernel's dependent part: blocks the calling thread until every grid
-// this one depends on has completed and its memory operations are visible
-// (griddepcontrol.wait), then lets the next grid in the stream launch once every CTA of this
-// grid has got here or exited (griddepcontrol.launch_dependents: a hint; the next grid still
-// waits for this one's completion before touching its data).
-__device__ __forceinline__ void enter_dependent_grid() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;\n" ::: "memory");
-  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
-}
-
 // Lets the next grid launch before this one's wait (griddepcontrol.launch_dependents alone), so
 // two grids may wait ahead of a running one. Only for kernels whose successor's pre-wait work is
 // safe while the kernel before this one still runs, too: qkv_store (its successor, the decode
@@ -62,6 +50,18 @@ __device__ __forceinline__ void launch_dependents_early() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 #endif
+}
+
+// The prologue of a launched kernel's dependent part: blocks the calling thread until every grid
+// this one depends on has completed and its memory operations are visible
+// (griddepcontrol.wait), then lets the next grid in the stream launch once every CTA of this
+// grid has got here or exited (griddepcontrol.launch_dependents: a hint; the next grid still
+// waits for this one's completion before touching its data).
+__device__ __forceinline__ void enter_dependent_grid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+  launch_dependents_early();  // a second call in a grid that already made it changes nothing
 }
 
 // The launch attribute for clusters of cluster_x CTAs along x (launches and occupancy queries).
