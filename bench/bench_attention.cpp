@@ -6,11 +6,13 @@
 // (bench/attention_sdpa_peer.py writes it; pass --peer FILE). KV blocks rotate through a pool
 // larger than L2, so HBM serves every read. Also times the forced fallback. Prefill: one causal
 // sequence of 1K..8K tokens (fp16, and bf16 from 4K), TFLOP/s against SDPA with is_causal.
-// Usage: bench_attention [--peer FILE] [--decode-only] [--only BATCH,CONTEXT,KV_HEADS[,Q_HEADS]]
+// Usage: bench_attention [--peer FILE] [--decode-only] [--contiguous-kv] [--only BATCH,CONTEXT,KV_HEADS[,Q_HEADS]]
 //   --decode-only: no prefill rows (a shorter A/B run); --only: that one decode row (for ncu; any
 //   batch, a context that is a multiple of the 16-slot cache block, and any KV heads dividing the
 //   query heads, 32 unless named: batch 128 x 1 KV head x 4 query heads launches the grid of batch
-//   16 x 8 x 32 over one contiguous 4 KB run per cache block and head, a layout diagnostic).
+//   16 x 8 x 32 over one contiguous 4 KB run per cache block and head, a layout diagnostic);
+//   --contiguous-kv: each sequence's cache blocks consecutive in the pool (as SDPA's [B, H, S, D]
+//   tensors are), instead of shuffled over it (a paged cache's worst case, the default).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -177,11 +179,12 @@ double time_prefill(int tokens, int hq, int hkv, int hd, fdpp::cuda::SoftmaxRang
 
 int main(int argc, char** argv) {
   std::map<std::string, double> peer;
-  bool decode_only = false;
+  bool decode_only = false, contiguous_kv = false;
   int only[4] = {0, 0, 0, 32};  // batch, context, KV heads, query heads; zeros: every row
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--decode-only") decode_only = true;
+    if (arg == "--contiguous-kv") contiguous_kv = true;
     if (arg == "--only") {
       const int fields = i + 1 < argc ? std::sscanf(argv[i + 1], "%d,%d,%d,%d", &only[0], &only[1], &only[2], &only[3]) : 0;
       if (fields != 3 && fields != 4) {
@@ -216,7 +219,8 @@ int main(int argc, char** argv) {
   // The KV pool: 8 GiB per K and V, far beyond L2, shared by every configuration.
   const size_t pool_bytes = size_t{8} << 30;
   std::vector<Row> rows;
-  fmt::print("# decode attention, fp16, head_dim {}, {} query heads, {} ({} SMs)\n", hd, decode_hq, prop.name, sms);
+  fmt::print("# decode attention, fp16, head_dim {}, {} query heads, {} ({} SMs), cache blocks {}\n", hd, decode_hq,
+             prop.name, sms, contiguous_kv ? "consecutive per sequence" : "shuffled over the pool");
   for (int hkv : only[0] != 0 ? std::vector<int>{only[2]} : std::vector<int>{32, 8}) {
     const size_t block_bytes = size_t{kBlock} * hkv * hd * sizeof(__half);
     const int pool_blocks = static_cast<int>(pool_bytes / block_bytes);
@@ -241,7 +245,7 @@ int main(int argc, char** argv) {
         std::mt19937 rng(7);
         std::vector<int32_t> all(static_cast<size_t>(pool_blocks));
         std::iota(all.begin(), all.end(), 0);
-        std::shuffle(all.begin(), all.end(), rng);
+        if (!contiguous_kv) std::shuffle(all.begin(), all.end(), rng);
         for (int s = 0; s < sets; ++s) {
           int32_t* d = nullptr;
           BENCH_CHECK(cudaMalloc(&d, static_cast<size_t>(need) * 4));
