@@ -1,8 +1,9 @@
 // The tensor-core flat GEMM (backend/cuda/gemm/flat_gemm.cuh) against the CPU reference
 // cpu::linear on fresh random inputs rounded to the device dtype, fp16 and bf16: the linear shapes
 // of Llama-2-7B, Llama-3-8B and Qwen2-7B (QKV with bias), odd N, K a multiple of 8 but not of the
-// 64-element K tile, M from 1 to 64 (medium shapes every M, the largest a few), both mainloops
-// (streamed, the default up to M = 16, and pipelined), every epilogue (bias, residual, in-place
+// 64-element K tile, M from 1 to 64 (medium shapes every M, the largest a few), every mainloop
+// (streamed, the default up to M = 16, on its register kernel and its weight ring, and pipelined),
+// every epilogue (bias, residual, in-place
 // residual, fp32 output), the RMSNorm prologue, split K of both mainloops (forced counts, the
 // streamed kernel's cluster end included) and its determinism, and the arguments the kernel
 // refuses. Outputs are poisoned (NaN) before every run.
@@ -67,7 +68,7 @@ void check_one(const Layer<T>& layer, int64_t M, Epilogue epi, std::mt19937& rng
         cuda::FlatGemmPlan plan;
         const Status planned = cuda::plan_flat_gemm(p, &plan);
         if (!planned.is_ok()) return planned;
-        *trace = std::string(plan.streamed ? " (streamed" : " (pipelined") + ", variant " +
+        *trace = std::string(plan.ring ? " (streamed, ring" : plan.streamed ? " (streamed" : " (pipelined") + ", variant " +
                  std::to_string(plan.m_class) + ", splits " + std::to_string(plan.splits) + ")";
         if (splits > 0 && plan.splits != std::min(splits, std::max(1, plan.k_tiles)))
           return Status{ErrorCode::kInternal, "the plan did not take the forced split count" + *trace};
@@ -169,6 +170,23 @@ TEST(GpuFlatGemm, ForcedSplitsMatchCpu) {
   for (const Shape& s : shapes) {  // pipelined: its policy's splits are tested above, forced ones here
     check_shape<__half>(s.N, s.K, {1, 9, 33, 64}, seed++, Epilogue::kBias, cuda::FlatGemmMainloop::kPipelined, 2);
     check_shape<__half>(s.N, s.K, {16, 64}, seed++, Epilogue::kF32Out, cuda::FlatGemmMainloop::kPipelined, 1);
+  }
+}
+
+// The streamed mainloop's two kernels forced, at every M they serve: the weight ring (kAuto takes
+// it for M 9-16 on one split; forced, with one n-tile idle at M <= 8) and the register kernel
+// where kAuto would take the ring. Ragged N and K, a K of one step and less, a long K (many ring
+// laps: 9 and 28 steps), every epilogue.
+TEST(GpuFlatGemm, RingAndRegisterKernelsMatchCpu) {
+  FDPP_REQUIRE_GPU();
+  uint32_t seed = 600;
+  const std::vector<Shape> shapes = {{6144, 4096}, {1000, 4104}, {4097, 1000}, {17, 40}, {520, 14336}};
+  for (const Shape& s : shapes) {
+    check_shape<__half>(s.N, s.K, {1, 8, 9, 15, 16}, seed++, Epilogue::kNone, cuda::FlatGemmMainloop::kStreamedRing);
+    check_shape<__nv_bfloat16>(s.N, s.K, {3, 12, 16}, seed++, Epilogue::kResidual,
+                               cuda::FlatGemmMainloop::kStreamedRing);
+    check_shape<__half>(s.N, s.K, {9, 16}, seed++, Epilogue::kBias, cuda::FlatGemmMainloop::kStreamed, 1);
+    if (::testing::Test::HasFatalFailure()) return;
   }
 }
 
@@ -426,6 +444,23 @@ TEST(GpuFlatGemm, RejectsBadArguments) {
   p.residual = nullptr;
   EXPECT_TRUE(cuda::launch_flat_gemm(p, nullptr).is_ok());
   p.gated_silu = false;
+
+  // The weight ring forced: the plain product on one split only, M <= 16.
+  p.mainloop = cuda::FlatGemmMainloop::kStreamedRing;
+  EXPECT_TRUE(cuda::launch_flat_gemm(p, nullptr).is_ok());
+  p.M = 17;
+  EXPECT_EQ(cuda::launch_flat_gemm(p, nullptr).code(), ErrorCode::kInvalidArgument);
+  p.M = 2;
+  p.splits = 2;
+  EXPECT_EQ(cuda::launch_flat_gemm(p, nullptr).code(), ErrorCode::kUnsupported);
+  p.splits = 0;
+  p.gated_silu = true;
+  EXPECT_EQ(cuda::launch_flat_gemm(p, nullptr).code(), ErrorCode::kUnsupported);
+  p.gated_silu = false;
+  p.norm_weight = g.dev;
+  EXPECT_EQ(cuda::launch_flat_gemm(p, nullptr).code(), ErrorCode::kUnsupported);
+  p.norm_weight = nullptr;
+  p.mainloop = cuda::FlatGemmMainloop::kAuto;
 
   p.M = 0;  // nothing to do
   EXPECT_TRUE(cuda::launch_flat_gemm(p, nullptr).is_ok());

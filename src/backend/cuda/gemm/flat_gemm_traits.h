@@ -71,6 +71,15 @@ struct FlatGemmTraits {
   // issued before this step's mmas (registers double-buffered): 4 KB in flight per warp.
   static constexpr int kStreamedChunks = 4;
   static constexpr int kStreamedKStep = kWarps * kStreamedChunks * 32;  // elements of K per CTA step: 512
+  // The ring variant (flat_gemm_streamed.cuh, kRing): kStreamedRingStages stages of one CTA step
+  // (16 KB) in shared memory, so 3 steps of weights stay in flight whatever the mmas are doing
+  // (68.5 KB a CTA, 3 CTAs per SM). The register kernel issues step s + 1 only when it starts step
+  // s, and at M = 16 (twice M = 8's mma and x work) the loads wait on the compute. kAuto plans take
+  // the ring for two n-tiles (M 9-16), no norm and one split: H100, back to back, [6144, 4096] at
+  // M = 16 80-82% -> 87-88% of 3.0 TB/s, [12288, 4096] 85% -> 90% (docs/PERF.md session 18). Not
+  // elsewhere: its 3 CTAs per SM leave no room for the N = 4096 shapes' 2-split clusters (8-23
+  // points lost), M <= 8 lost 1-4 points, and the norm and gated variants slowed batch 8 end to end.
+  static constexpr int kStreamedRingStages = 4;
   // n-tiles of 8 tokens the streamed variants serve (M <= 16): per thread 2 x 32 registers of
   // weights, 16 per n-tile of x and 4 per n-tile of accumulators.
   static constexpr int kStreamedMaxMTiles = 2;
