@@ -158,8 +158,9 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
     wrow[h] = p.w + (row < N ? row : N - 1) * K + lane_k;
   }
   const uint4 zero = make_uint4(0, 0, 0, 0);
-  // This warp's x staging buffers; x slices arrive by cp.async one step ahead of their use, so
-  // their latency overlaps the weight stream instead of stalling each step.
+  // This warp's main-loop buffers (StreamedSmem). Register kernel: its x stages; x slices arrive
+  // by cp.async one step ahead of their use, so their latency overlaps the weight stream instead
+  // of stalling each step. Ring kernel: its weight ring.
   unsigned char* const loop_smem = smem + Smem::kEndBytes + warp * Smem::kWarpLoopBytes;
   auto stage_x = [&](int step, int buf) {
     const int64_t k0 = int64_t{step} * Traits::kStreamedKStep + warp * kChunks * 32;
