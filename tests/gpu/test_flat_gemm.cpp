@@ -174,7 +174,7 @@ TEST(GpuFlatGemm, ForcedSplitsMatchCpu) {
 }
 
 // The streamed mainloop's two kernels forced, at every M they serve: the weight ring (kAuto takes
-// it for M 9-16 on one split; forced, with one n-tile idle at M <= 8) and the register kernel
+// it for M 9-16 on one short grid; forced, with one n-tile idle at M <= 8) and the register kernel
 // where kAuto would take the ring. Ragged N and K, a K of one step and less, a long K (many ring
 // laps: 9 and 28 steps), every epilogue.
 TEST(GpuFlatGemm, RingAndRegisterKernelsMatchCpu) {
@@ -224,16 +224,18 @@ TEST(GpuFlatGemm, NormPrologueMatchesCpu) {
 // device's norm weight stays random, so a kernel that read it would fail. Plain and gated
 // epilogues, one split and forced splits, both n-tile variants, ragged N and K, both dtypes.
 template <typename T>
-void check_scale_only_norm(int64_t n, int64_t k, int64_t M, bool gated, int splits, std::mt19937& rng) {
+void check_scale_only_norm(int64_t n, int64_t k, int64_t M, bool gated, int splits, std::mt19937& rng,
+                           cuda::FlatGemmMainloop mainloop = cuda::FlatGemmMainloop::kStreamed) {
   SCOPED_TRACE("scale-only norm [" + std::to_string(n) + ", " + std::to_string(k) + "] M=" + std::to_string(M) +
-               (gated ? " gated" : "") + " splits " + std::to_string(splits));
+               (gated ? " gated" : "") + " splits " + std::to_string(splits) +
+               (mainloop == cuda::FlatGemmMainloop::kStreamedRing ? " ring" : ""));
   test::NormedLinearOperands<T> ops(M, n, k, 3.0f, 0.5f, rng);
   auto p = ops.template params<cuda::FlatGemmParams<T>>(true, true, false);
   p.norm_scale_only = true;
   p.gated_silu = gated;
   p.bias = gated ? nullptr : p.bias;
   p.splits = splits;
-  p.mainloop = cuda::FlatGemmMainloop::kStreamed;
+  p.mainloop = mainloop;
   ASSERT_TRUE(cuda::flat_gemm_can_fuse_norm(p.M, p.K, p.x, p.w, p.norm_weight));
   const Status st = cuda::launch_flat_gemm(p, nullptr);
   ASSERT_TRUE(st.is_ok()) << st.message();
@@ -256,6 +258,13 @@ TEST(GpuFlatGemm, ScaleOnlyNormMatchesCpu) {
       for (int64_t M : {1, 8, 9, 16}) {
         check_scale_only_norm<__half>(n, k, M, n % 4 != 0 || M == 9, splits, rng);
         check_scale_only_norm<__nv_bfloat16>(n, k, M, n == 22016, splits, rng);
+      }
+  // On the weight ring, forced, and as kAuto plans it (the ring for M 9-16 where the grid is short).
+  for (auto mainloop : {cuda::FlatGemmMainloop::kStreamedRing, cuda::FlatGemmMainloop::kAuto})
+    for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{{6144, 4096}, {1030, 4104}, {18, 40}})
+      for (int64_t M : {1, 9, 16}) {
+        check_scale_only_norm<__half>(n, k, M, false, 0, rng, mainloop);
+        check_scale_only_norm<__nv_bfloat16>(n, k, M, false, 0, rng, mainloop);
       }
 }
 
@@ -445,7 +454,7 @@ TEST(GpuFlatGemm, RejectsBadArguments) {
   EXPECT_TRUE(cuda::launch_flat_gemm(p, nullptr).is_ok());
   p.gated_silu = false;
 
-  // The weight ring forced: the plain product on one split only, M <= 16.
+  // The weight ring forced: no norm or the scale-only one, no gated epilogue, one split, M <= 16.
   p.mainloop = cuda::FlatGemmMainloop::kStreamedRing;
   EXPECT_TRUE(cuda::launch_flat_gemm(p, nullptr).is_ok());
   p.M = 17;
@@ -457,8 +466,11 @@ TEST(GpuFlatGemm, RejectsBadArguments) {
   p.gated_silu = true;
   EXPECT_EQ(cuda::launch_flat_gemm(p, nullptr).code(), ErrorCode::kUnsupported);
   p.gated_silu = false;
-  p.norm_weight = g.dev;
+  p.norm_weight = g.dev;  // a norm weight the ring would have to apply; the scale-only norm it serves
   EXPECT_EQ(cuda::launch_flat_gemm(p, nullptr).code(), ErrorCode::kUnsupported);
+  p.norm_scale_only = true;
+  EXPECT_TRUE(cuda::launch_flat_gemm(p, nullptr).is_ok());
+  p.norm_scale_only = false;
   p.norm_weight = nullptr;
   p.mainloop = cuda::FlatGemmMainloop::kAuto;
 

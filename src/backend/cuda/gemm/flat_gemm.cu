@@ -86,10 +86,12 @@ int norm_of(const FlatGemmParams<T>& p) {
 
 // The kernel of one variant: mainloop, n-tiles class, norm prologue (streamed only), split K
 // (streamed only: the pipelined kernel serves any split count); the ring variant has two n-tiles,
-// no norm and one split.
+// no norm or the scale-only one, and one split.
 template <typename T>
 KernelFn<T> kernel_for(bool streamed, int m_class, int norm, bool split, bool ring = false) {
-  if (ring) return flat_gemm_streamed_kernel<T, 2, kNoNorm, false, true>;
+  if (ring)
+    return norm == kScaleOnlyNorm ? flat_gemm_streamed_kernel<T, 2, kScaleOnlyNorm, false, true>
+                                  : flat_gemm_streamed_kernel<T, 2, kNoNorm, false, true>;
   if (streamed) return split ? streamed_kernel_for<T, true>(m_class, norm) : streamed_kernel_for<T, false>(m_class, norm);
   switch (m_class) {
     case 1: return flat_gemm_pipelined_kernel<T, 1>;
@@ -238,9 +240,10 @@ Status validate(const FlatGemmParams<T>& p, bool* nothing_to_do) {
     return {ErrorCode::kInvalidArgument, "flat_gemm: M = " + std::to_string(p.M) +
                                              "; the streamed mainloop serves M <= " +
                                              std::to_string(kFlatGemmStreamedMaxM)};
-  if (forced_ring && (p.norm_weight != nullptr || p.gated_silu || p.splits > 1))
-    return {ErrorCode::kUnsupported, "flat_gemm: the weight ring serves the plain product only: no norm prologue, no "
-                                     "gated epilogue, one split (found splits = " + std::to_string(p.splits) + ")"};
+  if (forced_ring && ((p.norm_weight != nullptr && !p.norm_scale_only) || p.gated_silu || p.splits > 1))
+    return {ErrorCode::kUnsupported, "flat_gemm: the weight ring serves the product with no norm or the scale-only "
+                                     "one, no gated epilogue, one split (found splits = " + std::to_string(p.splits) +
+                                         ")"};
   if (p.gated_silu && (p.M > kFlatGemmStreamedMaxM || p.mainloop == FlatGemmMainloop::kPipelined ||
                        p.N % 2 != 0 || p.residual != nullptr))
     return {ErrorCode::kUnsupported, "flat_gemm: the gated SiLU epilogue needs the streamed mainloop (M <= " +
@@ -321,13 +324,25 @@ Status make_plan(const FlatGemmParams<T>& p, FlatGemmPlan* plan) {
                                           Traits::kMinKTilesPerSplit, *cap);
   }
   if (r.streamed) r.smem_bytes = smem_for(true, r.m_class, r.splits);
-  // The ring: forced, or two n-tiles of the plain product on one split (flat_gemm_traits.h).
-  r.ring = forced_ring || (p.mainloop == FlatGemmMainloop::kAuto && r.streamed && r.m_class == 2 && norm == kNoNorm &&
-                           !p.gated_silu && r.splits == 1 && streamed_ring_enabled());
-  if (r.ring) {
-    r.m_class = 2;
-    r.smem_bytes = smem_for(true, 2, 1, true);
-    set_streamed_carveout<T>(kernel_for<T>(true, 2, kNoNorm, false, true), r.smem_bytes);
+  // The ring: forced, or two n-tiles on one split with no norm or the scale-only one, no gated
+  // epilogue, and at most kStreamedRingMaxWaves waves of its CTAs (flat_gemm_traits.h).
+  const bool ring_candidate = p.mainloop == FlatGemmMainloop::kAuto && r.streamed && r.m_class == 2 &&
+                              (norm == kNoNorm || norm == kScaleOnlyNorm) && !p.gated_silu && r.splits == 1 &&
+                              streamed_ring_enabled();
+  if (forced_ring || ring_candidate) {
+    const KernelFn<T> ring_kernel = kernel_for<T>(true, 2, norm, false, true);
+    const int ring_smem = smem_for(true, 2, 1, true);
+    set_streamed_carveout<T>(ring_kernel, ring_smem);
+    r.ring = forced_ring;
+    if (!forced_ring) {
+      const DeviceCapacity* cap = nullptr;
+      if (Status st = device_capacity<T>(ring_kernel, ring_smem, &cap); !st.is_ok()) return st;
+      r.ring = r.n_blocks <= Traits::kStreamedRingMaxWaves * cap->clusters[1];
+    }
+    if (r.ring) {
+      r.m_class = 2;
+      r.smem_bytes = ring_smem;
+    }
   }
   *plan = r;
   return Status::ok();

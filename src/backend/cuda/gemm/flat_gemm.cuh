@@ -26,9 +26,10 @@ inline constexpr int kFlatGemmMaxSplits = 8;
 
 // How K is walked (flat_gemm.cu's header): kStreamed loads weights straight into registers (M <=
 // kFlatGemmStreamedMaxM), kStreamedRing the same through a shared-memory ring of weight stages
-// (M <= kFlatGemmStreamedMaxM, no norm, no gated epilogue, one split), kPipelined through a cp.async
-// shared-memory pipeline (any M). kAuto takes the streamed mainloop wherever it can run, on the
-// ring where flat_gemm_traits.h says; forcing one is for benchmarks and tests.
+// (M <= kFlatGemmStreamedMaxM, no norm or the scale-only one, no gated epilogue, one split),
+// kPipelined through a cp.async shared-memory pipeline (any M). kAuto takes the streamed mainloop
+// wherever it can run, on the ring where flat_gemm_traits.h says; forcing one is for benchmarks
+// and tests.
 enum class FlatGemmMainloop { kAuto, kStreamed, kPipelined, kStreamedRing };
 
 template <typename T>

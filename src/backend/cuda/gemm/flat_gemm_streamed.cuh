@@ -123,7 +123,8 @@ enum StreamedNorm : int { kNoNorm = 0, kWeightedNorm = 1, kScaleOnlyNorm = 2 };
 // kRing: the weights pass through a shared-memory ring kRingStages - 1 steps ahead (cp.async, each
 // stage refilled as soon as the warp has computed it) and x through registers one step ahead; the
 // register kernel holds one step of weights in registers and issues the next only when it starts
-// computing the current one. Served: two n-tiles, no norm, one split (flat_gemm_traits.h).
+// computing the current one. Served: two n-tiles, no norm or the scale-only one, one split
+// (flat_gemm_traits.h).
 template <typename T, int MT, int kNorm, bool kSplit, bool kRing = false>
 __global__ void __launch_bounds__(Traits::kThreads, Traits::kStreamedMinCtasPerSm)
 flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const int k_steps) {
@@ -132,7 +133,7 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
   static_assert(kRows == 16, "one mma row tile per CTA");
   static_assert(MT <= Traits::kStreamedMaxMTiles, "the register budget (flat_gemm_traits.h)");
   static_assert(Traits::kThreads == 2 * kRows * 4, "the end gives each thread one row and 2 of 16 tokens");
-  static_assert(!kRing || (kNorm == kNoNorm && !kSplit), "the ring serves the plain one-split product");
+  static_assert(!kRing || (kNorm != kWeightedNorm && !kSplit), "the ring: no norm weight, one split");
   using Smem = StreamedSmem<MT, kRing>;
   extern __shared__ __align__(128) unsigned char smem[];
 

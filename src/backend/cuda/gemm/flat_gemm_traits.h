@@ -75,11 +75,16 @@ struct FlatGemmTraits {
   // (16 KB) in shared memory, so 3 steps of weights stay in flight whatever the mmas are doing
   // (68.5 KB a CTA, 3 CTAs per SM). The register kernel issues step s + 1 only when it starts step
   // s, and at M = 16 (twice M = 8's mma and x work) the loads wait on the compute. kAuto plans take
-  // the ring for two n-tiles (M 9-16), no norm and one split: H100, back to back, [6144, 4096] at
-  // M = 16 80-82% -> 87-88% of 3.0 TB/s, [12288, 4096] 85% -> 90% (docs/PERF.md session 18). Not
-  // elsewhere: its 3 CTAs per SM leave no room for the N = 4096 shapes' 2-split clusters (8-23
-  // points lost), M <= 8 lost 1-4 points, and the norm and gated variants slowed batch 8 end to end.
+  // the ring for two n-tiles (M 9-16) on one split, with no norm or the scale-only one, no gated
+  // epilogue, and at most kStreamedRingMaxWaves waves of its CTAs. H100, back to back, against the
+  // register kernel in the same call (docs/PERF.md session 19), M = 16: [6144, 4096] 83% -> 88% of
+  // 3.0 TB/s, [12288, 4096] 89.5% -> 91%; M = 9: [6144, 4096] 84% -> 91%. Not elsewhere: with
+  // more waves its short-lived CTAs lose ([28672, 4096] at 4.5 waves 97% -> 95.5%, [128256, 4096]
+  // at 20 waves 102% -> 98%); its 3 CTAs per SM leave no room for the N = 4096 shapes' 2-split
+  // clusters (8-23 points lost, session 18); M <= 8 lost 1-4 points, and the gated variant slowed
+  // batch 8 end to end (session 18).
   static constexpr int kStreamedRingStages = 4;
+  static constexpr int kStreamedRingMaxWaves = 2;
   // n-tiles of 8 tokens the streamed variants serve (M <= 16): per thread 2 x 32 registers of
   // weights, 16 per n-tile of x and 4 per n-tile of accumulators.
   static constexpr int kStreamedMaxMTiles = 2;
