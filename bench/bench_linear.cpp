@@ -4,9 +4,9 @@
 // linear shapes and the Llama-3 LM head, M in {1, 2, 4, 8, 16, 32, 64, 128, 256, 1024} (cuBLASLt
 // alone above 64). Where the flat GEMM's streamed mainloop runs (M <= 16) the pipelined one is
 // timed too ("pipelined µs"), and where it streams through its weight ring (mainloop "ring") the
-// register kernel on the same one split too (log line "flat regs"). "chosen" is the implementation the dispatcher's table picks (fdpp
-// tune's file where one exists, else the built-in defaults) and "chosen vs best" its time over
-// the fastest of the three.
+// register kernel on the same one split too (log line "flat regs"). "chosen" is the implementation
+// the dispatcher's table picks (fdpp tune's file where one exists, else the built-in defaults) and
+// "chosen vs best" its time over the fastest of the three.
 //
 // Per (shape, M, kernel): µs is the median of --iters single launches, each between two CUDA
 // events with a 30 µs spin kernel queued ahead, so the host's launch cost is not in the figure;
