@@ -3,10 +3,9 @@
 // (CublasLtLinear, same [N, K] weights) in the same run, fp16, on the Llama-2-7B and Llama-3-8B
 // linear shapes and the Llama-3 LM head, M in {1, 2, 4, 8, 16, 32, 64, 128, 256, 1024} (cuBLASLt
 // alone above 64). Where the flat GEMM's streamed mainloop runs (M <= 16) the pipelined one is
-// timed too ("pipelined µs"), and where it streams through its weight ring (mainloop "ring") the
-// register kernel on the same one split too (log line "flat regs"). "chosen" is the implementation
-// the dispatcher's table picks (fdpp tune's file where one exists, else the built-in defaults) and
-// "chosen vs best" its time over the fastest of the three.
+// timed too ("pipelined µs"). "chosen" is the implementation the dispatcher's table picks (fdpp
+// tune's file where one exists, else the built-in defaults) and "chosen vs best" its time over
+// the fastest of the three.
 //
 // Per (shape, M, kernel): µs is the median of --iters single launches, each between two CUDA
 // events with a 30 µs spin kernel queued ahead, so the host's launch cost is not in the figure;
@@ -81,7 +80,6 @@ struct Row {
   std::string shape;
   int64_t N = 0, K = 0, M = 0;
   int splits = 0;  // flat GEMM split-K (0 where it does not run)
-  bool ring = false;  // the flat GEMM's plan streams through the shared-memory weight ring
   Timing gemv, flat, flat_pipelined, lt;  // flat: the mainloop the kernel picks; flat_pipelined: forced (M <= 16)
   Timing flat_alt;                        // the streamed kernel with alt_splits CTAs along K
   int alt_splits = 0;
@@ -317,8 +315,7 @@ int main(int argc, char** argv) {
             p.w = weights(i);
             if (const fdpp::Status st = fdpp::cuda::launch_flat_gemm(p, stream); !st.is_ok()) fail("flat_gemm", st);
           };
-          row.ring = plan.ring;
-          row.flat = measure(plan.ring ? "flat ring" : plan.streamed ? "flat strm" : "flat pipe", run_flat);
+          row.flat = measure(plan.streamed ? "flat strm" : "flat pipe", run_flat);
           if (plan.streamed) {  // with the RMSNorm prologue (timed only: its output is not cuBLASLt's)
             p.norm_weight = gamma;
             p.norm_eps = 1e-5f;
@@ -341,12 +338,6 @@ int main(int argc, char** argv) {
               const std::string forced_name = fmt::format("flat s{}", forced);
               measure(forced_name.c_str(), run_flat);
             }
-            p.splits = 0;
-          }
-          if (plan.ring) {  // the register kernel on the ring's one split (log line)
-            p.mainloop = fdpp::cuda::FlatGemmMainloop::kStreamed;
-            p.splits = 1;
-            measure("flat regs", run_flat);
             p.splits = 0;
           }
           if (plan.streamed) {  // the other mainloop at the same M, for the comparison
@@ -456,7 +447,7 @@ int main(int argc, char** argv) {
                cell(r.flat.ran, r.flat.us, "{:.1f}"), cell(r.flat.ran, pct(r.flat.us), "{:.1f}%"),
                cell(r.flat.ran, flops / (r.flat.us * 1e-6) * 1e-12, "{:.2f}"),
                cell(r.flat.ran, pct(r.flat.b2b_us), "{:.1f}%"),
-               r.flat.ran ? (r.ring ? "ring" : r.flat_pipelined.ran ? "streamed" : "pipelined") : "-",
+               r.flat.ran ? (r.flat_pipelined.ran ? "streamed" : "pipelined") : "-",
                r.flat.ran ? std::to_string(r.splits) : std::string("-"), alt,
                cell(r.flat.ran, r.flat_pipelined.ran ? r.flat_pipelined.us : flat_us, "{:.1f}"),
                cell(r.flat_norm_us > 0, r.flat_norm_us, "{:.1f}"), cell(r.flat_scale_us > 0, r.flat_scale_us, "{:.1f}"),

@@ -1,9 +1,8 @@
 // The tensor-core flat GEMM (backend/cuda/gemm/flat_gemm.cuh) against the CPU reference
 // cpu::linear on fresh random inputs rounded to the device dtype, fp16 and bf16: the linear shapes
 // of Llama-2-7B, Llama-3-8B and Qwen2-7B (QKV with bias), odd N, K a multiple of 8 but not of the
-// 64-element K tile, M from 1 to 64 (medium shapes every M, the largest a few), every mainloop
-// (streamed, the default up to M = 16, on its register kernel and its weight ring, and pipelined),
-// every epilogue (bias, residual, in-place
+// 64-element K tile, M from 1 to 64 (medium shapes every M, the largest a few), both mainloops
+// (streamed, the default up to M = 16, and pipelined), every epilogue (bias, residual, in-place
 // residual, fp32 output), the RMSNorm prologue, split K of both mainloops (forced counts, the
 // streamed kernel's cluster end included) and its determinism, and the arguments the kernel
 // refuses. Outputs are poisoned (NaN) before every run.
@@ -68,7 +67,7 @@ void check_one(const Layer<T>& layer, int64_t M, Epilogue epi, std::mt19937& rng
         cuda::FlatGemmPlan plan;
         const Status planned = cuda::plan_flat_gemm(p, &plan);
         if (!planned.is_ok()) return planned;
-        *trace = std::string(plan.ring ? " (streamed, ring" : plan.streamed ? " (streamed" : " (pipelined") + ", variant " +
+        *trace = std::string(plan.streamed ? " (streamed" : " (pipelined") + ", variant " +
                  std::to_string(plan.m_class) + ", splits " + std::to_string(plan.splits) + ")";
         if (splits > 0 && plan.splits != std::min(splits, std::max(1, plan.k_tiles)))
           return Status{ErrorCode::kInternal, "the plan did not take the forced split count" + *trace};
@@ -173,23 +172,6 @@ TEST(GpuFlatGemm, ForcedSplitsMatchCpu) {
   }
 }
 
-// The streamed mainloop's two kernels forced, at every M they serve: the weight ring (kAuto takes
-// it for M 9-16 on one short grid; forced, with one n-tile idle at M <= 8) and the register kernel
-// where kAuto would take the ring. Ragged N and K, a K of one step and less, a long K (many ring
-// laps: 9 and 28 steps), every epilogue.
-TEST(GpuFlatGemm, RingAndRegisterKernelsMatchCpu) {
-  FDPP_REQUIRE_GPU();
-  uint32_t seed = 600;
-  const std::vector<Shape> shapes = {{6144, 4096}, {1000, 4104}, {4097, 1000}, {17, 40}, {520, 14336}};
-  for (const Shape& s : shapes) {
-    check_shape<__half>(s.N, s.K, {1, 8, 9, 15, 16}, seed++, Epilogue::kNone, cuda::FlatGemmMainloop::kStreamedRing);
-    check_shape<__nv_bfloat16>(s.N, s.K, {3, 12, 16}, seed++, Epilogue::kResidual,
-                               cuda::FlatGemmMainloop::kStreamedRing);
-    check_shape<__half>(s.N, s.K, {9, 16}, seed++, Epilogue::kBias, cuda::FlatGemmMainloop::kStreamed, 1);
-    if (::testing::Test::HasFatalFailure()) return;
-  }
-}
-
 // The RMSNorm prologue of the streamed mainloop, against cpu::rmsnorm then cpu::linear: split
 // K (the sums of squares meet across the cluster like the products), ragged N and K, both
 // n-tile variants.
@@ -224,18 +206,16 @@ TEST(GpuFlatGemm, NormPrologueMatchesCpu) {
 // device's norm weight stays random, so a kernel that read it would fail. Plain and gated
 // epilogues, one split and forced splits, both n-tile variants, ragged N and K, both dtypes.
 template <typename T>
-void check_scale_only_norm(int64_t n, int64_t k, int64_t M, bool gated, int splits, std::mt19937& rng,
-                           cuda::FlatGemmMainloop mainloop = cuda::FlatGemmMainloop::kStreamed) {
+void check_scale_only_norm(int64_t n, int64_t k, int64_t M, bool gated, int splits, std::mt19937& rng) {
   SCOPED_TRACE("scale-only norm [" + std::to_string(n) + ", " + std::to_string(k) + "] M=" + std::to_string(M) +
-               (gated ? " gated" : "") + " splits " + std::to_string(splits) +
-               (mainloop == cuda::FlatGemmMainloop::kStreamedRing ? " ring" : ""));
+               (gated ? " gated" : "") + " splits " + std::to_string(splits));
   test::NormedLinearOperands<T> ops(M, n, k, 3.0f, 0.5f, rng);
   auto p = ops.template params<cuda::FlatGemmParams<T>>(true, true, false);
   p.norm_scale_only = true;
   p.gated_silu = gated;
   p.bias = gated ? nullptr : p.bias;
   p.splits = splits;
-  p.mainloop = mainloop;
+  p.mainloop = cuda::FlatGemmMainloop::kStreamed;
   ASSERT_TRUE(cuda::flat_gemm_can_fuse_norm(p.M, p.K, p.x, p.w, p.norm_weight));
   const Status st = cuda::launch_flat_gemm(p, nullptr);
   ASSERT_TRUE(st.is_ok()) << st.message();
@@ -258,13 +238,6 @@ TEST(GpuFlatGemm, ScaleOnlyNormMatchesCpu) {
       for (int64_t M : {1, 8, 9, 16}) {
         check_scale_only_norm<__half>(n, k, M, n % 4 != 0 || M == 9, splits, rng);
         check_scale_only_norm<__nv_bfloat16>(n, k, M, n == 22016, splits, rng);
-      }
-  // On the weight ring, forced, and as kAuto plans it (the ring for M 9-16 where the grid is short).
-  for (auto mainloop : {cuda::FlatGemmMainloop::kStreamedRing, cuda::FlatGemmMainloop::kAuto})
-    for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{{6144, 4096}, {1030, 4104}, {18, 40}})
-      for (int64_t M : {1, 9, 16}) {
-        check_scale_only_norm<__half>(n, k, M, false, 0, rng, mainloop);
-        check_scale_only_norm<__nv_bfloat16>(n, k, M, false, 0, rng, mainloop);
       }
 }
 
@@ -453,26 +426,6 @@ TEST(GpuFlatGemm, RejectsBadArguments) {
   p.residual = nullptr;
   EXPECT_TRUE(cuda::launch_flat_gemm(p, nullptr).is_ok());
   p.gated_silu = false;
-
-  // The weight ring forced: no norm or the scale-only one, no gated epilogue, one split, M <= 16.
-  p.mainloop = cuda::FlatGemmMainloop::kStreamedRing;
-  EXPECT_TRUE(cuda::launch_flat_gemm(p, nullptr).is_ok());
-  p.M = 17;
-  EXPECT_EQ(cuda::launch_flat_gemm(p, nullptr).code(), ErrorCode::kInvalidArgument);
-  p.M = 2;
-  p.splits = 2;
-  EXPECT_EQ(cuda::launch_flat_gemm(p, nullptr).code(), ErrorCode::kUnsupported);
-  p.splits = 0;
-  p.gated_silu = true;
-  EXPECT_EQ(cuda::launch_flat_gemm(p, nullptr).code(), ErrorCode::kUnsupported);
-  p.gated_silu = false;
-  p.norm_weight = g.dev;  // a norm weight the ring would have to apply; the scale-only norm it serves
-  EXPECT_EQ(cuda::launch_flat_gemm(p, nullptr).code(), ErrorCode::kUnsupported);
-  p.norm_scale_only = true;
-  EXPECT_TRUE(cuda::launch_flat_gemm(p, nullptr).is_ok());
-  p.norm_scale_only = false;
-  p.norm_weight = nullptr;
-  p.mainloop = cuda::FlatGemmMainloop::kAuto;
 
   p.M = 0;  // nothing to do
   EXPECT_TRUE(cuda::launch_flat_gemm(p, nullptr).is_ok());

@@ -46,22 +46,6 @@ __device__ __forceinline__ uint4 load_stream_16(const void* p) {
   return r;
 }
 
-// The same for data read once (weights): L2 only, and L2 fetches the 256 bytes around each miss,
-// so the 64-byte pieces four lanes copy arrive from HBM in whole 256-byte runs.
-__device__ __forceinline__ void cp_async_16_stream(uint32_t smem, const void* gmem, bool valid) {
-  asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(smem), "l"(gmem),
-               "r"(valid ? 16 : 0)
-               : "memory");
-}
-// 16 bytes from shared memory.
-__device__ __forceinline__ uint4 ld_shared_16(uint32_t smem) {
-  uint4 r;
-  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-               : "r"(smem));
-  return r;
-}
-
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 // Waits until at most kPending of this thread's committed groups are still in flight.
 template <int kPending>

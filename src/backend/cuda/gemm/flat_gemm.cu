@@ -85,13 +85,9 @@ int norm_of(const FlatGemmParams<T>& p) {
 }
 
 // The kernel of one variant: mainloop, n-tiles class, norm prologue (streamed only), split K
-// (streamed only: the pipelined kernel serves any split count); the ring variant has two n-tiles,
-// no norm or the scale-only one, and one split.
+// (streamed only: the pipelined kernel serves any split count).
 template <typename T>
-KernelFn<T> kernel_for(bool streamed, int m_class, int norm, bool split, bool ring = false) {
-  if (ring)
-    return norm == kScaleOnlyNorm ? flat_gemm_streamed_kernel<T, 2, kScaleOnlyNorm, false, true>
-                                  : flat_gemm_streamed_kernel<T, 2, kNoNorm, false, true>;
+KernelFn<T> kernel_for(bool streamed, int m_class, int norm, bool split) {
   if (streamed) return split ? streamed_kernel_for<T, true>(m_class, norm) : streamed_kernel_for<T, false>(m_class, norm);
   switch (m_class) {
     case 1: return flat_gemm_pipelined_kernel<T, 1>;
@@ -103,8 +99,7 @@ KernelFn<T> kernel_for(bool streamed, int m_class, int norm, bool split, bool ri
 
 // Dynamic shared memory of a launch; the streamed kernel's grows with the split count (rank 0's
 // receive slots).
-int smem_for(bool streamed, int m_class, int splits = 1, bool ring = false) {
-  if (ring) return StreamedSmem<2, true>::kBytes;
+int smem_for(bool streamed, int m_class, int splits = 1) {
   if (streamed) return m_class <= 1 ? StreamedSmem<1>::bytes_for(splits) : StreamedSmem<2>::bytes_for(splits);
   switch (m_class) {
     case 1: return Layout<1>::kSmemBytes;
@@ -113,11 +108,6 @@ int smem_for(bool streamed, int m_class, int splits = 1, bool ring = false) {
     default: return Layout<8>::kSmemBytes;
   }
 }
-
-// Shared memory a kernel's limit allows beyond its planned launch: the receive slots of up to
-// kMaxSplits streamed ranks (1 KB each at two n-tiles) when a launch forces more splits than the
-// plan's 2.
-constexpr int kReceiveSlotSlack = 16 * 1024;
 
 // Per device and kernel: the SM count and how many clusters of each size fit at once.
 struct DeviceCapacity {
@@ -157,10 +147,10 @@ Status device_capacity(KernelFn<T> kernel, int smem, const DeviceCapacity** out)
     return Status::ok();
   }
   DeviceCapacity cap;
-  // A streamed launch with more splits than the query's asks for a few KB more.
+  // The limit never goes below the 48 KB default: a streamed launch with more splits than the
+  // query's asks for a few KB more.
   constexpr int kDefaultLimit = 48 * 1024;
-  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                           std::max(smem + kReceiveSlotSlack, kDefaultLimit)) !=
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, std::max(smem, kDefaultLimit)) !=
           cudaSuccess ||
       cudaDeviceGetAttribute(&cap.sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
     const cudaError_t err = cudaGetLastError();
@@ -235,15 +225,10 @@ Status validate(const FlatGemmParams<T>& p, bool* nothing_to_do) {
     if (ranges_overlap(p.x, p.M * p.K * int64_t{sizeof(T)}, out, out_bytes))
       return {ErrorCode::kInvalidArgument, "flat_gemm: x overlaps the output"};
   }
-  const bool forced_ring = p.mainloop == FlatGemmMainloop::kStreamedRing;
-  if ((p.mainloop == FlatGemmMainloop::kStreamed || forced_ring) && p.M > kFlatGemmStreamedMaxM)
+  if (p.mainloop == FlatGemmMainloop::kStreamed && p.M > kFlatGemmStreamedMaxM)
     return {ErrorCode::kInvalidArgument, "flat_gemm: M = " + std::to_string(p.M) +
                                              "; the streamed mainloop serves M <= " +
                                              std::to_string(kFlatGemmStreamedMaxM)};
-  if (forced_ring && ((p.norm_weight != nullptr && !p.norm_scale_only) || p.gated_silu || p.splits > 1))
-    return {ErrorCode::kUnsupported, "flat_gemm: the weight ring serves the product with no norm or the scale-only "
-                                     "one, no gated epilogue, one split (found splits = " + std::to_string(p.splits) +
-                                         ")"};
   if (p.gated_silu && (p.M > kFlatGemmStreamedMaxM || p.mainloop == FlatGemmMainloop::kPipelined ||
                        p.N % 2 != 0 || p.residual != nullptr))
     return {ErrorCode::kUnsupported, "flat_gemm: the gated SiLU epilogue needs the streamed mainloop (M <= " +
@@ -273,25 +258,13 @@ void set_streamed_carveout(KernelFn<T> kernel, int smem_bytes) {
   const int percent = std::min(100, (100 * want + kSmemPerSm - 1) / kSmemPerSm);
   if (cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, percent) != cudaSuccess)
     (void)cudaGetLastError();  // a hint only
-  // The ring variant takes more than the 48 KB a launch may use by default.
-  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes + kReceiveSlotSlack) !=
-      cudaSuccess)
-    (void)cudaGetLastError();  // the launch reports it
-}
-
-// Whether kAuto plans take the weight ring where flat_gemm_traits.h says: FDPP_FLAT_GEMM_RING=0
-// turns it off, so that one binary times both end to end. Read once.
-bool streamed_ring_enabled() {
-  static const bool enabled = env_switch("FDPP_FLAT_GEMM_RING") != 0;
-  return enabled;
 }
 
 template <typename T>
 Status make_plan(const FlatGemmParams<T>& p, FlatGemmPlan* plan) {
   FlatGemmPlan r;
-  const bool forced_ring = p.mainloop == FlatGemmMainloop::kStreamedRing;
   r.m_tiles = static_cast<int>((p.M + 7) / 8);
-  r.streamed = p.mainloop == FlatGemmMainloop::kStreamed || forced_ring ||
+  r.streamed = p.mainloop == FlatGemmMainloop::kStreamed ||
                (p.mainloop == FlatGemmMainloop::kAuto && p.M <= kFlatGemmStreamedMaxM);
   r.m_class = m_class_for(r.m_tiles);
   r.smem_bytes = smem_for(r.streamed, r.m_class);
@@ -312,7 +285,7 @@ Status make_plan(const FlatGemmParams<T>& p, FlatGemmPlan* plan) {
   }
   if (p.splits > 0) {  // forced; a split with no step of K is pointless, so no more than k_tiles
     r.splits = std::max(1, std::min(p.splits, r.k_tiles));
-  } else if (forced_ring || (r.streamed && !streamed_split_enabled())) {
+  } else if (r.streamed && !streamed_split_enabled()) {
     r.splits = 1;
   } else {
     const DeviceCapacity* cap = nullptr;
@@ -324,33 +297,13 @@ Status make_plan(const FlatGemmParams<T>& p, FlatGemmPlan* plan) {
                                           Traits::kMinKTilesPerSplit, *cap);
   }
   if (r.streamed) r.smem_bytes = smem_for(true, r.m_class, r.splits);
-  // The ring: forced, or two n-tiles on one split with no norm or the scale-only one, no gated
-  // epilogue, and at most kStreamedRingMaxWaves waves of its CTAs (flat_gemm_traits.h).
-  const bool ring_candidate = p.mainloop == FlatGemmMainloop::kAuto && r.streamed && r.m_class == 2 &&
-                              (norm == kNoNorm || norm == kScaleOnlyNorm) && !p.gated_silu && r.splits == 1 &&
-                              streamed_ring_enabled();
-  if (forced_ring || ring_candidate) {
-    const KernelFn<T> ring_kernel = kernel_for<T>(true, 2, norm, false, true);
-    const int ring_smem = smem_for(true, 2, 1, true);
-    set_streamed_carveout<T>(ring_kernel, ring_smem);
-    r.ring = forced_ring;
-    if (!forced_ring) {
-      const DeviceCapacity* cap = nullptr;
-      if (Status st = device_capacity<T>(ring_kernel, ring_smem, &cap); !st.is_ok()) return st;
-      r.ring = r.n_blocks <= Traits::kStreamedRingMaxWaves * cap->clusters[1];
-    }
-    if (r.ring) {
-      r.m_class = 2;
-      r.smem_bytes = ring_smem;
-    }
-  }
   *plan = r;
   return Status::ok();
 }
 
 template <typename T>
 Status launch_plan(const FlatGemmParams<T>& p, const FlatGemmPlan& plan, cudaStream_t stream) {
-  const KernelFn<T> kernel = kernel_for<T>(plan.streamed, plan.m_class, norm_of(p), plan.splits > 1, plan.ring);
+  const KernelFn<T> kernel = kernel_for<T>(plan.streamed, plan.m_class, norm_of(p), plan.splits > 1);
   // Both mainloops: row blocks along y, clusters of `splits` CTAs along x split K.
   const dim3 grid(static_cast<unsigned>(plan.splits), static_cast<unsigned>(plan.n_blocks));
   const unsigned cluster = static_cast<unsigned>(plan.splits);

@@ -25,12 +25,9 @@ inline constexpr int64_t kFlatGemmStreamedMaxM = 16;
 inline constexpr int kFlatGemmMaxSplits = 8;
 
 // How K is walked (flat_gemm.cu's header): kStreamed loads weights straight into registers (M <=
-// kFlatGemmStreamedMaxM), kStreamedRing the same through a shared-memory ring of weight stages
-// (M <= kFlatGemmStreamedMaxM, no norm or the scale-only one, no gated epilogue, one split),
-// kPipelined through a cp.async shared-memory pipeline (any M). kAuto takes the streamed mainloop
-// wherever it can run, on the ring where flat_gemm_traits.h says; forcing one is for benchmarks
-// and tests.
-enum class FlatGemmMainloop { kAuto, kStreamed, kPipelined, kStreamedRing };
+// kFlatGemmStreamedMaxM), kPipelined through a cp.async shared-memory pipeline (any M). kAuto
+// takes kStreamed wherever it can run; forcing one is for benchmarks and tests.
+enum class FlatGemmMainloop { kAuto, kStreamed, kPipelined };
 
 template <typename T>
 struct FlatGemmParams {
@@ -65,7 +62,6 @@ struct FlatGemmPlan {
   int m_tiles = 0;     // ceil(M / 8): groups of 8 tokens (mma n-tiles) the kernel computes
   int m_class = 0;     // kernel variant: 1, 2, 4 or 8 n-tiles, the smallest >= m_tiles
   bool streamed = false;  // the mainloop: streamed (true) or pipelined
-  bool ring = false;      // streamed through the shared-memory weight ring (kStreamedRing)
   int n_blocks = 0;    // row blocks (grid.y), one block of weight rows each: ceil(N / 16) streamed, ceil(N / 128) pipelined
   int k_tiles = 0;     // steps along K: ceil(K / kStreamedKStep (512)) streamed, ceil(K / kKTile (64)) pipelined
   int splits = 1;      // CTAs along K per block of rows (grid.x) = the thread-block cluster size (1..8)

@@ -78,13 +78,10 @@ __device__ __forceinline__ uint4 scale_by(const uint4& x, const uint4& g) {
 
 // Shared memory of the end: per warp, the fp32 tile [tokens][16 rows] (+1 float of padding per
 // token row) and the per-token sums of squares.
-// Behind them, per warp, the main loop's buffers. Register kernel: kXStages buffers of its x slice
-// [tokens][128 elements] (256-byte rows; 16-byte slot s of token t stored at s ^ 4 (t & 1), so the
-// 8 lanes of an ld.shared phase, two tokens x 4 slots, hit 8 different bank groups). Ring kernel
-// (kRing): kRingStages stages of weights, each one step of the warp's [2 row halves][kChunks]
-// [32 lanes] 16-byte fragment rows; a lane reads back only the slots it copied itself, so the
-// ring needs no barrier and no swizzle (a warp's ld.shared.v4 covers 512 contiguous bytes).
-template <int MT, bool kRing = false>
+// Behind them, per warp, kXStages buffers of its x slice [tokens][128 elements] (256-byte rows;
+// 16-byte slot s of token t stored at s ^ 4 (t & 1), so the 8 lanes of an ld.shared phase, two
+// tokens x 4 slots, hit 8 different bank groups).
+template <int MT>
 struct StreamedSmem {
   static constexpr int kTokens = MT * 8;
   static constexpr int kRowStride = Traits::kStreamedRows + 1;
@@ -94,18 +91,14 @@ struct StreamedSmem {
   static constexpr int kXSlots = kXRowBytes / 16;
   static constexpr int kXStageBytes = kTokens * kXRowBytes;
   static constexpr int kXStages = 2;
-  static constexpr int kRingStages = Traits::kStreamedRingStages;
-  static constexpr int kRingStageBytes = 2 * Traits::kStreamedChunks * 32 * 16;
-  // One warp's main-loop buffers: its x stages, or its weight ring.
-  static constexpr int kWarpLoopBytes = kRing ? kRingStages * kRingStageBytes : kXStages * kXStageBytes;
-  static constexpr int kBytes = kEndBytes + Traits::kWarps * kWarpLoopBytes;
+  static constexpr int kBytes = kEndBytes + Traits::kWarps * kXStages * kXStageBytes;
   // Split K: a CTA's partial [kTokens][kStreamedRows] and sums of squares [kTokens]. Rank 0's own
   // goes over its x stages once its main loop is done; rank s > 0 writes its into rank 0's receive
   // slot s - 1, behind the x stages (kBytes), whenever it finishes, so the slots are never the x
   // stages; an mbarrier after the slots counts the ranks in.
   static constexpr int kPartFloats = kTokens * Traits::kStreamedRows + kTokens;
   static constexpr int kPartBytes = kPartFloats * 4;
-  static_assert(kPartBytes <= Traits::kWarps * kWarpLoopBytes, "the partial fits in the loop buffers");
+  static_assert(kPartBytes <= Traits::kWarps * kXStages * kXStageBytes, "the partial fits in the x stages");
   static_assert(kBytes % 8 == 0 && kPartBytes % 8 == 0, "the mbarrier after the receive slots is 8-byte aligned");
   static constexpr int bytes_for(int splits) { return splits > 1 ? kBytes + (splits - 1) * kPartBytes + 8 : kBytes; }
   static_assert(kXSlots == 16, "the swizzle flips bit 2 of a 16-slot row");
@@ -118,14 +111,9 @@ enum StreamedNorm : int { kNoNorm = 0, kWeightedNorm = 1, kScaleOnlyNorm = 2 };
 
 // Grid (splits, ceil(N / kStreamedRows)), clusters of (splits, 1, 1) when splits > 1 (kSplit;
 // a kSplit variant also runs right with one split, kSplit = false only with one),
-// Traits::kThreads threads, StreamedSmem<MT, kRing>::bytes_for(splits) of dynamic shared memory.
-// m_tiles = ceil(M / 8) <= MT; k_steps = ceil(K / kStreamedKStep) over all splits.
-// kRing: the weights pass through a shared-memory ring kRingStages - 1 steps ahead (cp.async, each
-// stage refilled as soon as the warp has computed it) and x through registers one step ahead; the
-// register kernel holds one step of weights in registers and issues the next only when it starts
-// computing the current one. Served: two n-tiles, no norm or the scale-only one, one split
-// (flat_gemm_traits.h).
-template <typename T, int MT, int kNorm, bool kSplit, bool kRing = false>
+// Traits::kThreads threads, StreamedSmem<MT>::bytes_for(splits) of dynamic shared memory. m_tiles =
+// ceil(M / 8) <= MT; k_steps = ceil(K / kStreamedKStep) over all splits.
+template <typename T, int MT, int kNorm, bool kSplit>
 __global__ void __launch_bounds__(Traits::kThreads, Traits::kStreamedMinCtasPerSm)
 flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const int k_steps) {
   constexpr int kChunks = Traits::kStreamedChunks;
@@ -133,8 +121,7 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
   static_assert(kRows == 16, "one mma row tile per CTA");
   static_assert(MT <= Traits::kStreamedMaxMTiles, "the register budget (flat_gemm_traits.h)");
   static_assert(Traits::kThreads == 2 * kRows * 4, "the end gives each thread one row and 2 of 16 tokens");
-  static_assert(!kRing || (kNorm != kWeightedNorm && !kSplit), "the ring: no norm weight, one split");
-  using Smem = StreamedSmem<MT, kRing>;
+  using Smem = StreamedSmem<MT>;
   extern __shared__ __align__(128) unsigned char smem[];
 
   const int64_t N = p.N, K = p.K;
@@ -159,10 +146,9 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
     wrow[h] = p.w + (row < N ? row : N - 1) * K + lane_k;
   }
   const uint4 zero = make_uint4(0, 0, 0, 0);
-  // This warp's main-loop buffers (StreamedSmem). Register kernel: its x stages; x slices arrive
-  // by cp.async one step ahead of their use, so their latency overlaps the weight stream instead
-  // of stalling each step. Ring kernel: its weight ring.
-  unsigned char* const loop_smem = smem + Smem::kEndBytes + warp * Smem::kWarpLoopBytes;
+  // This warp's x staging buffers; x slices arrive by cp.async one step ahead of their use, so
+  // their latency overlaps the weight stream instead of stalling each step.
+  unsigned char* const x_stage = smem + Smem::kEndBytes + warp * Smem::kXStages * Smem::kXStageBytes;
   auto stage_x = [&](int step, int buf) {
     const int64_t k0 = int64_t{step} * Traits::kStreamedKStep + warp * kChunks * 32;
 #pragma unroll
@@ -170,7 +156,7 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
       const int idx = lane + 32 * i, token = idx / Smem::kXSlots, slot = idx % Smem::kXSlots;
       const int64_t k = k0 + slot * 8;
       const bool ok = token < M && k < K;  // tokens past M and chunks past K are zeros
-      const uint32_t dst = detail::smem_u32(loop_smem + buf * Smem::kXStageBytes + token * Smem::kXRowBytes +
+      const uint32_t dst = detail::smem_u32(x_stage + buf * Smem::kXStageBytes + token * Smem::kXRowBytes +
                                             ((slot ^ ((token & 1) * 4)) * 16));
       detail::cp_async_16_ca(dst, ok ? p.x + int64_t{token} * K + k : p.x, ok);
     }
@@ -178,27 +164,8 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
   // The 16 bytes lane (g, q) reads from a stage for chunk c of n-tile j: token 8j + g, slot 4c + q.
   auto x_piece = [&](int buf, int c, int j) {
     const int token = j * 8 + g;
-    return *reinterpret_cast<const uint4*>(loop_smem + buf * Smem::kXStageBytes + token * Smem::kXRowBytes +
+    return *reinterpret_cast<const uint4*>(x_stage + buf * Smem::kXStageBytes + token * Smem::kXRowBytes +
                                            (((c * 4 + q) ^ ((g & 1) * 4)) * 16));
-  };
-  // Ring kernel: x [tokens][K] through L1 into registers, xs[j][c] = token 8j + g's 8 elements of
-  // chunk c (tokens past M and chunks past K are zeros); the weight slots of lane (h, c) in a
-  // stage (the warp's loop buffers are its ring).
-  auto load_x = [&](uint4 (&xs)[MT][kChunks], int step) {
-    const int64_t k0 = int64_t{step} * Traits::kStreamedKStep + lane_k;
-#pragma unroll
-    for (int j = 0; j < MT; ++j) {
-      const int token = j * 8 + g;
-#pragma unroll
-      for (int c = 0; c < kChunks; ++c) {
-        const int64_t k = k0 + c * 32;
-        const bool ok = j < m_tiles && token < M && k < K;
-        xs[j][c] = ok ? __ldg(reinterpret_cast<const uint4*>(p.x + int64_t{token} * K + k)) : zero;
-      }
-    }
-  };
-  auto ring_slot = [&](int stage, int h, int c) {
-    return detail::smem_u32(loop_smem + stage * Smem::kRingStageBytes + ((h * kChunks + c) * 32 + lane) * 16);
   };
 
   float acc[MT][4];
@@ -226,31 +193,18 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
       for (int h = 0; h < 2; ++h) w[h][c] = ok ? load_weights_16(wrow[h] + k0 + c * 32) : zero;
     }
   };
-  // Ring kernel: step `step`'s weights into stage step % kRingStages, the same chunks as load().
-  auto issue_weights = [&](int step) {
+  auto compute = [&](const uint4 (&w)[2][kChunks], int step, int buf) {
     const int64_t k0 = int64_t{step} * Traits::kStreamedKStep;
-    const int stage = step % Smem::kRingStages;
-#pragma unroll
-    for (int c = 0; c < kChunks; ++c) {
-      const bool ok = k0 + lane_k + c * 32 < K;
-#pragma unroll
-      for (int h = 0; h < 2; ++h) detail::cp_async_16_stream(ring_slot(stage, h, c), ok ? wrow[h] + k0 + c * 32 : p.w, ok);
-    }
-  };
-  // One step's mmas: w_of(h, c) gives weight rows g + 8h of chunk c, x_of(j, c) token 8j + g's
-  // piece of chunk c (both 16 bytes, in the K permutation).
-  auto compute = [&](auto&& w_of, auto&& x_of, int step) {
-    [[maybe_unused]] const int64_t k0 = int64_t{step} * Traits::kStreamedKStep;
 #pragma unroll
     for (int c = 0; c < kChunks; ++c) {
       uint4 xv[MT];
-      [[maybe_unused]] uint4 gv = zero;
+      uint4 gv = zero;
       if constexpr (kNorm == kWeightedNorm) {
         const int64_t k = k0 + c * 32 + lane_k;
         gv = k < K ? __ldg(reinterpret_cast<const uint4*>(p.norm_weight + k)) : zero;
       }
 #pragma unroll
-      for (int j = 0; j < MT; ++j) xv[j] = j < m_tiles ? x_of(j, c) : zero;
+      for (int j = 0; j < MT; ++j) xv[j] = j < m_tiles ? x_piece(buf, c, j) : zero;
       if constexpr (kNorm != kNoNorm) {
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
@@ -272,10 +226,10 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
           for (int j = 0; j < MT; ++j) xv[j] = scale_by<T>(xv[j], gv);
         }
       }
-      const uint4 lo = w_of(0, c);  // row g
-      const uint4 hi = w_of(1, c);  // row g + 8
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
+        const uint4& lo = w[0][c];  // row g
+        const uint4& hi = w[1][c];  // row g + 8
         const uint32_t a[4] = {h == 0 ? word<0>(lo) : word<2>(lo), h == 0 ? word<0>(hi) : word<2>(hi),
                                h == 0 ? word<1>(lo) : word<3>(lo), h == 0 ? word<1>(hi) : word<3>(hi)};
 #pragma unroll
@@ -302,22 +256,8 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
     detail::cp_async_commit();
     detail::cp_async_wait<1>();
     __syncwarp();
-    compute([&](int h, int c) { return cur[h][c]; }, [&](int j, int c) { return x_piece(buf, c, j); }, step);
+    compute(cur, step, buf);
     __syncwarp();  // every lane is done with this stage before it is refilled
-  };
-  // Ring kernel, step s: step s + kRingStages - 1's weights go into the stage step s - 1 left (a
-  // lane rewrites only slots it read itself, and its mmas have consumed them), step s + 1's x into
-  // the other register buffer; one cp.async group per step (empty past the end), so wait_group
-  // kRingStages - 1 means "step s's weights landed". Unrolled by two: both x buffers stay in
-  // registers.
-  auto run_ring_step = [&](const uint4 (&cur)[MT][kChunks], uint4 (&next)[MT][kChunks], int step) {
-    if (step + Smem::kRingStages - 1 < step_end) issue_weights(step + Smem::kRingStages - 1);
-    detail::cp_async_commit();
-    if (step + 1 < step_end) load_x(next, step + 1);
-    detail::cp_async_wait<Smem::kRingStages - 1>();
-    const int stage = step % Smem::kRingStages;
-    compute([&](int h, int c) { return detail::ld_shared_16(ring_slot(stage, h, c)); },
-            [&](int j, int c) { return cur[j][c]; }, step);
   };
   // Split K: rank 0's mbarrier counts the other ranks' partial bytes in; initialised before the
   // first half of the cluster barrier, whose second half each rank passes before it stores.
@@ -331,31 +271,16 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
     }
     detail::cluster_arrive();
   }
-  // The first weights go out before the wait for the previous kernel (launch.cuh): weights are
+  uint4 wa[2][kChunks], wb[2][kChunks];
+  // Step 0's weights go out before the wait for the previous kernel (launch.cuh): weights are
   // constant, so they overlap that kernel's tail; x and the output wait.
-  if constexpr (kRing) {
-    uint4 xa[MT][kChunks], xb[MT][kChunks];
-#pragma unroll
-    for (int i = 0; i < Smem::kRingStages - 1; ++i) {
-      if (step_begin + i < step_end) issue_weights(step_begin + i);
-      detail::cp_async_commit();
-    }
-    enter_dependent_grid();
-    if (step_begin < step_end) load_x(xa, step_begin);
-    for (int s = step_begin; s < step_end; s += 2) {
-      run_ring_step(xa, xb, s);
-      if (s + 1 < step_end) run_ring_step(xb, xa, s + 1);
-    }
-  } else {
-    uint4 wa[2][kChunks], wb[2][kChunks];
-    if (step_begin < step_end) load(wa, step_begin);
-    enter_dependent_grid();
-    if (step_begin < step_end) stage_x(step_begin, 0);
-    detail::cp_async_commit();
-    for (int s = step_begin; s < step_end; s += 2) {
-      run_step(wa, wb, s, 0);
-      if (s + 1 < step_end) run_step(wb, wa, s + 1, 1);
-    }
+  if (step_begin < step_end) load(wa, step_begin);
+  enter_dependent_grid();
+  if (step_begin < step_end) stage_x(step_begin, 0);
+  detail::cp_async_commit();
+  for (int s = step_begin; s < step_end; s += 2) {
+    run_step(wa, wb, s, 0);
+    if (s + 1 < step_end) run_step(wb, wa, s + 1, 1);
   }
   detail::cp_async_wait_all();
 

@@ -68,23 +68,13 @@ struct FlatGemmTraits {
   static constexpr int kStreamedRows = 16;
   // 32-element chunks per row a warp reads per step (4 lanes x 16 bytes each): 256 contiguous bytes
   // per row and warp, 8 16-byte loads per thread (rows g and g + 8), and the next step's loads are
-  // issued before this step's mmas (registers double-buffered): 4 KB in flight per warp.
+  // issued before this step's mmas (registers double-buffered): 4 KB in flight per warp. Tried and
+  // not kept: weights through a 4-stage shared-memory ring, 3 steps in flight (branch
+  // wip/ring-hybrid). At M 9-16 it was 4-9 points faster back to back on the bench's plain
+  // products, but slower alone on [6144, 4096] and up to 5% slower per decode step at batch 9-14
+  // with the flat GEMM forced (docs/PERF.md sessions 18-19).
   static constexpr int kStreamedChunks = 4;
   static constexpr int kStreamedKStep = kWarps * kStreamedChunks * 32;  // elements of K per CTA step: 512
-  // The ring variant (flat_gemm_streamed.cuh, kRing): kStreamedRingStages stages of one CTA step
-  // (16 KB) in shared memory, so 3 steps of weights stay in flight whatever the mmas are doing
-  // (68.5 KB a CTA, 3 CTAs per SM). The register kernel issues step s + 1 only when it starts step
-  // s, and at M = 16 (twice M = 8's mma and x work) the loads wait on the compute. kAuto plans take
-  // the ring for two n-tiles (M 9-16) on one split, with no norm or the scale-only one, no gated
-  // epilogue, and at most kStreamedRingMaxWaves waves of its CTAs. H100, back to back, against the
-  // register kernel in the same call (docs/PERF.md session 19), M = 16: [6144, 4096] 83% -> 88% of
-  // 3.0 TB/s, [12288, 4096] 89.5% -> 91%; M = 9: [6144, 4096] 84% -> 91%. Not elsewhere: with
-  // more waves its short-lived CTAs lose ([28672, 4096] at 4.5 waves 97% -> 95.5%, [128256, 4096]
-  // at 20 waves 102% -> 98%); its 3 CTAs per SM leave no room for the N = 4096 shapes' 2-split
-  // clusters (8-23 points lost, session 18); M <= 8 lost 1-4 points, and the gated variant slowed
-  // batch 8 end to end (session 18).
-  static constexpr int kStreamedRingStages = 4;
-  static constexpr int kStreamedRingMaxWaves = 2;
   // n-tiles of 8 tokens the streamed variants serve (M <= 16): per thread 2 x 32 registers of
   // weights, 16 per n-tile of x and 4 per n-tile of accumulators.
   static constexpr int kStreamedMaxMTiles = 2;
