@@ -6,13 +6,17 @@
 // (bench/attention_sdpa_peer.py writes it; pass --peer FILE). KV blocks rotate through a pool
 // larger than L2, so HBM serves every read. Also times the forced fallback. Prefill: one causal
 // sequence of 1K..8K tokens (fp16, and bf16 from 4K), TFLOP/s against SDPA with is_causal.
-// Usage: bench_attention [--peer FILE] [--decode-only] [--contiguous-kv] [--only BATCH,CONTEXT,KV_HEADS[,Q_HEADS]]
+// Usage: bench_attention [--peer FILE] [--decode-only] [--contiguous-kv] [--timeline]
+//                        [--only BATCH,CONTEXT,KV_HEADS[,Q_HEADS]]
 //   --decode-only: no prefill rows (a shorter A/B run); --only: that one decode row (for ncu; any
 //   batch, a context that is a multiple of the 16-slot cache block, and any KV heads dividing the
 //   query heads, 32 unless named: batch 128 x 1 KV head x 4 query heads launches the grid of batch
 //   16 x 8 x 32 over one contiguous 4 KB run per cache block and head, a layout diagnostic);
 //   --contiguous-kv: each sequence's cache blocks consecutive in the pool (as SDPA's [B, H, S, D]
-//   tensors are), instead of shuffled over it (a paged cache's worst case, the default).
+//   tensors are), instead of shuffled over it (a paged cache's worst case, the default);
+//   --timeline: per decode row, where a call's time goes when calls run back to back: each
+//   kernel's duration and what its end adds after the previous kernel's (CUPTI's records; a
+//   build without CUPTI says so).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -32,6 +36,7 @@
 #include "backend/cuda/attention/attention.cuh"
 #include "bench_common.h"
 #include "gpu_spin.h"
+#include "kernel_timeline.h"
 #include "random_fill.h"
 
 namespace {
@@ -126,6 +131,44 @@ double time_attention_back_to_back(AttentionParams<__half> p, const std::vector<
   });
 }
 
+// One line per decode row: the kernels of `iters` calls queued back to back, as CUPTI saw them
+// (bench/kernel_timeline.h), summarised per kernel of a call.
+void print_timeline(const std::string& label, AttentionParams<__half> p, const std::vector<int32_t*>& tables,
+                    cudaStream_t stream, int iters) {
+  constexpr int kWarmupCalls = 5;
+  BENCH_CHECK(cudaDeviceSynchronize());
+  fdpp::bench::KernelTimeline timeline;
+  std::string why_not;
+  if (!timeline.start(&why_not)) {
+    fmt::print("# timeline {}: not recorded ({})\n", label, why_not);
+    return;
+  }
+  // The calls queue behind a spin, so that the GPU runs them back to back whatever the host's
+  // launch rate; the spin's own record is dropped.
+  gpu_spin(stream, 2000);
+  fdpp::Status st = fdpp::Status::ok();
+  for (int i = 0; i < kWarmupCalls + iters && st.is_ok(); ++i) {
+    p.slots.block_tables = tables[static_cast<size_t>(i) % tables.size()];
+    st = fdpp::cuda::launch_attention(p, stream);
+  }
+  std::vector<fdpp::bench::KernelSpan> spans = timeline.stop();
+  std::erase_if(spans, [](const fdpp::bench::KernelSpan& s) { return fdpp::bench::short_kernel_name(s.name) == "spin_kernel"; });
+  if (!st.is_ok()) {
+    fmt::print(stderr, "bench_attention: {}\n", st.message());
+    std::exit(1);
+  }
+  const fdpp::bench::CallTimeline calls = fdpp::bench::summarize_calls(spans, kWarmupCalls);
+  if (calls.calls == 0) {
+    fmt::print("# timeline {}: {} kernels recorded, no repeating call found\n", label, spans.size());
+    return;
+  }
+  std::string steps;
+  for (const auto& step : calls.steps)
+    steps += fmt::format("; {} {:.1f} us, ends {:.1f} us after the previous", step.name, step.duration_us,
+                         step.after_prev_us);
+  fmt::print("# timeline {}: {} calls, period {:.1f} us{}\n", label, calls.calls, calls.period_us, steps);
+}
+
 // Median time of the prefill path (tiled kernel + fallback pass) over one causal sequence of T
 // tokens. bf16 buffers are filled with the fp16 generator's bits: small finite values, same work.
 template <typename T>
@@ -179,12 +222,13 @@ double time_prefill(int tokens, int hq, int hkv, int hd, fdpp::cuda::SoftmaxRang
 
 int main(int argc, char** argv) {
   std::map<std::string, double> peer;
-  bool decode_only = false, contiguous_kv = false;
+  bool decode_only = false, contiguous_kv = false, timeline = false;
   int only[4] = {0, 0, 0, 32};  // batch, context, KV heads, query heads; zeros: every row
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--decode-only") decode_only = true;
     if (arg == "--contiguous-kv") contiguous_kv = true;
+    if (arg == "--timeline") timeline = true;
     if (arg == "--only") {
       const int fields = i + 1 < argc ? std::sscanf(argv[i + 1], "%d,%d,%d,%d", &only[0], &only[1], &only[2], &only[3]) : 0;
       if (fields != 3 && fields != 4) {
@@ -276,6 +320,8 @@ int main(int argc, char** argv) {
         attach_workspace(p);
         const double us = time_attention(p, tables, 50);
         const double b2b_us = time_attention_back_to_back(p, tables, stream, 50);
+        if (timeline)
+          print_timeline(fmt::format("b{} c{} kv{} (b2b {:.1f} us)", batch, context, hkv, b2b_us), p, tables, stream, 50);
         const double bytes = 2.0 * batch * context * hkv * hd * 2;
         const std::string key = fmt::format("b{}_c{}_kv{}", batch, context, hkv);
         rows.push_back(

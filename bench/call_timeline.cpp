@@ -1,0 +1,67 @@
+#include "call_timeline.h"
+
+#include <cxxabi.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+
+namespace fdpp::bench {
+namespace {
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+}  // namespace
+
+std::string short_kernel_name(const std::string& name) {
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> demangled(abi::__cxa_demangle(name.c_str(), nullptr, nullptr, &status),
+                                                   std::free);
+  std::string s = status == 0 && demangled ? std::string(demangled.get()) : name;
+  // "void ns::kernel<args>(params)": drop the return type, the arguments and the namespaces.
+  if (s.rfind("void ", 0) == 0) s.erase(0, 5);
+  s = s.substr(0, std::min(s.find('<'), s.find('(')));
+  if (const size_t colon = s.rfind("::"); colon != std::string::npos) s.erase(0, colon + 2);
+  return s;
+}
+
+CallTimeline summarize_calls(const std::vector<KernelSpan>& spans, int warmup_calls) {
+  CallTimeline out;
+  std::vector<std::string> names;
+  names.reserve(spans.size());
+  for (const KernelSpan& span : spans) names.push_back(short_kernel_name(span.name));
+  constexpr size_t kMaxKernelsPerCall = 16;
+  size_t period = 0;
+  for (size_t k = 1; k <= std::min(kMaxKernelsPerCall, names.size()) && period == 0; ++k) {
+    if (names.size() % k != 0) continue;
+    bool repeats = true;
+    for (size_t i = k; i < names.size() && repeats; ++i) repeats = names[i] == names[i - k];
+    if (repeats) period = k;
+  }
+  if (period == 0) return out;
+  const size_t calls = names.size() / period;
+  const size_t first = static_cast<size_t>(std::max(warmup_calls, 1));  // the first call has no predecessor
+  if (calls < first + 2) return out;
+  out.calls = static_cast<int>(calls - first);
+  std::vector<std::vector<double>> durations(period), after_prev(period);
+  std::vector<double> periods;
+  for (size_t c = first; c < calls; ++c) {
+    for (size_t j = 0; j < period; ++j) {
+      const KernelSpan& span = spans[c * period + j];
+      const KernelSpan& prev = spans[c * period + j - 1];
+      durations[j].push_back(static_cast<double>(span.end_ns - span.start_ns) * 1e-3);
+      after_prev[j].push_back((static_cast<double>(span.end_ns) - static_cast<double>(prev.end_ns)) * 1e-3);
+    }
+    const uint64_t end = spans[c * period + period - 1].end_ns, prev_end = spans[c * period - 1].end_ns;
+    periods.push_back((static_cast<double>(end) - static_cast<double>(prev_end)) * 1e-3);
+  }
+  for (size_t j = 0; j < period; ++j)
+    out.steps.push_back({names[j], median(durations[j]), median(after_prev[j])});
+  out.period_us = median(periods);
+  return out;
+}
+
+}  // namespace fdpp::bench

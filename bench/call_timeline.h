@@ -1,0 +1,41 @@
+// Kernel spans (start and end on the GPU's clock) and their summary as repeated calls: what a
+// benchmark prints from bench/kernel_timeline.h's records. No CUDA here, so the CPU tests check it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace fdpp::bench {
+
+// One kernel's execution on the GPU: start is when its first block began, end when its last
+// finished (ns on the GPU's clock). A kernel launched with programmatic dependent launch starts
+// while its predecessor still runs.
+struct KernelSpan {
+  std::string name;  // as CUPTI reports it (mangled)
+  uint64_t start_ns = 0, end_ns = 0;
+};
+
+// A summary of spans that repeat one call's kernels in order: per kernel of the call, its median
+// duration and the median time from the previous kernel's end to its end (what it adds to the
+// call beyond what overlaps), and the call's median period (end to end).
+struct CallTimeline {
+  struct Step {
+    std::string name;          // short_kernel_name
+    double duration_us = 0;    // start to end, median over calls
+    double after_prev_us = 0;  // the previous kernel's end (for the first, the previous call's
+                               // last) to this one's end, median
+  };
+  std::vector<Step> steps;
+  double period_us = 0;  // one call's last kernel end to the next call's, median
+  int calls = 0;
+};
+// Summarises `spans` (start order) as calls: the call is the shortest sequence of kernel names
+// that the whole timeline repeats (at most 16 kernels), and the first `warmup_calls` calls are
+// skipped. No repeating sequence, or fewer than two calls left, gives calls = 0.
+CallTimeline summarize_calls(const std::vector<KernelSpan>& spans, int warmup_calls);
+
+// The kernel name without its template arguments and parameter list ("split_kv_mma_kernel").
+std::string short_kernel_name(const std::string& name);
+
+}  // namespace fdpp::bench

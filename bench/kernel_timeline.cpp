@@ -1,0 +1,94 @@
+#include "kernel_timeline.h"
+
+#include <cuda_runtime.h>
+
+#if FDPP_HAVE_CUPTI
+#include <cupti.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <mutex>
+#include <utility>
+
+namespace fdpp::bench {
+namespace {
+
+// CUPTI hands records over in buffers it asks for and returns from its own threads.
+std::mutex g_mutex;
+std::vector<KernelSpan> g_spans;
+
+constexpr size_t kBufferBytes = size_t{1} << 20;
+constexpr size_t kBufferAlign = 8;  // CUPTI's requirement for activity buffers
+
+void CUPTIAPI buffer_requested(uint8_t** buffer, size_t* size, size_t* max_records) {
+  *buffer = static_cast<uint8_t*>(std::aligned_alloc(kBufferAlign, kBufferBytes));
+  *size = *buffer != nullptr ? kBufferBytes : 0;
+  *max_records = 0;  // as many as fit
+}
+
+void CUPTIAPI buffer_completed(CUcontext, uint32_t, uint8_t* buffer, size_t, size_t valid_bytes) {
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    CUpti_Activity* record = nullptr;
+    while (cuptiActivityGetNextRecord(buffer, valid_bytes, &record) == CUPTI_SUCCESS) {
+      if (record->kind != CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL) continue;
+      const auto* kernel = reinterpret_cast<const CUpti_ActivityKernel10*>(record);
+      g_spans.push_back({kernel->name != nullptr ? kernel->name : "?", kernel->start, kernel->end});
+    }
+  }
+  std::free(buffer);
+}
+
+std::string cupti_error(CUptiResult result) {
+  const char* text = nullptr;
+  if (cuptiGetResultString(result, &text) != CUPTI_SUCCESS || text == nullptr) return "CUPTI error";
+  return text;
+}
+
+}  // namespace
+
+bool KernelTimeline::start(std::string* why_not) {
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    g_spans.clear();
+  }
+  CUptiResult result = cuptiActivityRegisterCallbacks(buffer_requested, buffer_completed);
+  if (result == CUPTI_SUCCESS) result = cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL);
+  if (result != CUPTI_SUCCESS) {
+    if (why_not != nullptr) *why_not = cupti_error(result);
+    return false;
+  }
+  return true;
+}
+
+std::vector<KernelSpan> KernelTimeline::stop() {
+  (void)cudaDeviceSynchronize();
+  (void)cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
+  (void)cuptiActivityDisable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL);
+  std::vector<KernelSpan> spans;
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    spans = std::move(g_spans);
+    g_spans.clear();
+  }
+  std::stable_sort(spans.begin(), spans.end(),
+                   [](const KernelSpan& a, const KernelSpan& b) { return a.start_ns < b.start_ns; });
+  return spans;
+}
+
+}  // namespace fdpp::bench
+
+#else  // no CUPTI in this build: nothing is recorded, and start() says why
+
+namespace fdpp::bench {
+
+bool KernelTimeline::start(std::string* why_not) {
+  if (why_not != nullptr) *why_not = "this build has no CUPTI (CMake found no CUDA::cupti)";
+  return false;
+}
+
+std::vector<KernelSpan> KernelTimeline::stop() { return {}; }
+
+}  // namespace fdpp::bench
+
+#endif
