@@ -34,9 +34,9 @@
 #include <vector>
 
 #include "backend/cuda/attention/attention.cuh"
+#include "backend/cuda/kernel_timeline.h"
 #include "bench_common.h"
 #include "gpu_spin.h"
-#include "kernel_timeline.h"
 #include "random_fill.h"
 
 namespace {
@@ -132,14 +132,13 @@ double time_attention_back_to_back(AttentionParams<__half> p, const std::vector<
 }
 
 // One line per decode row: the kernels of `iters` calls queued back to back, as CUPTI saw them
-// (bench/kernel_timeline.h), summarised per kernel of a call.
+// (backend/cuda/kernel_timeline.h), summarised per kernel of a call (core/kernel_spans.h).
 void print_timeline(const std::string& label, AttentionParams<__half> p, const std::vector<int32_t*>& tables,
                     cudaStream_t stream, int iters) {
   constexpr int kWarmupCalls = 5;
   BENCH_CHECK(cudaDeviceSynchronize());
-  fdpp::bench::KernelTimeline timeline;
   std::string why_not;
-  if (!timeline.start(&why_not)) {
+  if (!fdpp::cuda::start_kernel_records(&why_not)) {
     fmt::print("# timeline {}: not recorded ({})\n", label, why_not);
     return;
   }
@@ -151,13 +150,13 @@ void print_timeline(const std::string& label, AttentionParams<__half> p, const s
     p.slots.block_tables = tables[static_cast<size_t>(i) % tables.size()];
     st = fdpp::cuda::launch_attention(p, stream);
   }
-  std::vector<fdpp::bench::KernelSpan> spans = timeline.stop();
-  std::erase_if(spans, [](const fdpp::bench::KernelSpan& s) { return fdpp::bench::short_kernel_name(s.name) == "spin_kernel"; });
+  std::vector<fdpp::KernelSpan> spans = fdpp::cuda::stop_kernel_records();
+  std::erase_if(spans, [](const fdpp::KernelSpan& s) { return fdpp::short_kernel_name(s.name) == "spin_kernel"; });
   if (!st.is_ok()) {
     fmt::print(stderr, "bench_attention: {}\n", st.message());
     std::exit(1);
   }
-  const fdpp::bench::CallTimeline calls = fdpp::bench::summarize_calls(spans, kWarmupCalls);
+  const fdpp::CallTimeline calls = fdpp::summarize_calls(spans, kWarmupCalls);
   if (calls.calls == 0) {
     fmt::print("# timeline {}: {} kernels recorded, no repeating call found\n", label, spans.size());
     return;

@@ -34,6 +34,7 @@ struct BenchArgs {
   std::vector<int64_t> batch = {1, 4, 16, 64};
   std::vector<int64_t> context = {128, 1024, 4096, 8192, 32768};
   int64_t steps = 16;
+  int64_t timeline_steps = 0;  // 0: no kernel timeline
   int64_t max_model_len = 0;  // 0: the model's own context length
   bool json = false;
   SamplingParams sampling = ModelBenchOptions::greedy_sampling();
@@ -44,6 +45,34 @@ void check_positive(const std::vector<int64_t>& values, const char* flag) {
     if (v <= 0) throw Error(ErrorCode::kInvalidArgument, fmt::format("{}: values must be positive, found {}", flag, v));
 }
 
+// The kernels that take the most of a decode step's time (core/kernel_spans.h's attribution), the
+// rest summed into one line; idle is time with no kernel running (host work, copies).
+void print_timeline(const ModelBenchRow& r) {
+  constexpr size_t kKernelsShown = 16;
+  const StepBreakdown& t = r.timeline;
+  fmt::print("\n# decode batch {}, context {}: kernel timeline over {} steps, {:.1f} us per step ({:.1f} us idle)\n",
+             r.batch, r.tokens, t.steps, t.window_us_per_step, t.idle_us_per_step);
+  fmt::print("| kernel | launches/step | us/step on the chain | % of step | us/step running |\n");
+  fmt::print("| --- | ---: | ---: | ---: | ---: |\n");
+  const double step = t.window_us_per_step > 0 ? t.window_us_per_step : 1.0;
+  KernelShare rest{"(the other kernels)"};
+  for (size_t i = 0; i < t.kernels.size(); ++i) {
+    const KernelShare& k = t.kernels[i];
+    if (i >= kKernelsShown) {
+      rest.launches_per_step += k.launches_per_step;
+      rest.charged_us_per_step += k.charged_us_per_step;
+      rest.running_us_per_step += k.running_us_per_step;
+      continue;
+    }
+    fmt::print("| {} | {:.1f} | {:.1f} | {:.1f}% | {:.1f} |\n", k.name, k.launches_per_step, k.charged_us_per_step,
+               100.0 * k.charged_us_per_step / step, k.running_us_per_step);
+  }
+  if (t.kernels.size() > kKernelsShown)
+    fmt::print("| {} | {:.1f} | {:.1f} | {:.1f}% | {:.1f} |\n", rest.name, rest.launches_per_step,
+               rest.charged_us_per_step, 100.0 * rest.charged_us_per_step / step, rest.running_us_per_step);
+  fmt::print("| (no kernel running) | | {:.1f} | {:.1f}% | |\n", t.idle_us_per_step, 100.0 * t.idle_us_per_step / step);
+}
+
 void run_bench(const BenchArgs& a) {
   if (a.model_dir.empty() == a.shape.empty())
     throw Error(ErrorCode::kInvalidArgument, "give exactly one of -m/--model DIR and --shape NAME");
@@ -51,6 +80,8 @@ void run_bench(const BenchArgs& a) {
   check_positive(a.batch, "--batch");
   check_positive(a.context, "--context");
   if (a.steps <= 0) throw Error(ErrorCode::kInvalidArgument, fmt::format("--steps must be positive, found {}", a.steps));
+  if (a.timeline_steps < 0)
+    throw Error(ErrorCode::kInvalidArgument, fmt::format("--timeline must be 0 or more steps, found {}", a.timeline_steps));
   validate(a.sampling);  // before the model is made: names the parameter and its value
   if (a.max_model_len < 0)
     throw Error(ErrorCode::kInvalidArgument, fmt::format("--max-model-len must be positive, found {}", a.max_model_len));
@@ -85,6 +116,7 @@ void run_bench(const BenchArgs& a) {
   o.batches = a.batch;
   o.contexts = a.context;
   o.decode_steps = a.steps;
+  o.timeline_steps = a.timeline_steps;
   o.sampling = a.sampling;
   ProgressBar bar("bench " + (a.shape.empty() ? std::string("model") : a.shape),
                   o.prefill_tokens.size() + o.batches.size() * o.contexts.size(), "cases");
@@ -106,6 +138,17 @@ void run_bench(const BenchArgs& a) {
                          {"ceiling_fraction", r.ceiling_fraction}};
       if (r.phase == "decode" && r.skipped.empty()) row["sampled_on"] = r.tokens_on_backend ? "device" : "host";
       if (!r.skipped.empty()) row["skipped"] = r.skipped;
+      if (r.timeline.steps > 0) {
+        nlohmann::json kernels = nlohmann::json::array();
+        for (const KernelShare& k : r.timeline.kernels)
+          kernels.push_back({{"kernel", k.name}, {"launches_per_step", k.launches_per_step},
+                             {"us_per_step_on_chain", k.charged_us_per_step},
+                             {"us_per_step_running", k.running_us_per_step}});
+        row["timeline"] = {{"steps", r.timeline.steps}, {"us_per_step", r.timeline.window_us_per_step},
+                           {"idle_us_per_step", r.timeline.idle_us_per_step}, {"kernels", kernels}};
+      } else if (!r.timeline_note.empty()) {
+        row["timeline_note"] = r.timeline_note;
+      }
       j["rows"].push_back(row);
     }
     fmt::print("{}\n", j.dump(1));
@@ -129,6 +172,12 @@ void run_bench(const BenchArgs& a) {
                decode && ceiling > 0 ? fmt::format("{:.1f}%", 100.0 * r.ceiling_fraction) : "");
   }
   if (ceiling <= 0) fmt::print("(no measured read-bandwidth ceiling for {})\n", backend->name());
+  std::string note;  // the same reason on every row where a backend records no timeline: said once
+  for (const auto& r : rows) {
+    if (r.timeline.steps > 0) print_timeline(r);
+    else if (r.phase == "decode" && !r.timeline_note.empty() && note.empty()) note = r.timeline_note;
+  }
+  if (!note.empty()) fmt::print("# kernel timeline: not recorded ({})\n", note);
 }
 
 }  // namespace
@@ -144,6 +193,10 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--batch", args->batch, "Decode batch sizes")->delimiter(',')->capture_default_str();
   cmd->add_option("--context", args->context, "Decode context lengths")->delimiter(',')->capture_default_str();
   cmd->add_option("--steps", args->steps, "Timed decode steps per case")->capture_default_str();
+  cmd->add_option("--timeline", args->timeline_steps,
+                  "After each decode case, run this many more steps recording every kernel (CUDA: CUPTI) and print "
+                  "where a step's time goes, per kernel; 0 = off")
+      ->capture_default_str();
   cmd->add_option("--max-model-len", args->max_model_len,
                   "Context length to allow instead of the model's (for timing longer contexts)");
   cmd->add_flag("--json", args->json, "Print JSON instead of a table");

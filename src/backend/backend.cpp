@@ -36,6 +36,11 @@ void Backend::gate_up_silu(const TensorView& x, const TensorView& w, const Linea
   silu_mul(gate_up, act);
 }
 
+bool Backend::start_kernel_timeline(std::string* why_not) {
+  if (why_not != nullptr) *why_not = fmt::format("the {} backend records no kernel timeline", name());
+  return false;
+}
+
 void Backend::fold_norm_weight(const TensorView& w, const TensorView& norm) {
   throw Error(ErrorCode::kInternal, fmt::format("backend {} does not fold norm weights", name()));
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "backend/cuda/sampling/sampling_row.h"
+#include "core/kernel_spans.h"
 #include "core/tensor.h"
 
 namespace fdpp {
@@ -82,6 +83,11 @@ class Backend {
   virtual uint64_t softmax_fallback_rows() const { return 0; }
   // Per-layer unified max values for the asynchronized softmax; backends without it ignore them.
   virtual void set_softmax_ranges(const std::vector<SoftmaxRangeSetting>& per_layer) {}
+  // Records the start and end of every kernel the backend runs until stop_kernel_timeline() (fdpp
+  // bench --timeline); false, with the reason, where the backend cannot.
+  virtual bool start_kernel_timeline(std::string* why_not);
+  // The spans recorded since start_kernel_timeline(), once the backend's work has finished.
+  virtual std::vector<KernelSpan> stop_kernel_timeline() { return {}; }
 
   // ---- memory ----
   // A contiguous buffer of `shape` on this backend (contents undefined).

@@ -130,7 +130,7 @@ std::vector<ModelBenchRow> run_model_bench(LlamaModel& model, Backend& backend, 
       r.phase = "decode";
       r.batch = B;
       r.tokens = C;
-      const int64_t need = C + o.decode_steps + 1;
+      const int64_t need = C + o.decode_steps + 1 + std::max<int64_t>(o.timeline_steps, 0);
       if (need > context_limit) {
         r.skipped = fmt::format("context + steps beyond the model's {}", context_limit);
       } else {
@@ -146,6 +146,16 @@ std::vector<ModelBenchRow> run_model_bench(LlamaModel& model, Backend& backend, 
             const auto t0 = Clock::now();
             r.tokens_on_backend = sampler.step(model, step, static_cast<uint64_t>(s));
             if (s > 0) times.push_back(ms_since(t0));  // step 0 warms up
+          }
+          if (o.timeline_steps > 0) {  // after the timed steps, so that recording cannot slow them
+            if (backend.start_kernel_timeline(&r.timeline_note)) {
+              for (int64_t s = o.decode_steps + 1; s <= o.decode_steps + o.timeline_steps; ++s) {
+                const StepBatch step =
+                    make_step(B, C + s, 1, blocks_per_seq, c.vocab_size, static_cast<uint64_t>(s));
+                sampler.step(model, step, static_cast<uint64_t>(s));
+              }
+              r.timeline = attribute_steps(backend.stop_kernel_timeline(), static_cast<int>(o.timeline_steps));
+            }
           }
           std::sort(times.begin(), times.end());
           r.ms = times[times.size() / 2];

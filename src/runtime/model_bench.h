@@ -20,6 +20,9 @@ struct ModelBenchOptions {
   std::vector<int64_t> batches = {1, 4, 16, 64};
   std::vector<int64_t> contexts = {128, 1024, 4096, 8192, 32768};
   int64_t decode_steps = 16;   // timed steps per decode case (after one warm-up step)
+  // Steps run after the timed ones with the backend's kernel timeline on (0: none), attributed
+  // per kernel in ModelBenchRow::timeline.
+  int64_t timeline_steps = 0;
   int64_t kv_block_size = 16;
   // Each decode step ends as the engine's does: a token per sequence drawn with these parameters
   // on the backend where it can (only the tokens come to the host), else from the [R, V] logits
@@ -43,6 +46,8 @@ struct ModelBenchRow {
   double ceiling_fraction = 0; // of the backend's read ceiling; 0 when not measured
   bool tokens_on_backend = false;  // decode: tokens drawn on the backend (else by the host sampler)
   std::string skipped;         // why the case did not run (context too long, out of memory)
+  StepBreakdown timeline;      // decode with timeline_steps: where a step's time went, per kernel
+  std::string timeline_note;   // why there is no timeline (the backend records none)
 };
 
 // Runs every case; `progress` is called after each. Cases beyond the model's context or the

@@ -1,5 +1,6 @@
 // fdpp bench as a user runs it: a named shape with random weights and a model directory on the
-// CPU backend, JSON output, skipped cases, and bad arguments.
+// CPU backend, JSON output, skipped cases, the kernel timeline where the backend has none, and bad
+// arguments.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -72,6 +73,32 @@ TEST(BenchCli, MaxModelLenAllowsContextsPastTheModels) {
   }
 }
 
+TEST(BenchCli, TimelineOnABackendThatRecordsNoneSaysWhy) {
+  // The CPU backend has no kernel timeline: the steps still run (the context they need is
+  // checked) and the reason is given, once in the table and per row in JSON.
+  const std::string cases = "bench --shape tiny --backend cpu --prefill 8 --batch 1,2 --context 16 --steps 2 --timeline 3";
+  const auto table = test::run_command(fdpp() + cases);
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  const std::string said = "# kernel timeline: not recorded (the cpu backend records no kernel timeline)";
+  const size_t at = table.out.find(said);
+  ASSERT_NE(at, std::string::npos) << table.out;
+  EXPECT_EQ(table.out.find(said, at + 1), std::string::npos) << "said more than once: " << table.out;
+  const auto json = test::run_command(fdpp() + cases + " --json");
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  const auto rows = nlohmann::json::parse(json.out)["rows"];
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_FALSE(rows[0].contains("timeline_note"));  // prefill: no timeline asked for
+  for (size_t i = 1; i < rows.size(); ++i) {
+    EXPECT_EQ(rows[i]["timeline_note"], "the cpu backend records no kernel timeline") << rows[i].dump();
+    EXPECT_FALSE(rows[i].contains("timeline"));
+  }
+  // The timeline's steps come after the timed ones and need their positions too.
+  const auto past = test::run_command(fdpp() + "bench --shape tiny --backend cpu --prefill 8 --batch 1 --context 2040 "
+                                               "--steps 2 --timeline 8 --json");
+  ASSERT_EQ(past.exit_code, 0) << past.err;
+  EXPECT_TRUE(nlohmann::json::parse(past.out)["rows"][1].contains("skipped")) << past.out;  // 2040 + 11 > 2048
+}
+
 TEST(BenchCli, BadArgumentsFailWithAClearMessage) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"bench --backend cpu", "exactly one of"},
@@ -79,6 +106,7 @@ TEST(BenchCli, BadArgumentsFailWithAClearMessage) {
       {"bench --shape tiny --backend cpu --steps 0", "--steps must be positive"},
       {"bench --shape tiny --backend cpu --batch 0", "--batch: values must be positive"},
       {"bench --shape tiny --backend cpu --max-model-len -5", "--max-model-len must be positive, found -5"},
+      {"bench --shape tiny --backend cpu --timeline -1", "--timeline must be 0 or more steps, found -1"},
       {"bench --shape tiny --backend cpu --top-p 1.5", "top_p"},
       {"bench --shape tiny --backend cpu --temp -1", "temperature"},
   };

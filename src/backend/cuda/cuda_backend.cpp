@@ -12,6 +12,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_ceilings.h"
 #include "backend/cuda/env_switch.h"
+#include "backend/cuda/kernel_timeline.h"
 #include "backend/cuda/pointwise/pointwise.cuh"
 #include "backend/cuda/sampling/sampling.cuh"
 
@@ -535,6 +536,16 @@ uint64_t CudaBackend::softmax_fallback_rows() const {
         "fallback counter");
   check(cudaStreamSynchronize(stream_), "fallback counter");
   return n;
+}
+
+bool CudaBackend::start_kernel_timeline(std::string* why_not) {
+  check(cudaStreamSynchronize(stream_), "kernel timeline");  // earlier work stays out of the records
+  return start_kernel_records(why_not);
+}
+
+std::vector<KernelSpan> CudaBackend::stop_kernel_timeline() {
+  check(cudaStreamSynchronize(stream_), "kernel timeline");
+  return stop_kernel_records();
 }
 
 }  // namespace fdpp::cuda

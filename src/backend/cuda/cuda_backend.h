@@ -24,6 +24,8 @@ class CudaBackend final : public Backend {
   DType activation_dtype() const override { return dtype_; }
   double read_bandwidth_ceiling() const override { return ceiling_; }
   uint64_t softmax_fallback_rows() const override;
+  bool start_kernel_timeline(std::string* why_not) override;
+  std::vector<KernelSpan> stop_kernel_timeline() override;
   void set_softmax_ranges(const std::vector<SoftmaxRangeSetting>& per_layer) override;
 
   DeviceTensor allocate(DType dtype, std::initializer_list<int64_t> shape) override;

@@ -1,13 +1,14 @@
-// bench/call_timeline.h: kernel spans summarised as repeated calls (what bench_attention
-// --timeline prints from CUPTI's records), on spans built here with known times.
-#include "call_timeline.h"
+// core/kernel_spans.h: kernel spans summarised as repeated calls (bench_attention --timeline) and
+// as decode steps attributed per kernel (fdpp bench --timeline), on spans built here with known
+// times.
+#include "core/kernel_spans.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-namespace fdpp::bench {
+namespace fdpp {
 namespace {
 
 constexpr const char* kSplit = "_ZN4fdpp4cuda6detail19split_kv_mma_kernelI6__halfLi128ELi3ELb1EEEvNS0_15AttentionParamsIT_EE";
@@ -25,13 +26,13 @@ std::vector<KernelSpan> split_merge_calls(int calls) {
   return spans;
 }
 
-TEST(CallTimeline, ShortNamesDropNamespacesTemplateArgumentsAndParameters) {
+TEST(KernelSpans, ShortNamesDropNamespacesTemplateArgumentsAndParameters) {
   EXPECT_EQ(short_kernel_name(kSplit), "split_kv_mma_kernel");
   EXPECT_EQ(short_kernel_name(kMerge), "merge_kernel");
   EXPECT_EQ(short_kernel_name("plain_c_kernel"), "plain_c_kernel");  // not mangled: kept
 }
 
-TEST(CallTimeline, SummarisesRepeatedCalls) {
+TEST(KernelSpans, SummarisesRepeatedCalls) {
   const CallTimeline t = summarize_calls(split_merge_calls(12), 2);
   ASSERT_EQ(t.steps.size(), 2u);
   EXPECT_EQ(t.calls, 10);
@@ -44,7 +45,7 @@ TEST(CallTimeline, SummarisesRepeatedCalls) {
   EXPECT_DOUBLE_EQ(t.period_us, 10.0);
 }
 
-TEST(CallTimeline, OneKernelCallsAndMedians) {
+TEST(KernelSpans, OneKernelCallsAndMedians) {
   std::vector<KernelSpan> spans;
   for (uint64_t c = 0; c < 5; ++c) spans.push_back({kSplit, 1000 * c, 1000 * c + (c == 3 ? 900 : 500)});
   const CallTimeline t = summarize_calls(spans, 0);  // the first call has no predecessor: skipped anyway
@@ -54,7 +55,7 @@ TEST(CallTimeline, OneKernelCallsAndMedians) {
   EXPECT_DOUBLE_EQ(t.period_us, 1.0);
 }
 
-TEST(CallTimeline, NoRepeatingCallGivesNothing) {
+TEST(KernelSpans, NoRepeatingCallGivesNothing) {
   std::vector<KernelSpan> spans = split_merge_calls(6);
   spans.push_back({kSplit, 200000, 208000});  // a call cut short: the names no longer repeat
   EXPECT_EQ(summarize_calls(spans, 1).calls, 0);
@@ -62,5 +63,39 @@ TEST(CallTimeline, NoRepeatingCallGivesNothing) {
   EXPECT_EQ(summarize_calls({}, 0).calls, 0);
 }
 
+// Two steps of a chain: a GEMV (0-10 us), a split kernel launched early under PDL (starts at 8,
+// ends at 30), a merge (29-33), then a host gap to the next step's GEMV (40-50), split (48-70),
+// merge (69-73). In end order the GEMV is charged 10, the split 20, the merge 3; the 7 us gap is
+// idle (ns).
+TEST(KernelSpans, StepsAttributedPerKernel) {
+  std::vector<KernelSpan> spans;
+  for (uint64_t base : {0ull, 40000ull}) {
+    spans.push_back({"gemv_kernel", base, base + 10000});
+    spans.push_back({kSplit, base + 8000, base + 30000});
+    spans.push_back({kMerge, base + 29000, base + 33000});
+  }
+  const StepBreakdown b = attribute_steps(spans, 2);
+  EXPECT_EQ(b.steps, 2);
+  ASSERT_EQ(b.kernels.size(), 3u);
+  EXPECT_EQ(b.kernels[0].name, "split_kv_mma_kernel");  // the largest charge first
+  EXPECT_DOUBLE_EQ(b.kernels[0].charged_us_per_step, 20.0);
+  EXPECT_DOUBLE_EQ(b.kernels[0].running_us_per_step, 22.0);
+  EXPECT_DOUBLE_EQ(b.kernels[0].launches_per_step, 1.0);
+  EXPECT_EQ(b.kernels[1].name, "gemv_kernel");
+  EXPECT_DOUBLE_EQ(b.kernels[1].charged_us_per_step, 10.0);
+  EXPECT_EQ(b.kernels[2].name, "merge_kernel");
+  EXPECT_DOUBLE_EQ(b.kernels[2].charged_us_per_step, 3.0);
+  EXPECT_DOUBLE_EQ(b.idle_us_per_step, 3.5);     // one 7 us gap over two steps
+  EXPECT_DOUBLE_EQ(b.window_us_per_step, 36.5);  // 0 to 73 us
+  double sum = b.idle_us_per_step;
+  for (const KernelShare& k : b.kernels) sum += k.charged_us_per_step;
+  EXPECT_DOUBLE_EQ(sum, b.window_us_per_step);  // the charges and the idle time cover the window
+}
+
+TEST(KernelSpans, NoSpansOrStepsGiveAnEmptyBreakdown) {
+  EXPECT_EQ(attribute_steps({}, 4).steps, 0);
+  EXPECT_EQ(attribute_steps({{kSplit, 0, 10}}, 0).steps, 0);
+}
+
 }  // namespace
-}  // namespace fdpp::bench
+}  // namespace fdpp

@@ -1,4 +1,4 @@
-#include "kernel_timeline.h"
+#include "backend/cuda/kernel_timeline.h"
 
 #include <cuda_runtime.h>
 
@@ -10,7 +10,7 @@
 #include <mutex>
 #include <utility>
 
-namespace fdpp::bench {
+namespace fdpp::cuda {
 namespace {
 
 // CUPTI hands records over in buffers it asks for and returns from its own threads.
@@ -47,7 +47,7 @@ std::string cupti_error(CUptiResult result) {
 
 }  // namespace
 
-bool KernelTimeline::start(std::string* why_not) {
+bool start_kernel_records(std::string* why_not) {
   {
     std::lock_guard<std::mutex> lock(g_mutex);
     g_spans.clear();
@@ -61,7 +61,7 @@ bool KernelTimeline::start(std::string* why_not) {
   return true;
 }
 
-std::vector<KernelSpan> KernelTimeline::stop() {
+std::vector<KernelSpan> stop_kernel_records() {
   (void)cudaDeviceSynchronize();
   (void)cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
   (void)cuptiActivityDisable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL);
@@ -76,19 +76,19 @@ std::vector<KernelSpan> KernelTimeline::stop() {
   return spans;
 }
 
-}  // namespace fdpp::bench
+}  // namespace fdpp::cuda
 
-#else  // no CUPTI in this build: nothing is recorded, and start() says why
+#else  // no CUPTI in this build: nothing is recorded, and the start says why
 
-namespace fdpp::bench {
+namespace fdpp::cuda {
 
-bool KernelTimeline::start(std::string* why_not) {
+bool start_kernel_records(std::string* why_not) {
   if (why_not != nullptr) *why_not = "this build has no CUPTI (CMake found no CUDA::cupti)";
   return false;
 }
 
-std::vector<KernelSpan> KernelTimeline::stop() { return {}; }
+std::vector<KernelSpan> stop_kernel_records() { return {}; }
 
-}  // namespace fdpp::bench
+}  // namespace fdpp::cuda
 
 #endif

@@ -1,12 +1,14 @@
-// Kernel spans (start and end on the GPU's clock) and their summary as repeated calls: what a
-// benchmark prints from bench/kernel_timeline.h's records. No CUDA here, so the CPU tests check it.
+// Kernel spans (start and end on the GPU's clock, as a backend's kernel timeline records them:
+// backend/cuda/kernel_timeline.h) and their summaries: as repeated calls of a few kernels (the
+// attention bench) and as decode steps attributed per kernel (fdpp bench --timeline). No CUDA
+// here, so the CPU tests check it.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-namespace fdpp::bench {
+namespace fdpp {
 
 // One kernel's execution on the GPU: start is when its first block began, end when its last
 // finished (ns on the GPU's clock). A kernel launched with programmatic dependent launch starts
@@ -35,7 +37,26 @@ struct CallTimeline {
 // skipped. No repeating sequence, or fewer than two calls left, gives calls = 0.
 CallTimeline summarize_calls(const std::vector<KernelSpan>& spans, int warmup_calls);
 
+// A window of decode steps attributed per kernel. The spans are taken as one stream's chain (each
+// kernel ends after the one before it, though with programmatic dependent launch it may start
+// earlier): in end order, each kernel is charged the time from the previous kernel's end, or from
+// its own start if later, to its end, and a gap with no kernel running is charged to idle. The
+// charges and the idle time add up to the window, first start to last end.
+struct KernelShare {
+  std::string name;              // short_kernel_name
+  double launches_per_step = 0;
+  double charged_us_per_step = 0;
+  double running_us_per_step = 0;  // start to end, in full (overlaps counted twice)
+};
+struct StepBreakdown {
+  std::vector<KernelShare> kernels;  // the largest charge first
+  double idle_us_per_step = 0;       // no kernel running (host work, copies, launch gaps)
+  double window_us_per_step = 0;
+  int steps = 0;
+};
+StepBreakdown attribute_steps(std::vector<KernelSpan> spans, int steps);
+
 // The kernel name without its template arguments and parameter list ("split_kv_mma_kernel").
 std::string short_kernel_name(const std::string& name);
 
-}  // namespace fdpp::bench
+}  // namespace fdpp

@@ -1,12 +1,13 @@
-#include "call_timeline.h"
+#include "core/kernel_spans.h"
 
 #include <cxxabi.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <map>
 #include <memory>
 
-namespace fdpp::bench {
+namespace fdpp {
 namespace {
 
 double median(std::vector<double> v) {
@@ -64,4 +65,40 @@ CallTimeline summarize_calls(const std::vector<KernelSpan>& spans, int warmup_ca
   return out;
 }
 
-}  // namespace fdpp::bench
+StepBreakdown attribute_steps(std::vector<KernelSpan> spans, int steps) {
+  StepBreakdown out;
+  if (spans.empty() || steps <= 0) return out;
+  out.steps = steps;
+  std::stable_sort(spans.begin(), spans.end(),
+                   [](const KernelSpan& a, const KernelSpan& b) { return a.end_ns < b.end_ns; });
+  std::map<std::string, KernelShare> by_name;
+  uint64_t first_start = spans.front().start_ns, prev_end = 0;
+  double idle_ns = 0;
+  for (size_t i = 0; i < spans.size(); ++i) {
+    const KernelSpan& s = spans[i];
+    first_start = std::min(first_start, s.start_ns);
+    const uint64_t from = i == 0 ? s.start_ns : std::max(prev_end, s.start_ns);
+    if (i > 0 && s.start_ns > prev_end) idle_ns += static_cast<double>(s.start_ns - prev_end);
+    KernelShare& share = by_name[short_kernel_name(s.name)];
+    share.launches_per_step += 1.0;
+    share.charged_us_per_step += static_cast<double>(s.end_ns - std::min(from, s.end_ns)) * 1e-3;
+    share.running_us_per_step += static_cast<double>(s.end_ns - s.start_ns) * 1e-3;
+    prev_end = s.end_ns;
+  }
+  const double per_step = 1.0 / steps;
+  for (auto& [name, share] : by_name) {
+    share.name = name;
+    share.launches_per_step *= per_step;
+    share.charged_us_per_step *= per_step;
+    share.running_us_per_step *= per_step;
+    out.kernels.push_back(share);
+  }
+  std::stable_sort(out.kernels.begin(), out.kernels.end(), [](const KernelShare& a, const KernelShare& b) {
+    return a.charged_us_per_step > b.charged_us_per_step;
+  });
+  out.idle_us_per_step = idle_ns * 1e-3 * per_step;
+  out.window_us_per_step = static_cast<double>(spans.back().end_ns - first_start) * 1e-3 * per_step;
+  return out;
+}
+
+}  // namespace fdpp
