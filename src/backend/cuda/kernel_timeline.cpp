@@ -52,7 +52,8 @@ bool start_kernel_records(std::string* why_not) {
     std::lock_guard<std::mutex> lock(g_mutex);
     g_spans.clear();
   }
-  CUptiResult result = cuptiActivityRegisterCallbacks(buffer_requested, buffer_completed);
+  static const CUptiResult registered = cuptiActivityRegisterCallbacks(buffer_requested, buffer_completed);  // once
+  CUptiResult result = registered;
   if (result == CUPTI_SUCCESS) result = cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL);
   if (result != CUPTI_SUCCESS) {
     if (why_not != nullptr) *why_not = cupti_error(result);
