@@ -136,7 +136,6 @@ double time_attention_back_to_back(AttentionParams<__half> p, const std::vector<
 void print_timeline(const std::string& label, AttentionParams<__half> p, const std::vector<int32_t*>& tables,
                     cudaStream_t stream, int iters) {
   constexpr int kWarmupCalls = 5;
-  BENCH_CHECK(cudaDeviceSynchronize());
   std::string why_not;
   if (!fdpp::cuda::start_kernel_records(&why_not)) {
     fmt::print("# timeline {}: not recorded ({})\n", label, why_not);

@@ -55,21 +55,22 @@ void print_timeline(const ModelBenchRow& r) {
   fmt::print("| kernel | launches/step | us/step on the chain | % of step | us/step running |\n");
   fmt::print("| --- | ---: | ---: | ---: | ---: |\n");
   const double step = t.window_us_per_step > 0 ? t.window_us_per_step : 1.0;
+  auto print_row = [&](const KernelShare& k) {
+    fmt::print("| {} | {:.1f} | {:.1f} | {:.1f}% | {:.1f} |\n", k.name, k.launches_per_step, k.charged_us_per_step,
+               100.0 * k.charged_us_per_step / step, k.running_us_per_step);
+  };
   KernelShare rest{"(the other kernels)"};
   for (size_t i = 0; i < t.kernels.size(); ++i) {
     const KernelShare& k = t.kernels[i];
-    if (i >= kKernelsShown) {
-      rest.launches_per_step += k.launches_per_step;
-      rest.charged_us_per_step += k.charged_us_per_step;
-      rest.running_us_per_step += k.running_us_per_step;
+    if (i < kKernelsShown) {
+      print_row(k);
       continue;
     }
-    fmt::print("| {} | {:.1f} | {:.1f} | {:.1f}% | {:.1f} |\n", k.name, k.launches_per_step, k.charged_us_per_step,
-               100.0 * k.charged_us_per_step / step, k.running_us_per_step);
+    rest.launches_per_step += k.launches_per_step;
+    rest.charged_us_per_step += k.charged_us_per_step;
+    rest.running_us_per_step += k.running_us_per_step;
   }
-  if (t.kernels.size() > kKernelsShown)
-    fmt::print("| {} | {:.1f} | {:.1f} | {:.1f}% | {:.1f} |\n", rest.name, rest.launches_per_step,
-               rest.charged_us_per_step, 100.0 * rest.charged_us_per_step / step, rest.running_us_per_step);
+  if (t.kernels.size() > kKernelsShown) print_row(rest);
   fmt::print("| (no kernel running) | | {:.1f} | {:.1f}% | |\n", t.idle_us_per_step, 100.0 * t.idle_us_per_step / step);
 }
 

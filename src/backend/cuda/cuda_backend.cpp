@@ -538,14 +538,8 @@ uint64_t CudaBackend::softmax_fallback_rows() const {
   return n;
 }
 
-bool CudaBackend::start_kernel_timeline(std::string* why_not) {
-  check(cudaStreamSynchronize(stream_), "kernel timeline");  // earlier work stays out of the records
-  return start_kernel_records(why_not);
-}
+bool CudaBackend::start_kernel_timeline(std::string* why_not) { return start_kernel_records(why_not); }
 
-std::vector<KernelSpan> CudaBackend::stop_kernel_timeline() {
-  check(cudaStreamSynchronize(stream_), "kernel timeline");
-  return stop_kernel_records();
-}
+std::vector<KernelSpan> CudaBackend::stop_kernel_timeline() { return stop_kernel_records(); }
 
 }  // namespace fdpp::cuda

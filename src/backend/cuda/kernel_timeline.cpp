@@ -48,6 +48,7 @@ std::string cupti_error(CUptiResult result) {
 }  // namespace
 
 bool start_kernel_records(std::string* why_not) {
+  (void)cudaDeviceSynchronize();  // earlier work stays out of the records
   {
     std::lock_guard<std::mutex> lock(g_mutex);
     g_spans.clear();

@@ -13,9 +13,10 @@
 namespace fdpp::cuda {
 
 // Records every kernel that runs from start_kernel_records() to stop_kernel_records() (one
-// recording per process at a time). Start returns false with the reason where it cannot (a build
-// without CUPTI, or another profiler holds it); stop synchronises the device, flushes and
-// disables the records, and returns the spans in start order.
+// recording per process at a time). Start synchronises the device first, and returns false with
+// the reason where it cannot record (a build without CUPTI, or another profiler holds it); stop
+// synchronises the device, flushes and disables the records, and returns the spans in start
+// order.
 bool start_kernel_records(std::string* why_not);
 std::vector<KernelSpan> stop_kernel_records();
 
