@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <string_view>
 
 namespace fdpp {
 namespace {
@@ -24,6 +25,9 @@ std::string short_kernel_name(const std::string& name) {
   std::string s = status == 0 && demangled ? std::string(demangled.get()) : name;
   // "void ns::kernel<args>(params)": drop the return type, the arguments and the namespaces.
   if (s.rfind("void ", 0) == 0) s.erase(0, 5);
+  // An anonymous namespace demangles with parentheses, which would end the name at its start.
+  constexpr std::string_view kAnonymous = "(anonymous namespace)::";
+  for (size_t at = s.find(kAnonymous); at != std::string::npos; at = s.find(kAnonymous, at)) s.erase(at, kAnonymous.size());
   s = s.substr(0, std::min(s.find('<'), s.find('(')));
   if (const size_t colon = s.rfind("::"); colon != std::string::npos) s.erase(0, colon + 2);
   return s;

@@ -30,6 +30,9 @@ TEST(KernelSpans, ShortNamesDropNamespacesTemplateArgumentsAndParameters) {
   EXPECT_EQ(short_kernel_name(kSplit), "split_kv_mma_kernel");
   EXPECT_EQ(short_kernel_name(kMerge), "merge_kernel");
   EXPECT_EQ(short_kernel_name("plain_c_kernel"), "plain_c_kernel");  // not mangled: kept
+  // A kernel in an anonymous namespace (CUPTI's name of the backend's fill kernel).
+  EXPECT_EQ(short_kernel_name("_ZN4fdpp4cuda12_GLOBAL__N_111fill_kernelI6__halfEEvPT_mff"), "fill_kernel");
+  EXPECT_EQ(short_kernel_name("_ZN12_GLOBAL__N_111spin_kernelEy"), "spin_kernel");
 }
 
 TEST(KernelSpans, SummarisesRepeatedCalls) {
