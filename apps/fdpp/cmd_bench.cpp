@@ -52,12 +52,13 @@ void print_timeline(const ModelBenchRow& r) {
   const StepBreakdown& t = r.timeline;
   fmt::print("\n# decode batch {}, context {}: kernel timeline over {} steps, {:.1f} us per step ({:.1f} us idle)\n",
              r.batch, r.tokens, t.steps, t.window_us_per_step, t.idle_us_per_step);
-  fmt::print("| kernel | launches/step | us/step on the chain | % of step | us/step running |\n");
-  fmt::print("| --- | ---: | ---: | ---: | ---: |\n");
+  fmt::print("| kernel | launches/step | us/step on the chain | % of step | us/step running | us/step idle before it |\n");
+  fmt::print("| --- | ---: | ---: | ---: | ---: | ---: |\n");
   const double step = t.window_us_per_step > 0 ? t.window_us_per_step : 1.0;
   auto print_row = [&](const KernelShare& k) {
-    fmt::print("| {} | {:.1f} | {:.1f} | {:.1f}% | {:.1f} |\n", k.name, k.launches_per_step, k.charged_us_per_step,
-               100.0 * k.charged_us_per_step / step, k.running_us_per_step);
+    fmt::print("| {} | {:.1f} | {:.1f} | {:.1f}% | {:.1f} | {:.1f} |\n", k.name, k.launches_per_step,
+               k.charged_us_per_step, 100.0 * k.charged_us_per_step / step, k.running_us_per_step,
+               k.idle_before_us_per_step);
   };
   KernelShare rest{"(the other kernels)"};
   for (size_t i = 0; i < t.kernels.size(); ++i) {
@@ -69,9 +70,10 @@ void print_timeline(const ModelBenchRow& r) {
     rest.launches_per_step += k.launches_per_step;
     rest.charged_us_per_step += k.charged_us_per_step;
     rest.running_us_per_step += k.running_us_per_step;
+    rest.idle_before_us_per_step += k.idle_before_us_per_step;
   }
   if (t.kernels.size() > kKernelsShown) print_row(rest);
-  fmt::print("| (no kernel running) | | {:.1f} | {:.1f}% | |\n", t.idle_us_per_step, 100.0 * t.idle_us_per_step / step);
+  fmt::print("| (no kernel running) | | {:.1f} | {:.1f}% | | |\n", t.idle_us_per_step, 100.0 * t.idle_us_per_step / step);
 }
 
 void run_bench(const BenchArgs& a) {
@@ -144,7 +146,8 @@ void run_bench(const BenchArgs& a) {
         for (const KernelShare& k : r.timeline.kernels)
           kernels.push_back({{"kernel", k.name}, {"launches_per_step", k.launches_per_step},
                              {"us_per_step_on_chain", k.charged_us_per_step},
-                             {"us_per_step_running", k.running_us_per_step}});
+                             {"us_per_step_running", k.running_us_per_step},
+                             {"us_per_step_idle_before", k.idle_before_us_per_step}});
         row["timeline"] = {{"steps", r.timeline.steps}, {"us_per_step", r.timeline.window_us_per_step},
                            {"idle_us_per_step", r.timeline.idle_us_per_step}, {"kernels", kernels}};
       } else if (!r.timeline_note.empty()) {

@@ -82,8 +82,11 @@ StepBreakdown attribute_steps(std::vector<KernelSpan> spans, int steps) {
     const KernelSpan& s = spans[i];
     first_start = std::min(first_start, s.start_ns);
     const uint64_t from = i == 0 ? s.start_ns : std::max(prev_end, s.start_ns);
-    if (i > 0 && s.start_ns > prev_end) idle_ns += static_cast<double>(s.start_ns - prev_end);
     KernelShare& share = by_name[short_kernel_name(s.name)];
+    if (i > 0 && s.start_ns > prev_end) {
+      idle_ns += static_cast<double>(s.start_ns - prev_end);
+      share.idle_before_us_per_step += static_cast<double>(s.start_ns - prev_end) * 1e-3;
+    }
     share.launches_per_step += 1.0;
     share.charged_us_per_step += static_cast<double>(s.end_ns - std::min(from, s.end_ns)) * 1e-3;
     share.running_us_per_step += static_cast<double>(s.end_ns - s.start_ns) * 1e-3;
@@ -95,6 +98,7 @@ StepBreakdown attribute_steps(std::vector<KernelSpan> spans, int steps) {
     share.launches_per_step *= per_step;
     share.charged_us_per_step *= per_step;
     share.running_us_per_step *= per_step;
+    share.idle_before_us_per_step *= per_step;
     out.kernels.push_back(share);
   }
   std::stable_sort(out.kernels.begin(), out.kernels.end(), [](const KernelShare& a, const KernelShare& b) {

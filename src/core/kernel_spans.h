@@ -47,6 +47,7 @@ struct KernelShare {
   double launches_per_step = 0;
   double charged_us_per_step = 0;
   double running_us_per_step = 0;  // start to end, in full (overlaps counted twice)
+  double idle_before_us_per_step = 0;  // the idle time that ended when this kernel started
 };
 struct StepBreakdown {
   std::vector<KernelShare> kernels;  // the largest charge first

@@ -89,6 +89,8 @@ TEST(KernelSpans, StepsAttributedPerKernel) {
   EXPECT_EQ(b.kernels[2].name, "merge_kernel");
   EXPECT_DOUBLE_EQ(b.kernels[2].charged_us_per_step, 3.0);
   EXPECT_DOUBLE_EQ(b.idle_us_per_step, 3.5);     // one 7 us gap over two steps
+  EXPECT_DOUBLE_EQ(b.kernels[1].idle_before_us_per_step, 3.5);  // the gap ended at the second GEMV
+  EXPECT_DOUBLE_EQ(b.kernels[0].idle_before_us_per_step, 0.0);
   EXPECT_DOUBLE_EQ(b.window_us_per_step, 36.5);  // 0 to 73 us
   double sum = b.idle_us_per_step;
   for (const KernelShare& k : b.kernels) sum += k.charged_us_per_step;
