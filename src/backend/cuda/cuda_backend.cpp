@@ -248,11 +248,10 @@ void CudaBackend::begin_step(const StepBatch& b) {
     step_meta_ = allocate(DType::kI32, {step_meta_capacity_});
     graphs_.clear();
   }
-  check(cudaMemcpyAsync(step_meta_.view().data, staging_.data(), static_cast<size_t>(n) * sizeof(int32_t),
-                        cudaMemcpyHostToDevice, stream_),
-        "step metadata");
-  // The same copy must finish before staging_ is reused by the next step.
-  check(cudaStreamSynchronize(stream_), "step metadata");
+  // Queued, not waited for: the graph or kernels after it read it in stream order.
+  host_staging_.begin();
+  host_staging_.copy_to_device(step_meta_.view().data, staging_.data(), static_cast<size_t>(n) * sizeof(int32_t),
+                               stream_);
   attn_plan_valid_ = false;  // planned at the first attention call, which knows the head count
 }
 
@@ -482,7 +481,7 @@ void* CudaBackend::reserve(GrowingBuffer& buffer, size_t bytes, const char* what
 
 void* CudaBackend::upload(GrowingBuffer& buffer, const void* host, size_t bytes, const char* what) {
   void* dev = reserve(buffer, bytes, what);
-  check(cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, stream_), what);
+  host_staging_.copy_to_device(dev, host, bytes, stream_);
   return dev;
 }
 

@@ -10,6 +10,7 @@
 #include "backend/backend.h"
 #include "backend/cuda/attention/attention.cuh"
 #include "backend/cuda/gemm/linear_dispatch.h"
+#include "backend/cuda/host_staging.h"
 #include "backend/cuda/step_graphs.h"
 
 namespace fdpp::cuda {
@@ -108,6 +109,7 @@ class CudaBackend final : public Backend {
   // take the split-KV kernels; runs of 2+ tokens of a sequence (prefill chunks) take the
   // prefill kernel in tiles of up to 16 tokens.
   std::vector<int32_t> staging_;
+  HostStaging host_staging_;  // the page-locked copy of staging_ and of the per-step uploads
   DeviceTensor step_meta_;
   int64_t step_meta_capacity_ = 0;
   int64_t tokens_ = 0, rows_ = 0;
