@@ -74,6 +74,12 @@ void print_timeline(const ModelBenchRow& r) {
   }
   if (t.kernels.size() > kKernelsShown) print_row(rest);
   fmt::print("| (no kernel running) | | {:.1f} | {:.1f}% | | |\n", t.idle_us_per_step, 100.0 * t.idle_us_per_step / step);
+  if (t.host_calls.empty()) return;
+  // Where the idle time went on the host: the CUDA calls it was in while no kernel ran.
+  fmt::print("\n| host call | calls/step | us/step in the call | us/step of it with no kernel running |\n");
+  fmt::print("| --- | ---: | ---: | ---: |\n");
+  for (const HostCallShare& h : t.host_calls)
+    fmt::print("| {} | {:.1f} | {:.1f} | {:.1f} |\n", h.name, h.calls_per_step, h.us_per_step, h.idle_us_per_step);
 }
 
 void run_bench(const BenchArgs& a) {
@@ -148,8 +154,13 @@ void run_bench(const BenchArgs& a) {
                              {"us_per_step_on_chain", k.charged_us_per_step},
                              {"us_per_step_running", k.running_us_per_step},
                              {"us_per_step_idle_before", k.idle_before_us_per_step}});
+        nlohmann::json host_calls = nlohmann::json::array();
+        for (const HostCallShare& h : r.timeline.host_calls)
+          host_calls.push_back({{"call", h.name}, {"calls_per_step", h.calls_per_step}, {"us_per_step", h.us_per_step},
+                                {"us_per_step_with_no_kernel_running", h.idle_us_per_step}});
         row["timeline"] = {{"steps", r.timeline.steps}, {"us_per_step", r.timeline.window_us_per_step},
-                           {"idle_us_per_step", r.timeline.idle_us_per_step}, {"kernels", kernels}};
+                           {"idle_us_per_step", r.timeline.idle_us_per_step}, {"kernels", kernels},
+                           {"host_calls", host_calls}};
       } else if (!r.timeline_note.empty()) {
         row["timeline_note"] = r.timeline_note;
       }

@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <string_view>
+#include <utility>
 
 namespace fdpp {
 namespace {
@@ -33,8 +35,11 @@ std::string short_kernel_name(const std::string& name) {
   return s;
 }
 
-CallTimeline summarize_calls(const std::vector<KernelSpan>& spans, int warmup_calls) {
+CallTimeline summarize_calls(const std::vector<KernelSpan>& recorded, int warmup_calls) {
   CallTimeline out;
+  std::vector<KernelSpan> spans;
+  std::copy_if(recorded.begin(), recorded.end(), std::back_inserter(spans),
+               [](const KernelSpan& s) { return !s.host_call; });
   std::vector<std::string> names;
   names.reserve(spans.size());
   for (const KernelSpan& span : spans) names.push_back(short_kernel_name(span.name));
@@ -71,6 +76,10 @@ CallTimeline summarize_calls(const std::vector<KernelSpan>& spans, int warmup_ca
 
 StepBreakdown attribute_steps(std::vector<KernelSpan> spans, int steps) {
   StepBreakdown out;
+  std::vector<KernelSpan> host_calls;
+  const auto first_host_call = std::stable_partition(spans.begin(), spans.end(), [](const KernelSpan& s) { return !s.host_call; });
+  host_calls.assign(first_host_call, spans.end());
+  spans.erase(first_host_call, spans.end());
   if (spans.empty() || steps <= 0) return out;
   out.steps = steps;
   std::stable_sort(spans.begin(), spans.end(),
@@ -78,6 +87,7 @@ StepBreakdown attribute_steps(std::vector<KernelSpan> spans, int steps) {
   std::map<std::string, KernelShare> by_name;
   uint64_t first_start = spans.front().start_ns, prev_end = 0;
   double idle_ns = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> idle_gaps;  // [from, to), in time order
   for (size_t i = 0; i < spans.size(); ++i) {
     const KernelSpan& s = spans[i];
     first_start = std::min(first_start, s.start_ns);
@@ -85,6 +95,7 @@ StepBreakdown attribute_steps(std::vector<KernelSpan> spans, int steps) {
     KernelShare& share = by_name[short_kernel_name(s.name)];
     if (i > 0 && s.start_ns > prev_end) {
       idle_ns += static_cast<double>(s.start_ns - prev_end);
+      idle_gaps.emplace_back(prev_end, s.start_ns);
       share.idle_before_us_per_step += static_cast<double>(s.start_ns - prev_end) * 1e-3;
     }
     share.launches_per_step += 1.0;
@@ -103,6 +114,23 @@ StepBreakdown attribute_steps(std::vector<KernelSpan> spans, int steps) {
   }
   std::stable_sort(out.kernels.begin(), out.kernels.end(), [](const KernelShare& a, const KernelShare& b) {
     return a.charged_us_per_step > b.charged_us_per_step;
+  });
+  std::map<std::string, HostCallShare> calls_by_name;
+  for (const KernelSpan& h : host_calls) {
+    HostCallShare& share = calls_by_name[h.name];
+    share.calls_per_step += per_step;
+    share.us_per_step += static_cast<double>(h.end_ns - std::min(h.start_ns, h.end_ns)) * 1e-3 * per_step;
+    for (const auto& [from, to] : idle_gaps) {
+      const uint64_t a = std::max(from, h.start_ns), b = std::min(to, h.end_ns);
+      if (a < b) share.idle_us_per_step += static_cast<double>(b - a) * 1e-3 * per_step;
+    }
+  }
+  for (auto& [name, share] : calls_by_name) {
+    share.name = name;
+    out.host_calls.push_back(share);
+  }
+  std::stable_sort(out.host_calls.begin(), out.host_calls.end(), [](const HostCallShare& a, const HostCallShare& b) {
+    return a.idle_us_per_step > b.idle_us_per_step;
   });
   out.idle_us_per_step = idle_ns * 1e-3 * per_step;
   out.window_us_per_step = static_cast<double>(spans.back().end_ns - first_start) * 1e-3 * per_step;

@@ -13,9 +13,12 @@ namespace fdpp {
 // One kernel's execution on the GPU: start is when its first block began, end when its last
 // finished (ns on the GPU's clock). A kernel launched with programmatic dependent launch starts
 // while its predecessor still runs.
+// With host_call set, a CUDA runtime call instead: its name (cudaGraphLaunch), from its entry to
+// its return on the host, on the same clock.
 struct KernelSpan {
   std::string name;  // as CUPTI reports it (mangled)
   uint64_t start_ns = 0, end_ns = 0;
+  bool host_call = false;
 };
 
 // A summary of spans that repeat one call's kernels in order: per kernel of the call, its median
@@ -34,14 +37,17 @@ struct CallTimeline {
 };
 // Summarises `spans` (start order) as calls: the call is the shortest sequence of kernel names
 // that the whole timeline repeats (at most 16 kernels), and the first `warmup_calls` calls are
-// skipped. No repeating sequence, or fewer than two calls left, gives calls = 0.
+// skipped. No repeating sequence, or fewer than two calls left, gives calls = 0. Host calls are
+// left out.
 CallTimeline summarize_calls(const std::vector<KernelSpan>& spans, int warmup_calls);
 
 // A window of decode steps attributed per kernel. The spans are taken as one stream's chain (each
 // kernel ends after the one before it, though with programmatic dependent launch it may start
 // earlier): in end order, each kernel is charged the time from the previous kernel's end, or from
 // its own start if later, to its end, and a gap with no kernel running is charged to idle. The
-// charges and the idle time add up to the window, first start to last end.
+// charges and the idle time add up to the window, first start to last end. Host calls are summed
+// per name beside the kernels, with the part of each that fell in idle time (the GPU waiting while
+// the host was in that call).
 struct KernelShare {
   std::string name;              // short_kernel_name
   double launches_per_step = 0;
@@ -49,8 +55,15 @@ struct KernelShare {
   double running_us_per_step = 0;  // start to end, in full (overlaps counted twice)
   double idle_before_us_per_step = 0;  // the idle time that ended when this kernel started
 };
+struct HostCallShare {
+  std::string name;
+  double calls_per_step = 0;
+  double us_per_step = 0;       // entry to return
+  double idle_us_per_step = 0;  // the part of it with no kernel running
+};
 struct StepBreakdown {
-  std::vector<KernelShare> kernels;  // the largest charge first
+  std::vector<KernelShare> kernels;       // the largest charge first
+  std::vector<HostCallShare> host_calls;  // the most idle time first
   double idle_us_per_step = 0;       // no kernel running (host work, copies, launch gaps)
   double window_us_per_step = 0;
   int steps = 0;

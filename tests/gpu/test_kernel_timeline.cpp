@@ -4,6 +4,7 @@
 // CUPTI (the reason is the skip message).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 
 #include "backend/cuda/cuda_backend.h"
@@ -21,8 +22,14 @@ TEST(GpuKernelTimeline, RecordsTheKernelsRunBetweenStartAndStop) {
   if (!backend.start_kernel_timeline(&why_not)) GTEST_SKIP() << "no kernel timeline: " << why_not;
   constexpr int kLaunches = 3;
   for (int i = 0; i < kLaunches; ++i) backend.fill_random(t.view(), static_cast<uint64_t>(i + 2), 0.0f, 1.0f);
-  const std::vector<KernelSpan> spans = backend.stop_kernel_timeline();
+  std::vector<KernelSpan> spans = backend.stop_kernel_timeline();
   backend.fill_random(t.view(), 9, 0.0f, 1.0f);  // after the stop: not recorded
+  // The host's CUDA calls come too: at least the launches and fill_random's syncs.
+  const auto host_calls = std::count_if(spans.begin(), spans.end(), [](const KernelSpan& s) { return s.host_call; });
+  EXPECT_GE(host_calls, 2 * kLaunches);
+  for (const KernelSpan& s : spans)
+    if (s.host_call) EXPECT_NE(s.name.find("cuda"), std::string::npos) << s.name;
+  std::erase_if(spans, [](const KernelSpan& s) { return s.host_call; });
   ASSERT_EQ(spans.size(), static_cast<size_t>(kLaunches)) << "one span per fill_random launch";
   for (size_t i = 0; i < spans.size(); ++i) {
     EXPECT_FALSE(short_kernel_name(spans[i].name).empty());
@@ -32,6 +39,7 @@ TEST(GpuKernelTimeline, RecordsTheKernelsRunBetweenStartAndStop) {
   }
   const StepBreakdown b = attribute_steps(spans, kLaunches);
   ASSERT_EQ(b.kernels.size(), 1u);
+  EXPECT_TRUE(b.host_calls.empty());  // removed above
   EXPECT_DOUBLE_EQ(b.kernels[0].launches_per_step, 1.0);
   EXPECT_GT(b.kernels[0].charged_us_per_step, 0.0);
   // A second recording starts empty.

@@ -97,6 +97,37 @@ TEST(KernelSpans, StepsAttributedPerKernel) {
   EXPECT_DOUBLE_EQ(sum, b.window_us_per_step);  // the charges and the idle time cover the window
 }
 
+// Host calls beside the same two steps: a graph launch (36-42 us) that overlaps the 33-40 us gap
+// by 4 us, and a stream sync (20-34) that overlaps it by 1 us; they change no kernel's charge.
+TEST(KernelSpans, HostCallsSummedWithTheirIdleOverlap) {
+  std::vector<KernelSpan> spans;
+  for (uint64_t base : {0ull, 40000ull}) {
+    spans.push_back({"gemv_kernel", base, base + 10000});
+    spans.push_back({kSplit, base + 8000, base + 30000});
+    spans.push_back({kMerge, base + 29000, base + 33000});
+  }
+  spans.push_back({"cudaStreamSynchronize", 20000, 34000, true});
+  spans.push_back({"cudaGraphLaunch", 36000, 42000, true});
+  const StepBreakdown b = attribute_steps(spans, 2);
+  ASSERT_EQ(b.kernels.size(), 3u);
+  EXPECT_DOUBLE_EQ(b.kernels[0].charged_us_per_step, 20.0);
+  EXPECT_DOUBLE_EQ(b.idle_us_per_step, 3.5);
+  ASSERT_EQ(b.host_calls.size(), 2u);
+  EXPECT_EQ(b.host_calls[0].name, "cudaGraphLaunch");  // the most idle time first
+  EXPECT_DOUBLE_EQ(b.host_calls[0].calls_per_step, 0.5);
+  EXPECT_DOUBLE_EQ(b.host_calls[0].us_per_step, 3.0);
+  EXPECT_DOUBLE_EQ(b.host_calls[0].idle_us_per_step, 2.0);
+  EXPECT_EQ(b.host_calls[1].name, "cudaStreamSynchronize");
+  EXPECT_DOUBLE_EQ(b.host_calls[1].us_per_step, 7.0);
+  EXPECT_DOUBLE_EQ(b.host_calls[1].idle_us_per_step, 0.5);
+  // The call summary leaves them out too.
+  std::vector<KernelSpan> calls = split_merge_calls(12);
+  calls.insert(calls.begin() + 5, {"cudaLaunchKernelExC", 100500, 101000, true});
+  const CallTimeline t = summarize_calls(calls, 2);
+  EXPECT_EQ(t.calls, 10);
+  ASSERT_EQ(t.steps.size(), 2u);
+}
+
 TEST(KernelSpans, NoSpansOrStepsGiveAnEmptyBreakdown) {
   EXPECT_EQ(attribute_steps({}, 4).steps, 0);
   EXPECT_EQ(attribute_steps({{kSplit, 0, 10}}, 0).steps, 0);

@@ -26,14 +26,30 @@ void CUPTIAPI buffer_requested(uint8_t** buffer, size_t* size, size_t* max_recor
   *max_records = 0;  // as many as fit
 }
 
+// "cudaGraphLaunch" for CUPTI's "cudaGraphLaunch_v10000".
+std::string runtime_call_name(CUpti_CallbackId cbid) {
+  const char* name = nullptr;
+  if (cuptiGetCallbackName(CUPTI_CB_DOMAIN_RUNTIME_API, cbid, &name) != CUPTI_SUCCESS || name == nullptr)
+    return "cuda runtime call " + std::to_string(cbid);
+  std::string s = name;
+  if (const size_t v = s.rfind("_v"); v != std::string::npos && v + 2 < s.size() &&
+                                       s.find_first_not_of("0123456789", v + 2) == std::string::npos)
+    s.erase(v);
+  return s;
+}
+
 void CUPTIAPI buffer_completed(CUcontext, uint32_t, uint8_t* buffer, size_t, size_t valid_bytes) {
   {
     std::lock_guard<std::mutex> lock(g_mutex);
     CUpti_Activity* record = nullptr;
     while (cuptiActivityGetNextRecord(buffer, valid_bytes, &record) == CUPTI_SUCCESS) {
-      if (record->kind != CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL) continue;
-      const auto* kernel = reinterpret_cast<const CUpti_ActivityKernel10*>(record);
-      g_spans.push_back({kernel->name != nullptr ? kernel->name : "?", kernel->start, kernel->end});
+      if (record->kind == CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL) {
+        const auto* kernel = reinterpret_cast<const CUpti_ActivityKernel10*>(record);
+        g_spans.push_back({kernel->name != nullptr ? kernel->name : "?", kernel->start, kernel->end});
+      } else if (record->kind == CUPTI_ACTIVITY_KIND_RUNTIME) {
+        const auto* call = reinterpret_cast<const CUpti_ActivityAPI*>(record);
+        g_spans.push_back({runtime_call_name(call->cbid), call->start, call->end, true});
+      }
     }
   }
   std::free(buffer);
@@ -56,6 +72,7 @@ bool start_kernel_records(std::string* why_not) {
   static const CUptiResult registered = cuptiActivityRegisterCallbacks(buffer_requested, buffer_completed);  // once
   CUptiResult result = registered;
   if (result == CUPTI_SUCCESS) result = cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL);
+  if (result == CUPTI_SUCCESS) result = cuptiActivityEnable(CUPTI_ACTIVITY_KIND_RUNTIME);
   if (result != CUPTI_SUCCESS) {
     if (why_not != nullptr) *why_not = cupti_error(result);
     return false;
@@ -67,6 +84,7 @@ std::vector<KernelSpan> stop_kernel_records() {
   (void)cudaDeviceSynchronize();
   (void)cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
   (void)cuptiActivityDisable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL);
+  (void)cuptiActivityDisable(CUPTI_ACTIVITY_KIND_RUNTIME);
   std::vector<KernelSpan> spans;
   {
     std::lock_guard<std::mutex> lock(g_mutex);

@@ -12,7 +12,8 @@
 
 namespace fdpp::cuda {
 
-// Records every kernel that runs from start_kernel_records() to stop_kernel_records() (one
+// Records every kernel that runs, and every CUDA runtime call the host makes (KernelSpan::
+// host_call), from start_kernel_records() to stop_kernel_records() (one
 // recording per process at a time). Start synchronises the device first, and returns false with
 // the reason where it cannot record (a build without CUPTI, or another profiler holds it); stop
 // synchronises the device, flushes and disables the records, and returns the spans in start
