@@ -68,15 +68,20 @@ TEST(KernelSpans, NoRepeatingCallGivesNothing) {
 
 // Two steps of a chain: a GEMV (0-10 us), a split kernel launched early under PDL (starts at 8,
 // ends at 30), a merge (29-33), then a host gap to the next step's GEMV (40-50), split (48-70),
-// merge (69-73). In end order the GEMV is charged 10, the split 20, the merge 3; the 7 us gap is
-// idle (ns).
-TEST(KernelSpans, StepsAttributedPerKernel) {
+// merge (69-73) (ns).
+std::vector<KernelSpan> two_chain_steps() {
   std::vector<KernelSpan> spans;
   for (uint64_t base : {0ull, 40000ull}) {
     spans.push_back({"gemv_kernel", base, base + 10000});
     spans.push_back({kSplit, base + 8000, base + 30000});
     spans.push_back({kMerge, base + 29000, base + 33000});
   }
+  return spans;
+}
+
+// In end order the GEMV is charged 10, the split 20, the merge 3; the 7 us gap is idle.
+TEST(KernelSpans, StepsAttributedPerKernel) {
+  std::vector<KernelSpan> spans = two_chain_steps();
   const StepBreakdown b = attribute_steps(spans, 2);
   EXPECT_EQ(b.steps, 2);
   ASSERT_EQ(b.kernels.size(), 3u);
@@ -100,12 +105,7 @@ TEST(KernelSpans, StepsAttributedPerKernel) {
 // Host calls beside the same two steps: a graph launch (36-42 us) that overlaps the 33-40 us gap
 // by 4 us, and a stream sync (20-34) that overlaps it by 1 us; they change no kernel's charge.
 TEST(KernelSpans, HostCallsSummedWithTheirIdleOverlap) {
-  std::vector<KernelSpan> spans;
-  for (uint64_t base : {0ull, 40000ull}) {
-    spans.push_back({"gemv_kernel", base, base + 10000});
-    spans.push_back({kSplit, base + 8000, base + 30000});
-    spans.push_back({kMerge, base + 29000, base + 33000});
-  }
+  std::vector<KernelSpan> spans = two_chain_steps();
   spans.push_back({"cudaStreamSynchronize", 20000, 34000, true});
   spans.push_back({"cudaGraphLaunch", 36000, 42000, true});
   const StepBreakdown b = attribute_steps(spans, 2);
