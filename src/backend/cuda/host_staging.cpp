@@ -11,23 +11,19 @@ constexpr size_t kAlign = 16;         // each copy's source starts on a 16-byte 
 constexpr size_t kMinCapacity = 64 << 10;
 }  // namespace
 
-HostStaging::~HostStaging() { release(); }
-
-void HostStaging::release() {
-  if (copied_ != nullptr) {
-    cudaEventSynchronize(copied_);
-    cudaEventDestroy(copied_);
-    copied_ = nullptr;
-  }
+HostStaging::~HostStaging() {
+  if (pending_) cudaEventSynchronize(copied_);  // the queued copies still read the arena
+  if (copied_ != nullptr) cudaEventDestroy(copied_);
   if (arena_ != nullptr) cudaFreeHost(arena_);
-  arena_ = nullptr;
-  capacity_ = used_ = 0;
+}
+
+void HostStaging::wait_for_copies() {
+  if (pending_) check(cudaEventSynchronize(copied_), "host staging");
   pending_ = false;
 }
 
 void HostStaging::begin() {
-  if (pending_) check(cudaEventSynchronize(copied_), "host staging");
-  pending_ = false;
+  wait_for_copies();
   used_ = 0;
 }
 
@@ -38,12 +34,15 @@ void HostStaging::copy_to_device(void* dst, const void* src, size_t bytes, cudaS
     // Grow: the copies already queued read the old arena, so they land first; this step's
     // later copies start the new one.
     const size_t capacity = std::max({kMinCapacity, 2 * capacity_, bytes});
-    release();
+    wait_for_copies();
+    if (arena_ != nullptr) cudaFreeHost(arena_);
+    arena_ = nullptr;
+    capacity_ = used_ = 0;
     void* p = nullptr;
     check(cudaMallocHost(&p, capacity), "host staging (page-locked)");
     arena_ = static_cast<unsigned char*>(p);
     capacity_ = capacity;
-    check(cudaEventCreateWithFlags(&copied_, cudaEventDisableTiming), "host staging event");
+    if (copied_ == nullptr) check(cudaEventCreateWithFlags(&copied_, cudaEventDisableTiming), "host staging event");
     return copy_to_device(dst, src, bytes, stream);
   }
   std::memcpy(arena_ + at, src, bytes);

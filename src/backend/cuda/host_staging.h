@@ -27,7 +27,7 @@ class HostStaging {
   void copy_to_device(void* dst, const void* src, size_t bytes, cudaStream_t stream);
 
  private:
-  void release();
+  void wait_for_copies();
 
   unsigned char* arena_ = nullptr;  // page-locked, capacity_ bytes
   size_t capacity_ = 0, used_ = 0;
