@@ -145,7 +145,10 @@ void run_bench(const BenchArgs& a) {
       nlohmann::json row{{"phase", r.phase}, {"batch", r.batch}, {"tokens", r.tokens}, {"ms", r.ms},
                          {"tokens_per_s", r.tokens_per_s}, {"bytes", r.bytes}, {"gbps", r.gbps},
                          {"ceiling_fraction", r.ceiling_fraction}};
-      if (r.phase == "decode" && r.skipped.empty()) row["sampled_on"] = r.tokens_on_backend ? "device" : "host";
+      if (r.phase == "decode" && r.skipped.empty()) {
+        row["sampled_on"] = r.tokens_on_backend ? "device" : "host";
+        row["steps_queued_ahead"] = r.overlapped;
+      }
       if (!r.skipped.empty()) row["skipped"] = r.skipped;
       if (r.timeline.steps > 0) {
         nlohmann::json kernels = nlohmann::json::array();
@@ -171,9 +174,11 @@ void run_bench(const BenchArgs& a) {
   }
   const bool tokens_on_backend =
       std::any_of(rows.begin(), rows.end(), [](const ModelBenchRow& r) { return r.tokens_on_backend; });
-  fmt::print("# {} on {}, {} activations; weights read per decode step: {:.2f} GB; decode tokens sampled on the {}\n",
+  const bool overlapped = std::any_of(rows.begin(), rows.end(), [](const ModelBenchRow& r) { return r.overlapped; });
+  fmt::print("# {} on {}, {} activations; weights read per decode step: {:.2f} GB; decode tokens sampled on the {}{}\n",
              source, backend->name(), dtype_name(backend->activation_dtype()), model->weight_bytes_per_step() / 1e9,
-             tokens_on_backend ? "device" : "host (logits copied out)");
+             tokens_on_backend ? "device" : "host (logits copied out)",
+             overlapped ? ", each step queued before the last one's tokens were taken" : "");
   fmt::print("| phase | batch | tokens | ms | tokens/s | bytes/step | GB/s | % of ceiling |\n");
   fmt::print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   for (const auto& r : rows) {

@@ -67,6 +67,7 @@ struct EngineLoad {
   int64_t kv_blocks_total = 0;
   int64_t kv_block_size = 0;          // tokens per block
   int64_t softmax_fallbacks = 0;      // attention rows the backend recomputed (Backend::softmax_fallback_rows)
+  int64_t steps_queued_ahead = 0;     // decode steps queued before the tokens of the step before reached the host
 };
 
 struct RequestStats {

@@ -41,6 +41,10 @@ bool Backend::start_kernel_timeline(std::string* why_not) {
   return false;
 }
 
+void Backend::take_sampled(std::span<int32_t> tokens) {
+  throw Error(ErrorCode::kInternal, fmt::format("backend {} queued no sample to take", name()));
+}
+
 void Backend::fold_norm_weight(const TensorView& w, const TensorView& norm) {
   throw Error(ErrorCode::kInternal, fmt::format("backend {} does not fold norm weights", name()));
 }

@@ -42,6 +42,10 @@ struct StepBatch {
   std::vector<int32_t> block_tables;  // [S, max_blocks_per_seq] cache block ids, -1 = unused
   int32_t max_blocks_per_seq = 0;
   std::vector<int32_t> logit_rows;    // [R] rows of T whose logits are wanted (last of each seq)
+  // Tokens [0, fed_tokens) are the tokens the backend drew for rows [0, fed_tokens) of the last
+  // sample it queued (queue_sample_rows), which the host does not have yet: their ids in `tokens`
+  // are placeholders. Only for backends that feeds_sampled_tokens(); 0 everywhere else.
+  int32_t fed_tokens = 0;
 
   int64_t num_tokens() const { return static_cast<int64_t>(tokens.size()); }
 };
@@ -179,13 +183,26 @@ class Backend {
   virtual void gather_rows(const TensorView& x, TensorView& out) = 0;
   // Copies logits [R, V] to host fp32 (waits for the step to finish).
   virtual void logits_to_host(const TensorView& logits, std::span<float> out) = 0;
-  // Samples one token per row of logits [R, V] (fp32, on this backend) with rows[r]'s parameters
-  // (a repetition penalty over the row's ids in `penalties`, applied to the logits in place) and
-  // copies only the R tokens to the host (waits for the step to finish). Backends without a
-  // sampler return false and leave tokens and logits alone; the caller then copies the logits.
-  virtual bool sample_rows(TensorView& logits, std::span<const cuda::DeviceSamplingRow> rows,
-                           const cuda::PenaltyTokens& penalties, std::span<int32_t> tokens) {
+  // Queues the sampling of one token per row of logits [R, V] (fp32, on this backend) with
+  // rows[r]'s parameters (a repetition penalty over the row's ids in `penalties`, applied to the
+  // logits in place) and the copy of only the R tokens to the host, and returns without waiting;
+  // take_sampled() hands them out, oldest first (at most two samples queued). Backends without a
+  // sampler return false and leave the logits alone; the caller then copies the logits.
+  virtual bool queue_sample_rows(TensorView& logits, std::span<const cuda::DeviceSamplingRow> rows,
+                                 const cuda::PenaltyTokens& penalties) {
     return false;
+  }
+  // Waits for the oldest queued sample's tokens; tokens.size() must be its row count.
+  virtual void take_sampled(std::span<int32_t> tokens);
+  // Whether a step may take its first tokens from the last queued sample (StepBatch::fed_tokens),
+  // so that the host can queue step n + 1 before step n's tokens reach it.
+  virtual bool feeds_sampled_tokens() const { return false; }
+  // queue_sample_rows, then take_sampled: the step's tokens on the host (waits for the step).
+  bool sample_rows(TensorView& logits, std::span<const cuda::DeviceSamplingRow> rows,
+                   const cuda::PenaltyTokens& penalties, std::span<int32_t> tokens) {
+    if (!queue_sample_rows(logits, rows, penalties)) return false;
+    take_sampled(tokens);
+    return true;
   }
 };
 

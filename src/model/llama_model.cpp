@@ -173,13 +173,22 @@ void LlamaModel::forward(const StepBatch& batch, std::vector<float>& logits) {
 bool LlamaModel::forward_sampled(const StepBatch& batch, std::span<const cuda::DeviceSamplingRow> rows,
                                  std::span<int32_t> tokens, std::vector<float>& logits,
                                  const cuda::PenaltyTokens& penalties) {
-  run_step(batch);
+  if (static_cast<int64_t>(tokens.size()) != static_cast<int64_t>(batch.logit_rows.size()))
+    throw Error(ErrorCode::kInternal,
+                fmt::format("forward_sampled: {} rows, {} tokens", batch.logit_rows.size(), tokens.size()));
+  if (!launch_sampled(batch, rows, logits, penalties)) return false;
+  collect_sampled(tokens);
+  return true;
+}
+
+bool LlamaModel::launch_sampled(const StepBatch& batch, std::span<const cuda::DeviceSamplingRow> rows,
+                                std::vector<float>& logits, const cuda::PenaltyTokens& penalties) {
   const auto R = static_cast<int64_t>(batch.logit_rows.size());
-  if (static_cast<int64_t>(rows.size()) != R || static_cast<int64_t>(tokens.size()) != R)
-    throw Error(ErrorCode::kInternal, fmt::format("forward_sampled: {} rows, {} parameters, {} tokens", R,
-                                                  rows.size(), tokens.size()));
+  if (static_cast<int64_t>(rows.size()) != R)
+    throw Error(ErrorCode::kInternal, fmt::format("launch_sampled: {} rows, {} parameters", R, rows.size()));
+  run_step(batch);
   TensorView step_logits = act_.logits.view().first_rows(R);
-  if (backend_.sample_rows(step_logits, rows, penalties, tokens)) return true;
+  if (backend_.queue_sample_rows(step_logits, rows, penalties)) return true;
   copy_logits(R, logits);
   return false;
 }

@@ -53,6 +53,15 @@ class LlamaModel {
   bool forward_sampled(const StepBatch& batch, std::span<const cuda::DeviceSamplingRow> rows,
                        std::span<int32_t> tokens, std::vector<float>& logits,
                        const cuda::PenaltyTokens& penalties = {});
+  // forward_sampled in two halves: queue the step and its sampling (true; the host goes on while
+  // the device works), then take its tokens [R] (waits). At most two steps queued at once: the
+  // host may queue step n + 1, whose first tokens are step n's (StepBatch::fed_tokens, where
+  // the backend feeds_sampled_tokens()), before taking step n's. false from launch_sampled: as
+  // forward_sampled's, the logits are in `logits` and nothing is left to take.
+  bool launch_sampled(const StepBatch& batch, std::span<const cuda::DeviceSamplingRow> rows,
+                      std::vector<float>& logits, const cuda::PenaltyTokens& penalties = {});
+  void collect_sampled(std::span<int32_t> tokens) { backend_.take_sampled(tokens); }
+  bool feeds_sampled_tokens() const { return backend_.feeds_sampled_tokens(); }
 
   // Bytes of weights one decode step streams (all but the embedding table, which is gathered;
   // the LM head counts even when tied): the numerator of the bandwidth figure.

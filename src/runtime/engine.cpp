@@ -2,6 +2,10 @@
 // Scheduling: every running sequence gets its decode token each step; prompt tokens fill the rest
 // of the step's token budget in chunks; waiting requests are admitted while the batch has room
 // and the KV cache has blocks for the whole request (prompt + max_tokens), so none is preempted.
+// Steps queued ahead: when the backend draws the tokens and can feed them to the next step
+// (Backend::feeds_sampled_tokens), a decode step of the same sequences is queued before this
+// step's tokens reach the host, so the device never waits for the host between steps. A row
+// whose sequence ended meanwhile (EOS, stop string, cancel) is computed and dropped.
 #include "fdpp/engine.h"
 
 #include <fmt/format.h>
@@ -90,7 +94,7 @@ class EngineImpl final : public Engine {
   uint64_t submit(GenerationRequest request, TokenCallback callback) override;
   void cancel(uint64_t request_id) override;
   bool step() override;
-  bool idle() const override { return running_.empty() && waiting_.empty(); }
+  bool idle() const override { return running_.empty() && waiting_.empty() && ahead_ids_.empty(); }
   RequestStats stats(uint64_t request_id) const override;
   EngineLoad load() const override;
 
@@ -101,6 +105,16 @@ class EngineImpl final : public Engine {
  private:
   void admit_waiting();
   StepBatch build_step(std::vector<Sequence*>& with_logits);
+  // sample_rows_ and the penalty ids of `rows` for the GPU sampler; `ahead`: for the token after
+  // the one being drawn. The penalties, or none.
+  cuda::PenaltyTokens sampling_inputs(const std::vector<Sequence*>& rows, uint64_t ahead);
+  // Queues the decode step after the one in flight for `rows` (its sampled rows, in order), fed
+  // with its tokens, when every row can take one more token without the host's view of this one.
+  void queue_step_ahead(const std::vector<Sequence*>& rows);
+  // Takes the tokens of the step queued ahead (queueing the next one first where it can).
+  bool finish_step_ahead();
+  // Hands out the step's tokens; rows[r] null: the sequence ended, its token is dropped.
+  void hand_out(const std::vector<Sequence*>& rows, bool sampled);
   void on_token(Sequence& seq, int32_t token);
   void emit(Sequence& seq, int32_t token, std::string text, FinishReason finish);
   void retire_finished();
@@ -125,6 +139,8 @@ class EngineImpl final : public Engine {
   std::vector<int32_t> sampled_;                      // [R] tokens the backend drew
   std::vector<int32_t> penalty_ids_;                  // this step's rows' distinct previous ids
   std::vector<int64_t> penalty_offsets_;              // [R + 1] row r's in [offsets[r], offsets[r + 1])
+  std::vector<uint64_t> ahead_ids_;                   // [R] sequence ids of the step queued ahead, in row order
+  int64_t steps_queued_ahead_ = 0;
 };
 
 ModelConfig load_config_checked(const EngineOptions& options) {
@@ -275,7 +291,27 @@ StepBatch EngineImpl::build_step(std::vector<Sequence*>& with_logits) {
   return b;
 }
 
+cuda::PenaltyTokens EngineImpl::sampling_inputs(const std::vector<Sequence*>& rows, uint64_t ahead) {
+  sample_rows_.clear();
+  for (const Sequence* s : rows)
+    sample_rows_.push_back(device_sampling_row(s->request.sampling, s->device_seed,
+                                               static_cast<uint64_t>(s->generated()) + ahead));
+  penalty_ids_.clear();
+  penalty_offsets_.assign(1, 0);
+  bool any_penalty = false;
+  for (const Sequence* s : rows) {
+    if (s->penalised) {
+      const auto ids = s->distinct.ids();
+      penalty_ids_.insert(penalty_ids_.end(), ids.begin(), ids.end());
+      any_penalty = true;
+    }
+    penalty_offsets_.push_back(static_cast<int64_t>(penalty_ids_.size()));
+  }
+  return any_penalty ? cuda::PenaltyTokens{penalty_ids_, penalty_offsets_} : cuda::PenaltyTokens{};
+}
+
 bool EngineImpl::step() {
+  if (!ahead_ids_.empty()) return finish_step_ahead();
   admit_waiting();
   if (running_.empty()) return !waiting_.empty();
   std::vector<Sequence*> with_logits;
@@ -286,35 +322,81 @@ bool EngineImpl::step() {
                                                              [](const Sequence* s) { return s->device_sampling; });
   bool sampled = false;
   if (on_device) {
-    sample_rows_.clear();
-    for (const Sequence* s : with_logits)
-      sample_rows_.push_back(device_sampling_row(s->request.sampling, s->device_seed,
-                                                 static_cast<uint64_t>(s->generated())));
-    sampled_.resize(with_logits.size());
-    penalty_ids_.clear();
-    penalty_offsets_.assign(1, 0);
-    bool any_penalty = false;
-    for (const Sequence* s : with_logits) {
-      if (s->penalised) {
-        const auto ids = s->distinct.ids();
-        penalty_ids_.insert(penalty_ids_.end(), ids.begin(), ids.end());
-        any_penalty = true;
-      }
-      penalty_offsets_.push_back(static_cast<int64_t>(penalty_ids_.size()));
+    const cuda::PenaltyTokens penalties = sampling_inputs(with_logits, 0);
+    sampled = model_->launch_sampled(batch, sample_rows_, logits_, penalties);
+    if (sampled) {
+      queue_step_ahead(with_logits);
+      sampled_.resize(with_logits.size());
+      model_->collect_sampled(sampled_);
     }
-    const cuda::PenaltyTokens penalties =
-        any_penalty ? cuda::PenaltyTokens{penalty_ids_, penalty_offsets_} : cuda::PenaltyTokens{};
-    sampled = model_->forward_sampled(batch, sample_rows_, sampled_, logits_, penalties);
   } else {
     model_->forward(batch, logits_);
   }
-  const auto V = static_cast<size_t>(config_.vocab_size);
-  for (size_t r = 0; r < with_logits.size(); ++r) {
-    Sequence& seq = *with_logits[r];
-    on_token(seq, sampled ? sampled_[r] : seq.sampler.sample(std::span<float>(logits_.data() + r * V, V), seq.tokens));
-  }
+  hand_out(with_logits, sampled);
   retire_finished();
   return !idle();
+}
+
+void EngineImpl::queue_step_ahead(const std::vector<Sequence*>& rows) {
+  if (!model_->feeds_sampled_tokens()) return;
+  // Only a step that the next one would repeat: every running sequence drew a token (no prompt
+  // chunks left), no request can be admitted, and each row's next token is free of what this
+  // one will be (no penalty over it; not the last by length, so the sequence goes on unless it
+  // stops on EOS or a stop string).
+  if (rows.size() != running_.size()) return;
+  if (!waiting_.empty() && static_cast<int64_t>(running_.size()) < options_.max_batch_size) return;
+  for (const Sequence* s : rows)
+    if (s->finish != FinishReason::kNone || !s->device_sampling || s->penalised ||
+        s->generated() + 1 >= s->request.stop.max_tokens || s->num_cached != static_cast<int64_t>(s->tokens.size()))
+      return;
+  StepBatch b;
+  int32_t max_blocks = 0;
+  for (const Sequence* s : rows) max_blocks = std::max(max_blocks, static_cast<int32_t>(s->blocks.size()));
+  b.max_blocks_per_seq = max_blocks;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    Sequence& s = *rows[r];
+    b.tokens.push_back(0);  // fed: the token being drawn for row r
+    b.positions.push_back(static_cast<int32_t>(s.tokens.size()));
+    b.token_seq.push_back(static_cast<int32_t>(r));
+    b.logit_rows.push_back(static_cast<int32_t>(r));
+    std::vector<int32_t> table(static_cast<size_t>(max_blocks), -1);
+    std::copy(s.blocks.begin(), s.blocks.end(), table.begin());
+    b.block_tables.insert(b.block_tables.end(), table.begin(), table.end());
+  }
+  b.fed_tokens = static_cast<int32_t>(rows.size());
+  const cuda::PenaltyTokens none = sampling_inputs(rows, 1);
+  if (!model_->launch_sampled(b, sample_rows_, logits_, none))
+    throw Error(ErrorCode::kInternal, "a step queued ahead was not sampled on the backend that sampled the one before");
+  for (Sequence* s : rows) ++s->num_cached;  // the fed token, once it is appended
+  for (const Sequence* s : rows) ahead_ids_.push_back(s->id);
+  ++steps_queued_ahead_;
+}
+
+bool EngineImpl::finish_step_ahead() {
+  std::vector<uint64_t> ids;
+  ids.swap(ahead_ids_);
+  std::vector<Sequence*> rows(ids.size(), nullptr);
+  bool all_running = true;
+  for (size_t r = 0; r < ids.size(); ++r) {
+    for (auto& s : running_)
+      if (s->id == ids[r] && s->finish == FinishReason::kNone) rows[r] = s.get();
+    all_running = all_running && rows[r] != nullptr;
+  }
+  if (all_running) queue_step_ahead(rows);
+  sampled_.resize(ids.size());
+  model_->collect_sampled(sampled_);
+  hand_out(rows, true);
+  retire_finished();
+  return !idle();
+}
+
+void EngineImpl::hand_out(const std::vector<Sequence*>& rows, bool sampled) {
+  const auto V = static_cast<size_t>(config_.vocab_size);
+  for (size_t r = 0; r < rows.size(); ++r) {
+    Sequence* seq = rows[r];
+    if (seq == nullptr || seq->finish != FinishReason::kNone) continue;
+    on_token(*seq, sampled ? sampled_[r] : seq->sampler.sample(std::span<float>(logits_.data() + r * V, V), seq->tokens));
+  }
 }
 
 void EngineImpl::on_token(Sequence& seq, int32_t token) {
@@ -389,6 +471,7 @@ EngineLoad EngineImpl::load() const {
   l.kv_blocks_total = blocks_->num_blocks();
   l.kv_block_size = blocks_->block_size();
   l.softmax_fallbacks = static_cast<int64_t>(backend_->softmax_fallback_rows());
+  l.steps_queued_ahead = steps_queued_ahead_;
   return l;
 }
 

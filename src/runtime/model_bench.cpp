@@ -46,6 +46,20 @@ class StepSampler {
       host_.emplace_back(seeded);
     }
   }
+  // Whether step n + 1 can be queued before step n's tokens are taken, as the engine does: the
+  // backend draws the tokens and feeds them on, and no penalty needs them on the host.
+  bool overlaps(const LlamaModel& model) const {
+    return on_device_ && params_.repetition_penalty == 1.0f && model.feeds_sampled_tokens();
+  }
+  // With overlaps(): queues a step (fed: its tokens are the last queued step's), then takes the
+  // oldest queued step's tokens.
+  void queue(LlamaModel& model, StepBatch batch, uint64_t index, bool fed) {
+    rows_.assign(tokens_.size(), device_sampling_row(params_, params_.seed.value_or(1), index));
+    if (fed) batch.fed_tokens = static_cast<int32_t>(tokens_.size());
+    if (!model.launch_sampled(batch, rows_, logits_))
+      throw Error(ErrorCode::kInternal, "model bench: a queued step was not sampled on the backend");
+  }
+  void take(LlamaModel& model) { model.collect_sampled(tokens_); }
   // Returns whether the backend drew the tokens.
   bool step(LlamaModel& model, const StepBatch& batch, uint64_t index) {
     if (on_device_) {
@@ -141,19 +155,36 @@ std::vector<ModelBenchRow> run_model_bench(LlamaModel& model, Backend& backend, 
           const int64_t blocks_per_seq = shape.num_blocks / B;
           std::vector<double> times;
           StepSampler sampler(o.sampling, B);
-          for (int64_t s = 0; s <= o.decode_steps; ++s) {
-            const StepBatch step = make_step(B, C + s, 1, blocks_per_seq, c.vocab_size, static_cast<uint64_t>(s));
-            const auto t0 = Clock::now();
-            r.tokens_on_backend = sampler.step(model, step, static_cast<uint64_t>(s));
-            if (s > 0) times.push_back(ms_since(t0));  // step 0 warms up
-          }
+          auto step_at = [&](int64_t s) {
+            return make_step(B, C + s, 1, blocks_per_seq, c.vocab_size, static_cast<uint64_t>(s));
+          };
+          // Steps first..last, each timed from the end of the one before (host and device work
+          // together, as a generation loop sees them); queued one ahead where the engine would.
+          auto run_steps = [&](int64_t first, int64_t last, const std::function<void(int64_t, double)>& done_step) {
+            auto t0 = Clock::now();
+            if (!sampler.overlaps(model)) {
+              for (int64_t s = first; s <= last; ++s, t0 = Clock::now()) {
+                r.tokens_on_backend = sampler.step(model, step_at(s), static_cast<uint64_t>(s));
+                done_step(s, ms_since(t0));
+              }
+              return;
+            }
+            r.tokens_on_backend = true;
+            r.overlapped = true;
+            sampler.queue(model, step_at(first), static_cast<uint64_t>(first), false);
+            for (int64_t s = first; s <= last; ++s) {
+              if (s < last) sampler.queue(model, step_at(s + 1), static_cast<uint64_t>(s + 1), true);
+              sampler.take(model);
+              done_step(s, ms_since(t0));
+              t0 = Clock::now();
+            }
+          };
+          run_steps(0, o.decode_steps, [&](int64_t s, double ms) {
+            if (s > 0) times.push_back(ms);  // step 0 warms up
+          });
           if (o.timeline_steps > 0) {  // after the timed steps, so that recording cannot slow them
             if (backend.start_kernel_timeline(&r.timeline_note)) {
-              for (int64_t s = o.decode_steps + 1; s <= o.decode_steps + o.timeline_steps; ++s) {
-                const StepBatch step =
-                    make_step(B, C + s, 1, blocks_per_seq, c.vocab_size, static_cast<uint64_t>(s));
-                sampler.step(model, step, static_cast<uint64_t>(s));
-              }
+              run_steps(o.decode_steps + 1, o.decode_steps + o.timeline_steps, [](int64_t, double) {});
               r.timeline = attribute_steps(backend.stop_kernel_timeline(), static_cast<int>(o.timeline_steps));
             }
           }

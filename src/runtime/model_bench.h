@@ -45,6 +45,7 @@ struct ModelBenchRow {
   double gbps = 0;
   double ceiling_fraction = 0; // of the backend's read ceiling; 0 when not measured
   bool tokens_on_backend = false;  // decode: tokens drawn on the backend (else by the host sampler)
+  bool overlapped = false;     // decode: step n + 1 queued before step n's tokens were taken
   std::string skipped;         // why the case did not run (context too long, out of memory)
   StepBreakdown timeline;      // decode with timeline_steps: where a step's time went, per kernel
   std::string timeline_note;   // why there is no timeline (the backend records none)

@@ -128,6 +128,9 @@ std::string Metrics::render(const EngineLoad& load) const {
   scalar(out, "fdpp_softmax_fallback_rows_total", "counter",
          "Attention rows recomputed because the unified-max softmax overflowed (0 on the CPU backend).",
          load.softmax_fallbacks);
+  scalar(out, "fdpp_steps_queued_ahead_total", "counter",
+         "Decode steps queued on the device before the previous step's tokens reached the host.",
+         load.steps_queued_ahead);
   return out;
 }
 

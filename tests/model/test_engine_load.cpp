@@ -56,6 +56,7 @@ TEST(EngineLoad, WaitingQueueIsBoundedAndAdmitsWhenTheBatchHasRoom) {
   EXPECT_GT(l.kv_blocks_total, 0);
   EXPECT_EQ(l.kv_block_size, 16);
   EXPECT_EQ(l.softmax_fallbacks, 0);  // the CPU backend has no unified-max softmax
+  EXPECT_EQ(l.steps_queued_ahead, 0);  // nor a sampler to feed the next step from
 }
 
 TEST(EngineLoad, CancellingARunningRequestFreesItsBlocks) {

@@ -93,7 +93,13 @@ cpu::AttentionBatch CpuBackend::attention_batch() const {
   return b;
 }
 
-void CpuBackend::begin_step(const StepBatch& batch) { step_ = batch; }
+void CpuBackend::begin_step(const StepBatch& batch) {
+  if (batch.fed_tokens != 0)  // it draws no tokens: the host always has them
+    throw Error(ErrorCode::kInternal,
+                fmt::format("cpu backend: a step with {} fed tokens (only backends that sample feed them)",
+                            batch.fed_tokens));
+  step_ = batch;
+}
 
 void CpuBackend::embed(const TensorView& table, TensorView& out) {
   require_f32(out, "embed output");

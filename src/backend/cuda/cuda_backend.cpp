@@ -55,6 +55,7 @@ CudaBackend::CudaBackend(int device, DType activation_dtype) : device_(device), 
   linear_ = std::make_unique<LinearDispatcher>(stream_, prop.name, std::move(table));
   if (env_switch("FDPP_CUDA_GRAPHS") == 0) graphs_enabled_ = false;
   if (env_switch("FDPP_GPU_SAMPLING") == 0) sampling_enabled_ = false;
+  if (env_switch("FDPP_OVERLAP_STEPS") == 0) overlap_steps_ = false;
   if (env_switch("FDPP_POISON_ALLOCATIONS") == 1) poison_allocations_ = true;
   fallback_counter_ = allocate_bytes(sizeof(unsigned long long), "fallback counter");
   check(cudaMemsetAsync(fallback_counter_.view().data, 0, sizeof(unsigned long long), stream_), "memset");
@@ -252,6 +253,16 @@ void CudaBackend::begin_step(const StepBatch& b) {
   host_staging_.begin();
   host_staging_.copy_to_device(step_meta_.view().data, staging_.data(), static_cast<size_t>(n) * sizeof(int32_t),
                                stream_);
+  if (b.fed_tokens != 0) {
+    // The tokens lead the metadata; the sample that drew them is queued before this step.
+    if (!feeds_sampled_tokens() || b.fed_tokens < 0 || b.fed_tokens > sampled_rows_ || b.fed_tokens > tokens_)
+      throw Error(ErrorCode::kInternal,
+                  fmt::format("cuda backend: {} fed tokens in a step of {} tokens after a sample of {} rows{}",
+                              b.fed_tokens, tokens_, sampled_rows_, sampling_enabled_ ? "" : " (GPU sampling is off)"));
+    check(cudaMemcpyAsync(step_meta_.view().data, sample_tokens_.tensor.view().data,
+                          static_cast<size_t>(b.fed_tokens) * sizeof(int32_t), cudaMemcpyDeviceToDevice, stream_),
+          "fed tokens");
+  }
   attn_plan_valid_ = false;  // planned at the first attention call, which knows the head count
 }
 
@@ -485,8 +496,8 @@ void* CudaBackend::upload(GrowingBuffer& buffer, const void* host, size_t bytes,
   return dev;
 }
 
-bool CudaBackend::sample_rows(TensorView& logits, std::span<const DeviceSamplingRow> rows,
-                              const PenaltyTokens& penalties, std::span<int32_t> tokens) {
+bool CudaBackend::queue_sample_rows(TensorView& logits, std::span<const DeviceSamplingRow> rows,
+                                    const PenaltyTokens& penalties) {
   if (!sampling_enabled_ || logits.dtype != DType::kF32 || logits.dim(logits.rank - 1) > kMaxSampleVocab) return false;
   const auto r = static_cast<int64_t>(rows.size());
   auto* dev_tokens =
@@ -509,12 +520,12 @@ bool CudaBackend::sample_rows(TensorView& logits, std::span<const DeviceSampling
         upload(penalty_offsets_, penalties.offsets.data(), penalties.offsets.size_bytes(), "penalty offsets"));
   }
   throw_if_error(launch_sample(p, stream_));
-  check(cudaMemcpyAsync(tokens.data(), dev_tokens, static_cast<size_t>(r) * sizeof(int32_t), cudaMemcpyDeviceToHost,
-                        stream_),
-        "sampled tokens");
-  check(cudaStreamSynchronize(stream_), "forward step");
+  sampled_.push(dev_tokens, r, stream_);
+  sampled_rows_ = r;
   return true;
 }
+
+void CudaBackend::take_sampled(std::span<int32_t> tokens) { sampled_.pop(tokens); }
 
 void CudaBackend::set_softmax_ranges(const std::vector<SoftmaxRangeSetting>& per_layer) {
   graphs_.clear();  // the ranges are kernel arguments inside the recorded steps

@@ -11,6 +11,7 @@
 #include "backend/cuda/attention/attention.cuh"
 #include "backend/cuda/gemm/linear_dispatch.h"
 #include "backend/cuda/host_staging.h"
+#include "backend/cuda/sampled_tokens.h"
 #include "backend/cuda/step_graphs.h"
 
 namespace fdpp::cuda {
@@ -68,8 +69,12 @@ class CudaBackend final : public Backend {
   void attention(int64_t layer, const TensorView& q, float scale, TensorView& out) override;
   void gather_rows(const TensorView& x, TensorView& out) override;
   void logits_to_host(const TensorView& logits, std::span<float> out) override;
-  bool sample_rows(TensorView& logits, std::span<const DeviceSamplingRow> rows, const PenaltyTokens& penalties,
-                   std::span<int32_t> tokens) override;
+  bool queue_sample_rows(TensorView& logits, std::span<const DeviceSamplingRow> rows,
+                         const PenaltyTokens& penalties) override;
+  void take_sampled(std::span<int32_t> tokens) override;
+  // A fed step's first tokens are copied on the device from the last sample's, after its metadata
+  // (FDPP_OVERLAP_STEPS=0 turns it off, and with it the host's step queued ahead).
+  bool feeds_sampled_tokens() const override { return sampling_enabled_ && overlap_steps_; }
 
   LinearDispatcher& linear_dispatcher() { return *linear_; }
 
@@ -143,7 +148,10 @@ class CudaBackend final : public Backend {
 
   // GPU sampling (FDPP_GPU_SAMPLING=0 turns it off): row parameters in, tokens out.
   bool sampling_enabled_ = true;
+  bool overlap_steps_ = true;
   GrowingBuffer sample_rows_, sample_tokens_;  // [R] DeviceSamplingRow, [R] int32
+  int64_t sampled_rows_ = 0;                   // rows of the last queued sample (in sample_tokens_)
+  SampledTokenQueue sampled_;                  // their way to the host
   GrowingBuffer penalty_ids_, penalty_offsets_;  // [ids] int32, [R + 1] int64
 };
 

@@ -12,44 +12,49 @@ constexpr size_t kMinCapacity = 64 << 10;
 }  // namespace
 
 HostStaging::~HostStaging() {
-  if (pending_) cudaEventSynchronize(copied_);  // the queued copies still read the arena
-  if (copied_ != nullptr) cudaEventDestroy(copied_);
-  if (arena_ != nullptr) cudaFreeHost(arena_);
+  for (Arena& a : arenas_) {
+    if (a.pending) cudaEventSynchronize(a.copied);  // the queued copies still read the arena
+    if (a.copied != nullptr) cudaEventDestroy(a.copied);
+    if (a.data != nullptr) cudaFreeHost(a.data);
+  }
 }
 
-void HostStaging::wait_for_copies() {
-  if (pending_) check(cudaEventSynchronize(copied_), "host staging");
-  pending_ = false;
+void HostStaging::wait_for_copies(Arena& a) {
+  if (a.pending) check(cudaEventSynchronize(a.copied), "host staging");
+  a.pending = false;
 }
 
 void HostStaging::begin() {
-  wait_for_copies();
-  used_ = 0;
+  current_ ^= 1;
+  Arena& a = arenas_[current_];
+  wait_for_copies(a);
+  a.used = 0;
 }
 
 void HostStaging::copy_to_device(void* dst, const void* src, size_t bytes, cudaStream_t stream) {
   if (bytes == 0) return;
-  const size_t at = (used_ + kAlign - 1) / kAlign * kAlign;
-  if (at + bytes > capacity_) {
+  Arena& a = arenas_[current_];
+  const size_t at = (a.used + kAlign - 1) / kAlign * kAlign;
+  if (at + bytes > a.capacity) {
     // Grow: the copies already queued read the old arena, so they land first; this step's
     // later copies start the new one.
-    const size_t capacity = std::max({kMinCapacity, 2 * capacity_, bytes});
-    wait_for_copies();
-    if (arena_ != nullptr) cudaFreeHost(arena_);
-    arena_ = nullptr;
-    capacity_ = used_ = 0;
+    const size_t capacity = std::max({kMinCapacity, 2 * a.capacity, bytes});
+    wait_for_copies(a);
+    if (a.data != nullptr) cudaFreeHost(a.data);
+    a.data = nullptr;
+    a.capacity = a.used = 0;
     void* p = nullptr;
     check(cudaMallocHost(&p, capacity), "host staging (page-locked)");
-    arena_ = static_cast<unsigned char*>(p);
-    capacity_ = capacity;
-    if (copied_ == nullptr) check(cudaEventCreateWithFlags(&copied_, cudaEventDisableTiming), "host staging event");
+    a.data = static_cast<unsigned char*>(p);
+    a.capacity = capacity;
+    if (a.copied == nullptr) check(cudaEventCreateWithFlags(&a.copied, cudaEventDisableTiming), "host staging event");
     return copy_to_device(dst, src, bytes, stream);
   }
-  std::memcpy(arena_ + at, src, bytes);
-  check(cudaMemcpyAsync(dst, arena_ + at, bytes, cudaMemcpyHostToDevice, stream), "host staging copy");
-  check(cudaEventRecord(copied_, stream), "host staging event");
-  pending_ = true;
-  used_ = at + bytes;
+  std::memcpy(a.data + at, src, bytes);
+  check(cudaMemcpyAsync(dst, a.data + at, bytes, cudaMemcpyHostToDevice, stream), "host staging copy");
+  check(cudaEventRecord(a.copied, stream), "host staging event");
+  a.pending = true;
+  a.used = at + bytes;
 }
 
 }  // namespace fdpp::cuda

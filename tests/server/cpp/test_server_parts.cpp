@@ -162,6 +162,7 @@ TEST(ServerMetrics, PrometheusText) {
   load.kv_blocks_used = 3;
   load.kv_blocks_total = 12;
   load.kv_block_size = 16;
+  load.steps_queued_ahead = 7;
   const std::string text = m.render(load);
   auto has = [&](const std::string& line) { return text.find(line + "\n") != std::string::npos; };
   EXPECT_TRUE(has("fdpp_http_requests_total{route=\"/v1/completions\",code=\"200\"} 2"));
@@ -176,6 +177,8 @@ TEST(ServerMetrics, PrometheusText) {
   EXPECT_TRUE(has("fdpp_kv_cache_blocks_used 3"));
   EXPECT_TRUE(has("fdpp_kv_cache_usage_ratio 0.25"));
   EXPECT_TRUE(has("fdpp_softmax_fallback_rows_total 0"));
+  EXPECT_TRUE(has("# TYPE fdpp_steps_queued_ahead_total counter"));
+  EXPECT_TRUE(has("fdpp_steps_queued_ahead_total 7"));
 }
 
 }  // namespace

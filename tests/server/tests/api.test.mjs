@@ -146,4 +146,5 @@ test('metrics count the requests and tokens served, and the KV cache is empty wh
   assert.equal(m['fdpp_requests_running'], 0);
   assert.equal(m['fdpp_requests_waiting'], 0);
   assert.equal(m['fdpp_softmax_fallback_rows_total'], 0);
+  assert.equal(m['fdpp_steps_queued_ahead_total'], 0);  // the CPU backend draws no tokens to feed on
 });
