@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
+#include <exception>
 #include <map>
 #include <optional>
 #include <random>
@@ -113,6 +114,9 @@ class EngineImpl final : public Engine {
   void queue_step_ahead(const std::vector<Sequence*>& rows);
   // Takes the tokens of the step queued ahead (queueing the next one first where it can).
   bool finish_step_ahead();
+  // With a sampled step in flight for `rows`: queues the next one where may_queue and it can, then
+  // takes the step in flight's tokens and hands them out (also when queueing failed; then rethrows).
+  void queue_ahead_and_take(const std::vector<Sequence*>& rows, bool may_queue);
   // Hands out the step's tokens; rows[r] null: the sequence ended, its token is dropped.
   void hand_out(const std::vector<Sequence*>& rows, bool sampled);
   void on_token(Sequence& seq, int32_t token);
@@ -324,17 +328,31 @@ bool EngineImpl::step() {
   if (on_device) {
     const cuda::PenaltyTokens penalties = sampling_inputs(with_logits, 0);
     sampled = model_->launch_sampled(batch, sample_rows_, logits_, penalties);
-    if (sampled) {
-      queue_step_ahead(with_logits);
-      sampled_.resize(with_logits.size());
-      model_->collect_sampled(sampled_);
-    }
+    if (sampled) queue_ahead_and_take(with_logits, true);
   } else {
     model_->forward(batch, logits_);
   }
-  hand_out(with_logits, sampled);
+  if (!sampled) hand_out(with_logits, false);
   retire_finished();
   return !idle();
+}
+
+void EngineImpl::queue_ahead_and_take(const std::vector<Sequence*>& rows, bool may_queue) {
+  std::exception_ptr failed;
+  if (may_queue) {
+    try {
+      queue_step_ahead(rows);
+    } catch (...) {  // the step in flight is still queued: take it, so the next step's tokens are its own
+      failed = std::current_exception();
+    }
+  }
+  sampled_.resize(rows.size());
+  model_->collect_sampled(sampled_);
+  hand_out(rows, true);
+  if (failed) {
+    retire_finished();
+    std::rethrow_exception(failed);
+  }
 }
 
 void EngineImpl::queue_step_ahead(const std::vector<Sequence*>& rows) {
@@ -382,10 +400,7 @@ bool EngineImpl::finish_step_ahead() {
       if (s->id == ids[r] && s->finish == FinishReason::kNone) rows[r] = s.get();
     all_running = all_running && rows[r] != nullptr;
   }
-  if (all_running) queue_step_ahead(rows);
-  sampled_.resize(ids.size());
-  model_->collect_sampled(sampled_);
-  hand_out(rows, true);
+  queue_ahead_and_take(rows, all_running);
   retire_finished();
   return !idle();
 }
