@@ -84,6 +84,7 @@ class Backend {
   virtual double read_bandwidth_ceiling() const { return 0.0; }
   // Attention rows recomputed by the online-softmax fallback since start (FlashDecoding++'s
   // unified max value did not cover them). Always 0 on backends without the async softmax.
+  // Exact when no work is queued; while steps are, the count as of work already done (no wait).
   virtual uint64_t softmax_fallback_rows() const { return 0; }
   // Per-layer unified max values for the asynchronized softmax; backends without it ignore them.
   virtual void set_softmax_ranges(const std::vector<SoftmaxRangeSetting>& per_layer) {}

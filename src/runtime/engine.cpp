@@ -523,6 +523,9 @@ GenerationResult Engine::generate(GenerationRequest request, const TokenCallback
   });
   while (result.finish == FinishReason::kNone && step()) {
   }
+  // A step queued ahead for this request's next token may still be on the device: land it (its
+  // token is dropped) when nothing else runs, so that what the caller reads next is final.
+  for (EngineLoad l = load(); !idle() && l.running == 0 && l.waiting == 0; l = load()) step();
   result.stats = stats(id);
   return result;
 }

@@ -59,11 +59,17 @@ CudaBackend::CudaBackend(int device, DType activation_dtype) : device_(device), 
   if (env_switch("FDPP_POISON_ALLOCATIONS") == 1) poison_allocations_ = true;
   fallback_counter_ = allocate_bytes(sizeof(unsigned long long), "fallback counter");
   check(cudaMemsetAsync(fallback_counter_.view().data, 0, sizeof(unsigned long long), stream_), "memset");
+  void* host = nullptr;
+  check(cudaMallocHost(&host, sizeof(unsigned long long)), "fallback counter (page-locked)");
+  fallback_host_ = static_cast<unsigned long long*>(host);
+  check(cudaEventCreateWithFlags(&fallback_read_, cudaEventDisableTiming), "fallback counter event");
 }
 
 CudaBackend::~CudaBackend() {
   graphs_.abandon_capture(stream_);
   if (stream_ != nullptr) cudaStreamSynchronize(stream_);
+  if (fallback_read_ != nullptr) cudaEventDestroy(fallback_read_);
+  if (fallback_host_ != nullptr) cudaFreeHost(fallback_host_);
   graphs_.clear();
   linear_.reset();
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
@@ -541,11 +547,28 @@ void CudaBackend::set_softmax_ranges(const std::vector<SoftmaxRangeSetting>& per
 }
 
 uint64_t CudaBackend::softmax_fallback_rows() const {
-  unsigned long long n = 0;
-  check(cudaMemcpyAsync(&n, fallback_counter_.view().data, sizeof(n), cudaMemcpyDeviceToHost, stream_),
-        "fallback counter");
-  check(cudaStreamSynchronize(stream_), "fallback counter");
-  return n;
+  if (cudaStreamQuery(stream_) == cudaSuccess) {  // idle: the exact count, at once
+    unsigned long long n = 0;
+    check(cudaMemcpyAsync(&n, fallback_counter_.view().data, sizeof(n), cudaMemcpyDeviceToHost, stream_),
+          "fallback counter");
+    check(cudaStreamSynchronize(stream_), "fallback counter");
+    fallback_rows_seen_ = n;
+    return n;
+  }
+  // Steps are queued (a step queued ahead while the engine publishes its load): the count as of
+  // the last read that has landed, and a new read queued behind them, instead of a wait.
+  if (fallback_read_pending_ && cudaEventQuery(fallback_read_) == cudaSuccess) {
+    fallback_rows_seen_ = *fallback_host_;
+    fallback_read_pending_ = false;
+  }
+  if (!fallback_read_pending_) {
+    check(cudaMemcpyAsync(fallback_host_, fallback_counter_.view().data, sizeof(unsigned long long),
+                          cudaMemcpyDeviceToHost, stream_),
+          "fallback counter");
+    check(cudaEventRecord(fallback_read_, stream_), "fallback counter event");
+    fallback_read_pending_ = true;
+  }
+  return fallback_rows_seen_;
 }
 
 bool CudaBackend::start_kernel_timeline(std::string* why_not) { return start_kernel_records(why_not); }

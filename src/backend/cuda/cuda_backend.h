@@ -106,6 +106,12 @@ class CudaBackend final : public Backend {
   SoftmaxRange range_;                      // default for layers without a calibrated range
   std::vector<SoftmaxRange> layer_ranges_;  // from softmax_range.json
   DeviceTensor fallback_counter_;            // one unsigned long long
+  // softmax_fallback_rows() while steps are queued: a page-locked copy of the counter read
+  // behind them, and the count as of the last such read that landed.
+  unsigned long long* fallback_host_ = nullptr;
+  cudaEvent_t fallback_read_ = nullptr;
+  mutable bool fallback_read_pending_ = false;
+  mutable uint64_t fallback_rows_seen_ = 0;
 
   // Step metadata: one host staging buffer and its device copy, laid out as
   // tokens [T] | positions [T] | token_seq [T] | logit_rows [R] | block_tables [S, max_blocks] |
