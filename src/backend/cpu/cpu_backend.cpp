@@ -2,8 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "fdpp/status.h"
@@ -93,12 +95,47 @@ cpu::AttentionBatch CpuBackend::attention_batch() const {
   return b;
 }
 
+CpuBackend::CpuBackend() {
+  const char* feed = std::getenv("FDPP_CPU_GREEDY_FEED");
+  greedy_feed_ = feed != nullptr && std::string(feed) == "1";
+}
+
 void CpuBackend::begin_step(const StepBatch& batch) {
-  if (batch.fed_tokens != 0)  // it draws no tokens: the host always has them
+  if (batch.fed_tokens != 0 &&
+      (!greedy_feed_ || batch.fed_tokens < 0 || batch.fed_tokens > static_cast<int32_t>(last_sampled_.size()) ||
+       batch.fed_tokens > batch.num_tokens()))
     throw Error(ErrorCode::kInternal,
-                fmt::format("cpu backend: a step with {} fed tokens (only backends that sample feed them)",
-                            batch.fed_tokens));
+                fmt::format("cpu backend: a step of {} tokens with {} fed after a sample of {} rows{}",
+                            batch.num_tokens(), batch.fed_tokens, last_sampled_.size(),
+                            greedy_feed_ ? "" : " (it feeds none without FDPP_CPU_GREEDY_FEED=1)"));
   step_ = batch;
+  std::copy_n(last_sampled_.begin(), batch.fed_tokens, step_.tokens.begin());
+}
+
+bool CpuBackend::queue_sample_rows(TensorView& logits, std::span<const cuda::DeviceSamplingRow> rows,
+                                   const cuda::PenaltyTokens& penalties) {
+  const bool greedy = std::all_of(rows.begin(), rows.end(), [](const auto& r) { return !(r.temperature > 0.0f); });
+  if (!greedy_feed_ || !greedy || !penalties.offsets.empty() || logits.dtype != DType::kF32) return false;
+  if (sampled_.size() == 2)
+    throw Error(ErrorCode::kInternal, "cpu backend: two samples are already queued; take one before queueing another");
+  const int64_t vocab = logits.dim(logits.rank - 1);
+  const float* l = f32(logits);
+  std::vector<int32_t> tokens;
+  for (size_t r = 0; r < rows.size(); ++r) {  // the lowest id of the largest logit, as the host's greedy
+    const float* row = l + static_cast<int64_t>(r) * vocab;
+    tokens.push_back(static_cast<int32_t>(std::max_element(row, row + vocab) - row));
+  }
+  last_sampled_ = tokens;
+  sampled_.push_back(std::move(tokens));
+  return true;
+}
+
+void CpuBackend::take_sampled(std::span<int32_t> tokens) {
+  if (sampled_.empty() || sampled_.front().size() != tokens.size())
+    throw Error(ErrorCode::kInternal, fmt::format("cpu backend: {} sampled tokens asked for, {} queued samples",
+                                                  tokens.size(), sampled_.size()));
+  std::copy(sampled_.front().begin(), sampled_.front().end(), tokens.begin());
+  sampled_.pop_front();
 }
 
 void CpuBackend::embed(const TensorView& table, TensorView& out) {

@@ -2,6 +2,7 @@
 // the mapped checkpoint in their stored dtype (F32/F16/BF16). Every op is a cpu_ops.h call.
 #pragma once
 
+#include <deque>
 #include <memory>
 #include <vector>
 
@@ -12,6 +13,7 @@ namespace fdpp {
 
 class CpuBackend : public Backend {
  public:
+  CpuBackend();
   std::string name() const override { return "cpu"; }
   DType activation_dtype() const override { return DType::kF32; }
 
@@ -32,6 +34,13 @@ class CpuBackend : public Backend {
   void attention(int64_t layer, const TensorView& q, float scale, TensorView& out) override;
   void gather_rows(const TensorView& x, TensorView& out) override;
   void logits_to_host(const TensorView& logits, std::span<float> out) override;
+  // FDPP_CPU_GREEDY_FEED=1 (tests): steps whose rows are all greedy are sampled here and their
+  // tokens fed on to the next step (StepBatch::fed_tokens), as the GPU sampler's are, so that the
+  // engine's steps queued ahead run without a GPU. Otherwise the host sampler draws every token.
+  bool queue_sample_rows(TensorView& logits, std::span<const cuda::DeviceSamplingRow> rows,
+                         const cuda::PenaltyTokens& penalties) override;
+  void take_sampled(std::span<int32_t> tokens) override;
+  bool feeds_sampled_tokens() const override { return greedy_feed_; }
 
   // Records every scaled attention score of layer l into (*per_layer)[l] (for calibration);
   // nullptr stops recording.
@@ -48,6 +57,9 @@ class CpuBackend : public Backend {
   std::vector<DeviceTensor> v_cache_;
   StepBatch step_;
   std::vector<Histogram>* score_histograms_ = nullptr;
+  bool greedy_feed_ = false;
+  std::deque<std::vector<int32_t>> sampled_;  // queued samples' tokens, oldest first
+  std::vector<int32_t> last_sampled_;         // the last queued sample's: what a fed step takes
 };
 
 }  // namespace fdpp
