@@ -146,30 +146,6 @@ TEST(GpuOverlapSteps, EndingsAreTheSameWithAndWithoutQueueingAhead) {
   EXPECT_EQ(ahead.outcomes[2].tokens, plain.outcomes[2].tokens);
 }
 
-// Engine::generate on a request that ends by EOS while its next step is queued: the queued step
-// lands before generate returns, so the engine is idle and the counts it reports are final.
-TEST(GpuOverlapSteps, GenerateLandsTheStepQueuedAfterItsRequestEnded) {
-  FDPP_REQUIRE_GPU();
-  if (!std::filesystem::exists(model_dir())) GTEST_SKIP() << "missing " << model_dir();
-  const auto greedy = read_golden()["greedy_ids"].get<std::vector<int32_t>>();
-  EngineOptions options;
-  options.model_dir = model_dir();
-  options.backend = "cuda";
-  options.show_progress = false;
-  auto engine = Engine::create(options);
-  GenerationRequest r = golden_request();
-  r.sampling.temperature = 0.0f;
-  r.stop.max_tokens = 40;
-  r.stop.eos_ids = {greedy[11]};
-  const GenerationResult res = engine->generate(r);
-  EXPECT_EQ(res.finish, FinishReason::kEos);
-  EXPECT_EQ(res.tokens, std::vector<int32_t>(greedy.begin(), greedy.begin() + 11));
-  EXPECT_TRUE(engine->idle());
-  // Steps 2-12 were queued ahead, and step 13 too (queued while step 12 drew the EOS).
-  EXPECT_EQ(engine->load().steps_queued_ahead, 12);
-  EXPECT_EQ(engine->generate(r).tokens, res.tokens);  // and the engine goes on as before
-}
-
 // The queue behind it: samples come out oldest first, at most two are queued, and a take with
 // the wrong row count or from an empty queue is an internal error, not a hang.
 TEST(GpuOverlapSteps, SampledTokenQueueHandsSamplesOutInOrder) {
