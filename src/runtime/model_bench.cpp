@@ -51,13 +51,13 @@ class StepSampler {
   bool overlaps(const LlamaModel& model) const {
     return on_device_ && params_.repetition_penalty == 1.0f && model.feeds_sampled_tokens();
   }
-  // With overlaps(): queues a step (fed: its tokens are the last queued step's), then takes the
-  // oldest queued step's tokens.
-  void queue(LlamaModel& model, StepBatch batch, uint64_t index, bool fed) {
+  // With overlaps(): queues a step (fed: its tokens are the last queued step's); take() takes the
+  // oldest queued step's tokens. false: the backend does not draw these rows; the step has ended
+  // with its logits on the host, and sample_on_host(batch) finishes it.
+  bool queue(LlamaModel& model, StepBatch batch, uint64_t index, bool fed) {
     rows_.assign(tokens_.size(), device_sampling_row(params_, params_.seed.value_or(1), index));
     if (fed) batch.fed_tokens = static_cast<int32_t>(tokens_.size());
-    if (!model.launch_sampled(batch, rows_, logits_))
-      throw Error(ErrorCode::kInternal, "model bench: a queued step was not sampled on the backend");
+    return model.launch_sampled(batch, rows_, logits_);
   }
   void take(LlamaModel& model) { model.collect_sampled(tokens_); }
   // Returns whether the backend drew the tokens.
@@ -74,12 +74,16 @@ class StepSampler {
     } else {
       model.forward(batch, logits_);
     }
+    sample_on_host(batch);
+    return false;
+  }
+  // The host samplers over the copied logits of `batch`.
+  void sample_on_host(const StepBatch& batch) {
     const auto V = logits_.size() / tokens_.size();
     for (size_t b = 0; b < tokens_.size(); ++b) {
       const std::span<const int32_t> previous(&batch.tokens[b], 1);  // the penalty's history: this step's token
       tokens_[b] = host_[b].sample(std::span<float>(logits_.data() + b * V, V), previous);
     }
-    return false;
   }
 
  private:
@@ -162,21 +166,26 @@ std::vector<ModelBenchRow> run_model_bench(LlamaModel& model, Backend& backend, 
           // together, as a generation loop sees them); queued one ahead where the engine would.
           auto run_steps = [&](int64_t first, int64_t last, const std::function<void(int64_t, double)>& done_step) {
             auto t0 = Clock::now();
-            if (!sampler.overlaps(model)) {
-              for (int64_t s = first; s <= last; ++s, t0 = Clock::now()) {
-                r.tokens_on_backend = sampler.step(model, step_at(s), static_cast<uint64_t>(s));
-                done_step(s, ms_since(t0));
+            if (sampler.overlaps(model)) {
+              if (sampler.queue(model, step_at(first), static_cast<uint64_t>(first), false)) {
+                r.tokens_on_backend = true;
+                r.overlapped = true;
+                for (int64_t s = first; s <= last; ++s) {
+                  if (s < last && !sampler.queue(model, step_at(s + 1), static_cast<uint64_t>(s + 1), true))
+                    throw Error(ErrorCode::kInternal, "model bench: the backend stopped drawing the rows it drew");
+                  sampler.take(model);
+                  done_step(s, ms_since(t0));
+                  t0 = Clock::now();
+                }
+                return;
               }
-              return;
-            }
-            r.tokens_on_backend = true;
-            r.overlapped = true;
-            sampler.queue(model, step_at(first), static_cast<uint64_t>(first), false);
-            for (int64_t s = first; s <= last; ++s) {
-              if (s < last) sampler.queue(model, step_at(s + 1), static_cast<uint64_t>(s + 1), true);
-              sampler.take(model);
-              done_step(s, ms_since(t0));
+              sampler.sample_on_host(step_at(first));  // the backend does not draw these rows
+              done_step(first++, ms_since(t0));
               t0 = Clock::now();
+            }
+            for (int64_t s = first; s <= last; ++s, t0 = Clock::now()) {
+              r.tokens_on_backend = sampler.step(model, step_at(s), static_cast<uint64_t>(s));
+              done_step(s, ms_since(t0));
             }
           };
           run_steps(0, o.decode_steps, [&](int64_t s, double ms) {

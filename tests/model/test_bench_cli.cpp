@@ -45,6 +45,23 @@ TEST(BenchCli, DecodeStepsSampleWithTheGivenParametersOnTheHostSamplerOfTheCpu) 
   }
 }
 
+TEST(BenchCli, DecodeStepsAreQueuedAheadWhereTheBackendFeedsItsTokensOn) {
+  // FDPP_CPU_GREEDY_FEED=1: the CPU backend draws greedy rows and feeds them on, as the GPU does;
+  // the bench then queues each step before taking the last one's tokens. Not with a temperature.
+  const std::string cases = "bench --shape tiny --backend cpu --prefill 8 --batch 1,3 --context 16 --steps 3 --json";
+  for (const auto& [flags, ahead] : {std::pair{"", true}, std::pair{" --temp 0.8", false}}) {
+    const auto r = test::run_command("FDPP_CPU_GREEDY_FEED=1 " + fdpp() + cases + flags);
+    ASSERT_EQ(r.exit_code, 0) << flags << ": " << r.err;
+    const auto rows = nlohmann::json::parse(r.out)["rows"];
+    ASSERT_EQ(rows.size(), 3u);
+    for (size_t i = 1; i < 3; ++i) {
+      EXPECT_EQ(rows[i]["steps_queued_ahead"], ahead) << flags << rows[i].dump();
+      EXPECT_EQ(rows[i]["sampled_on"], ahead ? "device" : "host") << flags;
+      EXPECT_GT(rows[i]["ms"].get<double>(), 0.0) << flags;
+    }
+  }
+}
+
 TEST(BenchCli, ModelDirectoryAndCasesPastTheContext) {
   FDPP_REQUIRE_PATH(test::stories_model_dir());
   const auto r = test::run_command(fdpp() + "bench -m '" + test::stories_model_dir().string() +
