@@ -83,6 +83,12 @@ struct Sequence {
   int64_t generated() const { return static_cast<int64_t>(tokens.size() - request.prompt.size()); }
 };
 
+// Appends the sequence's block-table row to the step, padded with -1 to b.max_blocks_per_seq.
+void add_block_table_row(StepBatch& b, const Sequence& s) {
+  b.block_tables.insert(b.block_tables.end(), s.blocks.begin(), s.blocks.end());
+  b.block_tables.insert(b.block_tables.end(), static_cast<size_t>(b.max_blocks_per_seq) - s.blocks.size(), -1);
+}
+
 class EngineImpl final : public Engine {
  public:
   explicit EngineImpl(const EngineOptions& options);
@@ -106,6 +112,8 @@ class EngineImpl final : public Engine {
  private:
   void admit_waiting();
   StepBatch build_step(std::vector<Sequence*>& with_logits);
+  // The longest block table of the running sequences: the width of a step's block-table rows.
+  int32_t max_blocks_per_sequence() const;
   // sample_rows_ and the penalty ids of `rows` for the GPU sampler; `ahead`: for the token after
   // the one being drawn. The penalties, or none.
   cuda::PenaltyTokens sampling_inputs(const std::vector<Sequence*>& rows, uint64_t ahead);
@@ -256,11 +264,15 @@ void EngineImpl::admit_waiting() {
   }
 }
 
+int32_t EngineImpl::max_blocks_per_sequence() const {
+  int32_t max_blocks = 0;
+  for (const auto& s : running_) max_blocks = std::max(max_blocks, static_cast<int32_t>(s->blocks.size()));
+  return max_blocks;
+}
+
 StepBatch EngineImpl::build_step(std::vector<Sequence*>& with_logits) {
   StepBatch b;
-  int32_t max_blocks = 0;
-  for (auto& s : running_) max_blocks = std::max(max_blocks, static_cast<int32_t>(s->blocks.size()));
-  b.max_blocks_per_seq = max_blocks;
+  b.max_blocks_per_seq = max_blocks_per_sequence();
   // Decode tokens first (one per sequence, always), then prompt chunks in arrival order within
   // what is left of the step's token budget.
   std::vector<Sequence*> order;
@@ -282,9 +294,7 @@ StepBatch EngineImpl::build_step(std::vector<Sequence*>& with_logits) {
       b.positions.push_back(static_cast<int32_t>(pos));
       b.token_seq.push_back(seq_index);
     }
-    std::vector<int32_t> row(static_cast<size_t>(max_blocks), -1);
-    std::copy(s->blocks.begin(), s->blocks.end(), row.begin());
-    b.block_tables.insert(b.block_tables.end(), row.begin(), row.end());
+    add_block_table_row(b, *s);
     s->num_cached += take;
     if (s->num_cached == static_cast<int64_t>(s->tokens.size())) {
       b.logit_rows.push_back(static_cast<int32_t>(b.tokens.size() - 1));
@@ -368,25 +378,23 @@ void EngineImpl::queue_step_ahead(const std::vector<Sequence*>& rows) {
         s->generated() + 1 >= s->request.stop.max_tokens || s->num_cached != static_cast<int64_t>(s->tokens.size()))
       return;
   StepBatch b;
-  int32_t max_blocks = 0;
-  for (const Sequence* s : rows) max_blocks = std::max(max_blocks, static_cast<int32_t>(s->blocks.size()));
-  b.max_blocks_per_seq = max_blocks;
+  b.max_blocks_per_seq = max_blocks_per_sequence();  // rows are the running sequences
   for (size_t r = 0; r < rows.size(); ++r) {
     Sequence& s = *rows[r];
     b.tokens.push_back(0);  // fed: the token being drawn for row r
     b.positions.push_back(static_cast<int32_t>(s.tokens.size()));
     b.token_seq.push_back(static_cast<int32_t>(r));
     b.logit_rows.push_back(static_cast<int32_t>(r));
-    std::vector<int32_t> table(static_cast<size_t>(max_blocks), -1);
-    std::copy(s.blocks.begin(), s.blocks.end(), table.begin());
-    b.block_tables.insert(b.block_tables.end(), table.begin(), table.end());
+    add_block_table_row(b, s);
   }
   b.fed_tokens = static_cast<int32_t>(rows.size());
   const cuda::PenaltyTokens none = sampling_inputs(rows, 1);
   if (!model_->launch_sampled(b, sample_rows_, logits_, none))
     throw Error(ErrorCode::kInternal, "a step queued ahead was not sampled on the backend that sampled the one before");
-  for (Sequence* s : rows) ++s->num_cached;  // the fed token, once it is appended
-  for (const Sequence* s : rows) ahead_ids_.push_back(s->id);
+  for (Sequence* s : rows) {
+    ++s->num_cached;  // the fed token, once it is appended
+    ahead_ids_.push_back(s->id);
+  }
   ++steps_queued_ahead_;
 }
 
