@@ -28,15 +28,17 @@ struct LinearInflection {
   bool operator==(const LinearInflection&) const = default;
 };
 
-// Used for shapes the table does not list: `fdpp tune --shape llama2-7b` on the H100
-// (2026-11-23, docs/PERF.md) with the streamed flat GEMM found m1 = 3 on four of five shapes
-// (4 on the down projection) and m2 = 7-8 on three (4 on down, 16-24 on O and the LM head).
-inline constexpr LinearInflection kDefaultLinearInflection{3, 8};
+// Used for shapes the table does not list. m2: `fdpp tune --shape llama2-7b` on the H100
+// (2026-11-23, docs/PERF.md) found 7-8 on three of five shapes (4 on down, 16-24 on O and the LM
+// head). m1 = 1: the same tune found m1 = 3 timing each linear alone, but inside the decode step
+// the flat GEMM beats the GEMV at M = 2-3 (H100, 2026-12-06, Llama-3-8B step 5.745 -> 5.473 ms at
+// batch 2, 6.416 -> 5.492 at batch 3), while the GEMV keeps M = 1 (5.271 against 5.450).
+inline constexpr LinearInflection kDefaultLinearInflection{1, 8};
 // The default for the fused gate/up projection with the gated SiLU epilogue, whose alternative on
 // cuBLASLt is the products plus a silu_mul launch: on the H100 at M = 16 (Llama-2-7B [22016,
 // 4096], docs/PERF.md session 9) the flat gated kernel took 65.4 us back to back against 69.0 for
 // cuBLASLt + silu_mul. Its norm stays a separate launch above M = 8 (kNormFusionMaxM).
-inline constexpr LinearInflection kDefaultGatedLinearInflection{3, 16};
+inline constexpr LinearInflection kDefaultGatedLinearInflection{1, 16};
 
 // The largest M the GEMV or the flat GEMM serves (kFlatGemmMaxM; checked where both are seen):
 // above it cuBLASLt is the only candidate, so `fdpp tune` sweeps every M only up to here.
