@@ -141,6 +141,7 @@ TEST(GpuLinearDispatch, TheTableDecidesAndIncapableImplementationsHandOn) {
   EXPECT_EQ(pick(3, 260), LinearImpl::kCublasLt);  // flat GEMM cannot serve K % 8 != 0
   // Shapes the table does not list take the built-in defaults.
   EXPECT_EQ(pick(kDefaultLinearInflection.m1, 128), LinearImpl::kGemv);
+  EXPECT_EQ(pick(kDefaultLinearInflection.m1 + 1, 128), LinearImpl::kFlatGemm);
   EXPECT_EQ(pick(kDefaultLinearInflection.m2 + 1, 128), LinearImpl::kCublasLt);
   // The gated SiLU projection: the table's entry where it lists the shape, its own default where not.
   auto pick_gated = [&](int64_t m, int64_t k) { return choice(m, k, true); };
