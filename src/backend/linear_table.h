@@ -31,8 +31,9 @@ struct LinearInflection {
 // Used for shapes the table does not list. m2: `fdpp tune --shape llama2-7b` on the H100
 // (2026-11-23, docs/PERF.md) found 7-8 on three of five shapes (4 on down, 16-24 on O and the LM
 // head). m1 = 1: the same tune found m1 = 3 timing each linear alone, but inside the decode step
-// the flat GEMM beats the GEMV at M = 2-3 (H100, 2026-12-06, Llama-3-8B step 5.745 -> 5.473 ms at
-// batch 2, 6.416 -> 5.492 at batch 3), while the GEMV keeps M = 1 (5.271 against 5.450).
+// the flat GEMM beats the GEMV at M = 2-3 (H100, docs/PERF.md session 22: Llama-3-8B step 5.677
+// -> 5.314 ms at batch 2, 6.262 -> 5.324 at batch 3; under PDL its CTAs start streaming weights
+// earlier), while the GEMV keeps M = 1 (5.271 against 5.450 with every linear on the flat GEMM).
 inline constexpr LinearInflection kDefaultLinearInflection{1, 8};
 // The default for the fused gate/up projection with the gated SiLU epilogue, whose alternative on
 // cuBLASLt is the products plus a silu_mul launch: on the H100 at M = 16 (Llama-2-7B [22016,
