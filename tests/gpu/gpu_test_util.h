@@ -15,6 +15,7 @@
 
 #include "backend/cuda/cuda_device.h"
 #include "core/dtype.h"
+#include "support/random_fill.h"
 
 #define FDPP_REQUIRE_GPU() \
   if (::fdpp::cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device"
@@ -49,14 +50,16 @@ struct DeviceArray {
   DeviceArray(const DeviceArray&) = delete;
   DeviceArray& operator=(const DeviceArray&) = delete;
   size_t size() const { return host.size(); }
+  // Fresh normal(mean, stddev) values rounded to T, drawn in parallel (support/random_fill.h).
   void fill_normal(std::mt19937& rng, float stddev, float mean = 0.0f) {
-    std::normal_distribution<float> d(mean, stddev);
-    for (float& v : host) v = from_device_type(to_device_type<T>(d(rng)));
+    fill_normal_chunked(host, rng, stddev, mean, [](float v) { return from_device_type(to_device_type<T>(v)); });
     upload();
   }
   void upload() {
     std::vector<T> tmp(host.size());
-    for (size_t i = 0; i < host.size(); ++i) tmp[i] = to_device_type<T>(host[i]);
+    const auto n = static_cast<int64_t>(host.size());
+#pragma omp parallel for schedule(static) if (n >= int64_t{1} << 20)
+    for (int64_t i = 0; i < n; ++i) tmp[static_cast<size_t>(i)] = to_device_type<T>(host[static_cast<size_t>(i)]);
     EXPECT_EQ(cudaMemcpy(dev, tmp.data(), tmp.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
   }
   void poison() { EXPECT_EQ(cudaMemset(dev, 0xff, host.size() * sizeof(T)), cudaSuccess); }  // NaN pattern
@@ -64,7 +67,9 @@ struct DeviceArray {
     std::vector<T> tmp(host.size());
     EXPECT_EQ(cudaMemcpy(tmp.data(), dev, tmp.size() * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
     std::vector<float> out(tmp.size());
-    for (size_t i = 0; i < tmp.size(); ++i) out[i] = from_device_type(tmp[i]);
+    const auto n = static_cast<int64_t>(tmp.size());
+#pragma omp parallel for schedule(static) if (n >= int64_t{1} << 20)
+    for (int64_t i = 0; i < n; ++i) out[static_cast<size_t>(i)] = from_device_type(tmp[static_cast<size_t>(i)]);
     return out;
   }
 };
