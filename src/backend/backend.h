@@ -198,13 +198,6 @@ class Backend {
   // Whether a step may take its first tokens from the last queued sample (StepBatch::fed_tokens),
   // so that the host can queue step n + 1 before step n's tokens reach it.
   virtual bool feeds_sampled_tokens() const { return false; }
-  // queue_sample_rows, then take_sampled: the step's tokens on the host (waits for the step).
-  bool sample_rows(TensorView& logits, std::span<const cuda::DeviceSamplingRow> rows,
-                   const cuda::PenaltyTokens& penalties, std::span<int32_t> tokens) {
-    if (!queue_sample_rows(logits, rows, penalties)) return false;
-    take_sampled(tokens);
-    return true;
-  }
 };
 
 enum class BackendKind { kAuto, kCpu, kCuda };

@@ -518,7 +518,7 @@ bool CudaBackend::queue_sample_rows(TensorView& logits, std::span<const DeviceSa
   if (!penalties.offsets.empty()) {
     if (static_cast<int64_t>(penalties.offsets.size()) != r + 1 ||
         penalties.offsets.back() != static_cast<int64_t>(penalties.ids.size()))
-      throw Error(ErrorCode::kInternal, fmt::format("sample_rows: {} penalty offsets for {} rows and {} ids",
+      throw Error(ErrorCode::kInternal, fmt::format("queue_sample_rows: {} penalty offsets for {} rows and {} ids",
                                                     penalties.offsets.size(), r, penalties.ids.size()));
     p.penalty_ids = static_cast<const int32_t*>(
         upload(penalty_ids_, penalties.ids.data(), penalties.ids.size_bytes(), "penalty ids"));
