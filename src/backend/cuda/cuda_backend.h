@@ -88,6 +88,11 @@ class CudaBackend final : public Backend {
   // Whether the norm before x . w^T is applied as a row scale after the product: a unit norm
   // weight (folded), few rows, and a chosen kernel that cannot fuse the norm itself.
   bool defers_norm(const TensorView& x, const TensorView& w, const LinearFusion& norm) const;
+  // The QKV projection at decode as one GEMV whose epilogue rotates q and k and stores q, k and v
+  // (GemvRopeStore): no qkv_store launch. False (nothing launched) where the dispatcher does not
+  // choose the GEMV, its operands or norm do not fit the epilogue, or FDPP_QKV_EPILOGUE=0.
+  bool qkv_gemv_epilogue(int64_t layer, const TensorView& x, const TensorView& wqkv, const TensorView& bqkv,
+                         const LinearFusion& norm, const TensorView& inv_freq, TensorView& q_out);
   // qkv_rope_store with qkv's rows scaled first where `scale` is set (a deferred norm).
   void qkv_store(int64_t layer, const TensorView& qkv, const TensorView& inv_freq, TensorView& q_out,
                  const TensorView& scale_rows, float eps);
@@ -155,6 +160,7 @@ class CudaBackend final : public Backend {
   // GPU sampling (FDPP_GPU_SAMPLING=0 turns it off): row parameters in, tokens out.
   bool sampling_enabled_ = true;
   bool overlap_steps_ = true;
+  bool qkv_epilogue_ = true;  // FDPP_QKV_EPILOGUE=0: the QKV GEMV writes qkv and qkv_store runs
   GrowingBuffer sample_rows_, sample_tokens_;  // [R] DeviceSamplingRow, [R] int32
   int64_t sampled_rows_ = 0;                   // rows of the last queued sample (in sample_tokens_)
   SampledTokenQueue sampled_;                  // their way to the host

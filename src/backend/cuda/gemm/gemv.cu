@@ -165,10 +165,51 @@ __device__ __forceinline__ float warp_reduce_transpose(float (&v)[V], int lane) 
 }
 
 // Grid: ceil(N / R) blocks of GemvTraits::kThreads. Block b computes out[:, b*R .. b*R + R).
-template <typename T, typename OutT, int M, int kVec, bool kNorm>
+// The rows block b owns: b * R + r, or with the QKV epilogue (kRope, R = 2) the rotation pair
+// (i, i + hd / 2) of head b / (hd / 2), i = b % (hd / 2).
+template <int R, bool kRope, typename T>
+__device__ __forceinline__ int64_t owned_row(const GemvParams<T>& p, int r) {
+  if constexpr (kRope) {
+    const int half = p.rope.head_dim / 2;
+    const int64_t head = blockIdx.x / half, i = blockIdx.x % half;
+    return head * p.rope.head_dim + i + r * half;
+  } else {
+    return int64_t{blockIdx.x} * R + r;
+  }
+}
+
+// The QKV epilogue of token m: a, b are the finished products of rows (i, i + hd / 2) of `head`
+// (q heads, then k heads, then v heads); q and k are rotated, q stored in q_out, k and v in the
+// token's cache slot.
+template <typename T>
+__device__ __forceinline__ void store_rope_pair(const GemvRopeStore<T>& s, int m, int64_t row, float a, float b) {
+  const int hd = s.head_dim, half = hd / 2, hq = s.num_q_heads, hkv = s.num_kv_heads;
+  const int head = static_cast<int>(row / hd), i = static_cast<int>(row % hd);
+  const int32_t pos = s.positions[m];
+  if (head < hq + hkv) {
+    float sin_i, cos_i;
+    sincosf(static_cast<float>(pos) * s.inv_freq[i], &sin_i, &cos_i);
+    const float ra = a * cos_i - b * sin_i, rb = b * cos_i + a * sin_i;
+    a = ra;
+    b = rb;
+  }
+  T* dst;
+  if (head < hq) {
+    dst = s.q_out + (int64_t{m} * hq + head) * hd;
+  } else {
+    const int32_t block = s.block_tables[int64_t{s.token_seq[m]} * s.max_blocks_per_seq + pos / s.block_size];
+    const int64_t slot = (int64_t{block} * s.block_size + pos % s.block_size) * (int64_t{hkv} * hd);
+    dst = head < hq + hkv ? s.k_cache + slot + int64_t{head - hq} * hd : s.v_cache + slot + int64_t{head - hq - hkv} * hd;
+  }
+  dst[i] = from_float<T>(a);
+  dst[i + half] = from_float<T>(b);
+}
+
+template <typename T, typename OutT, int M, int kVec, bool kNorm, bool kRope>
 __global__ void __launch_bounds__(GemvTraits::kThreads, GemvTraits::kMinBlocksPerSmFor<M>)
 gemv_kernel(const GemvParams<T> p) {
   static_assert(!kNorm || (kVec == 8 && M <= kGemvNormMaxM), "the norm prologue is a fast-path variant");
+  static_assert(!kRope || (kVec == 8 && GemvTraits::kRowsFor<M> == 2), "the QKV epilogue pairs two rows per block");
   using P = Piece<T, kVec>;
   using Raw = typename P::Raw;
   constexpr int kThreads = GemvTraits::kThreads;
@@ -187,7 +228,10 @@ gemv_kernel(const GemvParams<T> p) {
   // Rows past N (last block) re-read row N - 1; their sums are never stored.
   const T* wrow[R];
 #pragma unroll
-  for (int r = 0; r < R; ++r) wrow[r] = p.w + (n0 + r < N ? n0 + r : N - 1) * K;
+  for (int r = 0; r < R; ++r) {
+    const int64_t row = owned_row<R, kRope>(p, r);
+    wrow[r] = p.w + (row < N ? row : N - 1) * K;
+  }
 
   float acc[R][M];
 #pragma unroll
@@ -282,6 +326,31 @@ gemv_kernel(const GemvParams<T> p) {
     }
   }
   __syncthreads();
+  if constexpr (kRope) {
+    // The thread of token m finishes both rows of the pair (the warps' sums in a fixed order, 1/rms,
+    // bias) and stores them rotated.
+    if (tid < M) {
+      const int m = tid;
+      float scale = 1.0f;
+      if constexpr (kNorm) {
+        float ss = 0.0f;
+#pragma unroll
+        for (int w = 0; w < GemvTraits::kWarps; ++w) ss += partial_sq[w][m];
+        scale = rsqrtf(ss / static_cast<float>(K) + p.norm_eps);
+      }
+      float y[2];
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        float sum = 0.0f;
+#pragma unroll
+        for (int w = 0; w < GemvTraits::kWarps; ++w) sum += partial[w][r * Mp + m];
+        sum *= scale;
+        y[r] = p.bias != nullptr ? sum + to_float(p.bias[owned_row<R, kRope>(p, r)]) : sum;
+      }
+      store_rope_pair(p.rope, m, owned_row<R, kRope>(p, 0), y[0], y[1]);
+    }
+    return;
+  }
   // The gated epilogue pairs rows n and n + 1 (R is even, so a pair never straddles two blocks):
   // the thread of the even row finishes both and stores one value.
   static_assert(R % 2 == 0, "the gated epilogue pairs rows inside a block");
@@ -320,9 +389,9 @@ gemv_kernel(const GemvParams<T> p) {
   }
 }
 
-template <typename T, typename OutT, int M, int kVec, bool kNorm = false>
+template <typename T, typename OutT, int M, int kVec, bool kNorm = false, bool kRope = false>
 Status launch_variant(const GemvParams<T>& p, cudaStream_t stream) {
-  auto* kernel = gemv_kernel<T, OutT, M, kVec, kNorm>;
+  auto* kernel = gemv_kernel<T, OutT, M, kVec, kNorm, kRope>;
   // Prefer the largest L1 (x lives there): once per instantiation, thread-safe static init.
   static const bool carveout_set = [kernel] {
     if (cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
@@ -341,6 +410,9 @@ Status launch_variant(const GemvParams<T>& p, cudaStream_t stream) {
 template <typename T, int M>
 Status launch_for_m(const GemvParams<T>& p, cudaStream_t stream, bool vec, bool f32) {
   if constexpr (M <= kGemvNormMaxM) {
+    if (p.rope.q_out != nullptr)
+      return p.norm_weight != nullptr ? launch_variant<T, T, M, 8, true, true>(p, stream)
+                                      : launch_variant<T, T, M, 8, false, true>(p, stream);
     if (p.norm_weight != nullptr)
       return f32 ? launch_variant<T, float, M, 8, true>(p, stream) : launch_variant<T, T, M, 8, true>(p, stream);
   }
@@ -348,7 +420,32 @@ Status launch_for_m(const GemvParams<T>& p, cudaStream_t stream, bool vec, bool 
   return f32 ? launch_variant<T, float, M, 1>(p, stream) : launch_variant<T, T, M, 1>(p, stream);
 }
 
+// The QKV epilogue's own conditions (launch_gemv checks the shared ones).
+template <typename T>
+Status check_rope_store(const GemvParams<T>& p) {
+  const GemvRopeStore<T>& s = p.rope;
+  if (!gemv_can_rope_store(p.M, p.K, p.x, p.w))
+    return {ErrorCode::kUnsupported, "gemv: the QKV epilogue needs M <= " + std::to_string(kGemvNormMaxM) +
+                                         ", K % 8 == 0 and 16-byte aligned x and w"};
+  if (s.head_dim <= 0 || s.head_dim % 2 != 0 || s.num_q_heads <= 0 || s.num_kv_heads <= 0 ||
+      p.N != int64_t{s.num_q_heads + 2 * s.num_kv_heads} * s.head_dim)
+    return {ErrorCode::kUnsupported,
+            "gemv: the QKV epilogue needs an even head_dim and N = (Hq + 2 Hkv) * hd, found N = " +
+                std::to_string(p.N) + ", Hq = " + std::to_string(s.num_q_heads) + ", Hkv = " +
+                std::to_string(s.num_kv_heads) + ", hd = " + std::to_string(s.head_dim)};
+  if (p.out != nullptr || p.out_f32 != nullptr || p.residual != nullptr || p.gated_silu)
+    return {ErrorCode::kUnsupported, "gemv: the QKV epilogue writes q_out and the cache only: no out, residual or gate"};
+  if (s.k_cache == nullptr || s.v_cache == nullptr || s.inv_freq == nullptr || s.positions == nullptr ||
+      s.token_seq == nullptr || s.block_tables == nullptr || s.block_size <= 0 || s.max_blocks_per_seq <= 0)
+    return {ErrorCode::kInvalidArgument, "gemv: the QKV epilogue needs the cache, its block tables and the positions"};
+  return Status::ok();
+}
+
 }  // namespace
+
+bool gemv_can_rope_store(int64_t M, int64_t K, const void* x, const void* w) {
+  return M >= 1 && M <= kGemvNormMaxM && K % 8 == 0 && is_aligned16(x) && is_aligned16(w);
+}
 
 template <typename T>
 Status launch_gemv(const GemvParams<T>& p, cudaStream_t stream) {
@@ -361,11 +458,28 @@ Status launch_gemv(const GemvParams<T>& p, cudaStream_t stream) {
     return {ErrorCode::kInvalidArgument, "gemv: K = " + std::to_string(p.K) + " is too large"};
   if (p.N / 2 > (int64_t{1} << 30))
     return {ErrorCode::kInvalidArgument, "gemv: N = " + std::to_string(p.N) + " is too large"};
-  if ((p.out == nullptr) == (p.out_f32 == nullptr))
+  const bool rope = p.rope.q_out != nullptr;
+  if (rope) {
+    if (const Status st = check_rope_store(p); !st.is_ok()) return st;
+  } else if ((p.out == nullptr) == (p.out_f32 == nullptr)) {
     return {ErrorCode::kInvalidArgument, "gemv: set exactly one of out and out_f32"};
+  }
   if (p.M == 0 || p.N == 0) return Status::ok();
   if (p.K > 0 && (p.x == nullptr || p.w == nullptr))
     return {ErrorCode::kInvalidArgument, "gemv: x and w are required"};
+  if (rope) {
+    if (p.K > 0 && ranges_overlap(p.x, p.M * p.K * int64_t{sizeof(T)}, p.rope.q_out,
+                                  p.M * p.rope.num_q_heads * p.rope.head_dim * int64_t{sizeof(T)}))
+      return {ErrorCode::kInvalidArgument, "gemv: x overlaps q_out"};
+    if (p.norm_weight != nullptr && !gemv_can_fuse_norm(p.M, p.K, p.x, p.w, p.norm_weight))
+      return {ErrorCode::kUnsupported, "gemv: the norm prologue needs 16-byte aligned x, w and norm weight"};
+    switch (p.M) {
+      case 1: return launch_for_m<T, 1>(p, stream, true, false);
+      case 2: return launch_for_m<T, 2>(p, stream, true, false);
+      case 3: return launch_for_m<T, 3>(p, stream, true, false);
+      default: return launch_for_m<T, 4>(p, stream, true, false);
+    }
+  }
   const int64_t out_cols = p.gated_silu ? p.N / 2 : p.N;
   const int64_t out_bytes = p.M * out_cols * (p.out_f32 != nullptr ? 4 : int64_t{sizeof(T)});
   const void* out = p.out_f32 != nullptr ? static_cast<const void*>(p.out_f32) : static_cast<const void*>(p.out);

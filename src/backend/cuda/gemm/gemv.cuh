@@ -20,6 +20,25 @@ inline constexpr int64_t kGemvMaxM = 8;
 // The largest M with the RMSNorm prologue (its M sums of squares must fit beside the accumulators).
 inline constexpr int64_t kGemvNormMaxM = 4;
 
+// The fused QKV projection's decode epilogue (replaces qkv_store for these rows): the product's
+// rows are Hq q heads, then Hkv k heads, then Hkv v heads of head_dim each. Each block owns the
+// rotation pair (i, i + head_dim / 2) of one head, so the q and k pairs are rotated in the
+// epilogue (rotate-half RoPE, angle positions[m] * inv_freq[i] in fp32, as qkv_store computes
+// it); q goes to q_out, k and v to token m's slot of the paged cache; the product itself is not
+// written. Set q_out to enable; M <= kGemvNormMaxM (two rows per block), fast path only.
+template <typename T>
+struct GemvRopeStore {
+  T* q_out = nullptr;                     // [M, Hq, hd]
+  T* k_cache = nullptr;                   // [num_blocks, block_size, Hkv, hd]
+  T* v_cache = nullptr;                   // [num_blocks, block_size, Hkv, hd]
+  const float* inv_freq = nullptr;        // [hd / 2]
+  const int32_t* positions = nullptr;     // [M] position of token m in its sequence
+  const int32_t* token_seq = nullptr;     // [M] its sequence
+  const int32_t* block_tables = nullptr;  // [S, max_blocks_per_seq]
+  int32_t max_blocks_per_seq = 0, block_size = 0;
+  int32_t num_q_heads = 0, num_kv_heads = 0, head_dim = 0;
+};
+
 template <typename T>
 struct GemvParams {
   const T* x = nullptr;         // [M, K] contiguous; must not overlap out / out_f32
@@ -38,15 +57,23 @@ struct GemvParams {
   // row j, row 2j + 1 up_proj row j), and out [M, N / 2] (or out_f32) = silu(gate) * up instead of
   // the products. N even, no residual.
   bool gated_silu = false;
+  // QKV epilogue (above): when rope.q_out is set, out and out_f32 stay null.
+  GemvRopeStore<T> rope;
 };
 
 // Fast path: K % 8 == 0 and x, w 16-byte aligned (16-byte loads). Anything else takes a scalar
 // path with the same results. Errors: kInvalidArgument for M > kGemvMaxM, a missing pointer,
 // both or neither output, or x overlapping the output; kUnsupported for the norm prologue off the
 // fast path or above kGemvNormMaxM (gemv_can_fuse_norm says beforehand), and for the gated
-// epilogue with an odd N or a residual; kInternal for a failed launch.
+// epilogue with an odd N or a residual, and for the QKV epilogue off the fast path, above
+// kGemvNormMaxM, with N != (Hq + 2 Hkv) * hd, an odd hd, a residual, the gated epilogue or a
+// missing pointer (gemv_can_rope_store says the first two beforehand); kInternal for a failed
+// launch.
 template <typename T>
 Status launch_gemv(const GemvParams<T>& p, cudaStream_t stream);
+
+// Whether launch_gemv takes the QKV epilogue (GemvParams::rope) for these operands.
+bool gemv_can_rope_store(int64_t M, int64_t K, const void* x, const void* w);
 
 // Whether launch_gemv takes the RMSNorm prologue for these operands.
 bool gemv_can_fuse_norm(int64_t M, int64_t K, const void* x, const void* w, const void* norm_weight);
