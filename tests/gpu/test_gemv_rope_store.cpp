@@ -48,14 +48,10 @@ void check_rope_store(int M, const Shape& s, bool norm, bool bias, std::mt19937&
   constexpr int kBlockSize = 16, kMaxBlocks = 4;  // positions 0..63
   const int num_blocks = M * kMaxBlocks;
   const size_t cache_elems = static_cast<size_t>(num_blocks) * kBlockSize * s.hkv * s.hd;
-  test::DeviceArray<T> x(static_cast<size_t>(M * K)), w(static_cast<size_t>(N * K)), b(static_cast<size_t>(N)),
-      g(static_cast<size_t>(K)), qkv(static_cast<size_t>(M * N)), q_fused(static_cast<size_t>(M) * s.hq * s.hd),
-      q_ref(q_fused.host.size()), k_fused(cache_elems), v_fused(cache_elems), k_ref(cache_elems), v_ref(cache_elems);
-  x.fill_normal(rng, 1.0f, 0.3f);
-  w.fill_normal(rng, 1.0f / std::sqrt(static_cast<float>(K)));
-  b.fill_normal(rng, 0.5f);
-  g.fill_normal(rng, 0.2f, 1.0f);
-  for (auto* a : {&qkv, &q_fused, &q_ref, &k_fused, &v_fused, &k_ref, &v_ref}) a->poison();
+  test::NormedLinearOperands<T> ops(M, N, K, 1.0f, 0.3f, rng);  // x, w, bias, norm weight; out is qkv
+  test::DeviceArray<T> q_fused(static_cast<size_t>(M) * s.hq * s.hd), q_ref(q_fused.host.size()),
+      k_fused(cache_elems), v_fused(cache_elems), k_ref(cache_elems), v_ref(cache_elems);
+  for (auto* a : {&q_fused, &q_ref, &k_fused, &v_fused, &k_ref, &v_ref}) a->poison();
 
   std::vector<float> inv_freq(static_cast<size_t>(s.hd / 2));
   for (size_t i = 0; i < inv_freq.size(); ++i)
@@ -72,32 +68,20 @@ void check_rope_store(int M, const Shape& s, bool norm, bool bias, std::mt19937&
   }
   test::DeviceInts d_pos(positions), d_seq(token_seq), d_tables(tables);
 
-  cuda::GemvParams<T> p;
-  p.x = x.dev;
-  p.w = w.dev;
-  p.bias = bias ? b.dev : nullptr;
-  p.M = M;
-  p.N = N;
-  p.K = K;
-  if (norm) {
-    p.norm_weight = g.dev;
-    p.norm_eps = 1e-5f;
-  }
-  cuda::GemvParams<T> fused = p;
+  const cuda::GemvParams<T> plain = ops.template params<cuda::GemvParams<T>>(bias, norm, false);
+  cuda::GemvParams<T> fused = plain;
+  fused.out = nullptr;
   fused.rope = {q_fused.dev, k_fused.dev, v_fused.dev, d_inv_freq.dev, d_pos.dev, d_seq.dev, d_tables.dev,
                 kMaxBlocks, kBlockSize, s.hq, s.hkv, s.hd};
-  ASSERT_TRUE(cuda::gemv_can_rope_store(M, K, x.dev, w.dev));
+  ASSERT_TRUE(cuda::gemv_can_rope_store(M, K, ops.x.dev, ops.w.dev));
   Status st = cuda::launch_gemv(fused, nullptr);
   ASSERT_TRUE(st.is_ok()) << st.message();
-
-  cuda::GemvParams<T> plain = p;
-  plain.out = qkv.dev;
   st = cuda::launch_gemv(plain, nullptr);
   ASSERT_TRUE(st.is_ok()) << st.message();
   cuda::QkvStoreParams<T> store;
   store.kv = {k_ref.dev, v_ref.dev, num_blocks, kBlockSize, s.hkv, s.hd};
   store.slots = {d_pos.dev, d_seq.dev, d_tables.dev, kMaxBlocks, M};
-  store.qkv = qkv.dev;
+  store.qkv = ops.out.dev;
   store.inv_freq = d_inv_freq.dev;
   store.q_out = q_ref.dev;
   store.num_q_heads = s.hq;

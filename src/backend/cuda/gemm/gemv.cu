@@ -178,6 +178,19 @@ __device__ __forceinline__ int64_t owned_row(const GemvParams<T>& p, int r) {
   }
 }
 
+// Token m's 1/rms from the warps' sums of squares of x (kNorm), else 1.
+template <bool kNorm, int kWarpRows, int kM>
+__device__ __forceinline__ float inv_rms(const float (&partial_sq)[kWarpRows][kM], int m, int K, float eps) {
+  if constexpr (kNorm) {
+    float ss = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kWarpRows; ++w) ss += partial_sq[w][m];
+    return rsqrtf(ss / static_cast<float>(K) + eps);
+  } else {
+    return 1.0f;
+  }
+}
+
 // The QKV epilogue of token m: a, b are the finished products of rows (i, i + hd / 2) of `head`
 // (q heads, then k heads, then v heads); q and k are rotated, q stored in q_out, k and v in the
 // token's cache slot.
@@ -331,13 +344,7 @@ gemv_kernel(const GemvParams<T> p) {
     // bias) and stores them rotated.
     if (tid < M) {
       const int m = tid;
-      float scale = 1.0f;
-      if constexpr (kNorm) {
-        float ss = 0.0f;
-#pragma unroll
-        for (int w = 0; w < GemvTraits::kWarps; ++w) ss += partial_sq[w][m];
-        scale = rsqrtf(ss / static_cast<float>(K) + p.norm_eps);
-      }
+      const float scale = inv_rms<kNorm>(partial_sq, m, K, p.norm_eps);
       float y[2];
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
@@ -358,13 +365,7 @@ gemv_kernel(const GemvParams<T> p) {
     const int r = tid / Mp, m = tid % Mp;
     const int64_t n = n0 + r;
     if (m < M && n < N) {
-      float scale = 1.0f;
-      if constexpr (kNorm) {
-        float ss = 0.0f;
-#pragma unroll
-        for (int w = 0; w < GemvTraits::kWarps; ++w) ss += partial_sq[w][m];
-        scale = rsqrtf(ss / static_cast<float>(K) + p.norm_eps);
-      }
+      const float scale = inv_rms<kNorm>(partial_sq, m, K, p.norm_eps);
       // Row r + dr's finished value for token m: the warps' sums in a fixed order, 1/rms, bias.
       auto finished = [&](int dr) {
         float y = 0.0f;
