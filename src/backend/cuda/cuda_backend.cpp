@@ -12,6 +12,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_ceilings.h"
 #include "backend/cuda/env_switch.h"
+#include "backend/cuda/gemm/flat_gemm.cuh"
 #include "backend/cuda/gemm/gemv.cuh"
 #include "backend/cuda/kernel_timeline.h"
 #include "backend/cuda/pointwise/pointwise.cuh"
@@ -350,7 +351,7 @@ bool CudaBackend::defers_norm(const TensorView& x, const TensorView& w, const Li
 void CudaBackend::qkv_projection(int64_t layer, const TensorView& x, const TensorView& wqkv, const TensorView& bqkv,
                                  const LinearFusion& norm, const TensorView& inv_freq, TensorView& qkv,
                                  TensorView& normed, TensorView& q_out) {
-  if (qkv_gemv_epilogue(layer, x, wqkv, bqkv, norm, inv_freq, q_out)) return;
+  if (qkv_epilogue(layer, x, wqkv, bqkv, norm, inv_freq, q_out)) return;
   // A bias would have to be added after the scale: such models normalise first.
   if (!bqkv.empty() || !defers_norm(x, wqkv, norm)) {
     Backend::qkv_projection(layer, x, wqkv, bqkv, norm, inv_freq, qkv, normed, q_out);
@@ -360,31 +361,43 @@ void CudaBackend::qkv_projection(int64_t layer, const TensorView& x, const Tenso
   qkv_store(layer, qkv, inv_freq, q_out, x, norm.eps);
 }
 
-bool CudaBackend::qkv_gemv_epilogue(int64_t layer, const TensorView& x, const TensorView& wqkv, const TensorView& bqkv,
-                                    const LinearFusion& norm, const TensorView& inv_freq, TensorView& q_out) {
+bool CudaBackend::qkv_epilogue(int64_t layer, const TensorView& x, const TensorView& wqkv, const TensorView& bqkv,
+                               const LinearFusion& norm, const TensorView& inv_freq, TensorView& q_out) {
+  const int64_t M = rows_of(x);
+  if (!qkv_epilogue_ || norm.accumulate || q_out.rank != 3 || q_out.dim(0) != M || M != tokens_) return false;
+  const LinearImpl impl = linear_->choose(x, wqkv);
+  const bool gemv = impl == LinearImpl::kGemv && gemv_can_rope_store(M, wqkv.dim(1), x.data, wqkv.data);
+  const bool flat = impl == LinearImpl::kFlatGemm && M <= kFlatGemmRopeMaxM && q_out.dim(2) % 16 == 0;
   const bool with_norm = !norm.norm_weight.empty();
-  if (!qkv_epilogue_ || norm.accumulate || linear_->choose(x, wqkv) != LinearImpl::kGemv ||
-      !gemv_can_rope_store(rows_of(x), wqkv.dim(1), x.data, wqkv.data) ||
-      (with_norm && !linear_->can_fuse_norm(LinearImpl::kGemv, x, wqkv, norm)) || q_out.rank != 3 ||
-      q_out.dim(0) != rows_of(x) || rows_of(x) != tokens_)
-    return false;
+  if (!(gemv || flat) || (with_norm && !linear_->can_fuse_norm(impl, x, wqkv, norm))) return false;
   dispatch(dtype_, [&](auto tag) {
     using T = decltype(tag);
     const PagedKv<T> kv = layer_kv<T>(layer);
     const TokenSlots s = slots();
-    GemvParams<T> p;
-    p.x = ptr<T>(x);
-    p.w = ptr<T>(wqkv);
-    p.bias = bqkv.empty() ? nullptr : ptr<T>(bqkv);
-    p.M = rows_of(x);
-    p.N = wqkv.dim(0);
-    p.K = wqkv.dim(1);
-    p.norm_weight = with_norm ? ptr<T>(norm.norm_weight) : nullptr;
-    p.norm_eps = norm.eps;
-    p.rope = {ptr<T>(q_out), kv.k, kv.v, static_cast<const float*>(inv_freq.data), s.positions, s.token_seq,
-              s.block_tables, s.max_blocks_per_seq, kv.block_size, static_cast<int32_t>(q_out.dim(1)),
-              kv.num_kv_heads, kv.head_dim};
-    throw_if_error(launch_gemv(p, stream_));
+    const RopeStore<T> rope{ptr<T>(q_out), kv.k, kv.v, static_cast<const float*>(inv_freq.data), s.positions,
+                            s.token_seq, s.block_tables, s.max_blocks_per_seq, kv.block_size,
+                            static_cast<int32_t>(q_out.dim(1)), kv.num_kv_heads, kv.head_dim};
+    auto fill = [&](auto& p) {
+      p.x = ptr<T>(x);
+      p.w = ptr<T>(wqkv);
+      p.bias = bqkv.empty() ? nullptr : ptr<T>(bqkv);
+      p.M = M;
+      p.N = wqkv.dim(0);
+      p.K = wqkv.dim(1);
+      p.norm_weight = with_norm ? ptr<T>(norm.norm_weight) : nullptr;
+      p.norm_eps = norm.eps;
+      p.rope = rope;
+    };
+    if (gemv) {
+      GemvParams<T> p;
+      fill(p);
+      throw_if_error(launch_gemv(p, stream_));
+    } else {
+      FlatGemmParams<T> p;
+      fill(p);
+      p.norm_scale_only = with_norm && norm.unit_norm_weight;
+      throw_if_error(launch_flat_gemm(p, stream_));
+    }
   });
   return true;
 }

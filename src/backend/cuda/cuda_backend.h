@@ -88,11 +88,12 @@ class CudaBackend final : public Backend {
   // Whether the norm before x . w^T is applied as a row scale after the product: a unit norm
   // weight (folded), few rows, and a chosen kernel that cannot fuse the norm itself.
   bool defers_norm(const TensorView& x, const TensorView& w, const LinearFusion& norm) const;
-  // The QKV projection at decode as one GEMV whose epilogue rotates q and k and stores q, k and v
-  // (GemvRopeStore): no qkv_store launch. False (nothing launched) where the dispatcher does not
-  // choose the GEMV, its operands or norm do not fit the epilogue, or FDPP_QKV_EPILOGUE=0.
-  bool qkv_gemv_epilogue(int64_t layer, const TensorView& x, const TensorView& wqkv, const TensorView& bqkv,
-                         const LinearFusion& norm, const TensorView& inv_freq, TensorView& q_out);
+  // The QKV projection at decode as one kernel whose epilogue rotates q and k and stores q, k and
+  // v (gemm/rope_store.cuh): the GEMV's, or the streamed flat GEMM's up to kFlatGemmRopeMaxM rows;
+  // no qkv_store launch. False (nothing launched) where the dispatcher chooses neither, the
+  // operands or the norm do not fit the epilogue, or FDPP_QKV_EPILOGUE=0.
+  bool qkv_epilogue(int64_t layer, const TensorView& x, const TensorView& wqkv, const TensorView& bqkv,
+                    const LinearFusion& norm, const TensorView& inv_freq, TensorView& q_out);
   // qkv_rope_store with qkv's rows scaled first where `scale` is set (a deferred norm).
   void qkv_store(int64_t layer, const TensorView& qkv, const TensorView& inv_freq, TensorView& q_out,
                  const TensorView& scale_rows, float eps);

@@ -64,18 +64,21 @@ template <typename T>
 using KernelFn = void (*)(FlatGemmParams<T>, int, int);
 
 // The streamed kernel of one variant: n-tiles class, norm prologue, split K.
-template <typename T, int MT, bool kSplit>
+template <typename T, int MT, bool kSplit, bool kRope>
 KernelFn<T> streamed_kernel_for(int norm) {
   switch (norm) {
-    case kWeightedNorm: return flat_gemm_streamed_kernel<T, MT, kWeightedNorm, kSplit>;
-    case kScaleOnlyNorm: return flat_gemm_streamed_kernel<T, MT, kScaleOnlyNorm, kSplit>;
-    default: return flat_gemm_streamed_kernel<T, MT, kNoNorm, kSplit>;
+    case kWeightedNorm: return flat_gemm_streamed_kernel<T, MT, kWeightedNorm, kSplit, kRope>;
+    case kScaleOnlyNorm: return flat_gemm_streamed_kernel<T, MT, kScaleOnlyNorm, kSplit, kRope>;
+    default: return flat_gemm_streamed_kernel<T, MT, kNoNorm, kSplit, kRope>;
   }
 }
 
+// The QKV epilogue (rope) has one n-tiles class: validate_rope_store limits M to kFlatGemmRopeMaxM.
+static_assert(kFlatGemmRopeMaxM <= 8, "the QKV epilogue's variants have one n-tile (8 tokens)");
 template <typename T, bool kSplit>
-KernelFn<T> streamed_kernel_for(int m_class, int norm) {
-  return m_class <= 1 ? streamed_kernel_for<T, 1, kSplit>(norm) : streamed_kernel_for<T, 2, kSplit>(norm);
+KernelFn<T> streamed_kernel_for(int m_class, int norm, bool rope) {
+  if (rope) return streamed_kernel_for<T, 1, kSplit, true>(norm);
+  return m_class <= 1 ? streamed_kernel_for<T, 1, kSplit, false>(norm) : streamed_kernel_for<T, 2, kSplit, false>(norm);
 }
 
 // Which norm the streamed kernel applies for these parameters (StreamedNorm).
@@ -87,8 +90,9 @@ int norm_of(const FlatGemmParams<T>& p) {
 // The kernel of one variant: mainloop, n-tiles class, norm prologue (streamed only), split K
 // (streamed only: the pipelined kernel serves any split count).
 template <typename T>
-KernelFn<T> kernel_for(bool streamed, int m_class, int norm, bool split) {
-  if (streamed) return split ? streamed_kernel_for<T, true>(m_class, norm) : streamed_kernel_for<T, false>(m_class, norm);
+KernelFn<T> kernel_for(bool streamed, int m_class, int norm, bool split, bool rope) {
+  if (streamed)
+    return split ? streamed_kernel_for<T, true>(m_class, norm, rope) : streamed_kernel_for<T, false>(m_class, norm, rope);
   switch (m_class) {
     case 1: return flat_gemm_pipelined_kernel<T, 1>;
     case 2: return flat_gemm_pipelined_kernel<T, 2>;
@@ -187,6 +191,17 @@ bool streamed_split_enabled() {
 int m_class_for(int m_tiles) { return m_tiles <= 1 ? 1 : m_tiles <= 2 ? 2 : m_tiles <= 4 ? 4 : 8; }
 
 // Argument checks shared by plan and launch. Sets *nothing_to_do for M == 0 or N == 0.
+// The QKV epilogue's own conditions (validate checks the shared ones).
+template <typename T>
+Status validate_rope_store(const FlatGemmParams<T>& p) {
+  const RopeStore<T>& s = p.rope;
+  if (p.M > kFlatGemmRopeMaxM || p.mainloop == FlatGemmMainloop::kPipelined)
+    return {ErrorCode::kUnsupported, "flat_gemm: the QKV epilogue needs the streamed mainloop and M <= " +
+                                         std::to_string(kFlatGemmRopeMaxM)};
+  return check_rope_store("flat_gemm", s, p.N, 16,
+                          p.out != nullptr || p.out_f32 != nullptr || p.residual != nullptr || p.gated_silu);
+}
+
 template <typename T>
 Status validate(const FlatGemmParams<T>& p, bool* nothing_to_do) {
   *nothing_to_do = false;
@@ -206,8 +221,12 @@ Status validate(const FlatGemmParams<T>& p, bool* nothing_to_do) {
   if (p.splits < 0 || p.splits > kFlatGemmMaxSplits)
     return {ErrorCode::kInvalidArgument, "flat_gemm: splits = " + std::to_string(p.splits) + "; expected 0 (the plan's) to " +
                                              std::to_string(kFlatGemmMaxSplits)};
-  if ((p.out == nullptr) == (p.out_f32 == nullptr))
+  const bool rope = p.rope.q_out != nullptr;
+  if (rope) {
+    if (const Status st = validate_rope_store(p); !st.is_ok()) return st;
+  } else if ((p.out == nullptr) == (p.out_f32 == nullptr)) {
     return {ErrorCode::kInvalidArgument, "flat_gemm: set exactly one of out and out_f32"};
+  }
   if (p.M == 0 || p.N == 0) {
     *nothing_to_do = true;
     return Status::ok();
@@ -219,9 +238,11 @@ Status validate(const FlatGemmParams<T>& p, bool* nothing_to_do) {
                                                " is not a multiple of 8 (rows must be whole 16-byte chunks)"};
     if (!is_aligned16(p.x) || !is_aligned16(p.w))
       return {ErrorCode::kInvalidArgument, "flat_gemm: x and w must be 16-byte aligned"};
-    const int64_t out_cols = p.gated_silu ? p.N / 2 : p.N;
+    const int64_t out_cols = rope ? int64_t{p.rope.num_q_heads} * p.rope.head_dim : p.gated_silu ? p.N / 2 : p.N;
     const int64_t out_bytes = p.M * out_cols * (p.out_f32 != nullptr ? 4 : int64_t{sizeof(T)});
-    const void* out = p.out_f32 != nullptr ? static_cast<const void*>(p.out_f32) : static_cast<const void*>(p.out);
+    const void* out = rope                  ? static_cast<const void*>(p.rope.q_out)
+                      : p.out_f32 != nullptr ? static_cast<const void*>(p.out_f32)
+                                             : static_cast<const void*>(p.out);
     if (ranges_overlap(p.x, p.M * p.K * int64_t{sizeof(T)}, out, out_bytes))
       return {ErrorCode::kInvalidArgument, "flat_gemm: x overlaps the output"};
   }
@@ -269,6 +290,7 @@ Status make_plan(const FlatGemmParams<T>& p, FlatGemmPlan* plan) {
   r.m_class = m_class_for(r.m_tiles);
   r.smem_bytes = smem_for(r.streamed, r.m_class);
   const int norm = norm_of(p);
+  const bool rope = p.rope.q_out != nullptr;
   // The split kernel's shared memory for the policy's usual 2 splits (the streamed kernel's one
   // receive slot): its carveout and its occupancy query are sized for it, so a forced higher
   // count may leave fewer CTAs per SM.
@@ -277,8 +299,8 @@ Status make_plan(const FlatGemmParams<T>& p, FlatGemmPlan* plan) {
     r.n_blocks = static_cast<int>((p.N + Traits::kStreamedRows - 1) / Traits::kStreamedRows);
     r.k_tiles = static_cast<int>((p.K + Traits::kStreamedKStep - 1) / Traits::kStreamedKStep);
     // Before the occupancy query: the carveout bounds it.
-    set_streamed_carveout<T>(kernel_for<T>(true, r.m_class, norm, false), r.smem_bytes);
-    set_streamed_carveout<T>(kernel_for<T>(true, r.m_class, norm, true), split_smem);
+    set_streamed_carveout<T>(kernel_for<T>(true, r.m_class, norm, false, rope), r.smem_bytes);
+    set_streamed_carveout<T>(kernel_for<T>(true, r.m_class, norm, true, rope), split_smem);
   } else {
     r.n_blocks = static_cast<int>((p.N + Traits::kBlockN - 1) / Traits::kBlockN);
     r.k_tiles = static_cast<int>((p.K + Traits::kKTile - 1) / Traits::kKTile);
@@ -289,7 +311,7 @@ Status make_plan(const FlatGemmParams<T>& p, FlatGemmPlan* plan) {
     r.splits = 1;
   } else {
     const DeviceCapacity* cap = nullptr;
-    const KernelFn<T> split_kernel = kernel_for<T>(r.streamed, r.m_class, norm, true);
+    const KernelFn<T> split_kernel = kernel_for<T>(r.streamed, r.m_class, norm, true, rope);
     if (Status st = device_capacity<T>(split_kernel, split_smem, &cap); !st.is_ok()) return st;
     r.splits = r.streamed ? choose_splits(r.n_blocks, r.k_tiles, Traits::kStreamedSplitTargetCtasPerSm,
                                           Traits::kStreamedMinStepsPerSplit, *cap)
@@ -303,7 +325,7 @@ Status make_plan(const FlatGemmParams<T>& p, FlatGemmPlan* plan) {
 
 template <typename T>
 Status launch_plan(const FlatGemmParams<T>& p, const FlatGemmPlan& plan, cudaStream_t stream) {
-  const KernelFn<T> kernel = kernel_for<T>(plan.streamed, plan.m_class, norm_of(p), plan.splits > 1);
+  const KernelFn<T> kernel = kernel_for<T>(plan.streamed, plan.m_class, norm_of(p), plan.splits > 1, p.rope.q_out != nullptr);
   // Both mainloops: row blocks along y, clusters of `splits` CTAs along x split K.
   const dim3 grid(static_cast<unsigned>(plan.splits), static_cast<unsigned>(plan.n_blocks));
   const unsigned cluster = static_cast<unsigned>(plan.splits);

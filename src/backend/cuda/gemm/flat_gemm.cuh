@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "backend/cuda/gemm/rope_store.cuh"
 #include "fdpp/status.h"
 
 namespace fdpp::cuda {
@@ -28,6 +29,9 @@ inline constexpr int kFlatGemmMaxSplits = 8;
 // kFlatGemmStreamedMaxM), kPipelined through a cp.async shared-memory pipeline (any M). kAuto
 // takes kStreamed wherever it can run; forcing one is for benchmarks and tests.
 enum class FlatGemmMainloop { kAuto, kStreamed, kPipelined };
+
+// The largest M with the QKV epilogue (FlatGemmParams::rope): its variants have one n-tile.
+inline constexpr int64_t kFlatGemmRopeMaxM = 8;
 
 template <typename T>
 struct FlatGemmParams {
@@ -51,6 +55,11 @@ struct FlatGemmParams {
   // interleaved (row 2j gate_proj row j, row 2j + 1 up_proj row j), and out [M, N / 2] (or
   // out_f32) = silu(gate) * up instead of the products. N even, no residual.
   bool gated_silu = false;
+  // The QKV projection's decode epilogue (rope_store.cuh; streamed mainloop only): when
+  // rope.q_out is set, each 16-row tile holds 8 rotation pairs (i, i + hd / 2) of one head, the
+  // pairs are rotated and stored into q_out and the cache, and out and out_f32 stay null.
+  // hd % 16 == 0, N = (Hq + 2 Hkv) * hd, no residual, no gated epilogue.
+  RopeStore<T> rope;
   FlatGemmMainloop mainloop = FlatGemmMainloop::kAuto;
   // CTAs along K per block of rows: 0 takes the plan's policy (flat_gemm_traits.h); 1..
   // kFlatGemmMaxSplits forces that many (benchmarks and tests compare the policies).

@@ -54,6 +54,15 @@ static_assert(kFlatGemmStreamedMaxM == 8 * Traits::kStreamedMaxMTiles, "flat_gem
 // of each row per step).
 __device__ __forceinline__ uint4 load_weights_16(const void* p) { return detail::load_stream_16(p); }
 
+// Row `r` (0..15) of row tile `tile` under the QKV epilogue: the tile holds 8 rotation pairs of
+// one head, rows i0..i0 + 7 then i0 + hd/2..i0 + hd/2 + 7 (hd % 16 == 0, checked on the host).
+template <typename T>
+__device__ __forceinline__ int64_t rope_tile_row(const RopeStore<T>& s, int tile, int r) {
+  const int half = s.head_dim / 2, tiles_per_head = half / 8;
+  const int head = tile / tiles_per_head, i0 = (tile % tiles_per_head) * 8;
+  return int64_t{head} * s.head_dim + i0 + (r / 8) * half + r % 8;
+}
+
 // Register i (0..3) of a 16-byte vector: elements 2i and 2i + 1.
 template <int I>
 __device__ __forceinline__ uint32_t word(const uint4& v) {
@@ -113,7 +122,8 @@ enum StreamedNorm : int { kNoNorm = 0, kWeightedNorm = 1, kScaleOnlyNorm = 2 };
 // a kSplit variant also runs right with one split, kSplit = false only with one),
 // Traits::kThreads threads, StreamedSmem<MT>::bytes_for(splits) of dynamic shared memory. m_tiles =
 // ceil(M / 8) <= MT; k_steps = ceil(K / kStreamedKStep) over all splits.
-template <typename T, int MT, int kNorm, bool kSplit>
+// kRope: the QKV epilogue (p.rope set; its own variants, so that the others keep their registers).
+template <typename T, int MT, int kNorm, bool kSplit, bool kRope>
 __global__ void __launch_bounds__(Traits::kThreads, Traits::kStreamedMinCtasPerSm)
 flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const int k_steps) {
   constexpr int kChunks = Traits::kStreamedChunks;
@@ -138,11 +148,14 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
   // This lane's first element: warp w's quarter of the step, lane q's 8 elements of chunk 0.
   const int lane_k = warp * kChunks * 32 + q * 8;
 
-  // Weight rows g and g + 8; rows past N (last CTA) re-read row N - 1, never stored.
+  // Weight rows g and g + 8; rows past N (last CTA) re-read row N - 1, never stored. With the QKV
+  // epilogue (p.rope) the tile's rows are 8 rotation pairs of one head instead (rope_tile_row).
+  constexpr bool rope = kRope;
   const T* wrow[2];
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    const int64_t row = n0 + h * 8 + g;
+    int64_t row = n0 + h * 8 + g;
+    if constexpr (kRope) row = rope_tile_row(p.rope, blockIdx.y, h * 8 + g);
     wrow[h] = p.w + (row < N ? row : N - 1) * K + lane_k;
   }
   const uint4 zero = make_uint4(0, 0, 0, 0);
@@ -309,10 +322,14 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
 
   // Thread tid finishes row n0 + tid % 16 for tokens tid / 16 and tid / 16 + 8. The gated
   // epilogue pairs rows r and r + 1 (r even: 16-row blocks never split a pair): the even row's
-  // thread finishes both and stores one value, the odd row's stores nothing.
+  // thread finishes both and stores one value, the odd row's stores nothing. The QKV epilogue
+  // pairs tile rows r and r + 8 (i and i + hd / 2 of one head) the same way.
   const int r = tid % kRows;
-  const int64_t n = n0 + r;
-  const bool stores = n < N && (!p.gated_silu || r % 2 == 0);
+  int64_t n = n0 + r;
+  if constexpr (kRope) n = rope_tile_row(p.rope, blockIdx.y, r);
+  const int partner = rope ? 8 : 1;  // the tile row paired with r, when one is
+  const bool paired = p.gated_silu || rope;
+  const bool stores = n < N && (rope ? r < 8 : !p.gated_silu || r % 2 == 0);
   const float* tiles = reinterpret_cast<const float*>(smem);
   const float* sums_sq = tiles + Traits::kWarps * Smem::kTileFloats;
   // Token m's value of row `row` summed over the warps in a fixed order (deterministic), and its
@@ -328,12 +345,13 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
   };
   auto bias_of = [&](int64_t row) { return p.bias != nullptr && row < N ? to_float(p.bias[row]) : 0.0f; };
   const float bias = bias_of(n);
-  const float bias_up = p.gated_silu ? bias_of(n + 1) : 0.0f;
-  // y: row n's sum, up: row n + 1's (gated only), ss: the token's sum of squares (kNorm only).
+  const float bias_up = p.gated_silu ? bias_of(n + 1) : rope ? bias_of(n + p.rope.head_dim / 2) : 0.0f;
+  // y: row n's sum, up: its partner's (paired only), ss: the token's sum of squares (kNorm only).
   auto finish = [&](int m, float y, float up, float ss) {
     float scale = 1.0f;
     if constexpr (kNorm != kNoNorm) scale = rsqrtf(ss / static_cast<float>(K) + p.norm_eps);
-    if (p.gated_silu) store_gated_output(p, m, n, y * scale + bias, up * scale + bias_up);
+    if constexpr (kRope) store_rope_pair(p.rope, m, n, y * scale + bias, up * scale + bias_up);
+    else if (p.gated_silu) store_gated_output(p, m, n, y * scale + bias, up * scale + bias_up);
     else store_linear_output(p, int64_t{m} * N + n, y * scale + bias);
   };
   if (!kSplit) {
@@ -344,7 +362,7 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
       if (t * 8 >= Smem::kTokens || m >= M) break;  // the one-n-tile variant has 8 token rows
       float y, ss, up = 0.0f, ss_up;
       warp_sums(m, r, y, ss);
-      if (p.gated_silu) warp_sums(m, r + 1, up, ss_up);
+      if (paired) warp_sums(m, r + partner, up, ss_up);
       finish(m, y, up, ss);
     }
     return;
@@ -390,7 +408,7 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
     for (int rank = 0; rank < splits; ++rank) {
       const float* from = rank == 0 ? part : recv + (rank - 1) * Smem::kPartFloats;
       y += from[m * kRows + r];
-      if (p.gated_silu) up += from[m * kRows + r + 1];
+      if (paired) up += from[m * kRows + r + partner];
       if constexpr (kNorm != kNoNorm) ss += from[Smem::kTokens * kRows + m];
     }
     finish(m, y, up, ss);

@@ -191,33 +191,6 @@ __device__ __forceinline__ float inv_rms(const float (&partial_sq)[kWarpRows][kM
   }
 }
 
-// The QKV epilogue of token m: a, b are the finished products of rows (i, i + hd / 2) of `head`
-// (q heads, then k heads, then v heads); q and k are rotated, q stored in q_out, k and v in the
-// token's cache slot.
-template <typename T>
-__device__ __forceinline__ void store_rope_pair(const GemvRopeStore<T>& s, int m, int64_t row, float a, float b) {
-  const int hd = s.head_dim, half = hd / 2, hq = s.num_q_heads, hkv = s.num_kv_heads;
-  const int head = static_cast<int>(row / hd), i = static_cast<int>(row % hd);
-  const int32_t pos = s.positions[m];
-  if (head < hq + hkv) {
-    float sin_i, cos_i;
-    sincosf(static_cast<float>(pos) * s.inv_freq[i], &sin_i, &cos_i);
-    const float ra = a * cos_i - b * sin_i, rb = b * cos_i + a * sin_i;
-    a = ra;
-    b = rb;
-  }
-  T* dst;
-  if (head < hq) {
-    dst = s.q_out + (int64_t{m} * hq + head) * hd;
-  } else {
-    const int32_t block = s.block_tables[int64_t{s.token_seq[m]} * s.max_blocks_per_seq + pos / s.block_size];
-    const int64_t slot = (int64_t{block} * s.block_size + pos % s.block_size) * (int64_t{hkv} * hd);
-    dst = head < hq + hkv ? s.k_cache + slot + int64_t{head - hq} * hd : s.v_cache + slot + int64_t{head - hq - hkv} * hd;
-  }
-  dst[i] = from_float<T>(a);
-  dst[i + half] = from_float<T>(b);
-}
-
 template <typename T, typename OutT, int M, int kVec, bool kNorm, bool kRope>
 __global__ void __launch_bounds__(GemvTraits::kThreads, GemvTraits::kMinBlocksPerSmFor<M>)
 gemv_kernel(const GemvParams<T> p) {
@@ -423,23 +396,13 @@ Status launch_for_m(const GemvParams<T>& p, cudaStream_t stream, bool vec, bool 
 
 // The QKV epilogue's own conditions (launch_gemv checks the shared ones).
 template <typename T>
-Status check_rope_store(const GemvParams<T>& p) {
-  const GemvRopeStore<T>& s = p.rope;
+Status validate_rope_store(const GemvParams<T>& p) {
+  const RopeStore<T>& s = p.rope;
   if (!gemv_can_rope_store(p.M, p.K, p.x, p.w))
     return {ErrorCode::kUnsupported, "gemv: the QKV epilogue needs M <= " + std::to_string(kGemvNormMaxM) +
                                          ", K % 8 == 0 and 16-byte aligned x and w"};
-  if (s.head_dim <= 0 || s.head_dim % 2 != 0 || s.num_q_heads <= 0 || s.num_kv_heads <= 0 ||
-      p.N != int64_t{s.num_q_heads + 2 * s.num_kv_heads} * s.head_dim)
-    return {ErrorCode::kUnsupported,
-            "gemv: the QKV epilogue needs an even head_dim and N = (Hq + 2 Hkv) * hd, found N = " +
-                std::to_string(p.N) + ", Hq = " + std::to_string(s.num_q_heads) + ", Hkv = " +
-                std::to_string(s.num_kv_heads) + ", hd = " + std::to_string(s.head_dim)};
-  if (p.out != nullptr || p.out_f32 != nullptr || p.residual != nullptr || p.gated_silu)
-    return {ErrorCode::kUnsupported, "gemv: the QKV epilogue writes q_out and the cache only: no out, residual or gate"};
-  if (s.k_cache == nullptr || s.v_cache == nullptr || s.inv_freq == nullptr || s.positions == nullptr ||
-      s.token_seq == nullptr || s.block_tables == nullptr || s.block_size <= 0 || s.max_blocks_per_seq <= 0)
-    return {ErrorCode::kInvalidArgument, "gemv: the QKV epilogue needs the cache, its block tables and the positions"};
-  return Status::ok();
+  return check_rope_store("gemv", s, p.N, 2,
+                          p.out != nullptr || p.out_f32 != nullptr || p.residual != nullptr || p.gated_silu);
 }
 
 }  // namespace
@@ -461,7 +424,7 @@ Status launch_gemv(const GemvParams<T>& p, cudaStream_t stream) {
     return {ErrorCode::kInvalidArgument, "gemv: N = " + std::to_string(p.N) + " is too large"};
   const bool rope = p.rope.q_out != nullptr;
   if (rope) {
-    if (const Status st = check_rope_store(p); !st.is_ok()) return st;
+    if (const Status st = validate_rope_store(p); !st.is_ok()) return st;
   } else if ((p.out == nullptr) == (p.out_f32 == nullptr)) {
     return {ErrorCode::kInvalidArgument, "gemv: set exactly one of out and out_f32"};
   }

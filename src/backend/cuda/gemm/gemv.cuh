@@ -11,6 +11,7 @@
 
 #include <cstdint>
 
+#include "backend/cuda/gemm/rope_store.cuh"
 #include "fdpp/status.h"
 
 namespace fdpp::cuda {
@@ -19,25 +20,6 @@ namespace fdpp::cuda {
 inline constexpr int64_t kGemvMaxM = 8;
 // The largest M with the RMSNorm prologue (its M sums of squares must fit beside the accumulators).
 inline constexpr int64_t kGemvNormMaxM = 4;
-
-// The fused QKV projection's decode epilogue (replaces qkv_store for these rows): the product's
-// rows are Hq q heads, then Hkv k heads, then Hkv v heads of head_dim each. Each block owns the
-// rotation pair (i, i + head_dim / 2) of one head, so the q and k pairs are rotated in the
-// epilogue (rotate-half RoPE, angle positions[m] * inv_freq[i] in fp32, as qkv_store computes
-// it); q goes to q_out, k and v to token m's slot of the paged cache; the product itself is not
-// written. Set q_out to enable; M <= kGemvNormMaxM (two rows per block), fast path only.
-template <typename T>
-struct GemvRopeStore {
-  T* q_out = nullptr;                     // [M, Hq, hd]
-  T* k_cache = nullptr;                   // [num_blocks, block_size, Hkv, hd]
-  T* v_cache = nullptr;                   // [num_blocks, block_size, Hkv, hd]
-  const float* inv_freq = nullptr;        // [hd / 2]
-  const int32_t* positions = nullptr;     // [M] position of token m in its sequence
-  const int32_t* token_seq = nullptr;     // [M] its sequence
-  const int32_t* block_tables = nullptr;  // [S, max_blocks_per_seq]
-  int32_t max_blocks_per_seq = 0, block_size = 0;
-  int32_t num_q_heads = 0, num_kv_heads = 0, head_dim = 0;
-};
 
 template <typename T>
 struct GemvParams {
@@ -57,8 +39,10 @@ struct GemvParams {
   // row j, row 2j + 1 up_proj row j), and out [M, N / 2] (or out_f32) = silu(gate) * up instead of
   // the products. N even, no residual.
   bool gated_silu = false;
-  // QKV epilogue (above): when rope.q_out is set, out and out_f32 stay null.
-  GemvRopeStore<T> rope;
+  // The QKV projection's decode epilogue (rope_store.cuh): when rope.q_out is set, block b owns the
+  // rotation pair (i, i + hd / 2) of head b / (hd / 2) instead of rows 2b, 2b + 1, and out and
+  // out_f32 stay null. M <= kGemvNormMaxM (two rows per block), fast path only.
+  RopeStore<T> rope;
 };
 
 // Fast path: K % 8 == 0 and x, w 16-byte aligned (16-byte loads). Anything else takes a scalar

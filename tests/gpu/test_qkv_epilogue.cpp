@@ -1,6 +1,7 @@
-// The QKV projection's decode epilogue (GemvParams::rope: RoPE and the paged-cache store in the
-// GEMV) against the path it replaces: the plain GEMV into qkv, then qkv_store. Fresh random
-// inputs, shuffled cache blocks, random positions; q, both caches and the untouched cache slots.
+// The QKV projection's decode epilogue (rope_store.cuh: RoPE and the paged-cache store in the
+// GEMV or the streamed flat GEMM) against the path it replaces: the same kernel writing qkv, then
+// qkv_store. Fresh random inputs, shuffled cache blocks, random positions; q, both caches and the
+// cache slots neither path may touch.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "backend/cuda/attention/attention.cuh"
+#include "backend/cuda/gemm/flat_gemm.cuh"
 #include "backend/cuda/gemm/gemv.cuh"
 #include "gpu/linear_test_util.h"
 
@@ -39,8 +41,10 @@ void expect_same_writes(const std::vector<float>& got, const std::vector<float>&
   EXPECT_LT(test::scaled_max_error(got_written, want_written), tol) << what;
 }
 
-template <typename T>
-void check_rope_store(int M, const Shape& s, bool norm, bool bias, std::mt19937& rng) {
+// One kernel with Params P (GemvParams or FlatGemmParams); `adjust` sets its own fields (the
+// flat GEMM's splits and scale-only norm) on both runs.
+template <typename T, typename P, typename Launch, typename Adjust>
+void check_rope_store(int M, const Shape& s, bool norm, bool bias, std::mt19937& rng, Launch launch, Adjust adjust) {
   SCOPED_TRACE("M=" + std::to_string(M) + " Hq=" + std::to_string(s.hq) + " Hkv=" + std::to_string(s.hkv) +
                " hd=" + std::to_string(s.hd) + " K=" + std::to_string(s.k) + (norm ? " norm" : "") +
                (bias ? " bias" : ""));
@@ -68,15 +72,15 @@ void check_rope_store(int M, const Shape& s, bool norm, bool bias, std::mt19937&
   }
   test::DeviceInts d_pos(positions), d_seq(token_seq), d_tables(tables);
 
-  const cuda::GemvParams<T> plain = ops.template params<cuda::GemvParams<T>>(bias, norm, false);
-  cuda::GemvParams<T> fused = plain;
+  P plain = ops.template params<P>(bias, norm, false);
+  adjust(plain);
+  P fused = plain;
   fused.out = nullptr;
   fused.rope = {q_fused.dev, k_fused.dev, v_fused.dev, d_inv_freq.dev, d_pos.dev, d_seq.dev, d_tables.dev,
                 kMaxBlocks, kBlockSize, s.hq, s.hkv, s.hd};
-  ASSERT_TRUE(cuda::gemv_can_rope_store(M, K, ops.x.dev, ops.w.dev));
-  Status st = cuda::launch_gemv(fused, nullptr);
+  Status st = launch(fused);
   ASSERT_TRUE(st.is_ok()) << st.message();
-  st = cuda::launch_gemv(plain, nullptr);
+  st = launch(plain);
   ASSERT_TRUE(st.is_ok()) << st.message();
   cuda::QkvStoreParams<T> store;
   store.kv = {k_ref.dev, v_ref.dev, num_blocks, kBlockSize, s.hkv, s.hd};
@@ -98,20 +102,54 @@ void check_rope_store(int M, const Shape& s, bool norm, bool bias, std::mt19937&
   expect_same_writes(v_fused.download(), v_ref.download(), tol, "v cache");
 }
 
-TEST(GpuGemvRopeStore, MatchesTheGemvThenQkvStore) {
+template <typename T>
+Status gemv(const cuda::GemvParams<T>& p) {
+  EXPECT_TRUE(p.rope.q_out == nullptr || cuda::gemv_can_rope_store(p.M, p.K, p.x, p.w));
+  return cuda::launch_gemv(p, nullptr);
+}
+template <typename T>
+Status flat(const cuda::FlatGemmParams<T>& p) {
+  return cuda::launch_flat_gemm(p, nullptr);
+}
+
+TEST(GpuQkvEpilogue, GemvMatchesTheGemvThenQkvStore) {
   FDPP_REQUIRE_GPU();
   std::mt19937 rng(31);
+  auto keep = [](auto&) {};
   int i = 0;
   // Llama-3-8B's heads, Llama-2-7B's (MHA) at a smaller K, stories260K's head_dim 8, head_dim 64.
   for (const Shape& s : {Shape{32, 8, 128, 4096}, Shape{32, 32, 128, 512}, Shape{8, 4, 8, 64}, Shape{4, 2, 64, 264}})
     for (int M = 1; M <= static_cast<int>(cuda::kGemvNormMaxM); ++M) {
       ++i;
-      check_rope_store<__half>(M, s, i % 2 == 0, i % 3 == 0, rng);
-      check_rope_store<__nv_bfloat16>(M, s, i % 2 == 1, i % 3 == 1, rng);
+      check_rope_store<__half, cuda::GemvParams<__half>>(M, s, i % 2 == 0, i % 3 == 0, rng, gemv<__half>, keep);
+      check_rope_store<__nv_bfloat16, cuda::GemvParams<__nv_bfloat16>>(M, s, i % 2 == 1, i % 3 == 1, rng,
+                                                                        gemv<__nv_bfloat16>, keep);
     }
 }
 
-TEST(GpuGemvRopeStore, RejectsWhatItCannotServe) {
+// The streamed flat GEMM: one split and forced splits (the pair meets on rank 0), the weighted and
+// the scale-only norm, M up to kFlatGemmRopeMaxM; head_dim 64 and 128 (the tile's 8 pairs need
+// hd % 16 == 0).
+TEST(GpuQkvEpilogue, FlatGemmMatchesTheFlatGemmThenQkvStore) {
+  FDPP_REQUIRE_GPU();
+  std::mt19937 rng(32);
+  int i = 0;
+  for (const Shape& s : {Shape{32, 8, 128, 4096}, Shape{32, 32, 128, 512}, Shape{4, 2, 64, 264}})
+    for (int M : {1, 2, 3, 5, 8})
+      for (int splits : {0, 2}) {
+        ++i;
+        const bool scale_only = i % 4 == 0;
+        auto adjust = [&](auto& p) {
+          p.splits = splits;
+          p.norm_scale_only = scale_only && p.norm_weight != nullptr;
+        };
+        check_rope_store<__half, cuda::FlatGemmParams<__half>>(M, s, i % 2 == 0, i % 3 == 0, rng, flat<__half>, adjust);
+        check_rope_store<__nv_bfloat16, cuda::FlatGemmParams<__nv_bfloat16>>(M, s, i % 2 == 1, i % 3 == 1, rng,
+                                                                              flat<__nv_bfloat16>, adjust);
+      }
+}
+
+TEST(GpuQkvEpilogue, RejectsWhatItCannotServe) {
   FDPP_REQUIRE_GPU();
   const Shape s{4, 2, 8, 64};
   const int64_t N = int64_t{s.hq + 2 * s.hkv} * s.hd;
@@ -150,6 +188,27 @@ TEST(GpuGemvRopeStore, RejectsWhatItCannotServe) {
   auto odd_k = params(1);
   odd_k.K = 60;
   EXPECT_EQ(code(odd_k), ErrorCode::kUnsupported);  // the epilogue is a fast-path variant
+
+  // The flat GEMM: one n-tile (M <= kFlatGemmRopeMaxM) and 8 pairs of one head per tile (hd % 16).
+  auto flat_params = [&](int64_t M, int hd) {
+    cuda::FlatGemmParams<__half> p;
+    p.x = x.dev;
+    p.w = w.dev;
+    p.M = M;
+    p.N = int64_t{s.hq + 2 * s.hkv} * hd;
+    p.K = 64;
+    p.rope = {q.dev, kc.dev, vc.dev, inv_freq.dev, ints.dev, ints.dev, ints.dev, 1, 16, s.hq, s.hkv, hd};
+    return p;
+  };
+  auto flat_code = [](const cuda::FlatGemmParams<__half>& p) { return cuda::launch_flat_gemm(p, nullptr).code(); };
+  EXPECT_EQ(flat_code(flat_params(cuda::kFlatGemmRopeMaxM + 1, 16)), ErrorCode::kUnsupported);
+  EXPECT_EQ(flat_code(flat_params(1, 8)), ErrorCode::kUnsupported);
+  auto flat_gated = flat_params(1, 16);
+  flat_gated.gated_silu = true;
+  EXPECT_EQ(flat_code(flat_gated), ErrorCode::kUnsupported);
+  auto flat_no_cache = flat_params(1, 16);
+  flat_no_cache.rope.k_cache = nullptr;
+  EXPECT_EQ(flat_code(flat_no_cache), ErrorCode::kInvalidArgument);
   EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
 }
 
