@@ -1,0 +1,85 @@
+#include "split_read_floor.h"
+
+#include <cstdint>
+
+#include "backend/cuda/launch.cuh"
+#include "backend/cuda/ptx.cuh"
+
+namespace {
+
+constexpr int kWidth = 128;  // floats per output row (a head_dim of 128): one per thread
+constexpr int kThreads = kWidth;
+constexpr int kUnroll = 8;   // 16-byte loads in flight per thread per round
+
+// Grid (splits, groups). The loads go out before the wait (the attention's split kernel does the
+// same: KV positions no earlier kernel of the step writes), the partial store after it.
+__global__ void __launch_bounds__(kThreads) read_partials_kernel(const uint4* data, int64_t pieces, int rows_per_group,
+                                                                 float* partials) {
+  const int64_t ctas = int64_t{gridDim.x} * gridDim.y;
+  const int64_t cta = int64_t{blockIdx.y} * gridDim.x + blockIdx.x;
+  const int64_t begin = pieces * cta / ctas, end = pieces * (cta + 1) / ctas;
+  uint32_t acc = 0;
+  bool waited = false;
+  int64_t i = begin + threadIdx.x;
+  for (; i + (kUnroll - 1) * kThreads < end; i += kUnroll * kThreads) {
+    uint4 v[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) v[u] = fdpp::cuda::detail::load_stream_16(data + i + u * kThreads);
+    if (!waited) {
+      fdpp::cuda::enter_dependent_grid();
+      waited = true;
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
+  }
+  if (!waited) fdpp::cuda::enter_dependent_grid();
+  for (; i < end; i += kThreads) {
+    const uint4 v = fdpp::cuda::detail::load_stream_16(data + i);
+    acc ^= v.x ^ v.y ^ v.z ^ v.w;
+  }
+  // A value per (row, lane) that depends on every load, so none is dropped.
+  const float value = static_cast<float>(acc & 0xffffu);
+  for (int r = 0; r < rows_per_group; ++r) partials[(cta * rows_per_group + r) * kWidth + threadIdx.x] = value + r;
+}
+
+// Grid (rows_per_group, groups): the sum of one row's splits, all loads in flight before any add
+// (the attention merge's shape, without the fallback check and the division).
+__global__ void __launch_bounds__(kThreads) sum_partials_kernel(const float* partials, int splits, float* out) {
+  fdpp::cuda::launch_dependents_early();  // as the attention merge: the next call's loads start now
+  fdpp::cuda::enter_dependent_grid();
+  const int rows_per_group = static_cast<int>(gridDim.x);
+  const int64_t group = blockIdx.y, row = blockIdx.x;
+  constexpr int kMaxSplits = 64;
+  float v[kMaxSplits];
+#pragma unroll
+  for (int s = 0; s < kMaxSplits; ++s)
+    if (s < splits) v[s] = partials[((group * splits + s) * rows_per_group + row) * kWidth + threadIdx.x];
+  float sum = 0;
+#pragma unroll
+  for (int s = 0; s < kMaxSplits; ++s)
+    if (s < splits) sum += v[s];
+  out[(group * rows_per_group + row) * kWidth + threadIdx.x] = sum;
+}
+
+}  // namespace
+
+size_t split_read_floor_workspace_bytes(const SplitReadFloorShape& shape) {
+  const size_t rows = static_cast<size_t>(shape.groups) * shape.rows_per_group;
+  return (rows * shape.splits + rows) * kWidth * sizeof(float);
+}
+
+cudaError_t split_read_floor(const void* data, size_t bytes, const SplitReadFloorShape& shape, void* workspace,
+                             cudaStream_t stream) {
+  if (shape.groups <= 0 || shape.splits <= 0 || shape.splits > 64 || shape.rows_per_group <= 0 || bytes % 16 != 0)
+    return cudaErrorInvalidValue;
+  float* partials = static_cast<float*>(workspace);
+  float* out = partials + static_cast<size_t>(shape.groups) * shape.splits * shape.rows_per_group * kWidth;
+  const dim3 grid1(static_cast<unsigned>(shape.splits), static_cast<unsigned>(shape.groups));
+  cudaError_t err = fdpp::cuda::launch_kernel(read_partials_kernel, grid1, dim3(kThreads), 0, stream, 1,
+                                              static_cast<const uint4*>(data), static_cast<int64_t>(bytes / 16),
+                                              shape.rows_per_group, partials);
+  if (err != cudaSuccess) return err;
+  const dim3 grid2(static_cast<unsigned>(shape.rows_per_group), static_cast<unsigned>(shape.groups));
+  return fdpp::cuda::launch_kernel(sum_partials_kernel, grid2, dim3(kThreads), 0, stream, 1,
+                                   static_cast<const float*>(partials), shape.splits, out);
+}

@@ -1,0 +1,27 @@
+// The floor of any split-KV decode attention at a row's size: the same grid reading the same
+// bytes with no math, then a dependent merge launch that sums the splits' partials (PDL, as the
+// attention's split and merge kernels launch). What the attention pays beyond this figure is
+// its own (the scores, the softmax, the tensor-core or CUDA-core dot products); what the floor
+// pays beyond a plain read of the bytes (stream_read.h) is the structure: the second launch, its
+// wait for the whole first grid, and its reads of the partials.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+
+struct SplitReadFloorShape {
+  int groups = 0;          // independent (sequence, KV head) pairs
+  int splits = 0;          // CTAs per group, each reading a near-equal contiguous share of the bytes
+  int rows_per_group = 0;  // output rows of 128 floats per group (query heads per KV head)
+};
+
+// Device buffers the two launches need: partials [groups * splits][rows_per_group][128] fp32
+// and out [groups * rows_per_group][128] fp32. Sized by split_read_floor_workspace_bytes().
+size_t split_read_floor_workspace_bytes(const SplitReadFloorShape& shape);
+
+// Phase 1: CTA (group g, split s) reads its share of data[0, bytes) (bytes a multiple of 16, data
+// 16-byte aligned) and writes a partial; phase 2 waits for phase 1 and sums each row's partials.
+// workspace: split_read_floor_workspace_bytes(shape) bytes. Enqueues both launches on stream.
+cudaError_t split_read_floor(const void* data, size_t bytes, const SplitReadFloorShape& shape, void* workspace,
+                             cudaStream_t stream);
