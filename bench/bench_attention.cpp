@@ -7,7 +7,8 @@
 // kernel reading those bytes once beats; rows larger than one pool half print "-"), "floor b2b
 // %": the same split grid reading the bytes with no math, then a dependent launch summing the
 // splits (bench/split_read_floor.h: what any split-KV attention with a merge launch pays at the
-// row's size; rows of one split print "-", the plain read is their floor), and the torch
+// row's size; rows of one split print "-", the plain read is their floor), "one-launch floor":
+// the same with the merge done by atomics in the one launch (no second kernel), and the torch
 // SDPA time measured on the same machine
 // (bench/attention_sdpa_peer.py writes it; pass --peer FILE). KV blocks rotate through a pool
 // larger than L2, so HBM serves every read. Also times the forced fallback. Prefill: one causal
@@ -59,6 +60,7 @@ struct Row {
   double us, gbps, sdpa_us, b2b_us;
   double read_b2b_us;  // a plain read of the row's KV bytes, back to back (0: larger than the K pool)
   double floor_b2b_us;  // split_read_floor at the row's split grid, back to back (0: one split or too large)
+  double floor_one_b2b_us;  // the same in one launch, merged by atomics
   int splits;  // KV splits per (token, KV head): the grid is splits x KV heads x batch blocks
 };
 
@@ -346,25 +348,29 @@ int main(int argc, char** argv) {
                                     : fdpp::Status(fdpp::ErrorCode::kInternal, fmt::format("stream_read: {}", cudaGetErrorString(e)));
           });
         }
-        double floor_b2b_us = 0;
+        double floor_b2b_us = 0, floor_one_b2b_us = 0;
         if (read_b2b_us > 0 && p.plan.num_splits > 1) {
           const SplitReadFloorShape shape{batch * hkv, p.plan.num_splits, decode_hq / hkv};
           void* floor_workspace = nullptr;
           BENCH_CHECK(cudaMalloc(&floor_workspace, split_read_floor_workspace_bytes(shape)));
+          BENCH_CHECK(cudaMemset(floor_workspace, 0, split_read_floor_workspace_bytes(shape)));
           const size_t row_bytes = static_cast<size_t>(bytes), span = pool_bytes - row_bytes;
-          floor_b2b_us = back_to_back_us(stream, 50, [&](int i, cudaStream_t s) {
-            const size_t offset = (static_cast<size_t>(i) * (row_bytes + 4096) % span) & ~size_t{255};
-            const cudaError_t e =
-                split_read_floor(reinterpret_cast<const char*>(k) + offset, row_bytes, shape, floor_workspace, s);
-            return e == cudaSuccess ? fdpp::Status::ok()
-                                    : fdpp::Status(fdpp::ErrorCode::kInternal, fmt::format("split_read_floor: {}", cudaGetErrorString(e)));
-          });
+          for (bool one_launch : {false, true}) {
+            (one_launch ? floor_one_b2b_us : floor_b2b_us) = back_to_back_us(stream, 50, [&](int i, cudaStream_t s) {
+              const size_t offset = (static_cast<size_t>(i) * (row_bytes + 4096) % span) & ~size_t{255};
+              const cudaError_t e = split_read_floor(reinterpret_cast<const char*>(k) + offset, row_bytes, shape,
+                                                     floor_workspace, one_launch, s);
+              return e == cudaSuccess ? fdpp::Status::ok()
+                                      : fdpp::Status(fdpp::ErrorCode::kInternal,
+                                                     fmt::format("split_read_floor: {}", cudaGetErrorString(e)));
+            });
+          }
           cudaFree(floor_workspace);
         }
         const std::string key = fmt::format("b{}_c{}_kv{}", batch, context, hkv);
         rows.push_back(
             {batch, context, hkv, us, bytes / (us * 1e-6) / 1e9, peer.count(key) ? peer[key] : 0.0, b2b_us,
-             read_b2b_us, floor_b2b_us, p.plan.num_splits});
+             read_b2b_us, floor_b2b_us, floor_one_b2b_us, p.plan.num_splits});
         if (batch == 1 && (context == 4096 || context == 32768)) {
           AttentionParams<__half> forced = p;
           forced.range = {0.0f, -0.01f, 0.01f};  // every row out of range: all recomputed
@@ -409,18 +415,20 @@ int main(int argc, char** argv) {
   }
 
   fmt::print("\n| batch | context | KV heads | fdpp µs | KV GB/s | % of 3.0 TB/s | torch SDPA µs | speed-up | "
-             "b2b µs | b2b % | read b2b % | floor b2b µs, % | splits |\n");
-  fmt::print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+             "b2b µs | b2b % | read b2b % | floor b2b µs, % | one-launch floor b2b µs, % | splits |\n");
+  fmt::print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   for (const Row& r : rows) {
     const double bytes = 2.0 * r.batch * r.context * r.hkv * hd * 2;
-    fmt::print("| {} | {} | {} | {:.1f} | {:.0f} | {:.1f}% | {} | {} | {:.1f} | {:.1f}% | {} | {} | {} |\n", r.batch, r.context, r.hkv,
+    const auto floor_cell = [&](double us) {
+      return us > 0 ? fmt::format("{:.1f}, {:.1f}%", us, 100.0 * bytes / (us * 1e-6) / kCeiling) : std::string("-");
+    };
+    fmt::print("| {} | {} | {} | {:.1f} | {:.0f} | {:.1f}% | {} | {} | {:.1f} | {:.1f}% | {} | {} | {} | {} |\n", r.batch, r.context, r.hkv,
                r.us, r.gbps, 100.0 * r.gbps * 1e9 / kCeiling,
                r.sdpa_us > 0 ? fmt::format("{:.1f}", r.sdpa_us) : "-",
                r.sdpa_us > 0 ? fmt::format("{:.2f}x", r.sdpa_us / r.us) : "-", r.b2b_us,
                100.0 * bytes / (r.b2b_us * 1e-6) / kCeiling,
                r.read_b2b_us > 0 ? fmt::format("{:.1f}%", 100.0 * bytes / (r.read_b2b_us * 1e-6) / kCeiling) : "-",
-               r.floor_b2b_us > 0 ? fmt::format("{:.1f}, {:.1f}%", r.floor_b2b_us, 100.0 * bytes / (r.floor_b2b_us * 1e-6) / kCeiling)
-                                  : "-",
+               floor_cell(r.floor_b2b_us), floor_cell(r.floor_one_b2b_us),
                r.splits);
   }
   if (decode_only) {

@@ -3,7 +3,10 @@
 // attention's split and merge kernels launch). What the attention pays beyond this figure is
 // its own (the scores, the softmax, the tensor-core or CUDA-core dot products); what the floor
 // pays beyond a plain read of the bytes (stream_read.h) is the structure: the second launch, its
-// wait for the whole first grid, and its reads of the partials.
+// wait for the whole first grid, and its reads of the partials. The one-launch form is the floor
+// of a merge without a second launch: each CTA adds its partial into the group's fp32 sums with
+// fire-and-forget atomics (the unified max makes the merge a plain sum), and the group's last CTA
+// to arrive (a counter) reads the sums and writes the rows.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -16,12 +19,15 @@ struct SplitReadFloorShape {
   int rows_per_group = 0;  // output rows of 128 floats per group (query heads per KV head)
 };
 
-// Device buffers the two launches need: partials [groups * splits][rows_per_group][128] fp32
-// and out [groups * rows_per_group][128] fp32. Sized by split_read_floor_workspace_bytes().
+// Device buffers: partials [groups * splits][rows_per_group][128] fp32, out [groups *
+// rows_per_group][128] fp32, the one-launch form's sums [groups * rows_per_group][128] fp32 and
+// arrival counters [groups] int32. Sized by split_read_floor_workspace_bytes(); zero it once
+// before the first call (each one-launch call leaves the sums and counters zero again).
 size_t split_read_floor_workspace_bytes(const SplitReadFloorShape& shape);
 
 // Phase 1: CTA (group g, split s) reads its share of data[0, bytes) (bytes a multiple of 16, data
 // 16-byte aligned) and writes a partial; phase 2 waits for phase 1 and sums each row's partials.
-// workspace: split_read_floor_workspace_bytes(shape) bytes. Enqueues both launches on stream.
+// workspace: split_read_floor_workspace_bytes(shape) bytes. Enqueues both launches on stream, or
+// with one_launch the single launch that merges by atomics.
 cudaError_t split_read_floor(const void* data, size_t bytes, const SplitReadFloorShape& shape, void* workspace,
-                             cudaStream_t stream);
+                             bool one_launch, cudaStream_t stream);
