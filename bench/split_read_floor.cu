@@ -3,7 +3,7 @@
 #include <cstdint>
 
 #include "backend/cuda/launch.cuh"
-#include "backend/cuda/ptx.cuh"
+#include "stream_fold.cuh"
 
 namespace {
 
@@ -22,25 +22,7 @@ __global__ void __launch_bounds__(kThreads) read_partials_kernel(const uint4* da
   const int64_t ctas = int64_t{gridDim.x} * gridDim.y;
   const int64_t cta = int64_t{blockIdx.y} * gridDim.x + blockIdx.x;
   const int64_t begin = pieces * cta / ctas, end = pieces * (cta + 1) / ctas;
-  uint32_t acc = 0;
-  bool waited = false;
-  int64_t i = begin + threadIdx.x;
-  for (; i + (kUnroll - 1) * kThreads < end; i += kUnroll * kThreads) {
-    uint4 v[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) v[u] = fdpp::cuda::detail::load_stream_16(data + i + u * kThreads);
-    if (!waited) {
-      fdpp::cuda::enter_dependent_grid();
-      waited = true;
-    }
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
-  }
-  if (!waited) fdpp::cuda::enter_dependent_grid();
-  for (; i < end; i += kThreads) {
-    const uint4 v = fdpp::cuda::detail::load_stream_16(data + i);
-    acc ^= v.x ^ v.y ^ v.z ^ v.w;
-  }
+  const uint32_t acc = fold_stream<kUnroll>(data, begin + threadIdx.x, end, kThreads);
   // A value per (row, lane) that depends on every load, so none is dropped.
   const float value = static_cast<float>(acc & 0xffffu);
   if constexpr (!kOneLaunch) {

@@ -3,7 +3,7 @@
 #include <cstdint>
 
 #include "backend/cuda/launch.cuh"
-#include "backend/cuda/ptx.cuh"
+#include "stream_fold.cuh"
 
 namespace {
 
@@ -12,28 +12,10 @@ constexpr int kThreads = 256;
 // SM, far past the ~23 KB HBM latency asks, so the figure is the memory system's, not this loop's.
 constexpr int kUnroll = 8;
 
-// Grid-stride over 16-byte pieces, kUnroll pieces per thread per round.
+// Grid-stride over 16-byte pieces, kUnroll pieces per thread per round (stream_fold.cuh).
 __global__ void __launch_bounds__(kThreads) stream_read_kernel(const uint4* data, int64_t pieces, float* sink) {
   const int64_t stride = int64_t{gridDim.x} * kThreads;
-  int64_t i = int64_t{blockIdx.x} * kThreads + threadIdx.x;
-  uint32_t acc = 0;
-  bool waited = false;
-  for (; i + (kUnroll - 1) * stride < pieces; i += kUnroll * stride) {
-    uint4 v[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) v[u] = fdpp::cuda::detail::load_stream_16(data + i + u * stride);
-    if (!waited) {  // like the linear kernels: the first loads go out before the wait
-      fdpp::cuda::enter_dependent_grid();
-      waited = true;
-    }
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
-  }
-  if (!waited) fdpp::cuda::enter_dependent_grid();
-  for (; i < pieces; i += stride) {
-    const uint4 v = fdpp::cuda::detail::load_stream_16(data + i);
-    acc ^= v.x ^ v.y ^ v.z ^ v.w;
-  }
+  const uint32_t acc = fold_stream<kUnroll>(data, int64_t{blockIdx.x} * kThreads + threadIdx.x, pieces, stride);
   if (acc == 0x9e3779b9u) *sink = static_cast<float>(acc);  // practically never: keeps the loads alive
 }
 
