@@ -3,13 +3,13 @@
 // between events with a spin kernel queued ahead, and "b2b": calls queued back to back as in a
 // decode step), GB/s of KV read,
 // % of the 3.0 TB/s read ceiling, "read b2b %": a plain streaming read of the row's KV bytes
-// queued back to back (bench/stream_read.h: the read ceiling at the row's own size, which no
-// kernel reading those bytes once beats; rows larger than one pool half print "-"), "floor b2b
-// %": the same split grid reading the bytes with no math, then a dependent launch summing the
-// splits (bench/split_read_floor.h: what any split-KV attention with a merge launch pays at the
-// row's size; rows of one split print "-", the plain read is their floor), "one-launch floor":
-// the same with the merge done by atomics in the one launch (no second kernel), and the torch
-// SDPA time measured on the same machine
+// queued back to back (bench/stream_read.h: the read ceiling at the row's own size, as
+// bench_linear has per shape; rows larger than one pool half print "-"), "floor b2b %": the
+// row's split grid reading its bytes with no math, then a dependent launch summing the splits
+// (bench/split_read_floor.h: what the split-KV structure with a merge launch costs with a plain
+// kernel, a reference rather than a bound; rows of one split print "-"), "one-launch floor": the
+// same with the merge done by atomics in the one launch, and the torch SDPA time measured on the
+// same machine
 // (bench/attention_sdpa_peer.py writes it; pass --peer FILE). KV blocks rotate through a pool
 // larger than L2, so HBM serves every read. Also times the forced fallback. Prefill: one causal
 // sequence of 1K..8K tokens (fp16, and bf16 from 4K), TFLOP/s against SDPA with is_causal.
@@ -103,6 +103,12 @@ double median_launch_us(int iters, Launch&& launch) {
   }
   std::sort(times.begin(), times.end());
   return times[times.size() / 2];
+}
+
+// A bench kernel's launch error as the Status the timing helpers expect (ok for cudaSuccess).
+fdpp::Status as_status(cudaError_t err, const char* what) {
+  return err == cudaSuccess ? fdpp::Status::ok()
+                            : fdpp::Status(fdpp::ErrorCode::kInternal, fmt::format("{}: {}", what, cudaGetErrorString(err)));
 }
 
 // µs per launch of `iters` launches queued back to back on `stream` (after 3 warm-up ones): what
@@ -343,9 +349,7 @@ int main(int argc, char** argv) {
           const size_t row_bytes = static_cast<size_t>(bytes), span = pool_bytes - row_bytes;
           read_b2b_us = back_to_back_us(stream, 50, [&](int i, cudaStream_t s) {
             const size_t offset = (static_cast<size_t>(i) * (row_bytes + 4096) % span) & ~size_t{255};
-            const cudaError_t e = stream_read(reinterpret_cast<const char*>(k) + offset, row_bytes, read_sink, s);
-            return e == cudaSuccess ? fdpp::Status::ok()
-                                    : fdpp::Status(fdpp::ErrorCode::kInternal, fmt::format("stream_read: {}", cudaGetErrorString(e)));
+            return as_status(stream_read(reinterpret_cast<const char*>(k) + offset, row_bytes, read_sink, s), "stream_read");
           });
         }
         double floor_b2b_us = 0, floor_one_b2b_us = 0;
@@ -358,11 +362,9 @@ int main(int argc, char** argv) {
           for (bool one_launch : {false, true}) {
             (one_launch ? floor_one_b2b_us : floor_b2b_us) = back_to_back_us(stream, 50, [&](int i, cudaStream_t s) {
               const size_t offset = (static_cast<size_t>(i) * (row_bytes + 4096) % span) & ~size_t{255};
-              const cudaError_t e = split_read_floor(reinterpret_cast<const char*>(k) + offset, row_bytes, shape,
-                                                     floor_workspace, one_launch, s);
-              return e == cudaSuccess ? fdpp::Status::ok()
-                                      : fdpp::Status(fdpp::ErrorCode::kInternal,
-                                                     fmt::format("split_read_floor: {}", cudaGetErrorString(e)));
+              return as_status(split_read_floor(reinterpret_cast<const char*>(k) + offset, row_bytes, shape,
+                                                floor_workspace, one_launch, s),
+                               "split_read_floor");
             });
           }
           cudaFree(floor_workspace);

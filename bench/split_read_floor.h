@@ -1,9 +1,10 @@
-// The floor of any split-KV decode attention at a row's size: the same grid reading the same
-// bytes with no math, then a dependent merge launch that sums the splits' partials (PDL, as the
-// attention's split and merge kernels launch). What the attention pays beyond this figure is
-// its own (the scores, the softmax, the tensor-core or CUDA-core dot products); what the floor
-// pays beyond a plain read of the bytes (stream_read.h) is the structure: the second launch, its
-// wait for the whole first grid, and its reads of the partials. The one-launch form is the floor
+// A reference floor for split-KV decode attention at a row's size: the same grid reading the
+// same bytes with no math, then a dependent merge launch that sums the splits' partials (PDL, as
+// the attention's split and merge kernels launch). What the attention pays beyond this figure is
+// roughly its own work (the scores, the softmax, the dot products); what the floor pays beyond a
+// plain read of the bytes (stream_read.h) is the structure: the second launch, its wait for the
+// whole first grid, and its reads of the partials. A plain kernel, not a bound: a better-tuned
+// reader can beat it (the attention does at MHA batch 1, 1K; docs/PERF.md session 23). The one-launch form is the floor
 // of a merge without a second launch: each CTA adds its partial into the group's fp32 sums with
 // fire-and-forget atomics (the unified max makes the merge a plain sum), and the group's last CTA
 // to arrive (a counter) reads the sums and writes the rows.
