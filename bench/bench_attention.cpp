@@ -2,8 +2,8 @@
 // context 1K..32K, head_dim 128, 32 query heads with 32 and 8 KV heads. Prints µs (single calls
 // between events with a spin kernel queued ahead, and "b2b": calls queued back to back as in a
 // decode step), GB/s of KV read,
-// % of the 3.0 TB/s read ceiling, "read b2b %": a plain streaming read of the row's KV bytes
-// queued back to back (bench/stream_read.h: the read ceiling at the row's own size, as
+// % of the 3.0 TB/s read ceiling, "read": a plain streaming read of the row's KV bytes, alone
+// and queued back to back (bench/stream_read.h: the read ceiling at the row's own size, as
 // bench_linear has per shape; rows larger than one pool half print "-"), "floor b2b %": the
 // row's split grid reading its bytes with no math, then a dependent launch summing the splits
 // (bench/split_read_floor.h: what the split-KV structure with a merge launch costs with a plain
@@ -58,7 +58,7 @@ constexpr int kBlock = 16;
 struct Row {
   int batch, context, hkv;
   double us, gbps, sdpa_us, b2b_us;
-  double read_b2b_us;  // a plain read of the row's KV bytes, back to back (0: larger than the K pool)
+  double read_us, read_b2b_us;  // a plain read of the row's KV bytes, alone and back to back (0: larger than the K pool)
   double floor_b2b_us;  // split_read_floor at the row's split grid, back to back (0: one split or too large)
   double floor_one_b2b_us;  // the same in one launch, merged by atomics
   int splits;  // KV splits per (token, KV head): the grid is splits x KV heads x batch blocks
@@ -343,14 +343,16 @@ int main(int argc, char** argv) {
         if (timeline)
           print_timeline(fmt::format("b{} c{} kv{} (b2b {:.1f} us)", batch, context, hkv, b2b_us), p, tables, stream, 50);
         const double bytes = 2.0 * batch * context * hkv * hd * 2;
-        double read_b2b_us = 0;
+        double read_us = 0, read_b2b_us = 0;
         if (static_cast<size_t>(bytes) * 2 <= pool_bytes) {
           // Read i starts at a rotating 256-byte-aligned offset of the K pool, so that L2 does not serve it.
           const size_t row_bytes = static_cast<size_t>(bytes), span = pool_bytes - row_bytes;
-          read_b2b_us = back_to_back_us(stream, 50, [&](int i, cudaStream_t s) {
+          const auto read = [&](int i, cudaStream_t s) {
             const size_t offset = (static_cast<size_t>(i) * (row_bytes + 4096) % span) & ~size_t{255};
             return as_status(stream_read(reinterpret_cast<const char*>(k) + offset, row_bytes, read_sink, s), "stream_read");
-          });
+          };
+          read_us = median_launch_us(50, [&](int i) { return read(i, nullptr); });
+          read_b2b_us = back_to_back_us(stream, 50, read);
         }
         double floor_b2b_us = 0, floor_one_b2b_us = 0;
         if (read_b2b_us > 0 && p.plan.num_splits > 1) {
@@ -372,7 +374,7 @@ int main(int argc, char** argv) {
         const std::string key = fmt::format("b{}_c{}_kv{}", batch, context, hkv);
         rows.push_back(
             {batch, context, hkv, us, bytes / (us * 1e-6) / 1e9, peer.count(key) ? peer[key] : 0.0, b2b_us,
-             read_b2b_us, floor_b2b_us, floor_one_b2b_us, p.plan.num_splits});
+             read_us, read_b2b_us, floor_b2b_us, floor_one_b2b_us, p.plan.num_splits});
         if (batch == 1 && (context == 4096 || context == 32768)) {
           AttentionParams<__half> forced = p;
           forced.range = {0.0f, -0.01f, 0.01f};  // every row out of range: all recomputed
@@ -417,18 +419,19 @@ int main(int argc, char** argv) {
   }
 
   fmt::print("\n| batch | context | KV heads | fdpp µs | KV GB/s | % of 3.0 TB/s | torch SDPA µs | speed-up | "
-             "b2b µs | b2b % | read b2b % | floor b2b µs, % | one-launch floor b2b µs, % | splits |\n");
-  fmt::print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+             "b2b µs | b2b % | read alone µs, % | read b2b % | floor b2b µs, % | one-launch floor b2b µs, % | splits |\n");
+  fmt::print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   for (const Row& r : rows) {
     const double bytes = 2.0 * r.batch * r.context * r.hkv * hd * 2;
     const auto floor_cell = [&](double us) {
       return us > 0 ? fmt::format("{:.1f}, {:.1f}%", us, 100.0 * bytes / (us * 1e-6) / kCeiling) : std::string("-");
     };
-    fmt::print("| {} | {} | {} | {:.1f} | {:.0f} | {:.1f}% | {} | {} | {:.1f} | {:.1f}% | {} | {} | {} | {} |\n", r.batch, r.context, r.hkv,
+    fmt::print("| {} | {} | {} | {:.1f} | {:.0f} | {:.1f}% | {} | {} | {:.1f} | {:.1f}% | {} | {} | {} | {} | {} |\n", r.batch, r.context, r.hkv,
                r.us, r.gbps, 100.0 * r.gbps * 1e9 / kCeiling,
                r.sdpa_us > 0 ? fmt::format("{:.1f}", r.sdpa_us) : "-",
                r.sdpa_us > 0 ? fmt::format("{:.2f}x", r.sdpa_us / r.us) : "-", r.b2b_us,
                100.0 * bytes / (r.b2b_us * 1e-6) / kCeiling,
+               floor_cell(r.read_us),
                r.read_b2b_us > 0 ? fmt::format("{:.1f}%", 100.0 * bytes / (r.read_b2b_us * 1e-6) / kCeiling) : "-",
                floor_cell(r.floor_b2b_us), floor_cell(r.floor_one_b2b_us),
                r.splits);
