@@ -190,7 +190,6 @@ bool streamed_split_enabled() {
 
 int m_class_for(int m_tiles) { return m_tiles <= 1 ? 1 : m_tiles <= 2 ? 2 : m_tiles <= 4 ? 4 : 8; }
 
-// Argument checks shared by plan and launch. Sets *nothing_to_do for M == 0 or N == 0.
 // The QKV epilogue's own conditions (validate checks the shared ones).
 template <typename T>
 Status validate_rope_store(const FlatGemmParams<T>& p) {
@@ -202,6 +201,7 @@ Status validate_rope_store(const FlatGemmParams<T>& p) {
                           p.out != nullptr || p.out_f32 != nullptr || p.residual != nullptr || p.gated_silu);
 }
 
+// Argument checks shared by plan and launch. Sets *nothing_to_do for M == 0 or N == 0.
 template <typename T>
 Status validate(const FlatGemmParams<T>& p, bool* nothing_to_do) {
   *nothing_to_do = false;

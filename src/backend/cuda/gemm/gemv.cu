@@ -431,22 +431,12 @@ Status launch_gemv(const GemvParams<T>& p, cudaStream_t stream) {
   if (p.M == 0 || p.N == 0) return Status::ok();
   if (p.K > 0 && (p.x == nullptr || p.w == nullptr))
     return {ErrorCode::kInvalidArgument, "gemv: x and w are required"};
-  if (rope) {
-    if (p.K > 0 && ranges_overlap(p.x, p.M * p.K * int64_t{sizeof(T)}, p.rope.q_out,
-                                  p.M * p.rope.num_q_heads * p.rope.head_dim * int64_t{sizeof(T)}))
-      return {ErrorCode::kInvalidArgument, "gemv: x overlaps q_out"};
-    if (p.norm_weight != nullptr && !gemv_can_fuse_norm(p.M, p.K, p.x, p.w, p.norm_weight))
-      return {ErrorCode::kUnsupported, "gemv: the norm prologue needs 16-byte aligned x, w and norm weight"};
-    switch (p.M) {
-      case 1: return launch_for_m<T, 1>(p, stream, true, false);
-      case 2: return launch_for_m<T, 2>(p, stream, true, false);
-      case 3: return launch_for_m<T, 3>(p, stream, true, false);
-      default: return launch_for_m<T, 4>(p, stream, true, false);
-    }
-  }
-  const int64_t out_cols = p.gated_silu ? p.N / 2 : p.N;
+  // x must not overlap the output, which is q_out under the QKV epilogue (no out: checked above).
+  const int64_t out_cols = rope ? int64_t{p.rope.num_q_heads} * p.rope.head_dim : p.gated_silu ? p.N / 2 : p.N;
   const int64_t out_bytes = p.M * out_cols * (p.out_f32 != nullptr ? 4 : int64_t{sizeof(T)});
-  const void* out = p.out_f32 != nullptr ? static_cast<const void*>(p.out_f32) : static_cast<const void*>(p.out);
+  const void* out = rope                  ? static_cast<const void*>(p.rope.q_out)
+                    : p.out_f32 != nullptr ? static_cast<const void*>(p.out_f32)
+                                           : static_cast<const void*>(p.out);
   if (p.K > 0 && ranges_overlap(p.x, p.M * p.K * int64_t{sizeof(T)}, out, out_bytes))
     return {ErrorCode::kInvalidArgument, "gemv: x overlaps the output"};
 
