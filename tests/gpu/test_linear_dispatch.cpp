@@ -18,6 +18,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_device.h"
+#include "backend/cuda/gemm/flat_gemm.cuh"
 #include "backend/cuda/gemm/flat_gemm_traits.h"
 #include "backend/cuda/gemm/linear_dispatch.h"
 #include "backend/cuda/pointwise/pointwise.cuh"
@@ -154,6 +155,35 @@ TEST(GpuLinearDispatch, TheTableDecidesAndIncapableImplementationsHandOn) {
   EXPECT_EQ(pick(kDefaultGatedLinearInflection.m2, 128),
             kDefaultGatedLinearInflection.m2 > kDefaultLinearInflection.m2 ? LinearImpl::kCublasLt
                                                                             : LinearImpl::kFlatGemm);
+}
+
+// Which implementations take the QKV epilogue (the product's values are checked against qkv_store
+// in test_qkv_epilogue.cpp and end to end in GpuModel*): the GEMV and the flat GEMM at few rows
+// with a head dim they rotate, never cuBLASLt; asking another one to run it is an error that names
+// the implementation, and launches nothing.
+TEST(GpuLinearDispatch, QkvEpilogueOnlyWhereTheKernelRotates) {
+  FDPP_REQUIRE_GPU();
+  cuda::LinearDispatcher dispatch(nullptr, "test", LinearTable{});
+  const int64_t hd = 64, N = (4 + 2 * 2) * hd, K = 256;
+  DeviceHalfs buf(static_cast<size_t>(N * K));
+  auto view = [&](int64_t rows, int64_t cols) {
+    return TensorView::contiguous(buf.dev, DType::kF16, {rows, cols}, Device::kCuda);
+  };
+  const TensorView w = view(N, K);
+  EXPECT_TRUE(dispatch.can_rope_store(LinearImpl::kGemv, view(1, K), w, hd));
+  EXPECT_FALSE(dispatch.can_rope_store(LinearImpl::kGemv, view(1, K), w, 7));  // odd: no rotation pairs
+  EXPECT_TRUE(dispatch.can_rope_store(LinearImpl::kFlatGemm, view(cuda::kFlatGemmRopeMaxM, K), w, hd));
+  EXPECT_FALSE(dispatch.can_rope_store(LinearImpl::kFlatGemm, view(cuda::kFlatGemmRopeMaxM + 1, K), w, hd));
+  EXPECT_FALSE(dispatch.can_rope_store(LinearImpl::kFlatGemm, view(4, K), w, 8));  // its tiles rotate 16 wide
+  EXPECT_FALSE(dispatch.can_rope_store(LinearImpl::kCublasLt, view(1, K), w, hd));
+  const cuda::RopeStore<__half> rope;  // never read: the refusal comes first
+  try {
+    dispatch.run_rope_store_with(LinearImpl::kCublasLt, view(1, K), w, TensorView{}, LinearFusion{}, rope);
+    ADD_FAILURE() << "cuBLASLt ran the QKV epilogue";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cublaslt cannot serve the QKV epilogue"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(dispatch.calls()[static_cast<size_t>(LinearImpl::kCublasLt)], 0u);
 }
 
 // run_fused: the residual add in every implementation's epilogue (out += x . w^T in place), and

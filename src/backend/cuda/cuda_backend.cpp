@@ -12,8 +12,6 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_ceilings.h"
 #include "backend/cuda/env_switch.h"
-#include "backend/cuda/gemm/flat_gemm.cuh"
-#include "backend/cuda/gemm/gemv.cuh"
 #include "backend/cuda/kernel_timeline.h"
 #include "backend/cuda/pointwise/pointwise.cuh"
 #include "backend/cuda/sampling/sampling.cuh"
@@ -366,10 +364,9 @@ bool CudaBackend::qkv_epilogue(int64_t layer, const TensorView& x, const TensorV
   const int64_t M = rows_of(x);
   if (!qkv_epilogue_ || norm.accumulate || q_out.rank != 3 || q_out.dim(0) != M || M != tokens_) return false;
   const LinearImpl impl = linear_->choose(x, wqkv);
-  const bool gemv = impl == LinearImpl::kGemv && gemv_can_rope_store(M, wqkv.dim(1), x.data, wqkv.data);
-  const bool flat = impl == LinearImpl::kFlatGemm && M <= kFlatGemmRopeMaxM && q_out.dim(2) % 16 == 0;
-  const bool with_norm = !norm.norm_weight.empty();
-  if (!(gemv || flat) || (with_norm && !linear_->can_fuse_norm(impl, x, wqkv, norm))) return false;
+  if (!linear_->can_rope_store(impl, x, wqkv, q_out.dim(2)) ||
+      (!norm.norm_weight.empty() && !linear_->can_fuse_norm(impl, x, wqkv, norm)))
+    return false;
   dispatch(dtype_, [&](auto tag) {
     using T = decltype(tag);
     const PagedKv<T> kv = layer_kv<T>(layer);
@@ -377,27 +374,7 @@ bool CudaBackend::qkv_epilogue(int64_t layer, const TensorView& x, const TensorV
     const RopeStore<T> rope{ptr<T>(q_out), kv.k, kv.v, static_cast<const float*>(inv_freq.data), s.positions,
                             s.token_seq, s.block_tables, s.max_blocks_per_seq, kv.block_size,
                             static_cast<int32_t>(q_out.dim(1)), kv.num_kv_heads, kv.head_dim};
-    auto fill = [&](auto& p) {
-      p.x = ptr<T>(x);
-      p.w = ptr<T>(wqkv);
-      p.bias = bqkv.empty() ? nullptr : ptr<T>(bqkv);
-      p.M = M;
-      p.N = wqkv.dim(0);
-      p.K = wqkv.dim(1);
-      p.norm_weight = with_norm ? ptr<T>(norm.norm_weight) : nullptr;
-      p.norm_eps = norm.eps;
-      p.rope = rope;
-    };
-    if (gemv) {
-      GemvParams<T> p;
-      fill(p);
-      throw_if_error(launch_gemv(p, stream_));
-    } else {
-      FlatGemmParams<T> p;
-      fill(p);
-      p.norm_scale_only = with_norm && norm.unit_norm_weight;
-      throw_if_error(launch_flat_gemm(p, stream_));
-    }
+    linear_->run_rope_store_with(impl, x, wqkv, bqkv, norm, rope);
   });
   return true;
 }

@@ -89,7 +89,7 @@ class CudaBackend final : public Backend {
   // weight (folded), few rows, and a chosen kernel that cannot fuse the norm itself.
   bool defers_norm(const TensorView& x, const TensorView& w, const LinearFusion& norm) const;
   // The QKV projection at decode as one kernel whose epilogue rotates q and k and stores q, k and
-  // v (gemm/rope_store.cuh): the GEMV's, or the streamed flat GEMM's up to kFlatGemmRopeMaxM rows;
+  // v (LinearDispatcher::run_rope_store_with): the GEMV's, or the streamed flat GEMM's at few rows;
   // no qkv_store launch. False (nothing launched) where the dispatcher chooses neither, the
   // operands or the norm do not fit the epilogue, or FDPP_QKV_EPILOGUE=0.
   bool qkv_epilogue(int64_t layer, const TensorView& x, const TensorView& wqkv, const TensorView& bqkv,

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <string>
 #include <tuple>
+#include <type_traits>
 
 #include "backend/cuda/gemm/flat_gemm.cuh"
 #include "backend/cuda/gemm/flat_gemm_traits.h"
@@ -22,6 +23,11 @@ static_assert(kSmallMKernelsMaxM == std::max(kGemvMaxM, kFlatGemmMaxM), "linear_
 
 int64_t rows_of(const TensorView& t) { return t.numel() / t.dim(t.rank - 1); }
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }  // cuda_utils.cuh is device code
+
+template <typename T>
+constexpr DType dtype_of() {
+  return std::is_same_v<T, __half> ? DType::kF16 : DType::kBF16;
+}
 
 // Fills the fields GemvParams and FlatGemmParams share.
 template <typename P, typename T>
@@ -38,9 +44,10 @@ P kernel_params(const TensorView& x, const TensorView& w, const TensorView& bias
   return p;
 }
 
+// rope, set: the QKV epilogue (out is empty; the kernel writes rope's q_out and cache instead).
 template <typename T>
 void run_kernel(LinearImpl impl, const TensorView& x, const TensorView& w, const TensorView& bias, TensorView& out,
-                const LinearFusion& fusion, bool gated_silu, cudaStream_t stream) {
+                const LinearFusion& fusion, bool gated_silu, const RopeStore<T>* rope, cudaStream_t stream) {
   if (fusion.accumulate && out.dtype == DType::kF32)
     throw Error(ErrorCode::kInternal, "linear: accumulating into fp32 output is not supported");
   if (impl == LinearImpl::kGemv) {
@@ -49,6 +56,7 @@ void run_kernel(LinearImpl impl, const TensorView& x, const TensorView& w, const
     p.norm_weight = fusion.norm_weight.empty() ? nullptr : static_cast<const T*>(fusion.norm_weight.data);
     p.norm_eps = fusion.eps;
     p.gated_silu = gated_silu;
+    if (rope != nullptr) p.rope = *rope;
     throw_if_error(launch_gemv(p, stream));
   } else {
     auto p = kernel_params<FlatGemmParams<T>, T>(x, w, bias, out);
@@ -57,6 +65,7 @@ void run_kernel(LinearImpl impl, const TensorView& x, const TensorView& w, const
     p.norm_eps = fusion.eps;
     p.norm_scale_only = fusion.unit_norm_weight;
     p.gated_silu = gated_silu;
+    if (rope != nullptr) p.rope = *rope;
     throw_if_error(launch_flat_gemm(p, stream));
   }
 }
@@ -64,8 +73,8 @@ void run_kernel(LinearImpl impl, const TensorView& x, const TensorView& w, const
 void run_kernel_for_dtype(LinearImpl impl, const TensorView& x, const TensorView& w, const TensorView& bias,
                           TensorView& out, const LinearFusion& fusion, bool gated_silu, cudaStream_t stream) {
   switch (x.dtype) {
-    case DType::kF16: run_kernel<__half>(impl, x, w, bias, out, fusion, gated_silu, stream); break;
-    case DType::kBF16: run_kernel<__nv_bfloat16>(impl, x, w, bias, out, fusion, gated_silu, stream); break;
+    case DType::kF16: run_kernel<__half>(impl, x, w, bias, out, fusion, gated_silu, nullptr, stream); break;
+    case DType::kBF16: run_kernel<__nv_bfloat16>(impl, x, w, bias, out, fusion, gated_silu, nullptr, stream); break;
     default:
       throw Error(ErrorCode::kUnsupported, fmt::format("linear: activation dtype {}", dtype_name(x.dtype)));
   }
@@ -169,6 +178,36 @@ void LinearDispatcher::run_gated_silu_with(LinearImpl impl, const TensorView& x,
                                                   norm.norm_weight.empty() ? "" : " with the norm"));
   launch(impl, x, w, TensorView{}, norm, out, /*gated_silu=*/true);
 }
+
+bool LinearDispatcher::can_rope_store(LinearImpl impl, const TensorView& x, const TensorView& w,
+                                      int64_t head_dim) const {
+  // The GEMV's pairs need an even head dim; the flat GEMM's streamed mainloop rotates 8-pair tiles.
+  const int64_t m = rows_of(x);
+  if (!can_run(impl, x, w)) return false;
+  if (impl == LinearImpl::kGemv) return head_dim % 2 == 0 && gemv_can_rope_store(m, w.dim(1), x.data, w.data);
+  return impl == LinearImpl::kFlatGemm && m <= kFlatGemmRopeMaxM && head_dim % 16 == 0;
+}
+
+template <typename T>
+void LinearDispatcher::run_rope_store_with(LinearImpl impl, const TensorView& x, const TensorView& w,
+                                           const TensorView& bias, const LinearFusion& norm,
+                                           const RopeStore<T>& rope) {
+  if (norm.accumulate || x.dtype != dtype_of<T>() || !can_rope_store(impl, x, w, rope.head_dim) ||
+      (!norm.norm_weight.empty() && !can_fuse_norm(impl, x, w, norm)))
+    throw Error(ErrorCode::kInternal, fmt::format("linear: {} cannot serve the QKV epilogue of x {} ({}) . w {}{}",
+                                                  linear_impl_name(impl), x.shape_string(), dtype_name(x.dtype),
+                                                  w.shape_string(), norm.norm_weight.empty() ? "" : " with the norm"));
+  ++calls_[static_cast<size_t>(impl)];
+  TensorView no_out;
+  run_kernel<T>(impl, x, w, bias, no_out, norm, /*gated_silu=*/false, &rope, stream_);
+}
+
+template void LinearDispatcher::run_rope_store_with<__half>(LinearImpl, const TensorView&, const TensorView&,
+                                                            const TensorView&, const LinearFusion&,
+                                                            const RopeStore<__half>&);
+template void LinearDispatcher::run_rope_store_with<__nv_bfloat16>(LinearImpl, const TensorView&, const TensorView&,
+                                                                   const TensorView&, const LinearFusion&,
+                                                                   const RopeStore<__nv_bfloat16>&);
 
 bool LinearDispatcher::run_fused(const TensorView& x, const TensorView& w, const TensorView& bias,
                                  const LinearFusion& fusion, TensorView& out) {

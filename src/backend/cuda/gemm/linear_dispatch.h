@@ -15,6 +15,7 @@
 
 #include "backend/backend.h"
 #include "backend/cuda/gemm/cublaslt_linear.h"
+#include "backend/cuda/gemm/rope_store.cuh"
 #include "backend/linear_table.h"
 #include "core/tensor.h"
 
@@ -43,6 +44,15 @@ class LinearDispatcher {
   bool can_gate_silu(LinearImpl impl, const TensorView& x, const TensorView& w) const;
   void run_gated_silu_with(LinearImpl impl, const TensorView& x, const TensorView& w, const LinearFusion& norm,
                            TensorView& out);
+  // The QKV projection's decode epilogue (gemm/rope_store.cuh): x . w^T (+ bias) with q and k
+  // rotated and q, k, v stored into rope's q_out and paged cache instead of an output.
+  // can_rope_store: whether impl takes it for these operands and head dim (the GEMV; the flat
+  // GEMM's streamed mainloop up to kFlatGemmRopeMaxM rows); run_rope_store_with runs it (a norm
+  // needs can_fuse_norm; T the activation type, __half or __nv_bfloat16). Throws fdpp::Error.
+  bool can_rope_store(LinearImpl impl, const TensorView& x, const TensorView& w, int64_t head_dim) const;
+  template <typename T>
+  void run_rope_store_with(LinearImpl impl, const TensorView& x, const TensorView& w, const TensorView& bias,
+                           const LinearFusion& norm, const RopeStore<T>& rope);
   // The implementation run() picks for these operands; choose_gated: the one for the gated SiLU
   // projection (the same table, another default for shapes it does not list).
   LinearImpl choose(const TensorView& x, const TensorView& w) const;
