@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "backend/cuda/cuda_device.h"
+#include "backend/cuda/dtype_of.h"
 #include "core/dtype.h"
 #include "support/random_fill.h"
 
@@ -22,9 +23,7 @@
 
 namespace fdpp::test {
 
-template <typename T> constexpr DType dtype_of();
-template <> constexpr DType dtype_of<__half>() { return DType::kF16; }
-template <> constexpr DType dtype_of<__nv_bfloat16>() { return DType::kBF16; }
+using cuda::dtype_of;
 
 template <typename T>
 T to_device_type(float v) {

@@ -9,8 +9,8 @@
 #include <cstdlib>
 #include <string>
 #include <tuple>
-#include <type_traits>
 
+#include "backend/cuda/dtype_of.h"
 #include "backend/cuda/gemm/flat_gemm.cuh"
 #include "backend/cuda/gemm/flat_gemm_traits.h"
 #include "backend/cuda/gemm/gemv.cuh"
@@ -23,11 +23,6 @@ static_assert(kSmallMKernelsMaxM == std::max(kGemvMaxM, kFlatGemmMaxM), "linear_
 
 int64_t rows_of(const TensorView& t) { return t.numel() / t.dim(t.rank - 1); }
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }  // cuda_utils.cuh is device code
-
-template <typename T>
-constexpr DType dtype_of() {
-  return std::is_same_v<T, __half> ? DType::kF16 : DType::kBF16;
-}
 
 // Fills the fields GemvParams and FlatGemmParams share.
 template <typename P, typename T>
