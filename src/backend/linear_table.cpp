@@ -47,6 +47,13 @@ const char* linear_impl_name(LinearImpl impl) {
   return "?";
 }
 
+LinearInflection builtin_linear_inflection(int64_t n, int64_t k, bool gated) {
+  if (gated) return kDefaultGatedLinearInflection;
+  for (const BuiltinShapeInflection& e : kBuiltinShapeInflections)
+    if (e.n == n && e.k == k) return e.at;
+  return kDefaultLinearInflection;
+}
+
 LinearImpl choose_linear_impl(const LinearInflection& at, int64_t m) {
   if (m <= at.m1) return LinearImpl::kGemv;
   if (m <= at.m2) return LinearImpl::kFlatGemm;

@@ -45,6 +45,21 @@ inline constexpr LinearInflection kDefaultGatedLinearInflection{1, 16};
 // above it cuBLASLt is the only candidate, so `fdpp tune` sweeps every M only up to here.
 inline constexpr int64_t kSmallMKernelsMaxM = 64;
 
+// Built-in exceptions to kDefaultLinearInflection for shapes the decode step measured otherwise.
+// Llama-2-7B's down projection [4096, 11008] keeps the flat GEMM up to M = 16: on the H100
+// (docs/PERF.md session 25, Llama-2-7B shape, two rounds in each of two calls) batch 9-16 steps
+// took 1.0-2.2% less than with cuBLASLt above M = 8. Not Llama-3-8B's [4096, 14336], nor the
+// O projection [4096, 4096]: there the flat GEMM at M 9-12 made the step 3-4% slower.
+struct BuiltinShapeInflection {
+  int64_t n, k;
+  LinearInflection at;
+};
+inline constexpr BuiltinShapeInflection kBuiltinShapeInflections[] = {{4096, 11008, {1, 16}}};
+
+// The inflection points without a tuned table entry: kDefaultGatedLinearInflection for the fused
+// gate/up projection, else a kBuiltinShapeInflections entry for [n, k], else kDefaultLinearInflection.
+LinearInflection builtin_linear_inflection(int64_t n, int64_t k, bool gated);
+
 LinearImpl choose_linear_impl(const LinearInflection& at, int64_t m);
 
 struct LinearTableKey {
@@ -64,8 +79,8 @@ class LinearTable {
 
   void set(const LinearTableKey& key, LinearInflection at) { entries_[key] = at; }
   std::optional<LinearInflection> find(const LinearTableKey& key) const;
-  LinearInflection find_or_default(const LinearTableKey& key) const {
-    return find(key).value_or(kDefaultLinearInflection);
+  LinearInflection find_or_default(const LinearTableKey& key) const {  // ungated shapes
+    return find(key).value_or(builtin_linear_inflection(key.n, key.k, false));
   }
   size_t size() const { return entries_.size(); }
 

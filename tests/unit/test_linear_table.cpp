@@ -84,6 +84,23 @@ TEST(LinearTable, SavesAndLoadsEntries) {
   EXPECT_EQ(back.find_or_default({"other", DType::kF16, 1, 1}), kDefaultLinearInflection);
 }
 
+// Without a table entry: the gated default for the fused gate/up projection, the built-in
+// exception for Llama-2-7B's down projection, the plain default elsewhere; a table entry wins.
+TEST(LinearTable, BuiltinInflectionsWithoutATableEntry) {
+  EXPECT_EQ(builtin_linear_inflection(4096, 11008, false), (LinearInflection{1, 16}));
+  EXPECT_EQ(builtin_linear_inflection(4096, 14336, false), kDefaultLinearInflection);
+  EXPECT_EQ(builtin_linear_inflection(4096, 4096, false), kDefaultLinearInflection);
+  EXPECT_EQ(builtin_linear_inflection(11008, 4096, false), kDefaultLinearInflection);
+  EXPECT_EQ(builtin_linear_inflection(4096, 11008, true), kDefaultGatedLinearInflection);
+  EXPECT_EQ(choose_linear_impl(builtin_linear_inflection(4096, 11008, false), 16), LinearImpl::kFlatGemm);
+  EXPECT_EQ(choose_linear_impl(builtin_linear_inflection(4096, 11008, false), 17), LinearImpl::kCublasLt);
+  EXPECT_EQ(choose_linear_impl(builtin_linear_inflection(4096, 14336, false), 9), LinearImpl::kCublasLt);
+  LinearTable table;
+  EXPECT_EQ(table.find_or_default({"NVIDIA H100 80GB HBM3", DType::kF16, 4096, 11008}), (LinearInflection{1, 16}));
+  table.set({"NVIDIA H100 80GB HBM3", DType::kF16, 4096, 11008}, {1, 8});
+  EXPECT_EQ(table.find_or_default({"NVIDIA H100 80GB HBM3", DType::kF16, 4096, 11008}), (LinearInflection{1, 8}));
+}
+
 TEST(LinearTable, MalformedFilesNameTheProblem) {
   expect_parse_error("{\"format\": \"x\", \"version\": 1, \"entries\": []}", "'format'");
   expect_parse_error("{\"format\": \"fdpp-linear-table\", \"version\": 7, \"entries\": []}", "'version'");

@@ -92,8 +92,7 @@ LinearInflection LinearDispatcher::inflection(DType dtype, int64_t n, int64_t k,
   const auto key = std::make_tuple(static_cast<int>(dtype), n, k, gated);
   auto it = cache_.find(key);
   if (it == cache_.end()) {
-    const LinearInflection fallback = gated ? kDefaultGatedLinearInflection : kDefaultLinearInflection;
-    it = cache_.emplace(key, table_.find({gpu_, dtype, n, k}).value_or(fallback)).first;
+    it = cache_.emplace(key, table_.find({gpu_, dtype, n, k}).value_or(builtin_linear_inflection(n, k, gated))).first;
   }
   return it->second;
 }
