@@ -45,16 +45,19 @@ inline constexpr LinearInflection kDefaultGatedLinearInflection{1, 16};
 // above it cuBLASLt is the only candidate, so `fdpp tune` sweeps every M only up to here.
 inline constexpr int64_t kSmallMKernelsMaxM = 64;
 
-// Built-in exceptions to kDefaultLinearInflection for shapes the decode step measured otherwise.
-// Llama-2-7B's down projection [4096, 11008] keeps the flat GEMM up to M = 16: on the H100
-// (docs/PERF.md session 25, Llama-2-7B shape, two rounds in each of two calls) batch 9-16 steps
-// took 1.0-2.2% less than with cuBLASLt above M = 8. Not Llama-3-8B's [4096, 14336], nor the
-// O projection [4096, 4096]: there the flat GEMM at M 9-12 made the step 3-4% slower.
+// Built-in exceptions to kDefaultLinearInflection for shapes the decode step measured otherwise
+// (H100, docs/PERF.md session 25, Llama-2-7B shape, alternating rounds against the default):
+// - Llama-2-7B's down projection [4096, 11008] keeps the flat GEMM up to M = 16: batch 9-16 steps
+//   took 1.1-1.7% less than with cuBLASLt above M = 8.
+// - Its QKV projection [12288, 4096] keeps it up to M = 12: batch 10-12 −0.1 to −2.2%, batch 9
+//   −0.5% to +0.2%. Up to M = 16 made batch 16 1% slower.
+// Not Llama-3-8B's down [4096, 14336], QKV [6144, 4096] or O [4096, 4096]: there the flat GEMM
+// at M 9-12 left the step level or made it up to 4% slower.
 struct BuiltinShapeInflection {
   int64_t n, k;
   LinearInflection at;
 };
-inline constexpr BuiltinShapeInflection kBuiltinShapeInflections[] = {{4096, 11008, {1, 16}}};
+inline constexpr BuiltinShapeInflection kBuiltinShapeInflections[] = {{4096, 11008, {1, 16}}, {12288, 4096, {1, 12}}};
 
 // The inflection points without a tuned table entry: kDefaultGatedLinearInflection for the fused
 // gate/up projection, else a kBuiltinShapeInflections entry for [n, k], else kDefaultLinearInflection.
