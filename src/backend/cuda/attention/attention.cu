@@ -278,12 +278,15 @@ AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv
   plan.fast_path = (head_dim == 64 || head_dim == 128) && group >= 1 && group <= 8;
   if (plan.fast_path) {
     const int64_t blocks_per_split = tokens * num_kv_heads;
-    int64_t want = (int64_t{sm_count} * SplitKvTraits::kWavesTarget + blocks_per_split - 1) / blocks_per_split;
-    if (blocks_per_split >= int64_t{sm_count} * SplitKvTraits::kSingleSplitWaves) want = 1;
-    // A/B switches, so that one binary times both sides: FDPP_ATTENTION_BULK=0 keeps cp.async
+    // A/B switches, so that one binary times both sides: FDPP_ATTENTION_SINGLE_SPLIT_WAVES=N
+    // replaces kSingleSplitWaves; FDPP_ATTENTION_BULK=0 keeps cp.async
     // where the GPU has bulk copies (sm_90); FDPP_ATTENTION_MHA_TENSOR_CORES=0|1 forces the kernel
     // of groups below kMinTensorCoreGroup; FDPP_ATTENTION_MMA_STAGES=2|3 forces a ring depth;
     // FDPP_ATTENTION_MIN_SPLIT_POSITIONS=N raises the shortest split above kMinSplitPositions.
+    static const int single_split_switch = env_switch("FDPP_ATTENTION_SINGLE_SPLIT_WAVES");
+    static const int single_split_waves = single_split_switch > 0 ? single_split_switch : SplitKvTraits::kSingleSplitWaves;
+    int64_t want = (int64_t{sm_count} * SplitKvTraits::kWavesTarget + blocks_per_split - 1) / blocks_per_split;
+    if (blocks_per_split >= int64_t{sm_count} * single_split_waves) want = 1;
     static const int64_t min_split =
         std::max<int64_t>(SplitKvTraits::kMinSplitPositions, env_switch("FDPP_ATTENTION_MIN_SPLIT_POSITIONS"));
     const int64_t max_splits = std::max<int64_t>(1, (max_kv_len + min_split - 1) / min_split);
