@@ -284,7 +284,8 @@ AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv
     // of groups below kMinTensorCoreGroup; FDPP_ATTENTION_MMA_STAGES=2|3 forces a ring depth;
     // FDPP_ATTENTION_MIN_SPLIT_POSITIONS=N raises the shortest split above kMinSplitPositions.
     static const int single_split_switch = env_switch("FDPP_ATTENTION_SINGLE_SPLIT_WAVES");
-    static const int single_split_waves = single_split_switch > 0 ? single_split_switch : SplitKvTraits::kSingleSplitWaves;
+    static const int single_split_waves =
+        single_split_switch > 0 ? single_split_switch : SplitKvTraits::kSingleSplitWaves;
     int64_t want = (int64_t{sm_count} * SplitKvTraits::kWavesTarget + blocks_per_split - 1) / blocks_per_split;
     if (blocks_per_split >= int64_t{sm_count} * single_split_waves) want = 1;
     static const int64_t min_split =
