@@ -2,6 +2,7 @@
 // float64 reference and the CPU backend, on fresh random inputs through a shuffled paged cache.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <numeric>
 #include <string>
 
@@ -555,6 +556,29 @@ TEST(GpuAttention, SingleSplitRowsFinishInTheSplitKernel) {
     EXPECT_LT(all.err_vs_f64, 4e-3) << "hkv " << hkv;
     EXPECT_EQ(all.fallback_rows, static_cast<uint64_t>(seqs * c.hq)) << "hkv " << hkv;
   }
+}
+
+// The tensor-core kernel loads before its PDL wait, so its launch is programmatic; the CUDA-core
+// kernel's only where its splits are short and its grid small (attention_traits.h).
+TEST(GpuAttention, SplitLaunchIsProgrammaticOnTensorCoresOrShortSplits) {
+  FDPP_REQUIRE_GPU();
+  const int sms = device_sm_count();
+  ASSERT_GT(sms, 0);
+  if (std::getenv("FDPP_ATTENTION_SPLIT_PDL") != nullptr) GTEST_SKIP() << "FDPP_ATTENTION_SPLIT_PDL forces the plan";
+  const cuda::AttentionPlan gqa = cuda::plan_attention(1, 32, 8, 128, 4096, sms);
+  const cuda::AttentionPlan mha_long = cuda::plan_attention(13, 32, 32, 128, 2048, sms);
+  const cuda::AttentionPlan mha_short = cuda::plan_attention(8, 32, 32, 128, 256, sms);
+  const cuda::AttentionPlan mha_short_wide = cuda::plan_attention(13, 32, 32, 128, 256, sms);
+  ASSERT_TRUE(gqa.tensor_cores);
+  ASSERT_FALSE(mha_long.tensor_cores);
+  ASSERT_FALSE(mha_short.tensor_cores);
+  EXPECT_TRUE(gqa.split_pdl);
+  EXPECT_GT(mha_long.split_size, cuda::SplitKvTraits::kCudaCorePdlMaxSplitPositions);
+  EXPECT_FALSE(mha_long.split_pdl);
+  EXPECT_LE(mha_short.split_size, cuda::SplitKvTraits::kCudaCorePdlMaxSplitPositions);
+  EXPECT_TRUE(mha_short.split_pdl);
+  EXPECT_LE(mha_short_wide.split_size, cuda::SplitKvTraits::kCudaCorePdlMaxSplitPositions);
+  EXPECT_FALSE(mha_short_wide.split_pdl) << "13 x 32 pairs cover the GPU more than kCudaCorePdlMaxPairWaves times";
 }
 
 // The tensor-core (GQA) kernel with either shared-memory ring depth, whichever the plan would

@@ -74,16 +74,17 @@ inline cudaLaunchAttribute cluster_attribute(unsigned cluster_x) {
   return attr;
 }
 
-// kernel<<<grid, block, smem, stream>>>(args...) with the PDL attribute where enabled and, when
-// cluster_x > 1, clusters of cluster_x CTAs along x. Returns the launch's error.
+// kernel<<<grid, block, smem, stream>>>(args...) with the PDL attribute where enabled and
+// `programmatic` asks for it, and, when cluster_x > 1, clusters of cluster_x CTAs along x.
+// Returns the launch's error.
 template <typename... Params, typename... Args>
-cudaError_t launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
-                          unsigned cluster_x, Args&&... args) {
+cudaError_t launch_kernel_with(bool programmatic, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
+                               cudaStream_t stream, unsigned cluster_x, Args&&... args) {
   cudaLaunchAttribute attrs[2] = {};
   unsigned n = 0;
   // Not on the legacy default stream, whose implicit synchronisation with other streams PDL
   // does not promise to keep.
-  if (stream != nullptr && programmatic_launch_enabled()) {
+  if (programmatic && stream != nullptr && programmatic_launch_enabled()) {
     attrs[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attrs[n].val.programmaticStreamSerializationAllowed = 1;
     ++n;
@@ -97,6 +98,13 @@ cudaError_t launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size
   config.attrs = attrs;
   config.numAttrs = n;
   return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+}
+
+// launch_kernel_with, with the PDL attribute wherever it is enabled.
+template <typename... Params, typename... Args>
+cudaError_t launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                          unsigned cluster_x, Args&&... args) {
+  return launch_kernel_with(true, kernel, grid, block, smem, stream, cluster_x, std::forward<Args>(args)...);
 }
 
 }  // namespace fdpp::cuda

@@ -224,7 +224,7 @@ cudaError_t launch_split(const AttentionParams<T>& p, int group, cudaStream_t st
   if (p.plan.tensor_cores) return detail::launch_split_mma<T, kHeadDim>(p, grid, stream);
   void (*kernel)(AttentionParams<T>) = split_kv_kernel<T, kHeadDim, 2>;
   if (group <= 1) kernel = split_kv_kernel<T, kHeadDim, 1>;
-  return launch_kernel(kernel, grid, dim3(SplitKvTraits::kThreads), 0, stream, 1, p);
+  return launch_kernel_with(p.plan.split_pdl, kernel, grid, dim3(SplitKvTraits::kThreads), 0, stream, 1, p);
 }
 
 // Blocks of the tensor-core kernel one SM holds at once (its shared-memory ring bounds it) on the
@@ -282,7 +282,8 @@ AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv
     // replaces kSingleSplitWaves; FDPP_ATTENTION_BULK=0 keeps cp.async
     // where the GPU has bulk copies (sm_90); FDPP_ATTENTION_MHA_TENSOR_CORES=0|1 forces the kernel
     // of groups below kMinTensorCoreGroup; FDPP_ATTENTION_MMA_STAGES=2|3 forces a ring depth;
-    // FDPP_ATTENTION_MIN_SPLIT_POSITIONS=N raises the shortest split above kMinSplitPositions.
+    // FDPP_ATTENTION_MIN_SPLIT_POSITIONS=N raises the shortest split above kMinSplitPositions;
+    // FDPP_ATTENTION_SPLIT_PDL=0|1 forces the split launch's PDL attribute.
     static const int single_split_switch = env_switch("FDPP_ATTENTION_SINGLE_SPLIT_WAVES");
     static const int single_split_waves =
         single_split_switch > 0 ? single_split_switch : SplitKvTraits::kSingleSplitWaves;
@@ -320,6 +321,13 @@ AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv
     const int64_t size = (max_kv_len + plan.num_splits - 1) / plan.num_splits;
     plan.split_size = static_cast<int32_t>((size + granule - 1) / granule * granule);
     plan.num_splits = static_cast<int32_t>((max_kv_len + plan.split_size - 1) / plan.split_size);
+    // The CUDA-core kernel launches programmatically only where its splits are short and its
+    // (token, KV head) pairs few (kCudaCorePdlMaxSplitPositions says why).
+    static const int split_pdl_switch = env_switch("FDPP_ATTENTION_SPLIT_PDL");
+    const bool short_small_grid = plan.split_size <= SplitKvTraits::kCudaCorePdlMaxSplitPositions &&
+                                  blocks_per_split <= int64_t{sm_count} * SplitKvTraits::kCudaCorePdlMaxPairWaves;
+    plan.split_pdl = split_pdl_switch == 0 || split_pdl_switch == 1 ? split_pdl_switch == 1
+                                                                    : plan.tensor_cores || short_small_grid;
   }
   const int64_t rows = tokens * num_q_heads;
   plan.workspace_bytes = static_cast<size_t>(rows * plan.num_splits * (head_dim + 1)) * sizeof(float) +

@@ -300,7 +300,7 @@ cudaError_t launch_split_mma_ring(const AttentionParams<T>& p, dim3 grid, cudaSt
   const cudaError_t err =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kBytes));
   if (err != cudaSuccess) return err;
-  return launch_kernel(kernel, grid, dim3(SplitKvTraits::kThreads), kBytes, stream, 1, p);
+  return launch_kernel_with(p.plan.split_pdl, kernel, grid, dim3(SplitKvTraits::kThreads), kBytes, stream, 1, p);
 }
 
 // The ring depth and copy engine the plan chose (AttentionPlan::mma_stages, mma_bulk).

@@ -22,6 +22,23 @@ struct SplitKvTraits {
   // MHA model: 512 blocks, 3.9 waves on 132 SMs), each row is one split: the split kernel
   // finishes its rows and the merge launch (~5 us per layer at batch 16) disappears.
   static constexpr int kSingleSplitWaves = 3;
+  // The CUDA-core kernel does nothing before its PDL wait (launch.cuh), so an early launch only
+  // hides the launch gap (~1% of a short step at a small batch). The likely cost (not profiled):
+  // its blocks, placed while the QKV projection still holds SMs, spread unevenly over a grid that
+  // fits in one wave, which costs more the longer a block runs and the more blocks there are. So
+  // it launches
+  // programmatically only where splits hold at most kCudaCorePdlMaxSplitPositions positions and
+  // the (token, KV head) pairs cover the GPU at most kCudaCorePdlMaxPairWaves times. H100,
+  // Llama-2-7B per step against PDL on every split launch (session 26):
+  //  * batch 2-8 at 256-1024 (splits of 64-384): +0.5 to +1.1% without PDL (kept);
+  //  * batch 2-8 at 3968 (splits of 448-1344): -1.1 to -2.2%; batch 12 at 1024: -1.4%;
+  //  * batch 12-16 at 256 (384-512 pairs): -0.7 to -2.1%;
+  //  * batch 13 and 16 at 1024 and 3968 (one split of the whole row): -4.4 to -17%. This was the
+  //    step's jump from batch 12 to 13, which kSingleSplitWaves was first suspected of.
+  // The tensor-core kernel always launches programmatically: it loads its first tiles before the
+  // wait (Llama-3-8B batch 1-16 +0.9 to +1.5% without PDL).
+  static constexpr int kCudaCorePdlMaxSplitPositions = 384;
+  static constexpr int kCudaCorePdlMaxPairWaves = 2;
   // GQA groups from this size up run on tensor cores (attention_mma.cuh): with 4+ query heads per
   // KV row, CUDA cores cannot issue the multiply-adds at HBM speed.
   static constexpr int kMinTensorCoreGroup = 3;
