@@ -565,10 +565,15 @@ TEST(GpuAttention, SplitLaunchIsProgrammaticOnTensorCoresOrShortSplits) {
   const int sms = device_sm_count();
   ASSERT_GT(sms, 0);
   if (std::getenv("FDPP_ATTENTION_SPLIT_PDL") != nullptr) GTEST_SKIP() << "FDPP_ATTENTION_SPLIT_PDL forces the plan";
+  // 32 KV heads: `few` tokens make at most kCudaCorePdlMaxPairWaves waves of pairs (8 on an H100),
+  // `many` more than that (13 on an H100).
+  const int64_t few = int64_t{sms} * cuda::SplitKvTraits::kCudaCorePdlMaxPairWaves / 32;
+  const int64_t many = few + 5;
+  ASSERT_GT(few, 0);
   const cuda::AttentionPlan gqa = cuda::plan_attention(1, 32, 8, 128, 4096, sms);
-  const cuda::AttentionPlan mha_long = cuda::plan_attention(13, 32, 32, 128, 2048, sms);
-  const cuda::AttentionPlan mha_short = cuda::plan_attention(8, 32, 32, 128, 256, sms);
-  const cuda::AttentionPlan mha_short_wide = cuda::plan_attention(13, 32, 32, 128, 256, sms);
+  const cuda::AttentionPlan mha_long = cuda::plan_attention(many, 32, 32, 128, 2048, sms);
+  const cuda::AttentionPlan mha_short = cuda::plan_attention(few, 32, 32, 128, 256, sms);
+  const cuda::AttentionPlan mha_short_wide = cuda::plan_attention(many, 32, 32, 128, 256, sms);
   ASSERT_TRUE(gqa.tensor_cores);
   ASSERT_FALSE(mha_long.tensor_cores);
   ASSERT_FALSE(mha_short.tensor_cores);
@@ -578,7 +583,7 @@ TEST(GpuAttention, SplitLaunchIsProgrammaticOnTensorCoresOrShortSplits) {
   EXPECT_LE(mha_short.split_size, cuda::SplitKvTraits::kCudaCorePdlMaxSplitPositions);
   EXPECT_TRUE(mha_short.split_pdl);
   EXPECT_LE(mha_short_wide.split_size, cuda::SplitKvTraits::kCudaCorePdlMaxSplitPositions);
-  EXPECT_FALSE(mha_short_wide.split_pdl) << "13 x 32 pairs cover the GPU more than kCudaCorePdlMaxPairWaves times";
+  EXPECT_FALSE(mha_short_wide.split_pdl) << many << " x 32 pairs cover the GPU more than twice";
 }
 
 // The tensor-core (GQA) kernel with either shared-memory ring depth, whichever the plan would
