@@ -1,6 +1,6 @@
-// The GQA decode kernel's grid and ring depth (backend/cuda/attention/mma_grid.h), host arithmetic
-// only: the H100's figures (132 SMs, 2 deep-ring and 3 shallow-ring blocks per SM at head_dim 128)
-// and the choices measured in docs/PERF.md (session 11).
+// The decode split's host-side choices (backend/cuda/attention/mma_grid.h), host arithmetic only:
+// the H100's figures (132 SMs, 2 deep-ring and 3 shallow-ring blocks per SM at head_dim 128) and
+// the choices measured in docs/PERF.md (sessions 11, 12 and 26).
 #include <gtest/gtest.h>
 
 #include "backend/cuda/attention/mma_grid.h"
@@ -74,6 +74,24 @@ TEST(MmaGrid, MhaRowsOnTensorCoresAtBatch1AndShortContexts) {
   EXPECT_FALSE(small_group_on_tensor_cores(32, kSms, kDeepPerSm, 4097));
   for (int64_t batch : {2, 4, 16, 32})
     EXPECT_FALSE(small_group_on_tensor_cores(batch * 32, kSms, kDeepPerSm, 2048)) << batch;
+}
+
+TEST(MmaGrid, CudaCoreSplitLaunchesWithPdlOnlyForShortSplitsOfFewPairs) {
+  // Llama-2-7B (32 KV heads), measured per step against PDL on every split launch (session 26).
+  // Batch 2-8 at 256-1024 positions (splits of 64-384, at most 256 pairs): PDL kept, 0.5-1.1% faster.
+  EXPECT_TRUE(cuda_core_split_pdl(128, 2 * 32, kSms));
+  EXPECT_TRUE(cuda_core_split_pdl(384, 8 * 32, kSms));
+  // Batch 2-8 at 3968 (splits of 448-1344): 1.1-2.2% faster without.
+  EXPECT_FALSE(cuda_core_split_pdl(448, 2 * 32, kSms));
+  EXPECT_FALSE(cuda_core_split_pdl(1344, 8 * 32, kSms));
+  // Batch 12-16 at 256 (short splits, 384-512 pairs): 0.7-2.1% faster without.
+  EXPECT_FALSE(cuda_core_split_pdl(192, 12 * 32, kSms));
+  EXPECT_FALSE(cuda_core_split_pdl(320, 16 * 32, kSms));
+  // Batch 13 at 1024 and 3968, one split of the whole row: 8.7% and 17% faster without.
+  EXPECT_FALSE(cuda_core_split_pdl(1088, 13 * 32, kSms));
+  EXPECT_FALSE(cuda_core_split_pdl(4032, 13 * 32, kSms));
+  // The pair bound scales with the GPU: 8 x 32 pairs are too many for a 100-SM part.
+  EXPECT_FALSE(cuda_core_split_pdl(128, 8 * 32, 100));
 }
 
 }  // namespace

@@ -321,13 +321,12 @@ AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv
     const int64_t size = (max_kv_len + plan.num_splits - 1) / plan.num_splits;
     plan.split_size = static_cast<int32_t>((size + granule - 1) / granule * granule);
     plan.num_splits = static_cast<int32_t>((max_kv_len + plan.split_size - 1) / plan.split_size);
-    // The CUDA-core kernel launches programmatically only where its splits are short and its
-    // (token, KV head) pairs few (kCudaCorePdlMaxSplitPositions says why).
+    // The tensor-core kernel always launches programmatically; the CUDA-core one only where its
+    // splits are short and its (token, KV head) pairs few (mma_grid.h).
     static const int split_pdl_switch = env_switch("FDPP_ATTENTION_SPLIT_PDL");
-    const bool short_small_grid = plan.split_size <= SplitKvTraits::kCudaCorePdlMaxSplitPositions &&
-                                  blocks_per_split <= int64_t{sm_count} * SplitKvTraits::kCudaCorePdlMaxPairWaves;
-    plan.split_pdl = split_pdl_switch == 0 || split_pdl_switch == 1 ? split_pdl_switch == 1
-                                                                    : plan.tensor_cores || short_small_grid;
+    plan.split_pdl = split_pdl_switch == 0 || split_pdl_switch == 1
+                         ? split_pdl_switch == 1
+                         : plan.tensor_cores || cuda_core_split_pdl(plan.split_size, blocks_per_split, sm_count);
   }
   const int64_t rows = tokens * num_q_heads;
   plan.workspace_bytes = static_cast<size_t>(rows * plan.num_splits * (head_dim + 1)) * sizeof(float) +

@@ -1,5 +1,6 @@
-// The tensor-core decode kernel's grid and ring depth (plan_attention's choice for GQA groups), as
-// host arithmetic that the CPU tests check without a GPU.
+// The decode split's host-side choices, as arithmetic that the CPU tests check without a GPU: the
+// tensor-core kernel's grid and ring depth (plan_attention's choice for GQA groups), which MHA
+// rows take that kernel, and where the CUDA-core kernel launches programmatically.
 #pragma once
 
 #include <algorithm>
@@ -48,6 +49,14 @@ inline MmaGrid choose_mma_grid(int64_t blocks_per_split, int sm_count, int deep_
 inline bool small_group_on_tensor_cores(int64_t blocks_per_split, int sm_count, int deep_per_sm, int64_t max_kv_len) {
   return int64_t{sm_count} * deep_per_sm / blocks_per_split >= SplitKvTraits::kMhaTensorCoreMinSplits &&
          max_kv_len <= SplitKvTraits::kMhaTensorCoreMaxContext;
+}
+
+// Whether the CUDA-core split kernel launches with PDL: where its splits hold at most
+// kCudaCorePdlMaxSplitPositions positions and its (token, KV head) pairs cover the GPU at most
+// kCudaCorePdlMaxPairWaves times (attention_traits.h says why).
+inline bool cuda_core_split_pdl(int64_t split_size, int64_t blocks_per_split, int sm_count) {
+  return split_size <= SplitKvTraits::kCudaCorePdlMaxSplitPositions &&
+         blocks_per_split <= int64_t{sm_count} * SplitKvTraits::kCudaCorePdlMaxPairWaves;
 }
 
 }  // namespace fdpp::cuda
