@@ -279,9 +279,9 @@ AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv
   if (plan.fast_path) {
     const int64_t blocks_per_split = tokens * num_kv_heads;
     // A/B switches, so that one binary times both sides: FDPP_ATTENTION_SINGLE_SPLIT_WAVES=N
-    // replaces kSingleSplitWaves; FDPP_ATTENTION_BULK=0 keeps cp.async
-    // where the GPU has bulk copies (sm_90); FDPP_ATTENTION_MHA_TENSOR_CORES=0|1 forces the kernel
-    // of groups below kMinTensorCoreGroup; FDPP_ATTENTION_MMA_STAGES=2|3 forces a ring depth;
+    // replaces kSingleSplitWaves; FDPP_ATTENTION_BULK=0 keeps cp.async where the GPU has bulk
+    // copies (sm_90); FDPP_ATTENTION_MHA_TENSOR_CORES=0|1 forces the kernel of groups below
+    // kMinTensorCoreGroup; FDPP_ATTENTION_MMA_STAGES=2|3 forces a ring depth;
     // FDPP_ATTENTION_MIN_SPLIT_POSITIONS=N raises the shortest split above kMinSplitPositions;
     // FDPP_ATTENTION_SPLIT_PDL=0|1 forces the split launch's PDL attribute.
     static const int single_split_switch = env_switch("FDPP_ATTENTION_SINGLE_SPLIT_WAVES");

@@ -27,8 +27,9 @@ struct SplitKvTraits {
   // its blocks, placed while the QKV projection still holds SMs, spread unevenly over a grid that
   // fits in one wave, which costs more the longer a block runs and the more blocks there are. So
   // it launches programmatically only where splits hold at most kCudaCorePdlMaxSplitPositions
-  // positions and the (token, KV head) pairs cover the GPU at most kCudaCorePdlMaxPairWaves times. H100,
-  // Llama-2-7B per step against PDL on every split launch (session 26):
+  // positions and the (token, KV head) pairs cover the GPU at most kCudaCorePdlMaxPairWaves times
+  // (cuda_core_split_pdl, mma_grid.h). H100, Llama-2-7B per step against PDL on every split
+  // launch (session 26):
   //  * batch 2-8 at 256-1024 (splits of 64-384): +0.5 to +1.1% without PDL (kept);
   //  * batch 2-8 at 3968 (splits of 448-1344): -1.1 to -2.2%; batch 12 at 1024: -1.4%;
   //  * batch 12-16 at 256 (384-512 pairs): -0.7 to -2.1%;
