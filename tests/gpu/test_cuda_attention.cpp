@@ -10,6 +10,7 @@
 #include "backend/cuda/attention/attention.cuh"
 #include "backend/cuda/attention/attention_traits.h"
 #include "backend/cuda/cuda_device.h"
+#include "backend/cuda/tensor_map.h"
 #include "fdpp/status.h"
 #include "gpu/gpu_test_util.h"
 
@@ -30,6 +31,8 @@ struct Case {
   int block_size = 16;           // positions per paged-cache block
   int mma_stages = 0;            // > 0: the tensor-core kernel's ring depth, forced over the plan's
   int mma_bulk = -1;             // 0 / 1: the tensor-core kernel's copies (cp.async / bulk), forced over the plan's
+  int mma_tensor_maps = -1;      // 0 / 1: with bulk copies, row copies / tensor copies of whole tiles, forced
+  bool nan_past_end = false;     // K and V of the slots past each sequence's end in its last block are NaN
 };
 
 // The SM count plan_attention sizes its grids for; 0 where the device cannot be asked.
@@ -82,7 +85,18 @@ Result run_case(const Case& c, uint32_t seed) {
     const size_t slot = rng() % (static_cast<size_t>(total_blocks) * block);
     for (size_t j = 0; j < row; ++j) k.host[slot * row + j] = test::from_device_type(test::to_device_type<T>(k.host[slot * row + j] * 400.0f));
   }
+  if (c.nan_past_end)  // stale slots a tile may copy: a kernel must ignore their K and zero their V
+    for (int s = 0; s < S; ++s) {
+      const int len = c.kv_lens[static_cast<size_t>(s)];
+      for (int pos = len; pos % block != 0; ++pos) {
+        const size_t slot = static_cast<size_t>(tables[static_cast<size_t>(s * max_blocks + pos / block)]) * block +
+                            static_cast<size_t>(pos % block);
+        std::fill_n(k.host.begin() + static_cast<long>(slot * row), row, NAN);
+        std::fill_n(v.host.begin() + static_cast<long>(slot * row), row, NAN);
+      }
+    }
   k.upload();
+  if (c.nan_past_end) v.upload();
   out.poison();
   test::DeviceInts d_pos(positions), d_seq(token_seq), d_tables(tables);
 
@@ -100,6 +114,7 @@ Result run_case(const Case& c, uint32_t seed) {
                             : cuda::plan_attention(n_tokens, c.hq, c.hkv, c.hd, max_len, sms);
   if (c.mma_stages > 0) p.plan.mma_stages = c.mma_stages;
   if (c.mma_bulk >= 0) p.plan.mma_bulk = c.mma_bulk == 1;
+  if (c.mma_tensor_maps >= 0) p.plan.mma_tensor_maps = c.mma_tensor_maps == 1;
   // Prefill tiles: each sequence's tokens are consecutive, kPrefillTileRows at most per tile.
   std::vector<int32_t> tiles;
   for (int i = 0; i < n_tokens;) {
@@ -587,15 +602,17 @@ TEST(GpuAttention, SplitLaunchIsProgrammaticOnTensorCoresOrShortSplits) {
 }
 
 // The tensor-core (GQA) kernel with either shared-memory ring depth, whichever the plan would
-// take, and either copy engine (cp.async; bulk copies where the GPU has them): group sizes 4 and
-// 8, both head dims, lengths off the tile grid (shorter than one tile, one past a split), a batch
-// of mixed lengths, both dtypes, cache blocks that split tiles, and the fallback forced.
+// take, and every copy engine (cp.async; where the GPU has them, bulk row copies and tensor copies
+// of whole tiles): group sizes 4 and 8, both head dims, lengths off the tile grid (shorter than one
+// tile, one past a split) over NaN in the slots past each end, a batch of mixed lengths, both
+// dtypes, cache blocks that split tiles, and the fallback forced.
 TEST(GpuAttention, BothTensorCoreRingDepthsAndCopyEnginesMatchFloat64) {
   FDPP_REQUIRE_GPU();
   uint32_t seed = 600;
-  std::vector<int> engines = {0};
+  std::vector<int> engines = {0};  // 0 cp.async, 1 bulk row copies, 2 tensor copies
   if (cuda::bulk_copy_supported()) engines.push_back(1);
-  for (int bulk : engines)
+  if (cuda::bulk_copy_supported() && cuda::tensor_maps_supported()) engines.push_back(2);
+  for (int engine : engines)
   for (int stages : {cuda::SplitKvTraits::kMmaShallowStages, cuda::SplitKvTraits::kMmaStages})
     for (int hkv : {8, 4})
       for (int hd : {64, 128}) {
@@ -603,9 +620,12 @@ TEST(GpuAttention, BothTensorCoreRingDepthsAndCopyEnginesMatchFloat64) {
         c.hkv = hkv;
         c.hd = hd;
         c.mma_stages = stages;
-        c.mma_bulk = bulk;
+        c.mma_bulk = engine >= 1 ? 1 : 0;
+        c.mma_tensor_maps = engine == 2 ? 1 : 0;
+        c.nan_past_end = true;
         c.kv_lens = {5, 1000, 4097, 16, 2049, 333};
-        const std::string what = std::string(bulk ? "bulk" : "cp.async") + ", ring " + std::to_string(stages) +
+        const char* engine_name[] = {"cp.async", "bulk rows", "tensor tiles"};
+        const std::string what = std::string(engine_name[engine]) + ", ring " + std::to_string(stages) +
                                  ", hkv " + std::to_string(hkv) + ", hd " + std::to_string(hd);
         expect_close<__half>(c, seed++, (what + " fp16").c_str());
         expect_close<__nv_bfloat16>(c, seed++, (what + " bf16").c_str());
@@ -624,13 +644,20 @@ TEST(GpuAttention, BothTensorCoreRingDepthsAndCopyEnginesMatchFloat64) {
         EXPECT_LT(single.err_vs_f64, 4e-3) << what << " one split, all rows fall back";
         EXPECT_EQ(single.fallback_rows, static_cast<uint64_t>(2 * c.hq)) << what << " one split, all rows fall back";
       }
-  // The plan takes one of the two depths for a GQA group.
+  // The plan takes one of the two depths for a GQA group, and tensor copies wherever the GPU has
+  // bulk copies and the driver encodes tensor maps (unless a switch says otherwise).
   const int sms = device_sm_count();
   ASSERT_GT(sms, 0);
+  const bool switched =
+      std::getenv("FDPP_ATTENTION_BULK") != nullptr || std::getenv("FDPP_ATTENTION_TENSOR_MAPS") != nullptr;
   for (int batch : {1, 4, 16, 64}) {
-    const int stages = cuda::plan_attention(batch, 32, 8, 128, 16384, sms).mma_stages;
-    EXPECT_TRUE(stages == cuda::SplitKvTraits::kMmaStages || stages == cuda::SplitKvTraits::kMmaShallowStages)
-        << "batch " << batch << ": " << stages;
+    const cuda::AttentionPlan plan = cuda::plan_attention(batch, 32, 8, 128, 16384, sms);
+    EXPECT_TRUE(plan.mma_stages == cuda::SplitKvTraits::kMmaStages ||
+                plan.mma_stages == cuda::SplitKvTraits::kMmaShallowStages)
+        << "batch " << batch << ": " << plan.mma_stages;
+    if (!switched)
+      EXPECT_EQ(plan.mma_tensor_maps, cuda::bulk_copy_supported() && cuda::tensor_maps_supported())
+          << "batch " << batch;
   }
 }
 

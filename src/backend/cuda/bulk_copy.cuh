@@ -50,6 +50,22 @@ __device__ __forceinline__ void bulk_copy_g2s(uint32_t dst, const void* src, uin
 #endif
 }
 
+// One box of a tensor map (tensor_map.h) at element coordinates {c0, c1, c2} (innermost first)
+// from global memory to shared `dst`; completes its bytes on `bar`. `map` is the generic address
+// of a CUtensorMap in the kernel's parameters (__grid_constant__) or in global memory.
+__device__ __forceinline__ void tensor_copy_3d_g2s(uint32_t dst, const void* map, int c0, int c1, int c2,
+                                                   uint32_t bar) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+      " [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(dst),
+      "l"(map), "r"(c0), "r"(c1), "r"(c2), "r"(bar)
+      : "memory");
+#else
+  __trap();
+#endif
+}
+
 // Blocks until the phase of `bar` with the given parity has completed. kCluster: acquire at
 // cluster scope, for arrivals from other CTAs of the cluster (cluster.cuh).
 template <bool kCluster = false>

@@ -458,7 +458,7 @@ bool CudaBackend::begin_graph_step(uint64_t model_key, int64_t num_q_heads) {
   plan_step_attention(num_q_heads);
   const StepGraphKey key{model_key, tokens_, rows_, max_blocks_, decode_plan_.num_splits, decode_plan_.split_size,
                          decode_plan_.mma_stages, decode_plan_.tensor_cores, decode_plan_.mma_bulk,
-                         decode_plan_.split_pdl};
+                         decode_plan_.mma_tensor_maps, decode_plan_.split_pdl};
   if (graphs_.launch(key, stream_)) return true;
   if (graphs_.seen_before(key)) graphs_.begin_capture(key, stream_);
   return false;

@@ -21,7 +21,7 @@ struct StepGraphKey {
   int64_t tokens = 0, rows = 0;
   int32_t max_blocks = 0;
   int32_t num_splits = 0, split_size = 0, mma_stages = 0;
-  bool tensor_cores = false, mma_bulk = false, split_pdl = true;
+  bool tensor_cores = false, mma_bulk = false, mma_tensor_maps = false, split_pdl = true;
   auto operator<=>(const StepGraphKey&) const = default;
 };
 

@@ -229,10 +229,11 @@ cudaError_t launch_split(const AttentionParams<T>& p, int group, cudaStream_t st
 
 // Blocks of the tensor-core kernel one SM holds at once (its shared-memory ring bounds it) on the
 // current device.
-template <int kHeadDim, int kStages, bool kBulk>
+template <int kHeadDim, int kStages, detail::MmaCopy kCopy>
 int mma_blocks_per_sm() {
-  constexpr size_t kBytes = detail::MmaSplitSmem<kHeadDim, kStages, kBulk>::kBytes;
-  void (*kernel)(AttentionParams<__half>) = detail::split_kv_mma_kernel<__half, kHeadDim, kStages, kBulk>;
+  constexpr size_t kBytes = detail::MmaSplitSmem<kHeadDim, kStages, kCopy>::kBytes;
+  void (*kernel)(AttentionParams<__half>, detail::KvTileMaps) =
+      detail::split_kv_mma_kernel<__half, kHeadDim, kStages, kCopy>;
   int blocks = 0;
   if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kBytes)) !=
           cudaSuccess ||
@@ -248,11 +249,11 @@ int mma_blocks_per_sm() {
 struct RingOccupancy {
   int deep, shallow;
 };
-template <bool kBulk>
+template <detail::MmaCopy kCopy>
 RingOccupancy mma_occupancy(int64_t head_dim) {
   constexpr int kDeep = SplitKvTraits::kMmaStages, kShallow = SplitKvTraits::kMmaShallowStages;
-  static const RingOccupancy hd64{mma_blocks_per_sm<64, kDeep, kBulk>(), mma_blocks_per_sm<64, kShallow, kBulk>()};
-  static const RingOccupancy hd128{mma_blocks_per_sm<128, kDeep, kBulk>(), mma_blocks_per_sm<128, kShallow, kBulk>()};
+  static const RingOccupancy hd64{mma_blocks_per_sm<64, kDeep, kCopy>(), mma_blocks_per_sm<64, kShallow, kCopy>()};
+  static const RingOccupancy hd128{mma_blocks_per_sm<128, kDeep, kCopy>(), mma_blocks_per_sm<128, kShallow, kCopy>()};
   return head_dim == 64 ? hd64 : hd128;
 }
 
@@ -280,7 +281,8 @@ AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv
     const int64_t blocks_per_split = tokens * num_kv_heads;
     // A/B switches, so that one binary times both sides: FDPP_ATTENTION_SINGLE_SPLIT_WAVES=N
     // replaces kSingleSplitWaves; FDPP_ATTENTION_BULK=0 keeps cp.async where the GPU has bulk
-    // copies (sm_90); FDPP_ATTENTION_MHA_TENSOR_CORES=0|1 forces the kernel of groups below
+    // copies (sm_90), FDPP_ATTENTION_TENSOR_MAPS=0 keeps their row copies where tiles could take
+    // tensor copies; FDPP_ATTENTION_MHA_TENSOR_CORES=0|1 forces the kernel of groups below
     // kMinTensorCoreGroup; FDPP_ATTENTION_MMA_STAGES=2|3 forces a ring depth;
     // FDPP_ATTENTION_MIN_SPLIT_POSITIONS=N raises the shortest split above kMinSplitPositions;
     // FDPP_ATTENTION_SPLIT_PDL=0|1 forces the split launch's PDL attribute.
@@ -296,7 +298,11 @@ AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv
     static const bool bulk = bulk_copy_supported() && env_switch("FDPP_ATTENTION_BULK") != 0;
     static const int mha_switch = env_switch("FDPP_ATTENTION_MHA_TENSOR_CORES");
     static const int forced = env_switch("FDPP_ATTENTION_MMA_STAGES");
-    const RingOccupancy occupancy = bulk ? mma_occupancy<true>(head_dim) : mma_occupancy<false>(head_dim);
+    static const bool tensor_maps = bulk && tensor_maps_supported() && env_switch("FDPP_ATTENTION_TENSOR_MAPS") != 0;
+    using detail::MmaCopy;
+    const RingOccupancy occupancy = tensor_maps ? mma_occupancy<MmaCopy::kTensorTiles>(head_dim)
+                                    : bulk      ? mma_occupancy<MmaCopy::kBulkRows>(head_dim)
+                                                : mma_occupancy<MmaCopy::kCpAsync>(head_dim);
     const int deep = occupancy.deep, shallow = occupancy.shallow;
     // GQA groups always run on tensor cores; smaller ones where small_group_on_tensor_cores says
     // (mma_grid.h).
@@ -310,6 +316,7 @@ AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv
       // last wave is fuller; on a tie the shallow ring, whose extra blocks hide latency with more
       // warps, where its splits are long enough (attention_traits.h).
       plan.mma_bulk = bulk;
+      plan.mma_tensor_maps = tensor_maps;
       MmaGrid grid = choose_mma_grid(blocks_per_split, sm_count, deep, shallow, max_kv_len, max_splits);
       if ((forced == kShallow || forced == kDeep) && forced != grid.stages)
         grid = {forced, one_wave_splits(blocks_per_split, sm_count, forced == kDeep ? deep : shallow, max_splits)};

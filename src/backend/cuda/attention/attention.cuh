@@ -70,6 +70,7 @@ struct AttentionPlan {
   bool tensor_cores = false;   // the tensor-core kernel (attention_mma.cuh) instead of the CUDA-core one
   int32_t mma_stages = 3;      // the tensor-core kernel's ring depth: SplitKvTraits::kMmaStages or kMmaShallowStages
   bool mma_bulk = false;       // the tensor-core kernel's copies: bulk copies on the TMA unit (sm_90), else cp.async
+  bool mma_tensor_maps = false; // with mma_bulk: tensor copies where tiles lie in one cache block (attention_mma.cuh)
   bool split_pdl = true;       // the split kernel launches programmatically (launch.cuh) where PDL is on
   size_t workspace_bytes = 0;  // partial sums + row flags
 };

@@ -7,8 +7,10 @@
 // and copies their K and V rows into a private ring of kStages shared-memory stages
 // (SplitKvTraits::kMmaStages or kMmaShallowStages: AttentionPlan::mma_stages), so that the next
 // tiles' loads are in flight while one tile is computed. The copies are either cp.async, 16 bytes
-// per lane and instruction (any sm_80+), or, with kBulk (AttentionPlan::mma_bulk, sm_90), one
-// bulk copy per K or V row per lane on the TMA unit, completing on the stage's mbarrier.
+// per lane and instruction (any sm_80+), or on the TMA unit (AttentionPlan::mma_bulk, sm_90),
+// completing on the stage's mbarrier: one bulk copy per K or V row per lane, or, where a tile lies
+// in one cache block (AttentionPlan::mma_tensor_maps), one tensor copy per 64 head dims of K or V
+// from lane 0 (MmaCopy).
 // Per tile:
 //   S [16 x 16] = Q [16 rows: the group's heads, padded with zeros] . K^T   (K by ldmatrix)
 //   O [16 x hd] += P [16 x 16] . V [16 x hd]                                  (V by ldmatrix.trans)
@@ -29,16 +31,34 @@
 #include "backend/cuda/cuda_utils.cuh"
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/ptx.cuh"
+#include "backend/cuda/tensor_map.h"
 
 namespace fdpp::cuda::detail {
+
+// How the tensor-core kernel fills its ring (AttentionPlan::mma_bulk, mma_tensor_maps).
+enum class MmaCopy {
+  kCpAsync,     // 16 bytes per lane and cp.async (sm_80+)
+  kBulkRows,    // one bulk copy per K or V row (sm_90)
+  kTensorTiles  // one tensor copy per 64 head dims of a tile's K or V (sm_90; tiles in one cache block)
+};
+
+// Tensor maps of one layer's K and V caches for kTensorTiles (encode_kv_tile_maps); a kernel
+// parameter (__grid_constant__), unused by the other copy engines.
+struct KvTileMaps {
+  CUtensorMap k, v;
+};
 
 // Shared memory of one block: per warp, kStages stages of K [16][hd] then V [16][hd], laid out
 // so that the 8 row addresses of an ldmatrix fall in distinct banks. cp.async writes 16-byte
 // chunks anywhere: chunk c of row r sits at chunk c ^ (r % 8) of a dense row. A bulk copy writes
-// a row contiguously: rows are padded by 16 bytes instead (a row stride of 4 banks mod 32).
-// At the end the ring is reused for the warps' partial sums.
-template <int kHeadDim, int kStages, bool kBulk>
+// a row contiguously: rows are padded by 16 bytes instead (a row stride of 4 banks mod 32). A
+// tensor copy writes 64 head dims of the tile's 16 rows with the 128-byte swizzle: chunk c of
+// row r sits in half c / 8 (16 rows of 128 bytes) at chunk (c % 8) ^ (r % 8), the ring aligned to
+// 1024 bytes. At the end the ring is reused for the warps' partial sums.
+template <int kHeadDim, int kStages, MmaCopy kCopy>
 struct MmaSplitSmem {
+  static constexpr bool kBulk = kCopy == MmaCopy::kBulkRows;
+  static constexpr bool kTensor = kCopy == MmaCopy::kTensorTiles;
   static constexpr int kTile = SplitKvTraits::kMmaTile;
   static constexpr int kChunks = kHeadDim / 8;                       // 16-byte chunks per row
   static constexpr uint32_t kRowPayload = kHeadDim * 2;              // bytes of one K or V row
@@ -46,11 +66,16 @@ struct MmaSplitSmem {
   static constexpr uint32_t kMatrixBytes = kTile * kRowBytes;        // K or V of one tile
   static constexpr uint32_t kStageBytes = 2 * kMatrixBytes;
   static constexpr uint32_t kWarpBytes = kStages * kStageBytes;
-  static constexpr size_t kBytes = std::max<size_t>(SplitKvTraits::kWarps * size_t{kWarpBytes},
+  static constexpr uint32_t kHalfBytes = kTile * 128u;               // kTensor: 64 head dims of a tile
+  static constexpr uint32_t kRingAlign = kTensor ? 1024u : 16u;      // the swizzle's period
+  static constexpr size_t kBytes = std::max<size_t>(SplitKvTraits::kWarps * size_t{kWarpBytes} + kRingAlign - 16u,
                                                     sizeof(SplitPartials<8, kHeadDim>));
   static_assert(kChunks >= 8, "the swizzle needs 8 chunks per row");
   static_assert(!kBulk || 2 * kTile == 32, "bulk copies: one K or V row of a tile per lane");
   __device__ static uint32_t offset(int row, int chunk) {
+    if constexpr (kTensor)
+      return static_cast<uint32_t>(chunk / 8) * kHalfBytes + static_cast<uint32_t>(row) * 128u +
+             static_cast<uint32_t>((chunk % 8) ^ (row & 7)) * 16u;
     if constexpr (kBulk) return static_cast<uint32_t>(row) * kRowBytes + static_cast<uint32_t>(chunk) * 16u;
     return static_cast<uint32_t>(row * kChunks + (chunk ^ (row & 7))) * 16u;
   }
@@ -59,9 +84,11 @@ struct MmaSplitSmem {
 // Two blocks per SM of the deep ring and three of the shallow one (the figures each depth was
 // chosen for) fit the H100's 228 KB, with the 1 KB per block the system reserves and the
 // fallback's few hundred bytes of static memory.
-static_assert(MmaSplitSmem<128, SplitKvTraits::kMmaStages, true>::kBytes <= 112 * 1024,
+static_assert(MmaSplitSmem<128, SplitKvTraits::kMmaStages, MmaCopy::kBulkRows>::kBytes <= 112 * 1024 &&
+                  MmaSplitSmem<128, SplitKvTraits::kMmaStages, MmaCopy::kTensorTiles>::kBytes <= 112 * 1024,
               "head_dim 128, deep ring: two blocks per SM must fit");
-static_assert(MmaSplitSmem<128, SplitKvTraits::kMmaShallowStages, true>::kBytes <= 74 * 1024,
+static_assert(MmaSplitSmem<128, SplitKvTraits::kMmaShallowStages, MmaCopy::kBulkRows>::kBytes <= 74 * 1024 &&
+                  MmaSplitSmem<128, SplitKvTraits::kMmaShallowStages, MmaCopy::kTensorTiles>::kBytes <= 74 * 1024,
               "head_dim 128, shallow ring: three blocks per SM must fit");
 
 // The A fragment of P (rows g + 8 are padding): a0 = P[g][2tig, 2tig+1], a2 = P[g][8+2tig, 9+2tig].
@@ -72,10 +99,13 @@ __device__ __forceinline__ void pack_p(const float (&e)[2][2], uint32_t (&pa)[4]
   pa[1] = pa[3] = 0u;
 }
 
-template <typename T, int kHeadDim, int kStages, bool kBulk>
-__global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(const AttentionParams<T> p) {
+template <typename T, int kHeadDim, int kStages, MmaCopy kCopy>
+__global__ void __launch_bounds__(SplitKvTraits::kThreads)
+    split_kv_mma_kernel(const AttentionParams<T> p, const __grid_constant__ KvTileMaps maps) {
   using Tr = SplitKvTraits;
-  using Smem = MmaSplitSmem<kHeadDim, kStages, kBulk>;
+  using Smem = MmaSplitSmem<kHeadDim, kStages, kCopy>;
+  constexpr bool kBulk = Smem::kBulk, kTensor = Smem::kTensor;
+  constexpr bool kBarriers = kBulk || kTensor;  // the stages complete on mbarriers
   static_assert(kStages >= 2, "one tile loading while one is computed");
   constexpr int kTile = Smem::kTile;
   constexpr int kKSteps = kHeadDim / 16;              // k-steps of Q.K^T
@@ -83,14 +113,14 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(c
   constexpr int kCopies = kTile * Smem::kChunks / 32; // 16-byte copies per lane per tile, K and V each
   constexpr bool kHalf = std::is_same_v<T, __half>;
   extern __shared__ __align__(16) unsigned char smem[];
-  __shared__ __align__(8) uint64_t stage_bars[kBulk ? Tr::kWarps * kStages : 1];  // kBulk: one per warp and stage
+  __shared__ __align__(8) uint64_t stage_bars[kBarriers ? Tr::kWarps * kStages : 1];  // one per warp and stage
 
   const int split = blockIdx.x, kv_head = blockIdx.y;
   const int64_t z = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, tig = lane % 4;  // mma fragment coordinates
   const int r8 = lane % 8, mat = lane / 8; // ldmatrix: this lane addresses row r8 of matrix `mat`
-  const uint32_t ring = smem_u32(smem) + warp * Smem::kWarpBytes;
+  const uint32_t ring = ((smem_u32(smem) + Smem::kRingAlign - 1u) & ~(Smem::kRingAlign - 1u)) + warp * Smem::kWarpBytes;
 
   const int64_t t = p.token_of(z);
   const int group = p.num_q_heads / p.kv.num_kv_heads;
@@ -128,7 +158,7 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(c
     return int64_t{tile_block(i)} * p.kv.block_size + base % p.kv.block_size;
   };
   const uint32_t bars = smem_u32(stage_bars) + warp * kStages * 8u;
-  if constexpr (kBulk) {
+  if constexpr (kBarriers) {
     if (lane == 0)
       for (int s = 0; s < kStages; ++s) mbarrier_init(bars + 8u * s, 1);
     fence_mbarrier_init();
@@ -153,7 +183,28 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(c
         asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};\n" ::"r"(dst + 16u * c), "r"(0u) : "memory");
     }
   };
+  // kTensor: lane 0 copies the tile's K and V, 64 head dims per copy, from the tile's first slot
+  // (tile_in_one_block holds). Rows past `end` arrive too (slots of the same cache block, stale or
+  // never written); the loop zeroes their V before use.
+  auto copy_tile_tensor = [&](int i) {
+    const int base = first + kTile * Tr::kWarps * i;
+    const uint32_t stage = ring + (i % kStages) * Smem::kStageBytes, bar = bars + 8u * (i % kStages);
+    const int slot = static_cast<int>(tile_slot_of(i, base));  // every lane: a shuffle
+    if (lane == 0) {
+      mbarrier_arrive_expect_tx(bar, Smem::kStageBytes);
+#pragma unroll
+      for (int half = 0; half < kHeadDim / 64; ++half) {
+        const uint32_t k_dst = stage + half * Smem::kHalfBytes;
+        tensor_copy_3d_g2s(k_dst, &maps.k, 64 * half, kv_head, slot, bar);
+        tensor_copy_3d_g2s(k_dst + Smem::kMatrixBytes, &maps.v, 64 * half, kv_head, slot, bar);
+      }
+    }
+  };
   auto copy_tile = [&](int i) {
+    if constexpr (kTensor) {
+      copy_tile_tensor(i);
+      return;
+    }
     if constexpr (kBulk) {
       copy_tile_bulk(i);
       return;
@@ -183,14 +234,14 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(c
   int issued = 0;
   for (; issued < kStages - 1 && issued < n_tiles && early(issued); ++issued) {
     copy_tile(issued);
-    if constexpr (!kBulk) cp_async_commit();
+    if constexpr (!kBarriers) cp_async_commit();
   }
   enter_dependent_grid();
 #pragma unroll
   for (int i = 0; i < kStages - 1; ++i) {
     if (i < issued) continue;
     if (i < n_tiles) copy_tile(i);
-    if constexpr (!kBulk) cp_async_commit();  // empty groups too: the wait below counts groups
+    if constexpr (!kBarriers) cp_async_commit();  // empty groups too: the wait below counts groups
   }
 
   // Q fragments (A of Q.K^T): row g = head g of the group, k-step ks = dims 16ks...
@@ -212,14 +263,21 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(c
   bool out_of_range = false;
 
   for (int i = 0; i < n_tiles; ++i) {
-    if constexpr (kBulk) mbarrier_wait_parity(bars + 8u * (i % kStages), static_cast<uint32_t>(i / kStages) & 1u);
+    if constexpr (kBarriers) mbarrier_wait_parity(bars + 8u * (i % kStages), static_cast<uint32_t>(i / kStages) & 1u);
     else cp_async_wait<kStages - 2>();
     __syncwarp();  // tile i visible to every lane; every lane done with tile i - 1's stage
     if (i + kStages - 1 < n_tiles) copy_tile(i + kStages - 1);
-    if constexpr (!kBulk) cp_async_commit();
+    if constexpr (!kBarriers) cp_async_commit();
     const uint32_t k_tile = ring + (i % kStages) * Smem::kStageBytes;
     const uint32_t v_tile = k_tile + Smem::kMatrixBytes;
     const int base = first + kTile * Tr::kWarps * i;
+    if (kTensor && base + kTile > end) {  // the row's last tile: V past `end` must be finite (zero weights)
+      for (int c = lane; c < (base + kTile - end) * Smem::kChunks; c += 32) {
+        const uint32_t dst = v_tile + Smem::offset(end - base + c / Smem::kChunks, c % Smem::kChunks);
+        asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};\n" ::"r"(dst), "r"(0u) : "memory");
+      }
+      __syncwarp();
+    }
 
     // S: matrices {positions 0-7, 8-15} x {dims 16ks.., 16ks+8..}: kb[0..1] are B of n-tile 0.
     float s[2][4] = {};
@@ -269,7 +327,7 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(c
       }
     }
   }
-  if constexpr (!kBulk) cp_async_wait_all();  // only empty groups can remain
+  if constexpr (!kBarriers) cp_async_wait_all();  // only empty groups can remain
 
   // Row sums: the four lanes of a row (tig) hold different positions.
   sum += __shfl_xor_sync(0xffffffffu, sum, 1);
@@ -293,27 +351,56 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads) split_kv_mma_kernel(c
 
 // Above the 48 KB default of dynamic shared memory; the attribute is per device, so it is set on
 // every launch (a cheap host call, allowed while a graph is being captured).
-template <typename T, int kHeadDim, int kStages, bool kBulk>
-cudaError_t launch_split_mma_ring(const AttentionParams<T>& p, dim3 grid, cudaStream_t stream) {
-  constexpr size_t kBytes = MmaSplitSmem<kHeadDim, kStages, kBulk>::kBytes;
-  void (*kernel)(AttentionParams<T>) = split_kv_mma_kernel<T, kHeadDim, kStages, kBulk>;
+template <typename T, int kHeadDim, int kStages, MmaCopy kCopy>
+cudaError_t launch_split_mma_ring(const AttentionParams<T>& p, const KvTileMaps& maps, dim3 grid,
+                                  cudaStream_t stream) {
+  constexpr size_t kBytes = MmaSplitSmem<kHeadDim, kStages, kCopy>::kBytes;
+  void (*kernel)(AttentionParams<T>, KvTileMaps) = split_kv_mma_kernel<T, kHeadDim, kStages, kCopy>;
   const cudaError_t err =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kBytes));
   if (err != cudaSuccess) return err;
-  return launch_kernel_with(p.plan.split_pdl, kernel, grid, dim3(SplitKvTraits::kThreads), kBytes, stream, 1, p);
+  return launch_kernel_with(p.plan.split_pdl, kernel, grid, dim3(SplitKvTraits::kThreads), kBytes, stream, 1, p,
+                            maps);
 }
 
-// The ring depth and copy engine the plan chose (AttentionPlan::mma_stages, mma_bulk).
-template <typename T, int kHeadDim, bool kBulk>
-cudaError_t launch_split_mma_copies(const AttentionParams<T>& p, dim3 grid, cudaStream_t stream) {
+// The ring depth the plan chose (AttentionPlan::mma_stages).
+template <typename T, int kHeadDim, MmaCopy kCopy>
+cudaError_t launch_split_mma_copies(const AttentionParams<T>& p, const KvTileMaps& maps, dim3 grid,
+                                    cudaStream_t stream) {
   if (p.plan.mma_stages == SplitKvTraits::kMmaShallowStages)
-    return launch_split_mma_ring<T, kHeadDim, SplitKvTraits::kMmaShallowStages, kBulk>(p, grid, stream);
-  return launch_split_mma_ring<T, kHeadDim, SplitKvTraits::kMmaStages, kBulk>(p, grid, stream);
+    return launch_split_mma_ring<T, kHeadDim, SplitKvTraits::kMmaShallowStages, kCopy>(p, maps, grid, stream);
+  return launch_split_mma_ring<T, kHeadDim, SplitKvTraits::kMmaStages, kCopy>(p, maps, grid, stream);
 }
+
+// Tensor maps over one layer's cache, k and v [slots, Hkv, hd] as a 3-D view {hd, Hkv, slots},
+// one copy moving 64 head dims of one head's kMmaTile slots. False where a tile may straddle two
+// cache blocks or the driver declines the view: the launch then takes bulk row copies.
+template <typename T>
+bool encode_kv_tile_maps(const PagedKv<T>& kv, KvTileMaps& maps) {
+  if (kv.block_size % SplitKvTraits::kMmaTile != 0 || kv.head_dim % 64 != 0) return false;
+  TileMapView view;
+  view.dims[0] = static_cast<uint64_t>(kv.head_dim);
+  view.dims[1] = static_cast<uint64_t>(kv.num_kv_heads);
+  view.dims[2] = static_cast<uint64_t>(kv.num_blocks) * static_cast<uint64_t>(kv.block_size);
+  view.strides[0] = static_cast<uint64_t>(kv.head_dim) * sizeof(T);
+  view.strides[1] = view.strides[0] * static_cast<uint64_t>(kv.num_kv_heads);
+  view.box[0] = 64;
+  view.box[1] = 1;
+  view.box[2] = SplitKvTraits::kMmaTile;
+  view.base = kv.k;
+  if (!encode_swizzled_tile_map(view, &maps.k)) return false;
+  view.base = kv.v;
+  return encode_swizzled_tile_map(view, &maps.v);
+}
+
+// The copy engine the plan chose (AttentionPlan::mma_bulk, mma_tensor_maps).
 template <typename T, int kHeadDim>
 cudaError_t launch_split_mma(const AttentionParams<T>& p, dim3 grid, cudaStream_t stream) {
-  return p.plan.mma_bulk ? launch_split_mma_copies<T, kHeadDim, true>(p, grid, stream)
-                         : launch_split_mma_copies<T, kHeadDim, false>(p, grid, stream);
+  KvTileMaps maps{};
+  if (!p.plan.mma_bulk) return launch_split_mma_copies<T, kHeadDim, MmaCopy::kCpAsync>(p, maps, grid, stream);
+  if (p.plan.mma_tensor_maps && encode_kv_tile_maps(p.kv, maps))
+    return launch_split_mma_copies<T, kHeadDim, MmaCopy::kTensorTiles>(p, maps, grid, stream);
+  return launch_split_mma_copies<T, kHeadDim, MmaCopy::kBulkRows>(p, maps, grid, stream);
 }
 
 }  // namespace fdpp::cuda::detail
