@@ -61,15 +61,14 @@ struct SplitKvTraits {
   static constexpr int kMmaStages = 3;
   static constexpr int kMmaShallowStages = 2;
   static constexpr int kMmaShallowMinSplitPositions = 1024;
-  // Smaller groups (MHA) take the tensor-core kernel too where its one-wave grid splits each row
-  // at least kMhaTensorCoreMinSplits times (batch 1 of a 32-head model on the H100: 8) and the rows
-  // hold at most kMhaTensorCoreMaxContext positions. H100, Llama-2-7B shape end to end (session
-  // 12): batch 1 at 128-3968 positions -0.7 to -1.3% per step; decode attention back to back,
-  // batch 1, 32 KV heads, 1K 12.2 -> 10.5 us and 4K 30.8 -> 29.0 us, but 16K and 32K +2-4% (on
-  // randomly placed cache blocks); batch 2 and 4 within +-0.7% end to end; batch 16 and 32 mixed
-  // or slower. The bound stays at the case that gains.
-  static constexpr int kMhaTensorCoreMinSplits = 8;
-  static constexpr int kMhaTensorCoreMaxContext = 4096;
+  // Smaller groups (MHA) take the tensor-core kernel too where its one-wave grid holds every
+  // (token, KV head) pair at least kMhaTensorCoreMinSplits times: batch 1-8 of a 32-head model on
+  // the H100. Since its tiles arrive by tensor copies (session 27), H100, Llama-2-7B shape per step
+  // against the CUDA-core kernel: batch 2 -0.8 to -0.9%, batch 4 -0.5 to -1.2%, batch 8 -2.1 to
+  // -3.0% (1024 and 3968 positions), batch 16 +0.7% at 1024 (so it keeps the CUDA cores). Decode
+  // attention alone, 32 KV heads: batch 1 at 16K and 32K -5 to -6% back to back (before the tensor
+  // copies these rows were 2-4% slower on tensor cores, and a context bound kept them off).
+  static constexpr int kMhaTensorCoreMinSplits = 1;
 };
 
 struct PrefillTraits {

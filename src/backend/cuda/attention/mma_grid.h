@@ -44,11 +44,10 @@ inline MmaGrid choose_mma_grid(int64_t blocks_per_split, int sm_count, int deep_
 }
 
 // Whether a group below SplitKvTraits::kMinTensorCoreGroup (MHA) runs on the tensor-core kernel:
-// where its one wave of deep-ring blocks splits every row at least kMhaTensorCoreMinSplits times
-// and the rows are short (attention_traits.h).
-inline bool small_group_on_tensor_cores(int64_t blocks_per_split, int sm_count, int deep_per_sm, int64_t max_kv_len) {
-  return int64_t{sm_count} * deep_per_sm / blocks_per_split >= SplitKvTraits::kMhaTensorCoreMinSplits &&
-         max_kv_len <= SplitKvTraits::kMhaTensorCoreMaxContext;
+// where its one wave of deep-ring blocks holds every (token, KV head) pair at least
+// kMhaTensorCoreMinSplits times (attention_traits.h).
+inline bool small_group_on_tensor_cores(int64_t blocks_per_split, int sm_count, int deep_per_sm) {
+  return int64_t{sm_count} * deep_per_sm >= blocks_per_split * SplitKvTraits::kMhaTensorCoreMinSplits;
 }
 
 // Whether the CUDA-core split kernel launches with PDL: where its splits hold at most
