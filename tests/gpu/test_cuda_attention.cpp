@@ -574,7 +574,10 @@ TEST(GpuAttention, SingleSplitRowsFinishInTheSplitKernel) {
 }
 
 // The tensor-core kernel loads before its PDL wait, so its launch is programmatic; the CUDA-core
-// kernel's only where its splits are short and its grid small (attention_traits.h).
+// kernel's only where its splits are short and its grid small (attention_traits.h). MHA pairs
+// within one wave of deep-ring blocks run on tensor cores (batch 1-8 of 32 heads on an H100), so
+// there the CUDA-core kernel holds only grids above the PDL bound; the CPU test
+// MmaGrid.CudaCoreSplitLaunchesWithPdlOnlyForShortSplitsOfFewPairs checks the rule's other cells.
 TEST(GpuAttention, SplitLaunchIsProgrammaticOnTensorCoresOrShortSplits) {
   FDPP_REQUIRE_GPU();
   const int sms = device_sm_count();
@@ -591,12 +594,12 @@ TEST(GpuAttention, SplitLaunchIsProgrammaticOnTensorCoresOrShortSplits) {
   const cuda::AttentionPlan mha_short_wide = cuda::plan_attention(many, 32, 32, 128, 256, sms);
   ASSERT_TRUE(gqa.tensor_cores);
   ASSERT_FALSE(mha_long.tensor_cores);
-  ASSERT_FALSE(mha_short.tensor_cores);
+  ASSERT_FALSE(mha_short_wide.tensor_cores);
   EXPECT_TRUE(gqa.split_pdl);
   EXPECT_GT(mha_long.split_size, cuda::SplitKvTraits::kCudaCorePdlMaxSplitPositions);
   EXPECT_FALSE(mha_long.split_pdl);
   EXPECT_LE(mha_short.split_size, cuda::SplitKvTraits::kCudaCorePdlMaxSplitPositions);
-  EXPECT_TRUE(mha_short.split_pdl);
+  EXPECT_TRUE(mha_short.split_pdl) << (mha_short.tensor_cores ? "tensor cores" : "CUDA cores");
   EXPECT_LE(mha_short_wide.split_size, cuda::SplitKvTraits::kCudaCorePdlMaxSplitPositions);
   EXPECT_FALSE(mha_short_wide.split_pdl) << many << " x 32 pairs cover the GPU more than twice";
 }

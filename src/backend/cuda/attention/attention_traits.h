@@ -35,6 +35,8 @@ struct SplitKvTraits {
   //  * batch 12-16 at 256 (384-512 pairs): -0.7 to -2.1%;
   //  * batch 13 and 16 at 1024 and 3968 (one split of the whole row): -4.4 to -17%. This was the
   //    step's jump from batch 12 to 13, which kSingleSplitWaves was first suspected of.
+  // Since session 27 the batch 2-8 cells above run on tensor cores on the H100 (kMhaTensorCoreMinSplits);
+  // the rule still governs group-2 models, other GPUs and FDPP_ATTENTION_MHA_TENSOR_CORES=0.
   // The tensor-core kernel always launches programmatically: it loads its first tiles before the
   // wait (Llama-3-8B batch 1-16 +0.9 to +1.5% without PDL).
   static constexpr int kCudaCorePdlMaxSplitPositions = 384;
