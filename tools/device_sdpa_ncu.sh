@@ -3,7 +3,7 @@
 # to set beside fdpp's split kernel on the same row (tools/device_attention_ncu.sh). One call of
 # bench/sdpa_one_row.py after three warm-ups; every kernel of that call: launch shape, registers,
 # shared memory, duration, DRAM throughput, occupancy and warp stalls. The full report goes to
-# $OUT/sdpa_ncu.txt. Written in session 26 and not yet run: check the first call's output.
+# $OUT/sdpa_ncu.txt. First run in session 27 (docs/PERF.md: cuDNN's sm80 flash kernel).
 # Usage: bash tools/device_sdpa_ncu.sh [BATCH,CONTEXT,KV_HEADS (default 16,32768,8)]
 set -uo pipefail
 row=${1:-16,32768,8}

@@ -24,6 +24,10 @@ __device__ __forceinline__ uint32_t smem_u32(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
 
+// 16 zero bytes at a shared-memory address (16-byte aligned).
+__device__ __forceinline__ void st_shared_zero_16(uint32_t smem) {
+  asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};\n" ::"r"(smem), "r"(0u) : "memory");
+}
 // 16 bytes global -> shared without passing through registers; when !valid, writes 16 zero bytes
 // (src-size 0: nothing is read from src, which must still be a valid address).
 __device__ __forceinline__ void cp_async_16(uint32_t smem, const void* gmem, bool valid) {

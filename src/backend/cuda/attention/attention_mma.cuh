@@ -180,7 +180,7 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads)
     } else {
 #pragma unroll
       for (int c = 0; c < Smem::kChunks; ++c)
-        asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};\n" ::"r"(dst + 16u * c), "r"(0u) : "memory");
+        st_shared_zero_16(dst + 16u * c);
     }
   };
   // kTensor: lane 0 copies the tile's K and V, 64 head dims per copy, from the tile's first slot
@@ -272,10 +272,8 @@ __global__ void __launch_bounds__(SplitKvTraits::kThreads)
     const uint32_t v_tile = k_tile + Smem::kMatrixBytes;
     const int base = first + kTile * Tr::kWarps * i;
     if (kTensor && base + kTile > end) {  // the row's last tile: V past `end` must be finite (zero weights)
-      for (int c = lane; c < (base + kTile - end) * Smem::kChunks; c += 32) {
-        const uint32_t dst = v_tile + Smem::offset(end - base + c / Smem::kChunks, c % Smem::kChunks);
-        asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};\n" ::"r"(dst), "r"(0u) : "memory");
-      }
+      for (int c = lane; c < (base + kTile - end) * Smem::kChunks; c += 32)
+        st_shared_zero_16(v_tile + Smem::offset(end - base + c / Smem::kChunks, c % Smem::kChunks));
       __syncwarp();
     }
 
