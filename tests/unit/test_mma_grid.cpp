@@ -64,14 +64,28 @@ TEST(MmaGrid, ShortContextsAndOtherGpus) {
   EXPECT_EQ(one_wave_splits(128, kSms, 2, 512), 2);
 }
 
-TEST(MmaGrid, MhaRowsOnTensorCoresUpToOneWaveOfPairs) {
+TEST(MmaGrid, MhaRowsOnTensorCoresUpToOneWaveOfPairsOrTwoFromFourKPositions) {
   // Llama-2-7B (32 KV heads) at batch 1-8: 32-256 (token, KV head) pairs within one wave of 264
-  // deep-ring slots, measured 0.5-3.0% faster per step on tensor cores (session 27).
-  for (int64_t batch : {1, 2, 4, 8})
-    EXPECT_TRUE(small_group_on_tensor_cores(batch * 32, kSms, kDeepPerSm)) << batch;
-  // Batch 9 and up (288+ pairs) keep the CUDA cores: batch 16 and 32 at 1024 were 0.6-0.7% slower.
-  for (int64_t batch : {9, 16, 32, 64})
-    EXPECT_FALSE(small_group_on_tensor_cores(batch * 32, kSms, kDeepPerSm)) << batch;
+  // deep-ring slots, measured 0.5-3.0% faster per step on tensor cores (session 27), at any length.
+  for (int64_t batch : {1, 2, 4, 8}) {
+    EXPECT_TRUE(small_group_on_tensor_cores(batch * 32, kSms, kDeepPerSm, 256)) << batch;
+    EXPECT_TRUE(small_group_on_tensor_cores(batch * 32, kSms, kDeepPerSm, 32768)) << batch;
+  }
+  // Batch 9-16 (288-512 pairs, within two waves): the CUDA cores below 4096 positions (batch 16
+  // was 0.7% slower per step at 1024), tensor cores from 4096 (batch 16 at 4K-32K 1.4-2.5% faster
+  // back to back, session 28).
+  for (int64_t batch : {9, 16}) {
+    EXPECT_FALSE(small_group_on_tensor_cores(batch * 32, kSms, kDeepPerSm, 1024)) << batch;
+    EXPECT_FALSE(small_group_on_tensor_cores(batch * 32, kSms, kDeepPerSm, 4095)) << batch;
+    EXPECT_TRUE(small_group_on_tensor_cores(batch * 32, kSms, kDeepPerSm, 4096)) << batch;
+    EXPECT_TRUE(small_group_on_tensor_cores(batch * 32, kSms, kDeepPerSm, 32768)) << batch;
+  }
+  // Batch 17 and up (more than two waves) keep the CUDA cores at any length: batch 64 at 16K was
+  // 0.2-0.3% slower on tensor cores.
+  for (int64_t batch : {17, 32, 64}) {
+    EXPECT_FALSE(small_group_on_tensor_cores(batch * 32, kSms, kDeepPerSm, 1024)) << batch;
+    EXPECT_FALSE(small_group_on_tensor_cores(batch * 32, kSms, kDeepPerSm, 16384)) << batch;
+  }
 }
 
 TEST(MmaGrid, CudaCoreSplitLaunchesWithPdlOnlyForShortSplitsOfFewPairs) {

@@ -309,7 +309,7 @@ AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv
     plan.tensor_cores = group >= SplitKvTraits::kMinTensorCoreGroup ||
                         (mha_switch == 0 || mha_switch == 1
                              ? mha_switch == 1
-                             : small_group_on_tensor_cores(blocks_per_split, sm_count, deep));
+                             : small_group_on_tensor_cores(blocks_per_split, sm_count, deep, max_kv_len));
     if (plan.tensor_cores) {
       // The tensor-core kernel keeps its loads in flight through its own pipeline: one wave of
       // resident blocks, as many as fit without a partial second wave, with the ring depth whose

@@ -45,9 +45,13 @@ inline MmaGrid choose_mma_grid(int64_t blocks_per_split, int sm_count, int deep_
 
 // Whether a group below SplitKvTraits::kMinTensorCoreGroup (MHA) runs on the tensor-core kernel:
 // where its one wave of deep-ring blocks holds every (token, KV head) pair at least
-// kMhaTensorCoreMinSplits times (attention_traits.h).
-inline bool small_group_on_tensor_cores(int64_t blocks_per_split, int sm_count, int deep_per_sm) {
-  return int64_t{sm_count} * deep_per_sm >= blocks_per_split * SplitKvTraits::kMhaTensorCoreMinSplits;
+// kMhaTensorCoreMinSplits times, or, from kMhaTensorCoreLongMinContext positions, where its pairs
+// fill at most kMhaTensorCoreLongMaxWaves such waves (attention_traits.h).
+inline bool small_group_on_tensor_cores(int64_t blocks_per_split, int sm_count, int deep_per_sm, int64_t max_kv_len) {
+  const int64_t slots = int64_t{sm_count} * deep_per_sm;
+  if (slots >= blocks_per_split * SplitKvTraits::kMhaTensorCoreMinSplits) return true;
+  return max_kv_len >= SplitKvTraits::kMhaTensorCoreLongMinContext &&
+         blocks_per_split <= slots * SplitKvTraits::kMhaTensorCoreLongMaxWaves;
 }
 
 // Whether the CUDA-core split kernel launches with PDL: where its splits hold at most
