@@ -239,6 +239,9 @@ TEST(GpuAttention, DecodeMatchesFloat64AcrossBatchesAndContexts) {
   const std::vector<std::vector<int32_t>> batches = {
       {1}, {7}, {1000}, {4097}, {32768},                // batch 1, lengths off the tile grid
       {1, 17, 300, 1024, 2049, 5, 64, 999},             // mixed lengths
+      // Batch 12 up to 4100 positions: with 32 KV heads, 384 pairs from 4096 positions take the
+      // tensor-core kernel on an H100 (small_group_on_tensor_cores, mma_grid.h).
+      {4100, 17, 300, 4096, 2049, 5, 64, 999, 1, 4097, 130, 3001},
   };
   uint32_t seed = 1;
   for (const auto& lens : batches) {
