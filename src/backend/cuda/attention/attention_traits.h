@@ -67,7 +67,7 @@ struct SplitKvTraits {
   // (token, KV head) pair at least kMhaTensorCoreMinSplits times: batch 1-8 of a 32-head model on
   // the H100. Since its tiles arrive by tensor copies (session 27), H100, Llama-2-7B shape per step
   // against the CUDA-core kernel: batch 2 -0.8 to -0.9%, batch 4 -0.5 to -1.2%, batch 8 -2.1 to
-  // -3.0% (1024 and 3968 positions), batch 16 +0.7% at 1024 (so it keeps the CUDA cores). Decode
+  // -3.0% (1024 and 3968 positions), batch 16 +0.7% at 1024 (see the long-context rule below). Decode
   // attention alone, 32 KV heads: batch 1 at 16K and 32K -5 to -6% back to back (before the tensor
   // copies these rows were 2-4% slower on tensor cores, and a context bound kept them off).
   static constexpr int kMhaTensorCoreMinSplits = 1;
@@ -75,8 +75,8 @@ struct SplitKvTraits {
   // waves of pairs take the tensor-core kernel too. H100, 32 KV heads, forced against the CUDA
   // cores in one call (session 28): batch 16 (512 pairs, 1.9 waves) at 4K / 16K / 32K -0.6 /
   // -0.8 / -1.0% alone and -2.5 / -1.5 / -1.4% back to back; batch 64 (7.8 waves) at 4K +-0.0%
-  // alone and at 16K +0.2 to +0.3%, so wider grids keep the CUDA cores. Below 4K positions batch
-  // 16 was slower per step (+0.7% at 1024, session 27).
+  // alone and at 16K +0.2 to +0.3%, so wider grids keep the CUDA cores, as do batch 9-16 below
+  // 4096 positions.
   static constexpr int64_t kMhaTensorCoreLongMinContext = 4096;
   static constexpr int kMhaTensorCoreLongMaxWaves = 2;
 };
