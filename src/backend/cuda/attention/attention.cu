@@ -285,7 +285,8 @@ AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv
     // tensor copies; FDPP_ATTENTION_MHA_TENSOR_CORES=0|1 forces the kernel of groups below
     // kMinTensorCoreGroup; FDPP_ATTENTION_MMA_STAGES=2|3 forces a ring depth;
     // FDPP_ATTENTION_MIN_SPLIT_POSITIONS=N raises the shortest split above kMinSplitPositions;
-    // FDPP_ATTENTION_SPLIT_PDL=0|1 forces the split launch's PDL attribute.
+    // FDPP_ATTENTION_SPLIT_PDL=0|1 forces the split launch's PDL attribute; FDPP_ATTENTION_SPLITS=N
+    // forces N splits per row (at most one per kMinSplitPositions positions) on either kernel.
     static const int single_split_switch = env_switch("FDPP_ATTENTION_SINGLE_SPLIT_WAVES");
     static const int single_split_waves =
         single_split_switch > 0 ? single_split_switch : SplitKvTraits::kSingleSplitWaves;
@@ -323,6 +324,8 @@ AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv
       plan.mma_stages = grid.stages;
       want = grid.splits;
     }
+    static const int forced_splits = env_switch("FDPP_ATTENTION_SPLITS");
+    if (forced_splits > 0) want = forced_splits;
     plan.num_splits = static_cast<int32_t>(std::clamp<int64_t>(want, 1, max_splits));
     const int64_t granule = 64;  // keeps every split a whole number of warp iterations
     const int64_t size = (max_kv_len + plan.num_splits - 1) / plan.num_splits;
