@@ -151,6 +151,11 @@ __device__ bool merge_row_splits(const AttentionParams<T>& p, const Workspace& w
   const int part = threadIdx.x / kLanesPerSplit, lane4 = threadIdx.x % kLanesPerSplit;
   // ws.acc rows are [splits, hd] fp32: 16-byte aligned since hd % 4 == 0.
   const float4* acc = reinterpret_cast<const float4*>(ws.acc + row * splits * kHeadDim) + lane4;
+  // Each thread's first range flag and denominator are requested before the partial sums and used
+  // after them, so they arrive in the same L2 round trip instead of a second one.
+  const bool owns_split = static_cast<int>(threadIdx.x) < splits;
+  int flagged = owns_split ? ws.flags[row * splits + threadIdx.x] : 0;
+  float denominator = owns_split ? ws.sum[row * splits + threadIdx.x] : 0.0f;
   float4 a = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
   for (int first = part; first < splits; first += kSplitsPerPass * kLoads) {
     float4 v[kLoads];
@@ -167,9 +172,7 @@ __device__ bool merge_row_splits(const AttentionParams<T>& p, const Workspace& w
       a.w += v[u].w;
     }
   }
-  int flagged = 0;
-  float denominator = 0.0f;
-  for (int s = threadIdx.x; s < splits; s += kThreads) {
+  for (int s = threadIdx.x + kThreads; s < splits; s += kThreads) {
     flagged |= ws.flags[row * splits + s];
     denominator += ws.sum[row * splits + s];
   }
