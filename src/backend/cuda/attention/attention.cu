@@ -133,7 +133,7 @@ split_kv_kernel(const AttentionParams<T> p) {
 // The fast path of the merge for one row: out = sum of the splits' partial sums / sum of their
 // denominators, or false when a split flagged a score outside the range. Thread i owns the float4
 // of head dims i % (hd / 4) of every (kThreads / (hd / 4))-th split and issues kLoadsInFlight of
-// them before adding any, so a row of 32 splits costs two L2 round trips (the first version walked
+// them before adding any, so a row of up to 32 splits costs one L2 round trip (the first version walked
 // the splits in three loops, four loads per round trip: 1.4-2 us more per call at batch 1 with 8
 // KV heads). The parts meet in shared memory in a fixed order, so the result does not depend on
 // timing.
@@ -152,7 +152,7 @@ __device__ bool merge_row_splits(const AttentionParams<T>& p, const Workspace& w
   // ws.acc rows are [splits, hd] fp32: 16-byte aligned since hd % 4 == 0.
   const float4* acc = reinterpret_cast<const float4*>(ws.acc + row * splits * kHeadDim) + lane4;
   // Each thread's first range flag and denominator are requested before the partial sums and used
-  // after them, so they arrive in the same L2 round trip instead of a second one.
+  // after them, so they arrive in the same L2 round trip as the sums instead of a second one.
   const bool owns_split = static_cast<int>(threadIdx.x) < splits;
   int flagged = owns_split ? ws.flags[row * splits + threadIdx.x] : 0;
   float denominator = owns_split ? ws.sum[row * splits + threadIdx.x] : 0.0f;
