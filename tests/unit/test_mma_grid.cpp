@@ -3,6 +3,8 @@
 // the choices measured in docs/PERF.md (sessions 11, 12 and 26).
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include "backend/cuda/attention/mma_grid.h"
 
 namespace fdpp::cuda {
@@ -64,7 +66,7 @@ TEST(MmaGrid, ShortContextsAndOtherGpus) {
   EXPECT_EQ(one_wave_splits(128, kSms, 2, 512), 2);
 }
 
-TEST(MmaGrid, MhaRowsOnTensorCoresUpToOneWaveOfPairsOrTwoFromFourKPositions) {
+TEST(MmaGrid, MhaRowsOnTensorCoresUpToOneWaveOfPairsOrAnyFromFourKPositions) {
   // Llama-2-7B (32 KV heads) at batch 1-8: 32-256 (token, KV head) pairs within one wave of 264
   // deep-ring slots, measured 0.5-3.0% faster per step on tensor cores (session 27), at any length.
   for (int64_t batch : {1, 2, 4, 8}) {
@@ -80,12 +82,32 @@ TEST(MmaGrid, MhaRowsOnTensorCoresUpToOneWaveOfPairsOrTwoFromFourKPositions) {
     EXPECT_TRUE(small_group_on_tensor_cores(batch * 32, kSms, kDeepPerSm, 4096)) << batch;
     EXPECT_TRUE(small_group_on_tensor_cores(batch * 32, kSms, kDeepPerSm, 32768)) << batch;
   }
-  // Batch 17 and up (more than two waves) keep the CUDA cores at any length: batch 64 at 16K was
-  // 0.2-0.3% slower on tensor cores.
+  // Batch 17 and up (more than two waves): the CUDA cores below 4096 positions, tensor cores from
+  // 4096 with splits of 2048 positions (batch 32-64 at 4K-16K 1.2-1.4% faster back to back, session 29).
   for (int64_t batch : {17, 32, 64}) {
     EXPECT_FALSE(small_group_on_tensor_cores(batch * 32, kSms, kDeepPerSm, 1024)) << batch;
-    EXPECT_FALSE(small_group_on_tensor_cores(batch * 32, kSms, kDeepPerSm, 16384)) << batch;
+    EXPECT_FALSE(small_group_on_tensor_cores(batch * 32, kSms, kDeepPerSm, 4095)) << batch;
+    EXPECT_TRUE(small_group_on_tensor_cores(batch * 32, kSms, kDeepPerSm, 4096)) << batch;
+    EXPECT_TRUE(small_group_on_tensor_cores(batch * 32, kSms, kDeepPerSm, 16384)) << batch;
   }
+}
+
+TEST(MmaGrid, WideMhaGridsSplitEveryTwoThousandPositions) {
+  auto wide = [](int64_t batch, int64_t len) {
+    return wide_small_group_grid(batch * 32, kSms, kDeepPerSm, len, max_splits_for(len));
+  };
+  // Within two waves of pairs (batch 16: 512 of 528) the one-wave grid applies: no wide grid.
+  EXPECT_EQ(wide(16, 32768).splits, 0);
+  EXPECT_EQ(wide(1, 32768).splits, 0);
+  // Wider grids: deep ring, one split per 2048 positions (the rows measured in session 29).
+  for (auto [batch, len, splits] : {std::tuple<int64_t, int64_t, int64_t>{64, 4096, 2}, {64, 8192, 4},
+                                    {64, 16384, 8}, {32, 16384, 8}, {17, 4097, 3}, {64, 1024, 1}}) {
+    const MmaGrid g = wide(batch, len);
+    EXPECT_EQ(g.stages, kDeep) << batch << " " << len;
+    EXPECT_EQ(g.splits, splits) << batch << " " << len;
+  }
+  // Never more splits than max_splits allows.
+  EXPECT_EQ(wide_small_group_grid(64 * 32, kSms, kDeepPerSm, 16384, 3).splits, 3);
 }
 
 TEST(MmaGrid, CudaCoreSplitLaunchesWithPdlOnlyForShortSplitsOfFewPairs) {

@@ -71,14 +71,18 @@ struct SplitKvTraits {
   // attention alone, 32 KV heads: batch 1 at 16K and 32K -5 to -6% back to back (before the tensor
   // copies these rows were 2-4% slower on tensor cores, and a context bound kept them off).
   static constexpr int kMhaTensorCoreMinSplits = 1;
-  // From kMhaTensorCoreLongMinContext positions, MHA grids of up to kMhaTensorCoreLongMaxWaves
-  // waves of pairs take the tensor-core kernel too. H100, 32 KV heads, forced against the CUDA
-  // cores in one call (session 28): batch 16 (512 pairs, 1.9 waves) at 4K / 16K / 32K -0.6 /
-  // -0.8 / -1.0% alone and -2.5 / -1.5 / -1.4% back to back; batch 64 (7.8 waves) at 4K +-0.0%
-  // alone and at 16K +0.2 to +0.3%, so wider grids keep the CUDA cores, as do batch 9-16 below
-  // 4096 positions.
+  // From kMhaTensorCoreLongMinContext positions every MHA grid takes the tensor-core kernel. H100,
+  // 32 KV heads, forced against the CUDA cores (session 28): batch 16 (512 pairs, 1.9 waves) at
+  // 4K / 16K / 32K -2.5 / -1.5 / -1.4% back to back on the one-wave grid (one split). Batch 9-16
+  // below 4096 positions keep the CUDA cores (batch 16 was 0.7% slower per step at 1024).
   static constexpr int64_t kMhaTensorCoreLongMinContext = 4096;
+  // Grids wider than kMhaTensorCoreLongMaxWaves waves of pairs (batch 17+ of 32 heads) were 0.2%
+  // slower there with one split per pair, but faster split into kMhaWideSplitPositions positions
+  // (wide_small_group_grid). H100, back to back against the CUDA cores' one split (session 29,
+  // FDPP_ATTENTION_SPLITS): batch 64 at 4K / 8K / 16K -1.2 / -1.4 / -1.2% (2 / 4 / 8 splits;
+  // 4 splits of 4096 at 16K were -1.5%, 16 of 1024 -0.8%), batch 32 at 16K -1.4%.
   static constexpr int kMhaTensorCoreLongMaxWaves = 2;
+  static constexpr int64_t kMhaWideSplitPositions = 2048;
 };
 
 struct PrefillTraits {

@@ -45,13 +45,23 @@ inline MmaGrid choose_mma_grid(int64_t blocks_per_split, int sm_count, int deep_
 
 // Whether a group below SplitKvTraits::kMinTensorCoreGroup (MHA) runs on the tensor-core kernel:
 // where its one wave of deep-ring blocks holds every (token, KV head) pair at least
-// kMhaTensorCoreMinSplits times, or, from kMhaTensorCoreLongMinContext positions, where its pairs
-// fill at most kMhaTensorCoreLongMaxWaves such waves (attention_traits.h).
+// kMhaTensorCoreMinSplits times, or from kMhaTensorCoreLongMinContext positions (attention_traits.h).
 inline bool small_group_on_tensor_cores(int64_t blocks_per_split, int sm_count, int deep_per_sm, int64_t max_kv_len) {
   const int64_t slots = int64_t{sm_count} * deep_per_sm;
   if (slots >= blocks_per_split * SplitKvTraits::kMhaTensorCoreMinSplits) return true;
-  return max_kv_len >= SplitKvTraits::kMhaTensorCoreLongMinContext &&
-         blocks_per_split <= slots * SplitKvTraits::kMhaTensorCoreLongMaxWaves;
+  return max_kv_len >= SplitKvTraits::kMhaTensorCoreLongMinContext;
+}
+
+// The tensor-core grid of a small group (MHA) whose pairs fill more than kMhaTensorCoreLongMaxWaves
+// waves of deep-ring blocks, or 0 splits where the one-wave grid applies: deep ring, one split per
+// kMhaWideSplitPositions positions (at most max_splits, at least one).
+inline MmaGrid wide_small_group_grid(int64_t blocks_per_split, int sm_count, int deep_per_sm, int64_t max_kv_len,
+                                     int64_t max_splits) {
+  const int64_t slots = int64_t{sm_count} * deep_per_sm;
+  if (blocks_per_split <= slots * SplitKvTraits::kMhaTensorCoreLongMaxWaves) return {SplitKvTraits::kMmaStages, 0};
+  constexpr int64_t kSplit = SplitKvTraits::kMhaWideSplitPositions;
+  const int64_t splits = (max_kv_len + kSplit - 1) / kSplit;
+  return {SplitKvTraits::kMmaStages, std::clamp<int64_t>(splits, 1, std::max<int64_t>(1, max_splits))};
 }
 
 // Whether the CUDA-core split kernel launches with PDL: where its splits hold at most
