@@ -73,8 +73,9 @@ struct SplitKvTraits {
   static constexpr int kMhaTensorCoreMinSplits = 1;
   // From kMhaTensorCoreLongMinContext positions every MHA grid takes the tensor-core kernel. H100,
   // 32 KV heads, forced against the CUDA cores (session 28): batch 16 (512 pairs, 1.9 waves) at
-  // 4K / 16K / 32K -2.5 / -1.5 / -1.4% back to back on the one-wave grid (one split). Batch 9-16
-  // below 4096 positions keep the CUDA cores (batch 16 was 0.7% slower per step at 1024).
+  // 4K / 16K / 32K -2.5 / -1.5 / -1.4% back to back on the one-wave grid (one split). MHA grids
+  // beyond one wave keep the CUDA cores below 4096 positions: batch 16 was 0.7% slower per step at
+  // 1024 (session 27), and Llama-2-7B batch 32 and 64 at 1024 no faster per step (session 29).
   static constexpr int64_t kMhaTensorCoreLongMinContext = 4096;
   // Grids wider than kMhaTensorCoreLongMaxWaves waves of pairs (batch 17+ of 32 heads) were 0.2%
   // slower there with one split per pair, but faster split into kMhaWideSplitPositions positions
