@@ -78,12 +78,15 @@ struct SplitKvTraits {
   // 1024 (session 27), and Llama-2-7B batch 32 and 64 at 1024 no faster per step (session 29).
   static constexpr int64_t kMhaTensorCoreLongMinContext = 4096;
   // Grids wider than kMhaTensorCoreLongMaxWaves waves of pairs (batch 17+ of 32 heads) were 0.2%
-  // slower there with one split per pair, but faster split into kMhaWideSplitPositions positions
-  // (wide_small_group_grid). H100, back to back against the CUDA cores' one split (session 29,
-  // FDPP_ATTENTION_SPLITS): batch 64 at 4K / 8K / 16K -1.2 / -1.4 / -1.2% (2 / 4 / 8 splits;
-  // 4 splits of 4096 at 16K were -1.5%, 16 of 1024 -0.8%), batch 32 at 16K -1.4%.
+  // slower there with one split per pair, but faster split into pieces (wide_small_group_grid).
+  // H100, back to back against the CUDA cores' one split (session 29, FDPP_ATTENTION_SPLITS):
+  // batch 64 at 4K -1.3% (2 splits of 2048; 1 split, 4 and 8 were slower), at 16K -1.5% with
+  // 4 splits of 4096 (8 of 2048 -1.2%). Pieces of kMhaWideSplitPositions against pieces of 2048
+  // (session 30, same call): batch 24-64 at 8K-32K -0.3 to -0.4% on every row; at least
+  // kMhaWideMinSplits, so that 4K keeps its two splits.
   static constexpr int kMhaTensorCoreLongMaxWaves = 2;
-  static constexpr int64_t kMhaWideSplitPositions = 2048;
+  static constexpr int64_t kMhaWideSplitPositions = 4096;
+  static constexpr int64_t kMhaWideMinSplits = 2;
 };
 
 struct PrefillTraits {
