@@ -92,18 +92,18 @@ TEST(MmaGrid, MhaRowsOnTensorCoresUpToOneWaveOfPairsOrAnyFromFourKPositions) {
   }
 }
 
-TEST(MmaGrid, WideMhaGridsSplitEveryFourThousandPositionsAtLeastTwice) {
+TEST(MmaGrid, WideMhaGridsSplitEveryTwoThousandPositionsOrFourFromEightK) {
   auto wide = [](int64_t batch, int64_t len) {
     return wide_small_group_grid(batch * 32, kSms, kDeepPerSm, len, max_splits_for(len));
   };
   // Within two waves of pairs (batch 16: 512 of 528) the one-wave grid applies: no wide grid.
   EXPECT_EQ(wide(16, 32768).splits, 0);
   EXPECT_EQ(wide(1, 32768).splits, 0);
-  // Wider grids: deep ring, one split per 4096 positions, at least two (sessions 29-30's rows);
-  // never more than one split per kMinSplitPositions (batch 64 at 64 positions: one).
-  for (auto [batch, len, splits] : {std::tuple<int64_t, int64_t, int64_t>{64, 4096, 2}, {64, 8192, 2},
-                                    {64, 16384, 4}, {32, 32768, 8}, {17, 8193, 3}, {64, 1024, 2},
-                                    {64, 64, 1}}) {
+  // Wider grids: deep ring, one split per 2048 positions, per 4096 from 8192 (the rows measured in
+  // sessions 29-30); never more than one split per kMinSplitPositions (64 positions: one).
+  for (auto [batch, len, splits] : {std::tuple<int64_t, int64_t, int64_t>{64, 4096, 2}, {20, 6144, 3},
+                                    {20, 8191, 4}, {64, 8192, 2}, {64, 16384, 4}, {32, 32768, 8},
+                                    {17, 8193, 3}, {64, 1024, 1}, {64, 64, 1}}) {
     const MmaGrid g = wide(batch, len);
     EXPECT_EQ(g.stages, kDeep) << batch << " " << len;
     EXPECT_EQ(g.splits, splits) << batch << " " << len;

@@ -80,13 +80,14 @@ struct SplitKvTraits {
   // Grids wider than kMhaTensorCoreLongMaxWaves waves of pairs (batch 17+ of 32 heads) were 0.2%
   // slower there with one split per pair, but faster split into pieces (wide_small_group_grid).
   // H100, back to back against the CUDA cores' one split (session 29, FDPP_ATTENTION_SPLITS):
-  // batch 64 at 4K -1.3% (2 splits of 2048; 1 split, 4 and 8 were slower), at 16K -1.5% with
-  // 4 splits of 4096 (8 of 2048 -1.2%). Pieces of kMhaWideSplitPositions against pieces of 2048
-  // (session 30, same call): batch 24-64 at 8K-32K -0.3 to -0.4% on every row; at least
-  // kMhaWideMinSplits, so that 4K keeps its two splits.
+  // batch 64 at 4K -1.3% (2 splits of 2048; 1, 4 and 8 splits were slower). Pieces of
+  // kMhaWideLongSplitPositions from kMhaWideLongMinContext against pieces of 2048 (session 30,
+  // same calls): batch 20-64 at 8K-32K -0.3 to -0.7% on every row; below it pieces of 2048 (batch
+  // 20 at 6K: 3 splits 0.4% faster than 2 of 3072).
   static constexpr int kMhaTensorCoreLongMaxWaves = 2;
-  static constexpr int64_t kMhaWideSplitPositions = 4096;
-  static constexpr int64_t kMhaWideMinSplits = 2;
+  static constexpr int64_t kMhaWideSplitPositions = 2048;
+  static constexpr int64_t kMhaWideLongSplitPositions = 4096;
+  static constexpr int64_t kMhaWideLongMinContext = 8192;
 };
 
 struct PrefillTraits {

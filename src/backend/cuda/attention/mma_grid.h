@@ -54,13 +54,15 @@ inline bool small_group_on_tensor_cores(int64_t blocks_per_split, int sm_count, 
 
 // The tensor-core grid of a small group (MHA) whose pairs fill more than kMhaTensorCoreLongMaxWaves
 // waves of deep-ring blocks, or 0 splits where the one-wave grid applies: deep ring, one split per
-// kMhaWideSplitPositions positions but at least kMhaWideMinSplits (at most max_splits, at least one).
+// kMhaWideSplitPositions positions, or per kMhaWideLongSplitPositions from kMhaWideLongMinContext
+// (at most max_splits, at least one).
 inline MmaGrid wide_small_group_grid(int64_t blocks_per_split, int sm_count, int deep_per_sm, int64_t max_kv_len,
                                      int64_t max_splits) {
   const int64_t slots = int64_t{sm_count} * deep_per_sm;
   if (blocks_per_split <= slots * SplitKvTraits::kMhaTensorCoreLongMaxWaves) return {SplitKvTraits::kMmaStages, 0};
-  constexpr int64_t kSplit = SplitKvTraits::kMhaWideSplitPositions;
-  const int64_t splits = std::max((max_kv_len + kSplit - 1) / kSplit, SplitKvTraits::kMhaWideMinSplits);
+  const int64_t split = max_kv_len >= SplitKvTraits::kMhaWideLongMinContext ? SplitKvTraits::kMhaWideLongSplitPositions
+                                                                             : SplitKvTraits::kMhaWideSplitPositions;
+  const int64_t splits = (max_kv_len + split - 1) / split;
   return {SplitKvTraits::kMmaStages, std::clamp<int64_t>(splits, 1, std::max<int64_t>(1, max_splits))};
 }
 
