@@ -112,6 +112,26 @@ TEST(MmaGrid, WideMhaGridsSplitEveryTwoThousandPositionsOrFourFromEightK) {
   EXPECT_EQ(wide_small_group_grid(64 * 32, kSms, kDeepPerSm, 16384, 3).splits, 3);
 }
 
+TEST(MmaGrid, ShortSplitsCutToOneRingPerWarpWhereEverySmKeepsABlock) {
+  auto splits = [](int64_t batch, int64_t kv_heads, int64_t len) {
+    return full_ring_splits(h100(batch, kv_heads, len).splits, batch * kv_heads, kSms, len);
+  };
+  EXPECT_EQ(SplitKvTraits::kMmaFullRingPositions, 192);
+  // Session 30's rows: GQA batch 1 at 4K 33 (32 once plan_attention rounds splits to 64 positions)
+  // -> 22 splits (176 blocks), MHA batch 1 at 1K 8 -> 6.
+  EXPECT_EQ(h100(1, 8, 4096).splits, 33);
+  EXPECT_EQ(splits(1, 8, 4096), 22);
+  EXPECT_EQ(splits(1, 32, 1024), 6);
+  // GQA batch 1 at 1K would keep 48 blocks for 132 SMs (15% slower alone): the one-wave grid stays,
+  // as at 3K (16 splits, 128 blocks) and batch 2 at 1K (96 blocks).
+  EXPECT_EQ(splits(1, 8, 1024), h100(1, 8, 1024).splits);
+  EXPECT_EQ(splits(1, 8, 3072), h100(1, 8, 3072).splits);
+  EXPECT_EQ(splits(2, 8, 1024), h100(2, 8, 1024).splits);
+  // Splits already a ring long or longer stay: GQA batch 1 at 16K (512 positions), batch 4 at 4K.
+  EXPECT_EQ(splits(1, 8, 16384), h100(1, 8, 16384).splits);
+  EXPECT_EQ(splits(4, 8, 4096), h100(4, 8, 4096).splits);
+}
+
 TEST(MmaGrid, CudaCoreSplitLaunchesWithPdlOnlyForShortSplitsOfFewPairs) {
   // Llama-2-7B (32 KV heads), measured per step against PDL on every split launch (session 26).
   // Batch 2-8 at 256-1024 positions (splits of 64-384, at most 256 pairs): PDL kept, 0.5-1.1% faster.

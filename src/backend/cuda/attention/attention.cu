@@ -322,6 +322,7 @@ AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv
       plan.mma_bulk = bulk;
       plan.mma_tensor_maps = tensor_maps;
       MmaGrid grid = choose_mma_grid(blocks_per_split, sm_count, deep, shallow, max_kv_len, max_splits);
+      grid.splits = full_ring_splits(grid.splits, blocks_per_split, sm_count, max_kv_len);
       if (group < SplitKvTraits::kMinTensorCoreGroup) {
         const MmaGrid wide = wide_small_group_grid(blocks_per_split, sm_count, deep, max_kv_len, max_splits);
         if (wide.splits > 0) grid = wide;

@@ -61,6 +61,14 @@ struct SplitKvTraits {
   // attention follows attention: Llama-3-8B per step at 1K and 3968 unchanged (session 18).
   static constexpr int kMmaTile = 16;
   static constexpr int kMmaStages = 3;
+  // A one-wave grid of short rows (batch 1-4) is cut so that each split holds at least
+  // kMmaFullRingPositions positions, one deep ring per warp: every warp issues all its tile loads
+  // at once. Only where the grid keeps at least one block per SM (full_ring_splits, mma_grid.h).
+  // H100, against splits of 128 (session 30, FDPP_ATTENTION_MIN_SPLIT_POSITIONS): GQA batch 1 at
+  // 4K (32 -> 22 splits) 11.2 -> 10.6 us back to back, Llama-3-8B batch 1 at 4096 -0.6% per step;
+  // MHA batch 1 at 1K (8 -> 6) 10.0 -> 9.8 us; batch 4 at 1024 unchanged per step. Splits of 256
+  // were no faster; at 1K GQA batch 1 (6 splits: 48 blocks) the alone time rose 15%.
+  static constexpr int64_t kMmaFullRingPositions = int64_t{kMmaTile} * kWarps * kMmaStages;
   static constexpr int kMmaShallowStages = 2;
   static constexpr int kMmaShallowMinSplitPositions = 1024;
   // Smaller groups (MHA) take the tensor-core kernel too where its one-wave grid holds every

@@ -43,6 +43,14 @@ inline MmaGrid choose_mma_grid(int64_t blocks_per_split, int sm_count, int deep_
   return take_shallow ? MmaGrid{SplitKvTraits::kMmaShallowStages, shallow} : MmaGrid{SplitKvTraits::kMmaStages, deep};
 }
 
+// The one-wave grid's splits cut to one per kMmaFullRingPositions positions where its splits are
+// shorter and the cut grid still holds a block per SM (attention_traits.h); otherwise `splits`.
+inline int64_t full_ring_splits(int64_t splits, int64_t blocks_per_split, int sm_count, int64_t max_kv_len) {
+  constexpr int64_t kRing = SplitKvTraits::kMmaFullRingPositions;
+  const int64_t cut = (max_kv_len + kRing - 1) / kRing;
+  return cut < splits && cut * blocks_per_split >= sm_count ? cut : splits;
+}
+
 // Whether a group below SplitKvTraits::kMinTensorCoreGroup (MHA) runs on the tensor-core kernel:
 // where its one wave of deep-ring blocks holds every (token, KV head) pair at least
 // kMhaTensorCoreMinSplits times, or from kMhaTensorCoreLongMinContext positions (attention_traits.h).
