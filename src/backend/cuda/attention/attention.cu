@@ -289,7 +289,8 @@ AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv
     // kMinTensorCoreGroup; FDPP_ATTENTION_MMA_STAGES=2|3 forces a ring depth;
     // FDPP_ATTENTION_MIN_SPLIT_POSITIONS=N raises the shortest split above kMinSplitPositions;
     // FDPP_ATTENTION_SPLIT_PDL=0|1 forces the split launch's PDL attribute; FDPP_ATTENTION_SPLITS=N
-    // forces N splits per row (at most one per kMinSplitPositions positions) on either kernel.
+    // forces N splits per row (at most one per kMinSplitPositions positions) on either kernel;
+    // FDPP_ATTENTION_FULL_RING=0 keeps the tensor-core kernel's one-wave splits (full_ring_splits).
     static const int single_split_switch = env_switch("FDPP_ATTENTION_SINGLE_SPLIT_WAVES");
     static const int single_split_waves =
         single_split_switch > 0 ? single_split_switch : SplitKvTraits::kSingleSplitWaves;
@@ -322,7 +323,8 @@ AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv
       plan.mma_bulk = bulk;
       plan.mma_tensor_maps = tensor_maps;
       MmaGrid grid = choose_mma_grid(blocks_per_split, sm_count, deep, shallow, max_kv_len, max_splits);
-      grid.splits = full_ring_splits(grid.splits, blocks_per_split, sm_count, max_kv_len);
+      static const bool full_ring = env_switch("FDPP_ATTENTION_FULL_RING") != 0;
+      if (full_ring) grid.splits = full_ring_splits(grid.splits, blocks_per_split, sm_count, max_kv_len);
       if (group < SplitKvTraits::kMinTensorCoreGroup) {
         const MmaGrid wide = wide_small_group_grid(blocks_per_split, sm_count, deep, max_kv_len, max_splits);
         if (wide.splits > 0) grid = wide;
