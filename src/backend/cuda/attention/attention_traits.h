@@ -64,10 +64,12 @@ struct SplitKvTraits {
   // A one-wave grid of short rows (batch 1-4) is cut so that each split holds at least
   // kMmaFullRingPositions positions, one deep ring per warp: every warp issues all its tile loads
   // at once. Only where the grid keeps at least one block per SM (full_ring_splits, mma_grid.h).
-  // H100, against splits of 128 (session 30, FDPP_ATTENTION_MIN_SPLIT_POSITIONS): GQA batch 1 at
-  // 4K (32 -> 22 splits) 11.2 -> 10.6 us back to back, Llama-3-8B batch 1 at 4096 -0.6% per step;
-  // MHA batch 1 at 1K (8 -> 6) 10.0 -> 9.8 us; batch 4 at 1024 unchanged per step. Splits of 256
-  // were no faster; at 1K GQA batch 1 (6 splits: 48 blocks) the alone time rose 15%.
+  // H100, against the one-wave splits (session 30, FDPP_ATTENTION_FULL_RING=0): alone -2 to -5%
+  // on GQA batch 1 at 3968-4096, batch 2 at 2K and batch 4 at 1K and MHA batch 1 at 1K; back to
+  // back GQA batch 1 at 4K 11.3-11.6 -> 10.6 us, but at 3968 11.0-11.2 -> 11.3-11.6. Per step:
+  // Llama-3-8B batch 1 at 3968 -0.6%, batch 2 at 2048, batch 4 at 1024 and Llama-2-7B batch 1 at
+  // 1024 unchanged. Splits of 256 were no faster; at 1K GQA batch 1 (6 splits: 48 blocks) the alone
+  // time rose 15%, hence the bound of a block per SM.
   static constexpr int64_t kMmaFullRingPositions = int64_t{kMmaTile} * kWarps * kMmaStages;
   static constexpr int kMmaShallowStages = 2;
   static constexpr int kMmaShallowMinSplitPositions = 1024;
