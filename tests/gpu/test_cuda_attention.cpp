@@ -243,7 +243,7 @@ TEST(GpuAttention, DecodeMatchesFloat64AcrossBatchesAndContexts) {
       // tensor-core kernel on an H100 (small_group_on_tensor_cores, mma_grid.h).
       {4100, 17, 300, 4096, 2049, 5, 64, 999, 1, 4097, 130, 3001},
       // Batch 20 up to 6200 positions: 640 pairs, more than two waves, take the tensor-core kernel
-      // with splits of 2048 positions, the last one partial (wide_small_group_grid).
+      // with one split per 2048 positions (4 of 1600), the last one partial (wide_small_group_grid).
       {6200, 4096, 17, 2048, 2049, 6143, 5, 64, 999, 1, 4097, 130, 3001, 6200, 700, 5000, 33, 4095, 1500, 6199},
   };
   uint32_t seed = 1;

@@ -83,7 +83,7 @@ TEST(MmaGrid, MhaRowsOnTensorCoresUpToOneWaveOfPairsOrAnyFromFourKPositions) {
     EXPECT_TRUE(small_group_on_tensor_cores(batch * 32, kSms, kDeepPerSm, 32768)) << batch;
   }
   // Batch 17 and up (more than two waves): the CUDA cores below 4096 positions, tensor cores from
-  // 4096 with splits of 2048 positions (batch 32-64 at 4K-16K 1.2-1.4% faster back to back, session 29).
+  // 4096 on the wide grid (batch 32-64 at 4K-16K 1.2-1.4% faster back to back, session 29).
   for (int64_t batch : {17, 32, 64}) {
     EXPECT_FALSE(small_group_on_tensor_cores(batch * 32, kSms, kDeepPerSm, 1024)) << batch;
     EXPECT_FALSE(small_group_on_tensor_cores(batch * 32, kSms, kDeepPerSm, 4095)) << batch;
