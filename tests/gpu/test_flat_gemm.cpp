@@ -8,6 +8,7 @@
 // refuses. Outputs are poisoned (NaN) before every run.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -55,22 +56,26 @@ struct Layer {
 
 // One flat GEMM of a fresh x [M, K] with the layer's weights against cpu::linear; failures name
 // the mainloop, kernel variant and split count the plan chose.
-// splits: FlatGemmParams::splits (0: the plan's policy).
+// splits: FlatGemmParams::splits (0: the plan's policy); weight_buffers likewise.
 template <typename T>
 void check_one(const Layer<T>& layer, int64_t M, Epilogue epi, std::mt19937& rng,
-               cuda::FlatGemmMainloop mainloop = cuda::FlatGemmMainloop::kAuto, int splits = 0) {
+               cuda::FlatGemmMainloop mainloop = cuda::FlatGemmMainloop::kAuto, int splits = 0, int weight_buffers = 0) {
   test::check_linear_run<T, cuda::FlatGemmParams<T>>(
       layer.w, layer.w.dev, layer.bias, M, layer.N, layer.K, epi, rng, layer.name(),
-      [mainloop, splits](cuda::FlatGemmParams<T> p, std::string* trace) {
+      [mainloop, splits, weight_buffers](cuda::FlatGemmParams<T> p, std::string* trace) {
         p.mainloop = mainloop;
         p.splits = splits;
+        p.weight_buffers = weight_buffers;
         cuda::FlatGemmPlan plan;
         const Status planned = cuda::plan_flat_gemm(p, &plan);
         if (!planned.is_ok()) return planned;
         *trace = std::string(plan.streamed ? " (streamed" : " (pipelined") + ", variant " +
-                 std::to_string(plan.m_class) + ", splits " + std::to_string(plan.splits) + ")";
+                 std::to_string(plan.m_class) + ", splits " + std::to_string(plan.splits) + ", weight buffers " +
+                 std::to_string(plan.weight_buffers) + ")";
         if (splits > 0 && plan.splits != std::min(splits, std::max(1, plan.k_tiles)))
           return Status{ErrorCode::kInternal, "the plan did not take the forced split count" + *trace};
+        if (weight_buffers > 0 && plan.weight_buffers != weight_buffers)
+          return Status{ErrorCode::kInternal, "the plan did not take the forced weight buffers" + *trace};
         return cuda::launch_flat_gemm(p, nullptr);
       });
 }
@@ -81,12 +86,14 @@ const std::vector<int64_t> kAllM = {1, 2, 3, 7, 8, 9, 16, 31, 33, 64};
 // Runs the given M on one shape; the epilogue rotates with M so every shape sees several.
 template <typename T>
 void check_shape(int64_t N, int64_t K, const std::vector<int64_t>& ms, uint32_t seed, Epilogue first = Epilogue::kNone,
-                 cuda::FlatGemmMainloop mainloop = cuda::FlatGemmMainloop::kAuto, int splits = 0) {
+                 cuda::FlatGemmMainloop mainloop = cuda::FlatGemmMainloop::kAuto, int splits = 0,
+                 int weight_buffers = 0) {
   const Layer<T> layer(N, K, seed);
   std::mt19937 rng(seed);
   int e = static_cast<int>(first);
   for (int64_t M : ms) {
-    check_one<T>(layer, M, static_cast<Epilogue>(e++ % static_cast<int>(Epilogue::kCount)), rng, mainloop, splits);
+    check_one<T>(layer, M, static_cast<Epilogue>(e++ % static_cast<int>(Epilogue::kCount)), rng, mainloop, splits,
+                 weight_buffers);
     if (::testing::Test::HasFatalFailure()) return;
   }
 }
@@ -265,6 +272,89 @@ TEST(GpuFlatGemm, GatedSiluEpilogueMatchesCpu) {
       }
 }
 
+// The deep weight ring (FlatGemmParams::weight_buffers = 3: three steps of weights per warp in
+// registers, one-split launches at M 9-16) against the CPU: every epilogue, ragged N and K (K =
+// 4104 is 9 steps, not a multiple of the 6-step unroll; K = 1000 is 2, fewer than the ring holds;
+// K = 40 one), both dtypes and the gated epilogue. The norm prologues have no deep variant:
+// forcing one is refused, and the plan's own choice keeps two buffers. The ring adds the same
+// terms in the same order as two buffers, so the outputs are the same bits. On a GPU with at least
+// 128 SMs the plan takes it for Llama-3-8B's QKV [6144, 4096] at M = 16 (384 CTAs, 3 per SM).
+TEST(GpuFlatGemm, DeepWeightRingMatchesCpu) {
+  FDPP_REQUIRE_GPU();
+  constexpr int kDeep = 3;
+  uint32_t seed = 600;
+  const std::vector<Shape> shapes = {{6144, 4096}, {1000, 4104}, {4097, 1000}, {17, 40}};
+  for (const Shape& s : shapes) {
+    check_shape<__half>(s.N, s.K, {9, 12, 16}, seed++, static_cast<Epilogue>(seed % 3),
+                        cuda::FlatGemmMainloop::kStreamed, 1, kDeep);
+    check_shape<__nv_bfloat16>(s.N, s.K, {10, 16}, seed++, Epilogue::kResidual, cuda::FlatGemmMainloop::kStreamed, 1,
+                               kDeep);
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+  std::mt19937 rng(15);
+  auto deep_launch = [](const auto& p) {
+    auto q = p;
+    q.splits = 1;
+    q.weight_buffers = kDeep;
+    return cuda::launch_flat_gemm(q, nullptr);
+  };
+  auto planned_launch = [](const auto& p) {  // a norm prologue: the plan keeps two buffers
+    auto q = p;
+    q.splits = 1;
+    cuda::FlatGemmPlan plan;
+    if (const Status st = cuda::plan_flat_gemm(q, &plan); !st.is_ok()) return st;
+    if (plan.weight_buffers != 2) return Status{ErrorCode::kInternal, "a norm prologue took the deep ring"};
+    q.weight_buffers = kDeep;
+    if (cuda::launch_flat_gemm(q, nullptr).code() != ErrorCode::kUnsupported)
+      return Status{ErrorCode::kInternal, "a forced deep ring with a norm prologue was not refused"};
+    q.weight_buffers = 0;
+    return cuda::launch_flat_gemm(q, nullptr);
+  };
+  for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{{6144, 4096}, {1030, 4104}, {18, 40}})
+    for (int64_t M : {9, 16}) {
+      test::check_gated_silu_run<__half, cuda::FlatGemmParams<__half>>(n, k, M, false, n == 18, M == 9, rng,
+                                                                       deep_launch);
+      test::check_gated_silu_run<__nv_bfloat16, cuda::FlatGemmParams<__nv_bfloat16>>(n, k, M, true, M == 9, false,
+                                                                                     rng, planned_launch);
+      test::check_norm_prologue_run<__half, cuda::FlatGemmParams<__half>>(n, k, M, M == 9, true, rng,
+                                                                          planned_launch);
+    }
+
+  // The same bits as two buffers, and the plan's choice on a large GPU.
+  const Layer<__half> layer(6144, 4096, 16);
+  for (int64_t M : {9, 16}) {
+    test::DeviceArray<__half> x(static_cast<size_t>(M * layer.K)), a(static_cast<size_t>(M * layer.N)), b(a.size());
+    x.fill_normal(rng, 1.0f);
+    cuda::FlatGemmParams<__half> p;
+    p.x = x.dev;
+    p.w = layer.w.dev;
+    p.M = M;
+    p.N = layer.N;
+    p.K = layer.K;
+    p.out = a.dev;
+    cuda::FlatGemmPlan plan;
+    ASSERT_TRUE(cuda::plan_flat_gemm(p, &plan).is_ok());
+    int sms = 0;
+    ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
+    const char* deep_switch = std::getenv("FDPP_FLAT_GEMM_DEEP");
+    if (sms >= 128 && (deep_switch == nullptr || std::string(deep_switch) != "0")) {
+      EXPECT_EQ(plan.splits, 1);
+      EXPECT_EQ(plan.weight_buffers, kDeep) << "M=" << M << ": 384 CTAs fit at 3 per SM";
+    }
+    p.weight_buffers = 2;
+    ASSERT_TRUE(cuda::launch_flat_gemm(p, nullptr).is_ok());
+    p.weight_buffers = kDeep;
+    p.splits = 1;
+    p.out = b.dev;
+    ASSERT_TRUE(cuda::launch_flat_gemm(p, nullptr).is_ok());
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    std::vector<__half> ha(a.size()), hb(b.size());
+    ASSERT_EQ(cudaMemcpy(ha.data(), a.dev, ha.size() * 2, cudaMemcpyDeviceToHost), cudaSuccess);
+    ASSERT_EQ(cudaMemcpy(hb.data(), b.dev, hb.size() * 2, cudaMemcpyDeviceToHost), cudaSuccess);
+    EXPECT_EQ(std::memcmp(ha.data(), hb.data(), ha.size() * 2), 0) << "M=" << M << ": three buffers differ from two";
+  }
+}
+
 // Split K sums its partials in a fixed order, and the streamed kernel its warps' K pieces: two
 // runs give the same bits. [1000, 4104] has 8 row blocks of the pipelined kernel, so any GPU with
 // 16+ SMs splits K there (M > 16); the streamed kernel (M <= 16) is run with its plan's splits and
@@ -389,6 +479,33 @@ TEST(GpuFlatGemm, RejectsBadArguments) {
   p.splits = cuda::kFlatGemmMaxSplits + 1;
   EXPECT_EQ(cuda::launch_flat_gemm(p, nullptr).code(), ErrorCode::kInvalidArgument);
   p.splits = 0;
+
+  p.weight_buffers = 4;  // neither 0, 2 nor the deep ring's 3
+  st = cuda::launch_flat_gemm(p, nullptr);
+  EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument) << st.message();
+  EXPECT_NE(st.message().find("weight_buffers"), std::string::npos) << st.message();
+  p.weight_buffers = 3;  // the deep ring: M 9-16, one split, the streamed mainloop only
+  st = cuda::launch_flat_gemm(p, nullptr);  // M = 2
+  EXPECT_EQ(st.code(), ErrorCode::kUnsupported) << st.message();
+  EXPECT_NE(st.message().find("M = 2"), std::string::npos) << st.message();
+  p.M = 16;
+  EXPECT_TRUE(cuda::launch_flat_gemm(p, nullptr).is_ok());
+  {  // two steps of K, so that 2 splits are not clamped to one
+    test::DeviceArray<__half> x2(16 * 1024), w2(16 * 1024);
+    cuda::FlatGemmParams<__half> q = p;
+    q.x = x2.dev;
+    q.w = w2.dev;
+    q.K = 1024;
+    q.splits = 2;
+    st = cuda::launch_flat_gemm(q, nullptr);
+    EXPECT_EQ(st.code(), ErrorCode::kUnsupported) << st.message();
+    EXPECT_NE(st.message().find("splits = 2"), std::string::npos) << st.message();
+  }
+  p.mainloop = cuda::FlatGemmMainloop::kPipelined;
+  EXPECT_EQ(cuda::launch_flat_gemm(p, nullptr).code(), ErrorCode::kUnsupported);
+  p.mainloop = cuda::FlatGemmMainloop::kAuto;
+  p.weight_buffers = 0;
+  p.M = 2;
 
   p.M = 17;  // the streamed mainloop forced past its largest M
   p.mainloop = cuda::FlatGemmMainloop::kStreamed;

@@ -73,6 +73,12 @@ KernelFn<T> streamed_kernel_for(int norm) {
   }
 }
 
+// Whether a streamed launch has a deep-ring variant (flat_gemm_traits.h): two n-tiles, one split,
+// no norm prologue, no QKV epilogue.
+bool has_deep_variant(int m_class, int norm, bool split, bool rope) {
+  return m_class == 2 && norm == kNoNorm && !split && !rope;
+}
+
 // The QKV epilogue (rope) has one n-tiles class: validate_rope_store limits M to kFlatGemmRopeMaxM.
 static_assert(kFlatGemmRopeMaxM <= 8, "the QKV epilogue's variants have one n-tile (8 tokens)");
 template <typename T, bool kSplit>
@@ -89,8 +95,12 @@ int norm_of(const FlatGemmParams<T>& p) {
 
 // The kernel of one variant: mainloop, n-tiles class, norm prologue (streamed only), split K
 // (streamed only: the pipelined kernel serves any split count).
+// buffers: the streamed kernel's weight buffers (Traits::kStreamedDeepBuffers only where
+// has_deep_variant).
 template <typename T>
-KernelFn<T> kernel_for(bool streamed, int m_class, int norm, bool split, bool rope) {
+KernelFn<T> kernel_for(bool streamed, int m_class, int norm, bool split, bool rope, int buffers = 2) {
+  if (streamed && buffers == Traits::kStreamedDeepBuffers && has_deep_variant(m_class, norm, split, rope))
+    return flat_gemm_streamed_kernel<T, 2, kNoNorm, false, false, Traits::kStreamedDeepBuffers>;
   if (streamed)
     return split ? streamed_kernel_for<T, true>(m_class, norm, rope) : streamed_kernel_for<T, false>(m_class, norm, rope);
   switch (m_class) {
@@ -188,6 +198,13 @@ bool streamed_split_enabled() {
   return enabled;
 }
 
+// Whether kAuto plans may take the deep ring: FDPP_FLAT_GEMM_DEEP=0 turns it off, so that one
+// binary times both end to end. Read once.
+bool streamed_deep_enabled() {
+  static const bool enabled = env_switch("FDPP_FLAT_GEMM_DEEP") != 0;
+  return enabled;
+}
+
 int m_class_for(int m_tiles) { return m_tiles <= 1 ? 1 : m_tiles <= 2 ? 2 : m_tiles <= 4 ? 4 : 8; }
 
 // The QKV epilogue's own conditions (validate checks the shared ones).
@@ -221,6 +238,10 @@ Status validate(const FlatGemmParams<T>& p, bool* nothing_to_do) {
   if (p.splits < 0 || p.splits > kFlatGemmMaxSplits)
     return {ErrorCode::kInvalidArgument, "flat_gemm: splits = " + std::to_string(p.splits) + "; expected 0 (the plan's) to " +
                                              std::to_string(kFlatGemmMaxSplits)};
+  if (p.weight_buffers != 0 && p.weight_buffers != 2 && p.weight_buffers != Traits::kStreamedDeepBuffers)
+    return {ErrorCode::kInvalidArgument, "flat_gemm: weight_buffers = " + std::to_string(p.weight_buffers) +
+                                             "; expected 0 (the plan's), 2 or " +
+                                             std::to_string(Traits::kStreamedDeepBuffers)};
   const bool rope = p.rope.q_out != nullptr;
   if (rope) {
     if (const Status st = validate_rope_store(p); !st.is_ok()) return st;
@@ -281,6 +302,40 @@ void set_streamed_carveout(KernelFn<T> kernel, int smem_bytes) {
     (void)cudaGetLastError();  // a hint only
 }
 
+// The streamed plan's weight buffers (flat_gemm_traits.h): forced, or the deep ring where the
+// launch has a deep variant and every CTA of its grid is resident at once with it (its register
+// limit allows fewer CTAs per SM), else 2. After the split count.
+template <typename T>
+Status choose_weight_buffers(const FlatGemmParams<T>& p, FlatGemmPlan* r) {
+  const int norm = norm_of(p);
+  const bool rope = p.rope.q_out != nullptr;
+  const bool deep_exists = r->streamed && has_deep_variant(r->m_class, norm, r->splits > 1, rope);
+  if (p.weight_buffers == Traits::kStreamedDeepBuffers && !deep_exists)
+    return {ErrorCode::kUnsupported, "flat_gemm: the deep weight ring (weight_buffers = " +
+                                         std::to_string(Traits::kStreamedDeepBuffers) +
+                                         ") serves one split at M 9.." + std::to_string(kFlatGemmStreamedMaxM) +
+                                         " on the streamed mainloop without a norm prologue or the QKV epilogue; "
+                                         "found M = " +
+                                         std::to_string(p.M) + ", splits = " + std::to_string(r->splits)};
+  if (!r->streamed) {
+    r->weight_buffers = 0;  // the pipelined mainloop's ring is in shared memory
+    return Status::ok();
+  }
+  r->weight_buffers = 2;
+  if (p.weight_buffers != 0) {
+    r->weight_buffers = p.weight_buffers;
+  } else if (deep_exists && streamed_deep_enabled()) {
+    const KernelFn<T> deep = kernel_for<T>(true, r->m_class, norm, false, rope, Traits::kStreamedDeepBuffers);
+    set_streamed_carveout<T>(deep, r->smem_bytes);
+    const DeviceCapacity* cap = nullptr;
+    if (Status st = device_capacity<T>(deep, r->smem_bytes, &cap); !st.is_ok()) return st;
+    if (r->n_blocks <= cap->clusters[1]) r->weight_buffers = Traits::kStreamedDeepBuffers;
+  }
+  if (r->weight_buffers == Traits::kStreamedDeepBuffers)  // a forced deep launch's carveout too
+    set_streamed_carveout<T>(kernel_for<T>(true, r->m_class, norm, false, rope, r->weight_buffers), r->smem_bytes);
+  return Status::ok();
+}
+
 template <typename T>
 Status make_plan(const FlatGemmParams<T>& p, FlatGemmPlan* plan) {
   FlatGemmPlan r;
@@ -319,13 +374,15 @@ Status make_plan(const FlatGemmParams<T>& p, FlatGemmPlan* plan) {
                                           Traits::kMinKTilesPerSplit, *cap);
   }
   if (r.streamed) r.smem_bytes = smem_for(true, r.m_class, r.splits);
+  if (Status st = choose_weight_buffers<T>(p, &r); !st.is_ok()) return st;
   *plan = r;
   return Status::ok();
 }
 
 template <typename T>
 Status launch_plan(const FlatGemmParams<T>& p, const FlatGemmPlan& plan, cudaStream_t stream) {
-  const KernelFn<T> kernel = kernel_for<T>(plan.streamed, plan.m_class, norm_of(p), plan.splits > 1, p.rope.q_out != nullptr);
+  const KernelFn<T> kernel = kernel_for<T>(plan.streamed, plan.m_class, norm_of(p), plan.splits > 1,
+                                           p.rope.q_out != nullptr, plan.weight_buffers);
   // Both mainloops: row blocks along y, clusters of `splits` CTAs along x split K.
   const dim3 grid(static_cast<unsigned>(plan.splits), static_cast<unsigned>(plan.n_blocks));
   const unsigned cluster = static_cast<unsigned>(plan.splits);

@@ -64,6 +64,11 @@ struct FlatGemmParams {
   // CTAs along K per block of rows: 0 takes the plan's policy (flat_gemm_traits.h); 1..
   // kFlatGemmMaxSplits forces that many (benchmarks and tests compare the policies).
   int splits = 0;
+  // Streamed mainloop: steps of weights a warp holds in registers. 0 takes the plan's choice
+  // (flat_gemm_traits.h, kStreamedDeepBuffers); 2 forces the usual pair, 3 the deep ring, which
+  // only one-split launches at 9..16 tokens without a norm prologue or the QKV epilogue have
+  // (kUnsupported elsewhere).
+  int weight_buffers = 0;
 };
 
 // How one launch is cut (computed on the host per call; the bench prints it).
@@ -75,6 +80,7 @@ struct FlatGemmPlan {
   int k_tiles = 0;     // steps along K: ceil(K / kStreamedKStep (512)) streamed, ceil(K / kKTile (64)) pipelined
   int splits = 1;      // CTAs along K per block of rows (grid.x) = the thread-block cluster size (1..8)
   int smem_bytes = 0;  // dynamic shared memory per CTA
+  int weight_buffers = 0;  // streamed: steps of weights per warp in registers (2, or 3: the deep ring); 0 pipelined
 };
 
 // Validates p (the same checks as the launcher) and fills *plan for the current device.
@@ -85,7 +91,8 @@ Status plan_flat_gemm(const FlatGemmParams<T>& p, FlatGemmPlan* plan);
 // anything else returns kInvalidArgument with a message (route it to the GEMV or cuBLASLt). Also
 // kInvalidArgument for a missing pointer, both or neither output, x overlapping the output, or
 // the streamed mainloop forced above kFlatGemmStreamedMaxM, splits outside 0..kFlatGemmMaxSplits or
-// more row blocks than a grid's y dimension holds (65535); kUnsupported for the norm prologue
+// more row blocks than a grid's y dimension holds (65535), weight_buffers other than 0, 2 or 3;
+// kUnsupported for a forced deep ring (weight_buffers = 3) where it has no variant, the norm prologue
 // where flat_gemm_can_fuse_norm is false or with the pipelined mainloop forced, and for the gated
 // epilogue off the streamed mainloop, with an odd N or a residual; kInternal for a failed launch.
 template <typename T>

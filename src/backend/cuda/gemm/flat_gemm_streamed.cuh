@@ -18,8 +18,9 @@
 // of it as 4 chunks, so the CTA reads 1 KB contiguous of each of its rows per step (the access
 // pattern is what moved this kernel from 77% to the GEMV's rate: flat_gemm_traits.h). The next
 // step's 8 loads per thread are issued before this step's mmas (two register buffers, the loop
-// unrolled by two so both stay in registers); the warp's x slice of the next step, [tokens][128],
-// is copied to its shared-memory stage by cp.async meanwhile. Loading x straight into registers
+// unrolled by two so both stay in registers; the deep ring's plain products at M 9-16 hold three
+// buffers and request two steps ahead); the warp's x slice of the next step, [tokens][128], is
+// copied to its shared-memory stage by cp.async meanwhile. Loading x straight into registers
 // (L1 hits, but 8 lines per load and a round trip per step) held M = 16 to 70-80%. At the end the warps' fp32 tiles [16 rows x tokens]
 // meet in shared memory (with the norm prologue, the per-token sums of squares too) and 128
 // threads finish 2 outputs each: sum the 4 warps in a fixed order, 1/rms, bias, residual (or,
@@ -123,13 +124,18 @@ enum StreamedNorm : int { kNoNorm = 0, kWeightedNorm = 1, kScaleOnlyNorm = 2 };
 // Traits::kThreads threads, StreamedSmem<MT>::bytes_for(splits) of dynamic shared memory. m_tiles =
 // ceil(M / 8) <= MT; k_steps = ceil(K / kStreamedKStep) over all splits.
 // kRope: the QKV epilogue (p.rope set; its own variants, so that the others keep their registers).
-template <typename T, int MT, int kNorm, bool kSplit, bool kRope>
-__global__ void __launch_bounds__(Traits::kThreads, Traits::kStreamedMinCtasPerSm)
+// kBuffers: steps of weights a warp holds in registers, the one computed and kBuffers - 1 in
+// flight (2, or Traits::kStreamedDeepBuffers for grids of at most kStreamedDeepMinCtasPerSm CTAs
+// per SM, whose register limit leaves room for the third).
+template <typename T, int MT, int kNorm, bool kSplit, bool kRope, int kBuffers = 2>
+__global__ void __launch_bounds__(Traits::kThreads, kBuffers > 2 ? Traits::kStreamedDeepMinCtasPerSm
+                                                                 : Traits::kStreamedMinCtasPerSm)
 flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const int k_steps) {
   constexpr int kChunks = Traits::kStreamedChunks;
   constexpr int kRows = Traits::kStreamedRows;
   static_assert(kRows == 16, "one mma row tile per CTA");
   static_assert(MT <= Traits::kStreamedMaxMTiles, "the register budget (flat_gemm_traits.h)");
+  static_assert(kBuffers == 2 || kBuffers == Traits::kStreamedDeepBuffers, "two buffers or the deep ring");
   static_assert(Traits::kThreads == 2 * kRows * 4, "the end gives each thread one row and 2 of 16 tokens");
   using Smem = StreamedSmem<MT>;
   extern __shared__ __align__(128) unsigned char smem[];
@@ -195,6 +201,9 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
 #pragma unroll
     for (int e = 0; e < 4; ++e) gram[j][e] = 0.0f;
 
+  // Whether n-tile j holds tokens (warp-uniform). The deep ring's plans always have MT n-tiles
+  // (M 9-16), and a constant saves it registers it does not have.
+  auto live = [&](int j) { return kBuffers > 2 || j < m_tiles; };
   // w[h][c]: row g (h = 0) or g + 8 (h = 1), chunk c. A chunk past K (K % 8 == 0: wholly in or
   // out) is zeros in w and in x.
   auto load = [&](uint4 (&w)[2][kChunks], int step) {
@@ -217,7 +226,7 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
         gv = k < K ? __ldg(reinterpret_cast<const uint4*>(p.norm_weight + k)) : zero;
       }
 #pragma unroll
-      for (int j = 0; j < MT; ++j) xv[j] = j < m_tiles ? x_piece(buf, c, j) : zero;
+      for (int j = 0; j < MT; ++j) xv[j] = live(j) ? x_piece(buf, c, j) : zero;
       if constexpr (kNorm != kNoNorm) {
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
@@ -227,7 +236,7 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
                                  h == 0 ? word<1>(lo) : word<3>(lo), h == 0 ? word<1>(hi) : word<3>(hi)};
 #pragma unroll
           for (int j = 0; j < MT; ++j) {
-            if (j < m_tiles) {
+            if (live(j)) {
               const uint32_t b0 = h == 0 ? word<0>(xv[j]) : word<2>(xv[j]);
               const uint32_t b1 = h == 0 ? word<1>(xv[j]) : word<3>(xv[j]);
               detail::mma_16816(gram[j], a, b0, b1, T{});
@@ -247,7 +256,7 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
                                h == 0 ? word<1>(lo) : word<3>(lo), h == 0 ? word<1>(hi) : word<3>(hi)};
 #pragma unroll
         for (int j = 0; j < MT; ++j) {
-          if (j < m_tiles) {  // warp-uniform
+          if (live(j)) {  // warp-uniform
             const uint32_t b0 = h == 0 ? word<0>(xv[j]) : word<2>(xv[j]);
             const uint32_t b1 = h == 0 ? word<1>(xv[j]) : word<3>(xv[j]);
             detail::mma_16816(acc[j], a, b0, b1, T{});
@@ -257,15 +266,14 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
     }
   };
 
-  // The i-th step of the range computes weights from register buffer i % 2 and x from stage i % 2;
-  // before it, the next step's weights and x are requested into the other buffer and stage. Every
-  // step commits one cp.async group (empty past the end), so wait_group 1 means "this step's x
-  // landed". The loop is unrolled by two so that both buffers stay in registers.
-  auto run_step = [&](uint4 (&cur)[2][kChunks], uint4 (&next)[2][kChunks], int step, int buf) {
-    if (step + 1 < step_end) {
-      load(next, step + 1);
-      stage_x(step + 1, 1 - buf);
-    }
+  // The i-th step of the range computes weights from register buffer i % kBuffers and x from
+  // stage i % 2; before it, the weights of step i + kBuffers - 1 and the x of step i + 1 are
+  // requested into the buffer and stage they free. Every step commits one cp.async group (empty
+  // past the end), so wait_group 1 means "this step's x landed". The loop below is unrolled so
+  // that every buffer stays in registers.
+  auto run_step = [&](uint4 (&cur)[2][kChunks], uint4 (&ahead)[2][kChunks], int step, int buf) {
+    if (step + kBuffers - 1 < step_end) load(ahead, step + kBuffers - 1);
+    if (step + 1 < step_end) stage_x(step + 1, 1 - buf);
     detail::cp_async_commit();
     detail::cp_async_wait<1>();
     __syncwarp();
@@ -284,16 +292,22 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
     }
     detail::cluster_arrive();
   }
-  uint4 wa[2][kChunks], wb[2][kChunks];
-  // Step 0's weights go out before the wait for the previous kernel (launch.cuh): weights are
-  // constant, so they overlap that kernel's tail; x and the output wait.
-  if (step_begin < step_end) load(wa, step_begin);
+  uint4 w[kBuffers][2][kChunks];
+  // The first kBuffers - 1 steps' weights go out before the wait for the previous kernel
+  // (launch.cuh): weights are constant, so they overlap that kernel's tail; x and the output wait.
+#pragma unroll
+  for (int b = 0; b + 1 < kBuffers; ++b)
+    if (step_begin + b < step_end) load(w[b], step_begin + b);
   enter_dependent_grid();
   if (step_begin < step_end) stage_x(step_begin, 0);
   detail::cp_async_commit();
-  for (int s = step_begin; s < step_end; s += 2) {
-    run_step(wa, wb, s, 0);
-    if (s + 1 < step_end) run_step(wb, wa, s + 1, 1);
+  // Unrolled over a whole number of both cycles (weight buffers and the 2 x stages), so that each
+  // buffer and stage index is a constant.
+  constexpr int kUnroll = kBuffers % 2 == 0 ? kBuffers : 2 * kBuffers;
+  for (int s = step_begin; s < step_end; s += kUnroll) {
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u)
+      if (u == 0 || s + u < step_end) run_step(w[u % kBuffers], w[(u + kBuffers - 1) % kBuffers], s + u, u % 2);
   }
   detail::cp_async_wait_all();
 

@@ -81,6 +81,20 @@ struct FlatGemmTraits {
   // Resident CTAs per SM the register budget must allow (<= 128 registers a thread): 4 CTAs = 16
   // warps, up to 64 KB of weight loads in flight per SM, ~3x what HBM latency asks (header).
   static constexpr int kStreamedMinCtasPerSm = 4;
+  // The deep ring (FlatGemmPlan::weight_buffers = 3): a grid of one split whose CTAs all fit at
+  // kStreamedDeepMinCtasPerSm per SM (N <= 16 x 3 x 132 = 6336 on the H100: Llama-3-8B's QKV,
+  // 384 CTAs) leaves a quarter of the register file idle, room for a third buffer of weights per
+  // warp (96 of 168 registers). With two buffers a warp requests step s + 2 only after step s's
+  // mmas, so at M = 16, whose mmas and x reads take twice M = 8's time, [6144, 4096] streams at
+  // 79-80% back to back against 86-88% at M = 8; a third buffer keeps 8 KB per warp in flight
+  // through the mmas: 91.4-92.4% back to back, 22.4 against 22.9 us alone (H100, docs/PERF.md
+  // session 31). Its loop is unrolled by 6 so that the buffer and x-stage indices are constants:
+  // a runtime x-stage index (unrolled by 3) spilled and ran 83% back to back, slower than two
+  // buffers alone. Only plain products (no norm prologue, no QKV epilogue) at M 9-16 with one
+  // split have it: the scale-only norm's extra mmas made its deep variant slower (24.5 against
+  // 23.8 us alone), and the weighted norm's spilled 56 bytes.
+  static constexpr int kStreamedDeepBuffers = 3;
+  static constexpr int kStreamedDeepMinCtasPerSm = 3;
   // CTAs per SM the shared-memory carveout must hold (flat_gemm.cu): the register limit's 4 (x
   // stages: 16 KB per CTA at one n-tile, 32 KB at two); the rest of the SM's 256 KB is L1, which
   // keeps the x slices the SM's CTAs all read.
