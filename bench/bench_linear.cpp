@@ -18,9 +18,9 @@
 // fdpp output is checked against cuBLASLt's (max |diff| / max |cuBLASLt|). Data: hashed values in
 // [-2, 2). "splits" is the flat GEMM's split-K (cluster size) for the shape; where the streamed
 // mainloop runs, the other choice (2 splits where the plan takes 1, else 1) is timed as well
-// ("alt splits"), so that the split-K policy is decided on one binary; where a one-split launch
-// at M 9-16 has the deep weight ring (flat_gemm_traits.h), a log line times the other count of
-// weight buffers ("flat deep" is 3, "flat strm" 2). "read" is the read ceiling
+// ("alt splits"), so that the split-K policy is decided on one binary; on one-split launches (where
+// the deep weight ring may run, flat_gemm_traits.h) a log line times the other count of weight
+// buffers ("flat deep" is 3, "flat strm" 2). "read" is the read ceiling
 // at the shape's own size: a plain streaming read of the same weight bytes (stream_read.h),
 // single and back to back, % of 3.0 TB/s. On the gate/up shapes, log lines also time the gated
 // SiLU epilogue (the rows taken as interleaved gate/up pairs, out [M, N / 2]) against the same
@@ -320,7 +320,7 @@ int main(int argc, char** argv) {
             if (const fdpp::Status st = fdpp::cuda::launch_flat_gemm(p, stream); !st.is_ok()) fail("flat_gemm", st);
           };
           row.flat = measure(!plan.streamed ? "flat pipe" : plan.weight_buffers == 3 ? "flat deep" : "flat strm", run_flat);
-          if (plan.streamed && plan.splits == 1 && plan.m_class == 2) {  // the other weight-buffer count (log line)
+          if (plan.streamed && plan.splits == 1) {  // the other weight-buffer count (log line)
             p.weight_buffers = plan.weight_buffers == 3 ? 2 : 3;
             measure(p.weight_buffers == 3 ? "flat deep" : "flat strm", run_flat);
             p.weight_buffers = 0;

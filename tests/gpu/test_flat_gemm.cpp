@@ -102,6 +102,15 @@ struct Shape {
   int64_t N, K;
 };
 
+// Waits for the device, then expects two outputs to hold the same bits.
+void expect_same_bits(const test::DeviceArray<__half>& a, const test::DeviceArray<__half>& b, const std::string& what) {
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  std::vector<__half> ha(a.size()), hb(b.size());
+  ASSERT_EQ(cudaMemcpy(ha.data(), a.dev, ha.size() * 2, cudaMemcpyDeviceToHost), cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(hb.data(), b.dev, hb.size() * 2, cudaMemcpyDeviceToHost), cudaSuccess);
+  EXPECT_EQ(std::memcmp(ha.data(), hb.data(), ha.size() * 2), 0) << what;
+}
+
 // Medium shapes: every M, both dtypes. O projections of all three models, Qwen2-7B QKV (which has
 // a bias), odd N and K not a multiple of the K tile (ragged last tile, ragged last row block,
 // split K over uneven ranges), and a shape smaller than one tile.
@@ -273,21 +282,23 @@ TEST(GpuFlatGemm, GatedSiluEpilogueMatchesCpu) {
 }
 
 // The deep weight ring (FlatGemmParams::weight_buffers = 3: three steps of weights per warp in
-// registers, one-split launches at M 9-16) against the CPU: every epilogue, ragged N and K (K =
-// 4104 is 9 steps, not a multiple of the 6-step unroll; K = 1000 is 2, fewer than the ring holds;
-// K = 40 one), both dtypes and the gated epilogue. The norm prologues have no deep variant:
-// forcing one is refused, and the plan's own choice keeps two buffers. The ring adds the same
-// terms in the same order as two buffers, so the outputs are the same bits. On a GPU with at least
-// 128 SMs the plan takes it for Llama-3-8B's QKV [6144, 4096] at M = 16 (384 CTAs, 3 per SM).
+// registers, one-split launches) against the CPU: both n-tile variants, every epilogue, ragged N
+// and K (K = 4104 is 9 steps, not a multiple of the 6-step unroll; K = 1000 is 2, fewer than the
+// ring holds; K = 40 one), both dtypes and the gated epilogue. At M 9-16 the norm prologues have
+// no deep variant: forcing one is refused, and the plan's own choice keeps two buffers (M 1-8 with
+// the scale-only norm and the QKV epilogue: ScaleOnlyNormMatchesCpu and GpuQkvEpilogue, whose
+// Llama-3-8B QKV grids take it). The ring adds the same terms in the same order as two buffers,
+// so the outputs are the same bits. On a GPU with at least 128 SMs the plan takes it for
+// Llama-3-8B's QKV [6144, 4096] (384 CTAs, 3 per SM).
 TEST(GpuFlatGemm, DeepWeightRingMatchesCpu) {
   FDPP_REQUIRE_GPU();
   constexpr int kDeep = 3;
   uint32_t seed = 600;
   const std::vector<Shape> shapes = {{6144, 4096}, {1000, 4104}, {4097, 1000}, {17, 40}};
   for (const Shape& s : shapes) {
-    check_shape<__half>(s.N, s.K, {9, 12, 16}, seed++, static_cast<Epilogue>(seed % 3),
+    check_shape<__half>(s.N, s.K, {1, 3, 8, 9, 12, 16}, seed++, static_cast<Epilogue>(seed % 3),
                         cuda::FlatGemmMainloop::kStreamed, 1, kDeep);
-    check_shape<__nv_bfloat16>(s.N, s.K, {10, 16}, seed++, Epilogue::kResidual, cuda::FlatGemmMainloop::kStreamed, 1,
+    check_shape<__nv_bfloat16>(s.N, s.K, {2, 7, 10, 16}, seed++, Epilogue::kResidual, cuda::FlatGemmMainloop::kStreamed, 1,
                                kDeep);
     if (::testing::Test::HasFatalFailure()) return;
   }
@@ -322,7 +333,7 @@ TEST(GpuFlatGemm, DeepWeightRingMatchesCpu) {
 
   // The same bits as two buffers, and the plan's choice on a large GPU.
   const Layer<__half> layer(6144, 4096, 16);
-  for (int64_t M : {9, 16}) {
+  for (int64_t M : {2, 9, 16}) {
     test::DeviceArray<__half> x(static_cast<size_t>(M * layer.K)), a(static_cast<size_t>(M * layer.N)), b(a.size());
     x.fill_normal(rng, 1.0f);
     cuda::FlatGemmParams<__half> p;
@@ -347,11 +358,7 @@ TEST(GpuFlatGemm, DeepWeightRingMatchesCpu) {
     p.splits = 1;
     p.out = b.dev;
     ASSERT_TRUE(cuda::launch_flat_gemm(p, nullptr).is_ok());
-    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    std::vector<__half> ha(a.size()), hb(b.size());
-    ASSERT_EQ(cudaMemcpy(ha.data(), a.dev, ha.size() * 2, cudaMemcpyDeviceToHost), cudaSuccess);
-    ASSERT_EQ(cudaMemcpy(hb.data(), b.dev, hb.size() * 2, cudaMemcpyDeviceToHost), cudaSuccess);
-    EXPECT_EQ(std::memcmp(ha.data(), hb.data(), ha.size() * 2), 0) << "M=" << M << ": three buffers differ from two";
+    expect_same_bits(a, b, "M=" + std::to_string(M) + ": three buffers differ from two");
   }
 }
 
@@ -386,12 +393,7 @@ TEST(GpuFlatGemm, SplitKIsDeterministic) {
     ASSERT_TRUE(cuda::launch_flat_gemm(p, nullptr).is_ok());
     p.out = b.dev;
     ASSERT_TRUE(cuda::launch_flat_gemm(p, nullptr).is_ok());
-    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    std::vector<__half> ha(a.size()), hb(b.size());
-    ASSERT_EQ(cudaMemcpy(ha.data(), a.dev, ha.size() * 2, cudaMemcpyDeviceToHost), cudaSuccess);
-    ASSERT_EQ(cudaMemcpy(hb.data(), b.dev, hb.size() * 2, cudaMemcpyDeviceToHost), cudaSuccess);
-    EXPECT_EQ(std::memcmp(ha.data(), hb.data(), ha.size() * 2), 0) << "M=" << M << ", splits " << plan.splits
-                                                                  << ": runs differ";
+    expect_same_bits(a, b, "M=" + std::to_string(M) + ", splits " + std::to_string(plan.splits) + ": runs differ");
   }
 }
 
@@ -484,10 +486,8 @@ TEST(GpuFlatGemm, RejectsBadArguments) {
   st = cuda::launch_flat_gemm(p, nullptr);
   EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument) << st.message();
   EXPECT_NE(st.message().find("weight_buffers"), std::string::npos) << st.message();
-  p.weight_buffers = 3;  // the deep ring: M 9-16, one split, the streamed mainloop only
-  st = cuda::launch_flat_gemm(p, nullptr);  // M = 2
-  EXPECT_EQ(st.code(), ErrorCode::kUnsupported) << st.message();
-  EXPECT_NE(st.message().find("M = 2"), std::string::npos) << st.message();
+  p.weight_buffers = 3;  // the deep ring: one split, the streamed mainloop, no weighted norm
+  EXPECT_TRUE(cuda::launch_flat_gemm(p, nullptr).is_ok());  // M = 2
   p.M = 16;
   EXPECT_TRUE(cuda::launch_flat_gemm(p, nullptr).is_ok());
   {  // two steps of K, so that 2 splits are not clamped to one

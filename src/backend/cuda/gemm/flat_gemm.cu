@@ -73,10 +73,23 @@ KernelFn<T> streamed_kernel_for(int norm) {
   }
 }
 
-// Whether a streamed launch has a deep-ring variant (flat_gemm_traits.h): two n-tiles, one split,
-// no norm prologue, no QKV epilogue.
+// Whether a streamed launch has a deep-ring variant (flat_gemm_traits.h): one split, and two
+// n-tiles with no norm prologue or QKV epilogue, or one n-tile with any but the weighted norm.
 bool has_deep_variant(int m_class, int norm, bool split, bool rope) {
-  return m_class == 2 && norm == kNoNorm && !split && !rope;
+  if (split) return false;
+  return m_class == 2 ? norm == kNoNorm && !rope : norm != kWeightedNorm;
+}
+
+// The deep variant of a launch where has_deep_variant.
+template <typename T>
+KernelFn<T> deep_kernel_for(int m_class, int norm, bool rope) {
+  constexpr int B = Traits::kStreamedDeepBuffers;
+  if (m_class == 2) return flat_gemm_streamed_kernel<T, 2, kNoNorm, false, false, B>;
+  if (rope)
+    return norm == kScaleOnlyNorm ? flat_gemm_streamed_kernel<T, 1, kScaleOnlyNorm, false, true, B>
+                                  : flat_gemm_streamed_kernel<T, 1, kNoNorm, false, true, B>;
+  return norm == kScaleOnlyNorm ? flat_gemm_streamed_kernel<T, 1, kScaleOnlyNorm, false, false, B>
+                                : flat_gemm_streamed_kernel<T, 1, kNoNorm, false, false, B>;
 }
 
 // The QKV epilogue (rope) has one n-tiles class: validate_rope_store limits M to kFlatGemmRopeMaxM.
@@ -100,7 +113,7 @@ int norm_of(const FlatGemmParams<T>& p) {
 template <typename T>
 KernelFn<T> kernel_for(bool streamed, int m_class, int norm, bool split, bool rope, int buffers = 2) {
   if (streamed && buffers == Traits::kStreamedDeepBuffers && has_deep_variant(m_class, norm, split, rope))
-    return flat_gemm_streamed_kernel<T, 2, kNoNorm, false, false, Traits::kStreamedDeepBuffers>;
+    return deep_kernel_for<T>(m_class, norm, rope);
   if (streamed)
     return split ? streamed_kernel_for<T, true>(m_class, norm, rope) : streamed_kernel_for<T, false>(m_class, norm, rope);
   switch (m_class) {
@@ -313,10 +326,11 @@ Status choose_weight_buffers(const FlatGemmParams<T>& p, FlatGemmPlan* r) {
   if (p.weight_buffers == Traits::kStreamedDeepBuffers && !deep_exists)
     return {ErrorCode::kUnsupported, "flat_gemm: the deep weight ring (weight_buffers = " +
                                          std::to_string(Traits::kStreamedDeepBuffers) +
-                                         ") serves one split at M 9.." + std::to_string(kFlatGemmStreamedMaxM) +
-                                         " on the streamed mainloop without a norm prologue or the QKV epilogue; "
-                                         "found M = " +
-                                         std::to_string(p.M) + ", splits = " + std::to_string(r->splits)};
+                                         ") serves one split on the streamed mainloop: M <= 8 without the weighted "
+                                         "norm, or M 9.." + std::to_string(kFlatGemmStreamedMaxM) +
+                                         " without a norm prologue or the QKV epilogue; found M = " +
+                                         std::to_string(p.M) + ", splits = " + std::to_string(r->splits) +
+                                         (r->streamed ? "" : ", the pipelined mainloop")};
   if (!r->streamed) {
     r->weight_buffers = 0;  // the pipelined mainloop's ring is in shared memory
     return Status::ok();

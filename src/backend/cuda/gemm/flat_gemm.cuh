@@ -66,8 +66,8 @@ struct FlatGemmParams {
   int splits = 0;
   // Streamed mainloop: steps of weights a warp holds in registers. 0 takes the plan's choice
   // (flat_gemm_traits.h, kStreamedDeepBuffers); 2 forces the usual pair, 3 the deep ring, which
-  // only one-split launches at 9..16 tokens without a norm prologue or the QKV epilogue have
-  // (kUnsupported elsewhere).
+  // one-split launches have at 1..8 tokens without the weighted norm and at 9..16 without a norm
+  // prologue or the QKV epilogue (kUnsupported elsewhere).
   int weight_buffers = 0;
 };
 

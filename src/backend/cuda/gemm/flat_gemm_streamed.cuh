@@ -18,8 +18,8 @@
 // of it as 4 chunks, so the CTA reads 1 KB contiguous of each of its rows per step (the access
 // pattern is what moved this kernel from 77% to the GEMV's rate: flat_gemm_traits.h). The next
 // step's 8 loads per thread are issued before this step's mmas (two register buffers, the loop
-// unrolled by two so both stay in registers; the deep ring's plain products at M 9-16 hold three
-// buffers and request two steps ahead); the warp's x slice of the next step, [tokens][128], is
+// unrolled by two so both stay in registers; the deep ring, on grids with room for it, holds three
+// buffers and requests two steps ahead); the warp's x slice of the next step, [tokens][128], is
 // copied to its shared-memory stage by cp.async meanwhile. Loading x straight into registers
 // (L1 hits, but 8 lines per load and a round trip per step) held M = 16 to 70-80%. At the end the warps' fp32 tiles [16 rows x tokens]
 // meet in shared memory (with the norm prologue, the per-token sums of squares too) and 128

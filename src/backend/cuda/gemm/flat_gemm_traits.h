@@ -84,15 +84,17 @@ struct FlatGemmTraits {
   // The deep ring (FlatGemmPlan::weight_buffers = 3): a grid of one split whose CTAs all fit at
   // kStreamedDeepMinCtasPerSm per SM (N <= 16 x 3 x 132 = 6336 on the H100: Llama-3-8B's QKV,
   // 384 CTAs) leaves a quarter of the register file idle, room for a third buffer of weights per
-  // warp (96 of 168 registers). With two buffers a warp requests step s + 2 only after step s's
-  // mmas, so at M = 16, whose mmas and x reads take twice M = 8's time, [6144, 4096] streams at
-  // 79-80% back to back against 86-88% at M = 8; a third buffer keeps 8 KB per warp in flight
-  // through the mmas: 91.4-92.4% back to back, 22.4 against 22.9 us alone (H100, docs/PERF.md
-  // session 31). Its loop is unrolled by 6 so that the buffer and x-stage indices are constants:
-  // a runtime x-stage index (unrolled by 3) spilled and ran 83% back to back, slower than two
-  // buffers alone. Only plain products (no norm prologue, no QKV epilogue) at M 9-16 with one
-  // split have it: the scale-only norm's extra mmas made its deep variant slower (24.5 against
-  // 23.8 us alone), and the weighted norm's spilled 56 bytes.
+  // warp (96 of 160-168 registers). With two buffers a warp requests step s + 2 only after step
+  // s's mmas, so one step (4 KB) is in flight while it computes: [6144, 4096] streamed at 88-89%
+  // back to back at M 1-8 and 79-82% at M = 16, whose mmas take twice as long. A third buffer keeps
+  // 8 KB per warp in flight through the mmas: 99-100% at M 1-8 (21.4 -> 20.7 us alone) and 91-93%
+  // at M = 16 (22.9 -> 22.4 us), Llama-3-8B decode steps at batch 2-8 -0.2 to -0.8% (H100,
+  // docs/PERF.md session 31). The loop is unrolled by 6 so that the buffer and x-stage indices are
+  // constants: a runtime x-stage index (unrolled by 3) spilled and ran at 83%, slower than two
+  // buffers alone. Variants: one n-tile (M 1-8) plain or with the scale-only norm, with or without
+  // the QKV epilogue; two n-tiles (M 9-16) plain products only: there the scale-only norm's extra
+  // mmas made the deep variant slower (24.5 against 23.8 us alone), and the weighted norm's
+  // spilled 56 bytes.
   static constexpr int kStreamedDeepBuffers = 3;
   static constexpr int kStreamedDeepMinCtasPerSm = 3;
   // CTAs per SM the shared-memory carveout must hold (flat_gemm.cu): the register limit's 4 (x
