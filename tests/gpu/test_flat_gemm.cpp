@@ -333,7 +333,7 @@ TEST(GpuFlatGemm, DeepWeightRingMatchesCpu) {
 
   // The same bits as two buffers, and the plan's choice on a large GPU.
   const Layer<__half> layer(6144, 4096, 16);
-  for (int64_t M : {2, 9, 16}) {
+  for (int64_t M : {9, 16}) {
     test::DeviceArray<__half> x(static_cast<size_t>(M * layer.K)), a(static_cast<size_t>(M * layer.N)), b(a.size());
     x.fill_normal(rng, 1.0f);
     cuda::FlatGemmParams<__half> p;
