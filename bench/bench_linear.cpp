@@ -319,7 +319,8 @@ int main(int argc, char** argv) {
             p.w = weights(i);
             if (const fdpp::Status st = fdpp::cuda::launch_flat_gemm(p, stream); !st.is_ok()) fail("flat_gemm", st);
           };
-          row.flat = measure(!plan.streamed ? "flat pipe" : plan.weight_buffers == 3 ? "flat deep" : "flat strm", run_flat);
+          const char* flat_name = !plan.streamed ? "flat pipe" : plan.weight_buffers == 3 ? "flat deep" : "flat strm";
+          row.flat = measure(flat_name, run_flat);
           if (plan.streamed && plan.splits == 1) {  // the other weight-buffer count (log line)
             p.weight_buffers = plan.weight_buffers == 3 ? 2 : 3;
             measure(p.weight_buffers == 3 ? "flat deep" : "flat strm", run_flat);

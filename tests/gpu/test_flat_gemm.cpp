@@ -59,7 +59,8 @@ struct Layer {
 // splits: FlatGemmParams::splits (0: the plan's policy); weight_buffers likewise.
 template <typename T>
 void check_one(const Layer<T>& layer, int64_t M, Epilogue epi, std::mt19937& rng,
-               cuda::FlatGemmMainloop mainloop = cuda::FlatGemmMainloop::kAuto, int splits = 0, int weight_buffers = 0) {
+               cuda::FlatGemmMainloop mainloop = cuda::FlatGemmMainloop::kAuto, int splits = 0,
+               int weight_buffers = 0) {
   test::check_linear_run<T, cuda::FlatGemmParams<T>>(
       layer.w, layer.w.dev, layer.bias, M, layer.N, layer.K, epi, rng, layer.name(),
       [mainloop, splits, weight_buffers](cuda::FlatGemmParams<T> p, std::string* trace) {
@@ -298,8 +299,8 @@ TEST(GpuFlatGemm, DeepWeightRingMatchesCpu) {
   for (const Shape& s : shapes) {
     check_shape<__half>(s.N, s.K, {1, 3, 8, 9, 12, 16}, seed++, static_cast<Epilogue>(seed % 3),
                         cuda::FlatGemmMainloop::kStreamed, 1, kDeep);
-    check_shape<__nv_bfloat16>(s.N, s.K, {2, 7, 10, 16}, seed++, Epilogue::kResidual, cuda::FlatGemmMainloop::kStreamed, 1,
-                               kDeep);
+    check_shape<__nv_bfloat16>(s.N, s.K, {2, 7, 10, 16}, seed++, Epilogue::kResidual,
+                               cuda::FlatGemmMainloop::kStreamed, 1, kDeep);
     if (::testing::Test::HasFatalFailure()) return;
   }
   std::mt19937 rng(15);

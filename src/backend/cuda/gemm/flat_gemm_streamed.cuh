@@ -201,8 +201,8 @@ flat_gemm_streamed_kernel(const FlatGemmParams<T> p, const int m_tiles, const in
 #pragma unroll
     for (int e = 0; e < 4; ++e) gram[j][e] = 0.0f;
 
-  // Whether n-tile j holds tokens (warp-uniform). The deep ring's plans always have MT n-tiles
-  // (M 9-16), and a constant saves it registers it does not have.
+  // Whether n-tile j holds tokens (warp-uniform). The deep ring's plans always fill their MT
+  // n-tiles (M 1-8 at one, 9-16 at two), and a constant saves it registers it does not have.
   auto live = [&](int j) { return kBuffers > 2 || j < m_tiles; };
   // w[h][c]: row g (h = 0) or g + 8 (h = 1), chunk c. A chunk past K (K % 8 == 0: wholly in or
   // out) is zeros in w and in x.
