@@ -324,11 +324,11 @@ AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv
       plan.mma_tensor_maps = tensor_maps;
       MmaGrid grid = choose_mma_grid(blocks_per_split, sm_count, deep, shallow, max_kv_len, max_splits);
       static const bool full_ring = env_switch("FDPP_ATTENTION_FULL_RING") != 0;
-      if (full_ring) grid.splits = full_ring_splits(grid.splits, blocks_per_split, sm_count, max_kv_len);
-      if (group < SplitKvTraits::kMinTensorCoreGroup) {
-        const MmaGrid wide = wide_small_group_grid(blocks_per_split, sm_count, deep, max_kv_len, max_splits);
-        if (wide.splits > 0) grid = wide;
-      }
+      const MmaGrid wide = group < SplitKvTraits::kMinTensorCoreGroup
+                               ? wide_small_group_grid(blocks_per_split, sm_count, deep, max_kv_len, max_splits)
+                               : MmaGrid{grid.stages, 0};
+      if (wide.splits > 0) grid = wide;  // a wide MHA grid replaces the one-wave grid
+      else if (full_ring) grid.splits = full_ring_splits(grid.splits, blocks_per_split, sm_count, max_kv_len);
       if ((forced == kShallow || forced == kDeep) && forced != grid.stages)
         grid = {forced, one_wave_splits(blocks_per_split, sm_count, forced == kDeep ? deep : shallow, max_splits)};
       plan.mma_stages = grid.stages;

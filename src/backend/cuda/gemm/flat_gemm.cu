@@ -335,18 +335,17 @@ Status choose_weight_buffers(const FlatGemmParams<T>& p, FlatGemmPlan* r) {
     r->weight_buffers = 0;  // the pipelined mainloop's ring is in shared memory
     return Status::ok();
   }
-  r->weight_buffers = 2;
-  if (p.weight_buffers != 0) {
-    r->weight_buffers = p.weight_buffers;
-  } else if (deep_exists && streamed_deep_enabled()) {
-    const KernelFn<T> deep = kernel_for<T>(true, r->m_class, norm, false, rope, Traits::kStreamedDeepBuffers);
-    set_streamed_carveout<T>(deep, r->smem_bytes);
+  r->weight_buffers = p.weight_buffers != 0 ? p.weight_buffers : 2;
+  const bool plan_decides = p.weight_buffers == 0 && deep_exists && streamed_deep_enabled();
+  if (r->weight_buffers != Traits::kStreamedDeepBuffers && !plan_decides) return Status::ok();
+  // The deep kernel's carveout, before its occupancy query (the carveout bounds it).
+  const KernelFn<T> deep = kernel_for<T>(true, r->m_class, norm, false, rope, Traits::kStreamedDeepBuffers);
+  set_streamed_carveout<T>(deep, r->smem_bytes);
+  if (plan_decides) {
     const DeviceCapacity* cap = nullptr;
     if (Status st = device_capacity<T>(deep, r->smem_bytes, &cap); !st.is_ok()) return st;
     if (r->n_blocks <= cap->clusters[1]) r->weight_buffers = Traits::kStreamedDeepBuffers;
   }
-  if (r->weight_buffers == Traits::kStreamedDeepBuffers)  // a forced deep launch's carveout too
-    set_streamed_carveout<T>(kernel_for<T>(true, r->m_class, norm, false, rope, r->weight_buffers), r->smem_bytes);
   return Status::ok();
 }
 
