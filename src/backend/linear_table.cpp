@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <limits>
@@ -162,6 +163,44 @@ LinearInflection inflection_from_timings(const std::vector<LinearTiming>& timing
   at.m1 = best1 == 0 ? 0 : timings[best1 - 1].m;
   at.m2 = best2 == 0 ? 0 : timings[best2 - 1].m;
   return at;
+}
+
+std::vector<int64_t> batches_where_choices_differ(const LinearInflection& a, const LinearInflection& b,
+                                                  int64_t max_m) {
+  std::vector<int64_t> out;
+  for (int64_t m = 1; m <= max_m; ++m)
+    if (choose_linear_impl(a, m) != choose_linear_impl(b, m)) out.push_back(m);
+  return out;
+}
+
+LinearInflection inflection_from_step_times(const LinearInflection& tuned, const LinearInflection& current,
+                                            const std::vector<StepComparison>& steps, double noise) {
+  // Each M becomes a sweep point where the implementation the steps favour costs 1 and the other
+  // compared one costs its step ratio; the third is never taken (a finite cost: the prefix sums
+  // of inflection_from_timings must not subtract infinities). It then finds the (m1, m2) closest
+  // to those choices.
+  constexpr double kNeverTaken = 1e9;
+  std::vector<LinearTiming> timings;
+  for (int64_t m = 1; m <= kSmallMKernelsMaxM; ++m) {
+    LinearTiming t{m, kNeverTaken, kNeverTaken, kNeverTaken};
+    auto set = [&t](LinearImpl impl, double v) {
+      (impl == LinearImpl::kGemv ? t.gemv_us : impl == LinearImpl::kFlatGemm ? t.flat_us : t.cublas_us) = v;
+    };
+    const LinearImpl keep = choose_linear_impl(current, m), other = choose_linear_impl(tuned, m);
+    set(keep, 1.0);
+    if (other != keep) {
+      const auto it = std::find_if(steps.begin(), steps.end(), [m](const StepComparison& s) { return s.batch == m; });
+      const bool timed = it != steps.end() && it->tuned_ms > 0 && it->current_ms > 0;
+      if (timed && it->tuned_ms < it->current_ms * (1.0 - noise)) {
+        set(keep, it->current_ms / it->tuned_ms);
+        set(other, 1.0);
+      } else {
+        set(other, timed ? std::max(it->tuned_ms / it->current_ms, 1.0 + noise) : 1.0 + noise);
+      }
+    }
+    timings.push_back(t);
+  }
+  return inflection_from_timings(timings);
 }
 
 }  // namespace fdpp

@@ -107,4 +107,30 @@ struct LinearTiming {
 // implementation that cannot run an M is never chosen for it. timings: ascending M, starting at 1.
 LinearInflection inflection_from_timings(const std::vector<LinearTiming>& timings);
 
+// The step check of `fdpp tune`. A sweep times each linear alone, back to back; inside the decode
+// step its neighbours overlap it (PDL), and there the choice can flip (H100, docs/PERF.md session
+// 33: the GEMV at M = 2 for Llama-2-7B's O and down made the step 1.7% slower although it was 6%
+// faster back to back). So where a tuned entry would change the choice, whole decode steps decide.
+
+// The M in 1..max_m where the two inflections choose different implementations, ascending.
+std::vector<int64_t> batches_where_choices_differ(const LinearInflection& a, const LinearInflection& b,
+                                                  int64_t max_m);
+
+// One decode batch's step time with the shape's tuned entry and with its current one (ms; a
+// non-positive value where that run gave no time).
+struct StepComparison {
+  int64_t batch = 0;
+  double tuned_ms = 0, current_ms = 0;
+};
+
+// The inflection points the steps support: at each compared batch the tuned choice stands only
+// where its step was faster by more than `noise` (a fraction, e.g. 0.003), elsewhere the current
+// choice stays; batches not compared keep the choice both agree on (up to kSmallMKernelsMaxM).
+// The result is the (m1, m2) losing least against those choices (inflection_from_timings).
+// The step check's noise: a choice moves only for a step faster by more than this fraction (H100,
+// session 33: three runs of one table at one batch spread by up to 0.3%).
+inline constexpr double kStepCheckNoise = 0.003;
+LinearInflection inflection_from_step_times(const LinearInflection& tuned, const LinearInflection& current,
+                                            const std::vector<StepComparison>& steps, double noise);
+
 }  // namespace fdpp

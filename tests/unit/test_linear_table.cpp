@@ -104,6 +104,33 @@ TEST(LinearTable, BuiltinInflectionsWithoutATableEntry) {
   EXPECT_EQ(table.find_or_default({"NVIDIA H100 80GB HBM3", DType::kF16, 4096, 11008}), (LinearInflection{1, 8}));
 }
 
+TEST(LinearTable, BatchesWhereChoicesDiffer) {
+  // The tuned {2, 16} against the default {1, 8}: the GEMV at 2, the flat GEMM at 9..16.
+  const std::vector<int64_t> want = {2, 9, 10, 11, 12, 13, 14, 15, 16};
+  EXPECT_EQ(batches_where_choices_differ({2, 16}, kDefaultLinearInflection, 64), want);
+  EXPECT_EQ(batches_where_choices_differ({2, 16}, kDefaultLinearInflection, 8), std::vector<int64_t>{2});
+  EXPECT_TRUE(batches_where_choices_differ({1, 8}, {1, 8}, 64).empty());
+}
+
+// Session 33's H100 case: the sweep wants the GEMV at M = 2 and the flat GEMM up to 16 for
+// [4096, 4096]; the steps were slower at 2 and 9-12, faster at 16 by 0.4%.
+TEST(LinearTable, StepTimesOverruleTheSweepWhereTheStepDisagrees) {
+  const LinearInflection tuned{2, 16}, current{1, 8};
+  std::vector<StepComparison> steps = {{2, 5.10, 5.01}, {9, 6.92, 6.71}, {12, 7.46, 7.26}, {16, 6.506, 6.531}};
+  // 13..16 are untimed but for 16: with 9-12 against, the monotone best keeps m2 = 8.
+  EXPECT_EQ(inflection_from_step_times(tuned, current, steps, 0.003), current);
+  // Faster everywhere it was timed (by more than the noise): the tuned entry stands where timed.
+  steps = {{2, 4.90, 5.01}, {9, 6.60, 6.71}, {10, 6.6, 6.7}, {11, 6.6, 6.7}, {12, 7.10, 7.26},
+           {13, 7.1, 7.2}, {14, 7.1, 7.2}, {15, 7.1, 7.2}, {16, 7.1, 7.2}};
+  EXPECT_EQ(inflection_from_step_times(tuned, current, steps, 0.003), tuned);
+  // Within the noise the current choice stays: only M = 2 moves.
+  for (StepComparison& s : steps)
+    if (s.batch > 2) s.tuned_ms = s.current_ms * 0.999;
+  EXPECT_EQ(inflection_from_step_times(tuned, current, steps, 0.003), (LinearInflection{2, 8}));
+  // A batch the bench skipped (no time) keeps the current choice.
+  EXPECT_EQ(inflection_from_step_times(tuned, current, {{2, -1, 5.0}}, 0.003), current);
+}
+
 TEST(LinearTable, MalformedFilesNameTheProblem) {
   expect_parse_error("{\"format\": \"x\", \"version\": 1, \"entries\": []}", "'format'");
   expect_parse_error("{\"format\": \"fdpp-linear-table\", \"version\": 7, \"entries\": []}", "'version'");

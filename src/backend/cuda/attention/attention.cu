@@ -199,7 +199,7 @@ __device__ bool merge_row_splits(const AttentionParams<T>& p, const Workspace& w
 // run) is recomputed from the cache with the ordinary online softmax.
 template <typename T>
 __global__ void __launch_bounds__(MergeTraits::kThreads) merge_kernel(const AttentionParams<T> p) {
-  launch_dependents_early();  // the O projection's weight loads start during the split's tail
+  if (p.plan.merge_early) launch_dependents_early();  // the O projection's weight loads overlap the split's tail
   enter_dependent_grid();
   const int h = blockIdx.x;
   const int64_t z = blockIdx.y, t = p.token_of(z);
@@ -347,6 +347,8 @@ AttentionPlan plan_attention(int64_t tokens, int64_t num_q_heads, int64_t num_kv
     plan.split_pdl = split_pdl_switch == 0 || split_pdl_switch == 1
                          ? split_pdl_switch == 1
                          : plan.tensor_cores || cuda_core_split_pdl(plan.split_size, blocks_per_split, sm_count);
+    static const bool merge_early = env_switch("FDPP_ATTENTION_MERGE_EARLY") != 0;  // A/B switch
+    plan.merge_early = merge_early;
   }
   const int64_t rows = tokens * num_q_heads;
   plan.workspace_bytes = static_cast<size_t>(rows * plan.num_splits * (head_dim + 1)) * sizeof(float) +

@@ -72,6 +72,7 @@ struct AttentionPlan {
   bool mma_bulk = false;       // the tensor-core kernel's copies: bulk copies on the TMA unit (sm_90), else cp.async
   bool mma_tensor_maps = false; // with mma_bulk: tensor copies where tiles lie in one cache block (attention_mma.cuh)
   bool split_pdl = true;       // the split kernel launches programmatically (launch.cuh) where PDL is on
+  bool merge_early = true;     // the merge lets its successor launch before its own wait (launch.cuh)
   size_t workspace_bytes = 0;  // partial sums + row flags
 };
 // Decode launches: `rows` query tokens, each attending over up to max_kv_len slots.
