@@ -51,13 +51,18 @@ inline constexpr int64_t kSmallMKernelsMaxM = 64;
 //   took 1.1-1.7% less than with cuBLASLt above M = 8.
 // - Its QKV projection [12288, 4096] keeps it up to M = 12: batch 10-12 −0.1 to −2.2%, batch 9
 //   −0.5% to +0.2%. Up to M = 16 made batch 16 1% slower.
-// Not Llama-3-8B's down [4096, 14336], QKV [6144, 4096] or O [4096, 4096]: there the flat GEMM
-// at M 9-12 left the step level or made it up to 4% slower.
+// - Llama-3-8B's (and Mistral-7B's) QKV projection [6144, 4096] takes the flat GEMM at M = 1 too:
+//   the batch-1 step took 1.5% less (session 33, `fdpp tune`'s step check: 5.124 against 5.204 ms;
+//   the deep weight ring of session 31 made the flat GEMM the faster one alone as well).
+// Not Llama-3-8B's down [4096, 14336], QKV [6144, 4096] or O [4096, 4096] above M = 8: there the
+// flat GEMM at M 9-12 left the step level or made it up to 4% slower (session 33's step check:
+// down +1.4 to +1.7% at batch 9-15).
 struct BuiltinShapeInflection {
   int64_t n, k;
   LinearInflection at;
 };
-inline constexpr BuiltinShapeInflection kBuiltinShapeInflections[] = {{4096, 11008, {1, 16}}, {12288, 4096, {1, 12}}};
+inline constexpr BuiltinShapeInflection kBuiltinShapeInflections[] = {
+    {4096, 11008, {1, 16}}, {12288, 4096, {1, 12}}, {6144, 4096, {0, 8}}};
 
 // The inflection points without a tuned table entry: kDefaultGatedLinearInflection for the fused
 // gate/up projection, else a kBuiltinShapeInflections entry for [n, k], else kDefaultLinearInflection.

@@ -85,12 +85,13 @@ TEST(LinearTable, SavesAndLoadsEntries) {
 }
 
 // Without a table entry: the gated default for the fused gate/up projection, the built-in
-// exceptions for Llama-2-7B's down and QKV projections, the plain default elsewhere; a table
-// entry wins.
+// exceptions for Llama-2-7B's down and QKV projections and Llama-3-8B's QKV, the plain default
+// elsewhere; a table entry wins.
 TEST(LinearTable, BuiltinInflectionsWithoutATableEntry) {
   EXPECT_EQ(builtin_linear_inflection(4096, 11008, false), (LinearInflection{1, 16}));
   EXPECT_EQ(builtin_linear_inflection(12288, 4096, false), (LinearInflection{1, 12}));
-  EXPECT_EQ(builtin_linear_inflection(6144, 4096, false), kDefaultLinearInflection);
+  EXPECT_EQ(builtin_linear_inflection(6144, 4096, false), (LinearInflection{0, 8}));
+  EXPECT_EQ(choose_linear_impl(builtin_linear_inflection(6144, 4096, false), 1), LinearImpl::kFlatGemm);
   EXPECT_EQ(builtin_linear_inflection(4096, 14336, false), kDefaultLinearInflection);
   EXPECT_EQ(builtin_linear_inflection(4096, 4096, false), kDefaultLinearInflection);
   EXPECT_EQ(builtin_linear_inflection(11008, 4096, false), kDefaultLinearInflection);
