@@ -114,8 +114,8 @@ LinearInflection inflection_from_timings(const std::vector<LinearTiming>& timing
 
 // The step check of `fdpp tune`. A sweep times each linear alone, back to back; inside the decode
 // step its neighbours overlap it (PDL), and there the choice can flip (H100, docs/PERF.md session
-// 33: the GEMV at M = 2 for Llama-2-7B's O and down made the step 1.7% slower although it was 6%
-// faster back to back). So where a tuned entry would change the choice, whole decode steps decide.
+// 33: the GEMV at M = 2 for Llama-2-7B's O and down made the step 1.7% slower although
+// bench_linear had it 6% faster on O back to back). So where a tuned entry would change the choice, whole decode steps decide.
 
 // The M in 1..max_m where the two inflections choose different implementations, ascending.
 std::vector<int64_t> batches_where_choices_differ(const LinearInflection& a, const LinearInflection& b,
