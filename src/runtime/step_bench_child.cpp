@@ -4,10 +4,9 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
+#include "core/json_file.h"
 #include "fdpp/status.h"
 
 namespace fdpp {
@@ -20,11 +19,11 @@ std::string shell_quote(const std::string& s) {
   return out + "'";
 }
 
+// The end of the child's error output (the shell creates the file before the child runs).
 std::string read_tail(const std::filesystem::path& path, size_t max_chars) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return {};
+  const std::string text = read_text_file(path);
   return text.size() > max_chars ? "..." + text.substr(text.size() - max_chars) : text;
 }
 
